@@ -1,0 +1,404 @@
+#include "analyzer/analyze.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "analyzer/reader.h"
+#include "analyzer/replay.h"
+#include "analyzer/strbuf.h"
+#include "common/names.h"
+
+/* ---- collecting trace files ---- */
+
+struct path_list {
+  char **v;
+  size_t n, cap;
+};
+
+static int path_push(struct path_list *l, char *p) {
+  if (!p)
+    return -1;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 16;
+    char **t = realloc(l->v, cap * sizeof *t);
+    if (!t) {
+      free(p);
+      return -1;
+    }
+    l->v = t;
+    l->cap = cap;
+  }
+  l->v[l->n++] = p;
+  return 0;
+}
+
+static int is_trace_name(const char *name) {
+  size_t n = strlen(name);
+  return strncmp(name, "loopsan.", 8) == 0 && n > 14 && strcmp(name + n - 6, ".trace") == 0;
+}
+
+static int compare_paths(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int collect(const char *path, struct path_list *l, struct loopsan_report *rep) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    loopsan_report_add_note(&rep->notes, &rep->n_notes, "%s: %s", path, strerror(errno));
+    return 0;
+  }
+  if (!S_ISDIR(st.st_mode))
+    return path_push(l, strdup(path));
+  DIR *d = opendir(path);
+  if (!d) {
+    loopsan_report_add_note(&rep->notes, &rep->n_notes, "%s: %s", path, strerror(errno));
+    return 0;
+  }
+  size_t first = l->n;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (!is_trace_name(e->d_name))
+      continue;
+    char *p = NULL;
+    if (asprintf(&p, "%s/%s", path, e->d_name) < 0 || path_push(l, p) != 0) {
+      closedir(d);
+      return -1;
+    }
+  }
+  closedir(d);
+  if (l->n == first)
+    loopsan_report_add_note(&rep->notes, &rep->n_notes, "%s: no loopsan trace files in this directory",
+                            path);
+  qsort(l->v + first, l->n - first, sizeof *l->v, compare_paths);
+  return 0;
+}
+
+/* ---- symbolised frames ---- */
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static int own_frame(struct loopsan_frame_owned *o, const loopsan_frame *f) {
+  o->function = dup_or_null(f->function);
+  o->file = dup_or_null(f->file);
+  o->module = dup_or_null(f->module);
+  o->line = f->line;
+  o->address = f->address;
+  o->module_offset = f->module_offset;
+  return 0;
+}
+
+/* Expand a recorded stack into frames (inlined frames included). */
+static int frames_of_stack(loopsan_symbolizer *sym, const struct replay_stack *s,
+                           struct loopsan_frame_owned **out, size_t *n_out) {
+  *out = NULL;
+  *n_out = 0;
+  if (!s)
+    return 0;
+  size_t n = 0, cap = s->n + 4;
+  struct loopsan_frame_owned *v = calloc(cap, sizeof *v);
+  if (!v)
+    return -1;
+  for (uint32_t i = 0; i < s->n; i++) {
+    const loopsan_frame *fr;
+    size_t nf;
+    if (loopsan_symbolize(sym, s->frames[i], 1, &fr, &nf) != 0)
+      break;
+    for (size_t k = 0; k < nf; k++) {
+      if (n == cap) {
+        cap *= 2;
+        struct loopsan_frame_owned *t = realloc(v, cap * sizeof *t);
+        if (!t)
+          goto done;
+        v = t;
+      }
+      own_frame(&v[n++], &fr[k]);
+    }
+  }
+done:
+  *out = v;
+  *n_out = n;
+  return 0;
+}
+
+/* ---- messages ---- */
+
+static const char *error_name(int32_t result) {
+  static char buf[32];
+  const char *name = result < 0 ? strerrorname_np(-result) : NULL;
+  if (name)
+    return name;
+  snprintf(buf, sizeof buf, "%d", result);
+  return buf;
+}
+
+static void callback_phrase(struct loopsan_strbuf *sb, const struct loopsan_finding *f) {
+  if (!f->has_callback)
+    return;
+  if (f->callback.function)
+    loopsan_sb_printf(sb, "%s()", f->callback.function);
+  else if (f->callback.module)
+    loopsan_sb_printf(sb, "%s+0x%llx", f->callback.module,
+                      (unsigned long long)f->callback.module_offset);
+  else
+    loopsan_sb_printf(sb, "0x%llx", (unsigned long long)f->callback.address);
+}
+
+static void compose_message(struct loopsan_finding *f, const struct raw_finding *raw,
+                            const char *type) {
+  struct loopsan_strbuf m, d;
+  loopsan_sb_init(&m);
+  loopsan_sb_init(&d);
+  const char *api = raw->library == LOOPSAN_LIB_UV ? "uv_close()" : "closing it";
+  switch (f->kind) {
+  case LOOPSAN_KIND_SLOW_CALLBACK:
+    loopsan_sb_puts(&m, "callback ");
+    callback_phrase(&m, f);
+    loopsan_sb_printf(&m, " of %s took %.3f ms", type, f->duration_ms);
+    if (f->count > 1)
+      loopsan_sb_printf(&m, " (the slowest of %u slow calls)", f->count);
+    break;
+  case LOOPSAN_KIND_UNCLOSED_HANDLE:
+    loopsan_sb_printf(&m, "%s was never closed", type);
+    if (f->has_callback) {
+      loopsan_sb_puts(&m, " (callback ");
+      callback_phrase(&m, f);
+      loopsan_sb_puts(&m, ")");
+    }
+    if (raw->detail == RAW_DETAIL_LOOP_CLOSE_EBUSY)
+      loopsan_sb_puts(&d, "it kept uv_loop_close() from succeeding (UV_EBUSY)");
+    else if (raw->detail == RAW_DETAIL_CLOSE_UNFINISHED)
+      loopsan_sb_printf(&d, "%s was called, but the loop never ran again to finish closing it", api);
+    break;
+  case LOOPSAN_KIND_UNCLOSED_LOOP:
+    loopsan_sb_printf(&m, "%s was never closed", type);
+    if (raw->detail == RAW_DETAIL_LOOP_CLOSE_EBUSY)
+      loopsan_sb_printf(&d, "uv_loop_close() returned UV_%s: handles were still open "
+                            "(they are listed as unclosed-handle)", error_name(raw->result));
+    break;
+  case LOOPSAN_KIND_NEVER_STARTED:
+    loopsan_sb_printf(&m, "%s was initialised but never started or used", type);
+    break;
+  case LOOPSAN_KIND_PENDING_AT_EXIT:
+    if (raw->obj_kind == LOOPSAN_OBJ_REQUEST)
+      loopsan_sb_printf(&m, "%s request never completed: its callback ", type);
+    else
+      loopsan_sb_printf(&m, "%s was still pending at exit: its callback ", type);
+    if (f->has_callback)
+      callback_phrase(&m, f);
+    loopsan_sb_puts(&m, " never ran");
+    break;
+  default:
+    loopsan_sb_printf(&m, "%s: %s", loopsan_kind_name(f->kind), type);
+  }
+  f->message = loopsan_sb_steal(&m);
+  f->detail = d.len ? loopsan_sb_steal(&d) : NULL;
+  loopsan_sb_free(&d);
+}
+
+/* ---- one process ---- */
+
+static const char *library_of_module(const char *path) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  static const struct {
+    const char *prefix;
+    unsigned lib;
+  } known[] = {{"libuv.so", LOOPSAN_LIB_UV},        {"libevent", LOOPSAN_LIB_EVENT},
+               {"libev.so", LOOPSAN_LIB_EV},        {"libglib-2.0.so", LOOPSAN_LIB_GLIB}};
+  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+    if (strncmp(base, known[i].prefix, strlen(known[i].prefix)) == 0)
+      return loopsan_library_name(known[i].lib);
+  return NULL;
+}
+
+static int add_library(struct loopsan_process *p, const char *name) {
+  for (size_t i = 0; i < p->n_libraries; i++)
+    if (strcmp(p->libraries[i], name) == 0)
+      return 0;
+  char **t = realloc(p->libraries, (p->n_libraries + 1) * sizeof *t);
+  if (!t)
+    return -1;
+  p->libraries = t;
+  p->libraries[p->n_libraries++] = (char *)name;
+  return 0;
+}
+
+static void describe_process(struct loopsan_process *p, const struct loopsan_replay *r,
+                             const struct loopsan_read_stats *st, const char *path) {
+  p->pid = (int)r->pid;
+  p->ppid = (int)r->ppid;
+  p->exe = dup_or_null(r->exe ? r->exe : "");
+  p->trace = strdup(path);
+  p->ended = r->ended;
+  p->replaced_by_exec = r->ended && r->end_how == LOOPSAN_END_EXEC;
+  if (r->ended && r->end_how != LOOPSAN_END_EXEC && r->end_status >= 0) {
+    p->has_exit = 1;
+    p->exit_status = r->end_status;
+  }
+  if (r->argv && r->argc) {
+    p->argv = calloc(r->argc, sizeof *p->argv);
+    const char *a = r->argv, *end = r->argv + r->argv_len;
+    for (uint32_t i = 0; p->argv && i < r->argc && a < end; i++) {
+      p->argv[p->argc++] = strdup(a);
+      a += strlen(a) + 1;
+    }
+  }
+  for (size_t i = 0; i < r->n_modules; i++) {
+    const char *lib = library_of_module(r->modules[i].path);
+    if (lib)
+      add_library(p, lib);
+  }
+  for (unsigned lib = 1; lib < LOOPSAN_LIB_COUNT; lib++)
+    if (r->libraries_seen & (1u << lib))
+      add_library(p, loopsan_library_name(lib));
+  if (st->truncated_bytes)
+    loopsan_report_add_note(&p->notes, &p->n_notes,
+                            "the trace ends in an incomplete chunk (%llu bytes lost): the process "
+                            "was killed while writing",
+                            (unsigned long long)st->truncated_bytes);
+  if (st->bad_chunks)
+    loopsan_report_add_note(&p->notes, &p->n_notes,
+                            "%llu corrupt chunk(s) skipped (%llu bytes): findings from them are lost",
+                            (unsigned long long)st->bad_chunks, (unsigned long long)st->skipped_bytes);
+  if (st->bad_records)
+    loopsan_report_add_note(&p->notes, &p->n_notes, "%llu malformed record(s) skipped",
+                            (unsigned long long)st->bad_records);
+  if (r->lost_records)
+    loopsan_report_add_note(&p->notes, &p->n_notes,
+                            "the shim could not record %llu event(s) (write errors or full tables)",
+                            (unsigned long long)r->lost_records);
+  if (!r->have_process)
+    loopsan_report_add_note(&p->notes, &p->n_notes, "the trace's process record is missing");
+  if (!r->ended)
+    loopsan_report_add_note(&p->notes, &p->n_notes,
+                            "the process did not exit normally (killed or crashed): objects alive "
+                            "when it stopped are reported as left open");
+  if (!r->objects_seen) {
+    if (p->n_libraries == 0)
+      loopsan_report_add_note(&p->notes, &p->n_notes,
+                              "nothing observed: the program loaded no event-loop library that "
+                              "loopsan supports (libuv)");
+    else
+      loopsan_report_add_note(&p->notes, &p->n_notes,
+                              "nothing observed: %s was loaded, but the program made no call to it "
+                              "that loopsan could see (a statically linked copy is invisible)",
+                              p->libraries[0]);
+  }
+  if (r->failed)
+    loopsan_report_add_note(&p->notes, &p->n_notes, "out of memory: the analysis is incomplete");
+}
+
+static int add_finding(struct loopsan_report *rep, struct loopsan_finding *f) {
+  struct loopsan_finding *t = realloc(rep->findings, (rep->n_findings + 1) * sizeof *t);
+  if (!t)
+    return -1;
+  rep->findings = t;
+  rep->findings[rep->n_findings++] = *f;
+  return 0;
+}
+
+static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r,
+                            loopsan_symbolizer *sym, const struct raw_finding *raw) {
+  struct loopsan_finding f;
+  memset(&f, 0, sizeof f);
+  f.kind = raw->kind;
+  f.severity = loopsan_kind_severity(raw->kind);
+  f.library = loopsan_library_name(raw->library);
+  f.pid = (int)r->pid;
+  f.tid = (int)raw->tid;
+  f.count = raw->count;
+  f.object_type = raw->type_name[0] ? strdup(raw->type_name) : NULL;
+  f.object_address = raw->address;
+  f.duration_ms = raw->kind == LOOPSAN_KIND_SLOW_CALLBACK ? loopsan_replay_ms(r, raw->max_duration) : -1;
+  if (raw->cb) {
+    const loopsan_frame *fr;
+    size_t nf;
+    if (loopsan_symbolize(sym, raw->cb, 0, &fr, &nf) == 0 && nf > 0) {
+      own_frame(&f.callback, &fr[nf - 1]); /* the function itself, not what it inlines */
+      f.has_callback = 1;
+    }
+  }
+  frames_of_stack(sym, loopsan_replay_stack(r, raw->created_stack), &f.created_at, &f.n_created_at);
+  frames_of_stack(sym, loopsan_replay_stack(r, raw->stack), &f.stack, &f.n_stack);
+  compose_message(&f, raw, f.object_type ? f.object_type : "an object");
+  if (f.kind == LOOPSAN_KIND_SLOW_CALLBACK) {
+    free(f.detail);
+    f.detail = NULL;
+    if (asprintf(&f.detail, "nothing else on this loop could run meanwhile (threshold %.0f ms)",
+                 (double)r->threshold_ns / 1e6) < 0)
+      f.detail = NULL;
+  }
+  return add_finding(rep, &f);
+}
+
+static int analyze_one(const char *path, const struct loopsan_analyze_options *opts,
+                       struct loopsan_report *rep) {
+  struct loopsan_replay r;
+  struct loopsan_read_stats st;
+  char err[512];
+  loopsan_replay_init(&r, opts->slow_ns);
+  if (loopsan_read_trace(path, loopsan_replay_record, &r, &st, err, sizeof err) != 0) {
+    loopsan_report_add_note(&rep->notes, &rep->n_notes, "%s", err);
+    loopsan_replay_free(&r);
+    return 0;
+  }
+  loopsan_replay_finish(&r);
+  struct loopsan_process *procs = realloc(rep->processes, (rep->n_processes + 1) * sizeof *procs);
+  if (!procs) {
+    loopsan_replay_free(&r);
+    return -1;
+  }
+  rep->processes = procs;
+  struct loopsan_process *p = &rep->processes[rep->n_processes++];
+  memset(p, 0, sizeof *p);
+  describe_process(p, &r, &st, path);
+  loopsan_symbolizer *sym = loopsan_symbolizer_new();
+  if (!sym) {
+    loopsan_replay_free(&r);
+    return -1;
+  }
+  for (size_t i = 0; i < r.n_modules; i++) {
+    const struct replay_module *m = &r.modules[i];
+    loopsan_symbolizer_add_module(sym, m->path, m->bias, m->start, m->end,
+                                  m->build_id_len ? m->build_id : NULL, m->build_id_len);
+  }
+  int rc = 0;
+  for (size_t i = 0; i < r.cap_findings && rc == 0; i++)
+    if (r.findings[i].count)
+      rc = finding_from_raw(rep, &r, sym, &r.findings[i]);
+  loopsan_symbolizer_free(sym);
+  loopsan_replay_free(&r);
+  return rc;
+}
+
+int loopsan_analyze(char *const *paths, size_t n_paths, const struct loopsan_analyze_options *opts,
+                    struct loopsan_report *out, char *err, size_t err_len) {
+  struct path_list files = {0};
+  int rc = -1;
+  for (size_t i = 0; i < n_paths; i++)
+    if (collect(paths[i], &files, out) != 0) {
+      snprintf(err, err_len, "out of memory");
+      goto out;
+    }
+  for (size_t i = 0; i < files.n; i++)
+    if (analyze_one(files.v[i], opts, out) != 0) {
+      snprintf(err, err_len, "out of memory while analysing %s", files.v[i]);
+      goto out;
+    }
+  if (out->n_processes == 0) {
+    snprintf(err, err_len, "no readable loopsan trace in %s%s", paths[0],
+             n_paths > 1 ? " and the other paths given" : "");
+    goto out;
+  }
+  loopsan_report_sort(out);
+  rc = 0;
+out:
+  for (size_t i = 0; i < files.n; i++)
+    free(files.v[i]);
+  free(files.v);
+  return rc;
+}

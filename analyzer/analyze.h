@@ -1,0 +1,21 @@
+/* The analyzer's entry point: traces in, findings model out. */
+#ifndef LOOPSAN_ANALYZE_H
+#define LOOPSAN_ANALYZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "analyzer/findings.h"
+
+struct loopsan_analyze_options {
+  uint64_t slow_ns; /* 0: the threshold each trace was recorded with */
+};
+
+/* Read every trace named in PATHS (files, or directories holding
+ * loopsan.*.trace files), replay, apply the rules, symbolise, and fill *out.
+ * Unreadable or damaged traces become notes in the report; returns -1 only
+ * when nothing at all could be read (err says why). */
+int loopsan_analyze(char *const *paths, size_t n_paths, const struct loopsan_analyze_options *opts,
+                    struct loopsan_report *out, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,104 @@
+/* The findings model: what the analyzer concluded, fully symbolised. Every
+ * report format renders this and nothing else (SPEC.md section 3 is its
+ * JSON form); no report re-derives a finding. */
+#ifndef LOOPSAN_FINDINGS_H
+#define LOOPSAN_FINDINGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "analyzer/symbolize.h"
+
+#define LOOPSAN_KINDS(X)                                 \
+  X(CRASH, "crash", ERROR)                               \
+  X(MISUSE, "misuse", ERROR)                             \
+  X(WRONG_THREAD, "wrong-thread", ERROR)                 \
+  X(SLOW_CALLBACK, "slow-callback", WARNING)             \
+  X(BLOCKED_LOOP, "blocked-loop", WARNING)               \
+  X(BLOCKING_CALL, "blocking-call", WARNING)             \
+  X(PENDING_AT_EXIT, "pending-at-exit", WARNING)         \
+  X(UNCLOSED_HANDLE, "unclosed-handle", WARNING)         \
+  X(UNCLOSED_LOOP, "unclosed-loop", WARNING)             \
+  X(NEVER_STARTED, "never-started", WARNING)             \
+  X(UNOBSERVED_ERROR, "unobserved-error", WARNING)       \
+  X(API_ERROR, "api-error", WARNING)
+
+enum loopsan_kind {
+#define X(id, name, sev) LOOPSAN_KIND_##id,
+  LOOPSAN_KINDS(X)
+#undef X
+      LOOPSAN_KIND_COUNT
+};
+
+enum loopsan_severity { LOOPSAN_SEV_ERROR = 0, LOOPSAN_SEV_WARNING = 1, LOOPSAN_SEV_INFO = 2 };
+
+const char *loopsan_kind_name(enum loopsan_kind kind);
+enum loopsan_severity loopsan_kind_severity(enum loopsan_kind kind);
+const char *loopsan_severity_name(enum loopsan_severity sev);
+/* -1 if NAME is no kind. */
+int loopsan_kind_from_name(const char *name, size_t len);
+
+/* A frame whose strings the finding owns. */
+struct loopsan_frame_owned {
+  char *function, *file, *module;
+  int line;
+  uint64_t address;
+  uint64_t module_offset;
+};
+
+struct loopsan_finding {
+  enum loopsan_kind kind;
+  enum loopsan_severity severity;
+  const char *library; /* static string */
+  int pid, tid;
+  char *message;
+  char *detail;        /* an extra sentence (why, what to do), or NULL */
+  char *object_type;   /* "uv_timer_t", or NULL */
+  uint64_t object_address;
+  int has_callback;
+  struct loopsan_frame_owned callback;
+  struct loopsan_frame_owned *created_at;
+  size_t n_created_at;
+  struct loopsan_frame_owned *stack;
+  size_t n_stack;
+  double duration_ms; /* < 0: not timed */
+  unsigned count;
+  int suppressed;
+};
+
+struct loopsan_process {
+  int pid, ppid;
+  char *exe;
+  char **argv;
+  size_t argc;
+  int has_exit;    /* exit below is known */
+  int exit_signal; /* non-zero: killed by this signal */
+  int exit_status;
+  int ended;       /* the trace has its END record */
+  int replaced_by_exec; /* it ended by exec: the next image has the same pid */
+  char **libraries; /* "libuv", ... (static strings) */
+  size_t n_libraries;
+  char *trace;
+  char **notes;    /* what could not be read or observed */
+  size_t n_notes;
+};
+
+struct loopsan_report {
+  struct loopsan_process *processes;
+  size_t n_processes;
+  struct loopsan_finding *findings;
+  size_t n_findings;
+  char **notes; /* about the whole run */
+  size_t n_notes;
+  char *trace_dir;
+};
+
+void loopsan_report_free(struct loopsan_report *r);
+int loopsan_report_add_note(char ***notes, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Worst first: severity, then kind, then duration, then count. */
+void loopsan_report_sort(struct loopsan_report *r);
+/* Number of findings per kind, not counting suppressed ones. */
+void loopsan_report_summary(const struct loopsan_report *r, unsigned counts[LOOPSAN_KIND_COUNT]);
+
+#endif

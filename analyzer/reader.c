@@ -1,0 +1,166 @@
+#include "analyzer/reader.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/crc32.h"
+
+size_t loopsan_record_min_size(uint16_t type) {
+  switch (type) {
+  case LOOPSAN_REC_PROCESS: return sizeof(struct loopsan_rec_process);
+  case LOOPSAN_REC_CLOCK: return sizeof(struct loopsan_rec_clock);
+  case LOOPSAN_REC_MODULE: return sizeof(struct loopsan_rec_module);
+  case LOOPSAN_REC_MODULE_UNLOAD: return sizeof(struct loopsan_rec_module_unload);
+  case LOOPSAN_REC_THREAD: return sizeof(struct loopsan_rec_thread);
+  case LOOPSAN_REC_STACK: return sizeof(struct loopsan_rec_stack);
+  case LOOPSAN_REC_TYPE: return sizeof(struct loopsan_rec_type);
+  case LOOPSAN_REC_OBJ_NEW: return sizeof(struct loopsan_rec_obj_new);
+  case LOOPSAN_REC_OBJ_OP: return sizeof(struct loopsan_rec_obj_op);
+  case LOOPSAN_REC_DISPATCH: return sizeof(struct loopsan_rec_dispatch);
+  case LOOPSAN_REC_API_ERROR: return sizeof(struct loopsan_rec_api_error);
+  case LOOPSAN_REC_LOST: return sizeof(struct loopsan_rec_lost);
+  case LOOPSAN_REC_END: return sizeof(struct loopsan_rec_end);
+  default: return 0;
+  }
+}
+
+/* Bytes a record's variable tail needs beyond its fixed part. */
+static uint64_t tail_size(const struct loopsan_record_header *h) {
+  switch (h->type) {
+  case LOOPSAN_REC_PROCESS: {
+    const struct loopsan_rec_process *r = (const void *)h;
+    return (uint64_t)r->exe_len + r->argv_len;
+  }
+  case LOOPSAN_REC_MODULE: {
+    const struct loopsan_rec_module *r = (const void *)h;
+    return (uint64_t)r->build_id_len + r->path_len;
+  }
+  case LOOPSAN_REC_THREAD: return ((const struct loopsan_rec_thread *)(const void *)h)->name_len;
+  case LOOPSAN_REC_STACK: {
+    const struct loopsan_rec_stack *r = (const void *)h;
+    return r->nframes > LOOPSAN_STACK_MAX_FRAMES ? UINT64_MAX : (uint64_t)r->nframes * 8u;
+  }
+  case LOOPSAN_REC_TYPE: return ((const struct loopsan_rec_type *)(const void *)h)->name_len;
+  case LOOPSAN_REC_API_ERROR: return ((const struct loopsan_rec_api_error *)(const void *)h)->name_len;
+  default: return 0;
+  }
+}
+
+/* Validate and deliver the records of one chunk's payload. */
+static int read_records(const unsigned char *p, uint32_t len, uint32_t tid, loopsan_record_fn fn,
+                        void *ctx, struct loopsan_read_stats *st) {
+  uint32_t off = 0;
+  while (off + sizeof(struct loopsan_record_header) <= len) {
+    struct loopsan_record_header h;
+    memcpy(&h, p + off, sizeof h);
+    size_t min = loopsan_record_min_size(h.type);
+    if (h.size < sizeof h || (h.size & 7u) || h.size > len - off) {
+      st->bad_records++; /* the rest of the chunk cannot be framed */
+      return 0;
+    }
+    const struct loopsan_record_header *rec = (const void *)(p + off);
+    if (min == 0 || h.size < min || tail_size(rec) > h.size - min) {
+      st->bad_records++; /* unknown type or inconsistent lengths: skip it */
+    } else {
+      st->records++;
+      if (fn(ctx, rec, tid) != 0)
+        return 1;
+    }
+    off += h.size;
+  }
+  return 0;
+}
+
+int loopsan_read_trace(const char *path, loopsan_record_fn fn, void *ctx,
+                       struct loopsan_read_stats *st, char *err, size_t err_len) {
+  memset(st, 0, sizeof *st);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(err, err_len, "%s: %s", path, strerror(errno));
+    return -1;
+  }
+  struct stat sb;
+  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    snprintf(err, err_len, "%s: not a regular file", path);
+    close(fd);
+    return -1;
+  }
+  size_t size = (size_t)sb.st_size;
+  st->file_bytes = size;
+  struct loopsan_file_header fh;
+  if (size < sizeof fh) {
+    snprintf(err, err_len, "%s: not a loopsan trace (only %zu bytes)", path, size);
+    close(fd);
+    return -1;
+  }
+  const unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (map == MAP_FAILED) {
+    snprintf(err, err_len, "%s: cannot map: %s", path, strerror(errno));
+    return -1;
+  }
+  int rc = -1;
+  memcpy(&fh, map, sizeof fh);
+  if (memcmp(fh.magic, LOOPSAN_TRACE_MAGIC, 8) != 0) {
+    snprintf(err, err_len, "%s: not a loopsan trace (bad magic)", path);
+    goto out;
+  }
+  st->version = fh.version;
+  if (fh.version > LOOPSAN_TRACE_VERSION) {
+    snprintf(err, err_len,
+             "%s: trace format version %u is newer than this loopsan reads (%u); use a newer loopsan",
+             path, fh.version, LOOPSAN_TRACE_VERSION);
+    goto out;
+  }
+  if (fh.header_size < sizeof fh || fh.header_size > size) {
+    snprintf(err, err_len, "%s: corrupt file header", path);
+    goto out;
+  }
+  size_t off = fh.header_size, bad_start = 0;
+  uint64_t max_seq = 0;
+  int in_bad_run = 0;
+  while (off < size) {
+    struct loopsan_chunk_header ch;
+    int ok = 0;
+    if (size - off >= sizeof ch) {
+      memcpy(&ch, map + off, sizeof ch);
+      ok = ch.magic == LOOPSAN_CHUNK_MAGIC && ch.size <= LOOPSAN_CHUNK_MAX_PAYLOAD &&
+           ch.size <= size - off - sizeof ch &&
+           loopsan_crc32(0, map + off + sizeof ch, ch.size) == ch.crc;
+    }
+    if (!ok) {
+      if (!in_bad_run) {
+        st->bad_chunks++;
+        bad_start = off;
+      }
+      in_bad_run = 1;
+      st->skipped_bytes++;
+      off++; /* resynchronise on the next magic whose CRC checks out */
+      continue;
+    }
+    in_bad_run = 0;
+    st->chunks++;
+    if (ch.seq > max_seq)
+      max_seq = ch.seq;
+    if (read_records(map + off + sizeof ch, ch.size, ch.tid, fn, ctx, st))
+      break;
+    off += sizeof ch + ch.size;
+  }
+  if (in_bad_run) {
+    /* Unreadable bytes up to the end: the writer was cut off mid-chunk. */
+    st->bad_chunks--;
+    st->skipped_bytes -= size - bad_start;
+    st->truncated_bytes = size - bad_start;
+  }
+  if (st->chunks && max_seq + 1 > st->chunks)
+    st->seq_gaps = max_seq + 1 - st->chunks;
+  rc = 0;
+out:
+  munmap((void *)map, size);
+  return rc;
+}

@@ -1,0 +1,405 @@
+#include "analyzer/replay.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyzer/rules.h"
+
+void loopsan_replay_init(struct loopsan_replay *r, uint64_t threshold_ns) {
+  memset(r, 0, sizeof *r);
+  r->threshold_ns = threshold_ns;
+  r->ticks_per_sec = 1000000000u;
+  r->end_status = -1;
+}
+
+void loopsan_replay_free(struct loopsan_replay *r) {
+  free(r->exe);
+  free(r->argv);
+  free(r->types);
+  for (size_t i = 0; i < r->n_modules; i++)
+    free(r->modules[i].path);
+  free(r->modules);
+  for (size_t i = 0; i < r->cap_stacks; i++)
+    free(r->stacks[i].frames);
+  free(r->stacks);
+  for (size_t i = 0; i < r->cap_objects; i++)
+    free(r->objects[i]);
+  free(r->objects);
+  free(r->findings);
+  memset(r, 0, sizeof *r);
+}
+
+double loopsan_replay_ms(const struct loopsan_replay *r, uint64_t ticks) {
+  return (double)ticks * 1000.0 / (double)(r->ticks_per_sec ? r->ticks_per_sec : 1000000000u);
+}
+
+static uint64_t mix(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdu;
+  x ^= x >> 33;
+  return x;
+}
+
+/* ---- stacks (open addressing by id, grown at 50% load) ---- */
+
+static int stacks_grow(struct loopsan_replay *r) {
+  size_t cap = r->cap_stacks ? r->cap_stacks * 2 : 256;
+  struct replay_stack *t = calloc(cap, sizeof *t);
+  if (!t)
+    return -1;
+  for (size_t i = 0; i < r->cap_stacks; i++) {
+    if (!r->stacks[i].id)
+      continue;
+    size_t j = mix(r->stacks[i].id) & (cap - 1);
+    while (t[j].id)
+      j = (j + 1) & (cap - 1);
+    t[j] = r->stacks[i];
+  }
+  free(r->stacks);
+  r->stacks = t;
+  r->cap_stacks = cap;
+  return 0;
+}
+
+const struct replay_stack *loopsan_replay_stack(const struct loopsan_replay *r, uint32_t id) {
+  if (!id || !r->cap_stacks)
+    return NULL;
+  for (size_t j = mix(id) & (r->cap_stacks - 1);; j = (j + 1) & (r->cap_stacks - 1)) {
+    if (r->stacks[j].id == id)
+      return &r->stacks[j];
+    if (!r->stacks[j].id)
+      return NULL;
+  }
+}
+
+static void add_stack(struct loopsan_replay *r, const struct loopsan_rec_stack *s) {
+  if (!s->id || loopsan_replay_stack(r, s->id))
+    return;
+  if ((r->n_stacks + 1) * 2 > r->cap_stacks && stacks_grow(r) != 0) {
+    r->failed = 1;
+    return;
+  }
+  uint64_t *frames = malloc(sizeof *frames * (s->nframes ? s->nframes : 1));
+  if (!frames) {
+    r->failed = 1;
+    return;
+  }
+  memcpy(frames, s + 1, sizeof *frames * s->nframes);
+  size_t j = mix(s->id) & (r->cap_stacks - 1);
+  while (r->stacks[j].id)
+    j = (j + 1) & (r->cap_stacks - 1);
+  r->stacks[j] = (struct replay_stack){.id = s->id, .n = s->nframes, .frames = frames};
+  r->n_stacks++;
+}
+
+/* ---- objects (open addressing by id, backward-shift deletion) ---- */
+
+static int objects_grow(struct loopsan_replay *r) {
+  size_t cap = r->cap_objects ? r->cap_objects * 2 : 1024;
+  struct replay_object **t = calloc(cap, sizeof *t);
+  if (!t)
+    return -1;
+  for (size_t i = 0; i < r->cap_objects; i++) {
+    if (!r->objects[i])
+      continue;
+    size_t j = mix(r->objects[i]->id) & (cap - 1);
+    while (t[j])
+      j = (j + 1) & (cap - 1);
+    t[j] = r->objects[i];
+  }
+  free(r->objects);
+  r->objects = t;
+  r->cap_objects = cap;
+  return 0;
+}
+
+static size_t object_slot(const struct loopsan_replay *r, uint64_t id) {
+  for (size_t j = mix(id) & (r->cap_objects - 1);; j = (j + 1) & (r->cap_objects - 1))
+    if (!r->objects[j] || r->objects[j]->id == id)
+      return j;
+}
+
+struct replay_object *loopsan_replay_object(struct loopsan_replay *r, uint64_t id) {
+  if (!id || !r->cap_objects)
+    return NULL;
+  return r->objects[object_slot(r, id)];
+}
+
+static void forget_object(struct loopsan_replay *r, uint64_t id) {
+  if (!r->cap_objects)
+    return;
+  size_t mask = r->cap_objects - 1, i = object_slot(r, id);
+  if (!r->objects[i])
+    return;
+  free(r->objects[i]);
+  r->objects[i] = NULL;
+  r->n_objects--;
+  /* Backward-shift: move later members of the cluster into the hole. */
+  for (size_t j = (i + 1) & mask; r->objects[j]; j = (j + 1) & mask) {
+    size_t home = mix(r->objects[j]->id) & mask;
+    if (((j - home) & mask) >= ((j - i) & mask)) {
+      r->objects[i] = r->objects[j];
+      r->objects[j] = NULL;
+      i = j;
+    }
+  }
+}
+
+static void new_object(struct loopsan_replay *r, const struct loopsan_rec_obj_new *n) {
+  struct replay_object *o = loopsan_replay_object(r, n->obj);
+  if (!o) {
+    if ((r->n_objects + 1) * 2 > r->cap_objects && objects_grow(r) != 0) {
+      r->failed = 1;
+      return;
+    }
+    o = calloc(1, sizeof *o);
+    if (!o) {
+      r->failed = 1;
+      return;
+    }
+    r->objects[object_slot(r, n->obj)] = o;
+    r->n_objects++;
+  }
+  o->id = n->obj;
+  o->loop = n->loop;
+  o->address = n->address;
+  o->created_ts = n->ts;
+  o->stack = n->stack;
+  o->tid = n->tid;
+  o->library = n->library;
+  o->type = n->type;
+  o->flags = n->flags;
+  r->objects_seen++;
+  if (n->library < 32)
+    r->libraries_seen |= 1u << n->library;
+}
+
+const struct replay_type *loopsan_replay_type(const struct loopsan_replay *r, uint16_t library,
+                                              uint16_t type) {
+  for (size_t i = 0; i < r->n_types; i++)
+    if (r->types[i].library == library && r->types[i].type == type)
+      return &r->types[i];
+  return NULL;
+}
+
+/* ---- raw findings, merged by (kind, type, callback, creation stack) ---- */
+
+static uint64_t finding_key(const struct raw_finding *f) {
+  return mix((uint64_t)f->kind * 0x9E3779B97F4A7C15u ^ mix(f->cb) ^ ((uint64_t)f->created_stack << 20) ^
+             mix((uint64_t)f->library << 16 | f->detail) ^ (uint64_t)strlen(f->type_name));
+}
+
+static int same_finding(const struct raw_finding *a, const struct raw_finding *b) {
+  return a->kind == b->kind && a->cb == b->cb && a->created_stack == b->created_stack &&
+         a->library == b->library && a->detail == b->detail &&
+         strcmp(a->type_name, b->type_name) == 0;
+}
+
+void loopsan_replay_report(struct loopsan_replay *r, const struct raw_finding *f) {
+  if ((r->n_findings + 1) * 2 > r->cap_findings) {
+    size_t cap = r->cap_findings ? r->cap_findings * 2 : 64;
+    struct raw_finding *t = calloc(cap, sizeof *t);
+    if (!t) {
+      r->failed = 1;
+      return;
+    }
+    for (size_t i = 0; i < r->cap_findings; i++) {
+      if (!r->findings[i].count)
+        continue;
+      size_t j = finding_key(&r->findings[i]) & (cap - 1);
+      while (t[j].count)
+        j = (j + 1) & (cap - 1);
+      t[j] = r->findings[i];
+    }
+    free(r->findings);
+    r->findings = t;
+    r->cap_findings = cap;
+  }
+  size_t j = finding_key(f) & (r->cap_findings - 1);
+  for (; r->findings[j].count; j = (j + 1) & (r->cap_findings - 1)) {
+    struct raw_finding *e = &r->findings[j];
+    if (same_finding(e, f)) {
+      e->count += f->count ? f->count : 1;
+      if (f->max_duration > e->max_duration) {
+        e->max_duration = f->max_duration;
+        e->stack = f->stack;
+        e->tid = f->tid;
+        e->address = f->address;
+      }
+      return;
+    }
+  }
+  r->findings[j] = *f;
+  if (!r->findings[j].count)
+    r->findings[j].count = 1;
+  r->n_findings++;
+}
+
+/* ---- records ---- */
+
+static char *dup_bytes(const void *p, size_t n) {
+  char *s = malloc(n + 1);
+  if (s) {
+    memcpy(s, p, n);
+    s[n] = '\0';
+  }
+  return s;
+}
+
+static void on_process(struct loopsan_replay *r, const struct loopsan_rec_process *p) {
+  const char *tail = (const char *)(p + 1);
+  free(r->exe);
+  free(r->argv);
+  r->exe = dup_bytes(tail, p->exe_len);
+  r->argv = dup_bytes(tail + p->exe_len, p->argv_len);
+  r->argv_len = p->argv_len;
+  r->argc = p->argc;
+  r->pid = p->pid;
+  r->ppid = p->ppid;
+  r->slow_ns = p->slow_ns;
+  if (!r->threshold_ns)
+    r->threshold_ns = p->slow_ns;
+  r->have_process = 1;
+}
+
+static void on_module(struct loopsan_replay *r, const struct loopsan_rec_module *m) {
+  const char *tail = (const char *)(m + 1);
+  for (size_t i = 0; i < r->n_modules; i++)
+    if (r->modules[i].bias == m->bias && r->modules[i].start == m->start)
+      return; /* re-emitted map: already known */
+  if (r->n_modules == r->cap_modules) {
+    size_t cap = r->cap_modules ? r->cap_modules * 2 : 32;
+    struct replay_module *t = realloc(r->modules, cap * sizeof *t);
+    if (!t) {
+      r->failed = 1;
+      return;
+    }
+    r->modules = t;
+    r->cap_modules = cap;
+  }
+  struct replay_module *mod = &r->modules[r->n_modules];
+  memset(mod, 0, sizeof *mod);
+  mod->bias = m->bias;
+  mod->start = m->start;
+  mod->end = m->end;
+  mod->build_id_len = m->build_id_len < sizeof mod->build_id ? m->build_id_len : 0;
+  memcpy(mod->build_id, tail, mod->build_id_len);
+  mod->path = dup_bytes(tail + m->build_id_len, m->path_len);
+  if (!mod->path) {
+    r->failed = 1;
+    return;
+  }
+  r->n_modules++;
+}
+
+static void on_type(struct loopsan_replay *r, const struct loopsan_rec_type *t) {
+  if (loopsan_replay_type(r, t->library, t->type))
+    return;
+  struct replay_type *grown = realloc(r->types, (r->n_types + 1) * sizeof *grown);
+  if (!grown) {
+    r->failed = 1;
+    return;
+  }
+  r->types = grown;
+  struct replay_type *e = &r->types[r->n_types++];
+  e->library = t->library;
+  e->type = t->type;
+  e->kind = t->kind;
+  size_t n = t->name_len < sizeof e->name - 1 ? t->name_len : sizeof e->name - 1;
+  memcpy(e->name, t + 1, n);
+  e->name[n] = '\0';
+}
+
+static void on_op(struct loopsan_replay *r, const struct loopsan_rec_obj_op *op) {
+  struct replay_object *o = loopsan_replay_object(r, op->obj);
+  if (!o)
+    return; /* created before this trace began (e.g. in a parent process) */
+  switch (op->op) {
+  case LOOPSAN_OP_START:
+    o->used = 1;
+    o->starts++;
+    o->last_start_ts = op->ts;
+    o->start_flags = op->arg;
+    if (op->cb)
+      o->main_cb = op->cb;
+    break;
+  case LOOPSAN_OP_STOP:
+    o->last_stop_ts = op->ts;
+    break;
+  case LOOPSAN_OP_USE:
+  case LOOPSAN_OP_RUN:
+    o->used = 1;
+    break;
+  case LOOPSAN_OP_CLOSE:
+    o->closing = 1;
+    o->close_ts = op->ts;
+    o->close_cb = op->cb;
+    break;
+  case LOOPSAN_OP_FIRED:
+    o->last_fire_ts = op->ts;
+    break;
+  case LOOPSAN_OP_CLOSED:
+  case LOOPSAN_OP_COMPLETE:
+    if (op->op == LOOPSAN_OP_COMPLETE)
+      o->last_fire_ts = op->ts;
+    loopsan_rules_object_ended(r, o);
+    forget_object(r, o->id);
+    break;
+  default:
+    break;
+  }
+}
+
+static void on_api_error(struct loopsan_replay *r, const struct loopsan_rec_api_error *e) {
+  struct replay_object *o = loopsan_replay_object(r, e->obj);
+  if (!o)
+    return;
+  const char *name = (const char *)(e + 1);
+  if (e->name_len == 13 && memcmp(name, "uv_loop_close", 13) == 0) {
+    o->loop_close_failed = 1;
+    o->loop_close_result = e->result;
+    o->loop_close_stack = e->stack;
+  }
+}
+
+int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, uint32_t tid) {
+  struct loopsan_replay *r = ctx;
+  (void)tid;
+  switch (rec->type) {
+  case LOOPSAN_REC_PROCESS: on_process(r, (const void *)rec); break;
+  case LOOPSAN_REC_CLOCK: {
+    const struct loopsan_rec_clock *c = (const void *)rec;
+    if (c->ticks_per_sec)
+      r->ticks_per_sec = c->ticks_per_sec;
+    break;
+  }
+  case LOOPSAN_REC_MODULE: on_module(r, (const void *)rec); break;
+  case LOOPSAN_REC_STACK: add_stack(r, (const void *)rec); break;
+  case LOOPSAN_REC_TYPE: on_type(r, (const void *)rec); break;
+  case LOOPSAN_REC_OBJ_NEW: new_object(r, (const void *)rec); break;
+  case LOOPSAN_REC_OBJ_OP: on_op(r, (const void *)rec); break;
+  case LOOPSAN_REC_DISPATCH: {
+    const struct loopsan_rec_dispatch *d = (const void *)rec;
+    loopsan_rules_dispatch(r, loopsan_replay_object(r, d->obj), d);
+    break;
+  }
+  case LOOPSAN_REC_API_ERROR: on_api_error(r, (const void *)rec); break;
+  case LOOPSAN_REC_LOST: r->lost_records += ((const struct loopsan_rec_lost *)(const void *)rec)->records; break;
+  case LOOPSAN_REC_END: {
+    const struct loopsan_rec_end *e = (const void *)rec;
+    r->ended = 1;
+    r->end_how = e->how;
+    if (e->status >= 0)
+      r->end_status = e->status;
+    break;
+  }
+  default: break;
+  }
+  return 0;
+}
+
+void loopsan_replay_finish(struct loopsan_replay *r) {
+  for (size_t i = 0; i < r->cap_objects; i++)
+    if (r->objects[i])
+      loopsan_rules_at_exit(r, r->objects[i]);
+}

@@ -1,0 +1,119 @@
+/* Replay: rebuilds, from one trace file's records, the life of every object
+ * and the process around it, and lets the rules (rules.c) turn that into raw
+ * findings: unsymbolised, keyed by addresses and stack ids, merged when
+ * identical. Memory is bounded by live objects, unique stacks and unique
+ * findings: an object that ends well is forgotten when it ends. */
+#ifndef LOOPSAN_REPLAY_H
+#define LOOPSAN_REPLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "analyzer/findings.h"
+#include "common/trace_format.h"
+
+struct replay_object {
+  uint64_t id, loop, address;
+  uint64_t created_ts;
+  uint32_t stack, tid;
+  uint16_t library, type;
+  uint32_t flags;            /* LOOPSAN_OBJF_* */
+  uint64_t main_cb, close_cb;
+  uint64_t last_start_ts, last_stop_ts, last_fire_ts;
+  uint32_t start_flags;      /* LOOPSAN_START_* of the last start */
+  uint32_t starts;
+  uint64_t close_ts;         /* close requested */
+  uint32_t close_stack;
+  int used, closing;
+  int loop_close_failed;     /* loop: a close returned an error */
+  int32_t loop_close_result;
+  uint32_t loop_close_stack;
+};
+
+struct replay_type {
+  uint16_t library, type, kind;
+  char name[64];
+};
+
+struct replay_module {
+  uint64_t bias, start, end;
+  uint8_t build_id[64];
+  size_t build_id_len;
+  char *path;
+};
+
+struct replay_stack {
+  uint32_t id, n;
+  uint64_t *frames;
+};
+
+enum raw_detail {
+  RAW_DETAIL_NONE = 0,
+  RAW_DETAIL_LOOP_CLOSE_EBUSY, /* its loop's close failed because of it */
+  RAW_DETAIL_CLOSE_UNFINISHED, /* uv_close called, loop never ran again */
+  RAW_DETAIL_NOT_ENDED,        /* the process did not end normally */
+};
+
+struct raw_finding {
+  enum loopsan_kind kind;
+  uint16_t library;
+  uint16_t obj_kind;
+  uint32_t tid;
+  char type_name[64];
+  uint64_t address;
+  uint64_t cb;
+  uint32_t created_stack, stack;
+  uint64_t max_duration; /* ts units */
+  unsigned count;
+  enum raw_detail detail;
+  int32_t result;
+};
+
+struct loopsan_replay {
+  /* the process */
+  uint32_t pid, ppid;
+  char *exe;
+  char *argv; /* NUL-separated */
+  size_t argv_len;
+  uint32_t argc;
+  int have_process;
+  uint64_t slow_ns;   /* threshold recorded in the trace */
+  uint64_t threshold_ns; /* threshold applied */
+  uint64_t ticks_per_sec;
+  int ended;
+  uint32_t end_how;
+  int32_t end_status;
+  uint64_t lost_records;
+  uint32_t libraries_seen; /* bit per enum loopsan_library */
+  uint64_t objects_seen;
+  /* tables */
+  struct replay_type *types;
+  size_t n_types;
+  struct replay_module *modules;
+  size_t n_modules, cap_modules;
+  struct replay_stack *stacks; /* open addressing by id */
+  size_t cap_stacks, n_stacks;
+  struct replay_object **objects; /* open addressing by id */
+  size_t cap_objects, n_objects;
+  struct raw_finding *findings; /* open addressing by merge key */
+  size_t cap_findings, n_findings;
+  int failed; /* an allocation failed: results are incomplete */
+};
+
+/* threshold_ns 0: use the one recorded in the trace. */
+void loopsan_replay_init(struct loopsan_replay *r, uint64_t threshold_ns);
+void loopsan_replay_free(struct loopsan_replay *r);
+/* The loopsan_record_fn for loopsan_read_trace. */
+int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, uint32_t tid);
+/* After the last record: what is still alive is judged as at exit. */
+void loopsan_replay_finish(struct loopsan_replay *r);
+
+const struct replay_type *loopsan_replay_type(const struct loopsan_replay *r, uint16_t library,
+                                              uint16_t type);
+const struct replay_stack *loopsan_replay_stack(const struct loopsan_replay *r, uint32_t id);
+struct replay_object *loopsan_replay_object(struct loopsan_replay *r, uint64_t id);
+/* Record a raw finding, merging it with an identical one. */
+void loopsan_replay_report(struct loopsan_replay *r, const struct raw_finding *f);
+double loopsan_replay_ms(const struct loopsan_replay *r, uint64_t ticks);
+
+#endif

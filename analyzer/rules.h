@@ -1,0 +1,18 @@
+/* Rules: each finding kind is decided by one small function that reads the
+ * replayed state of an object at a moment of its life (a dispatch, its end,
+ * the end of the process) and reports raw findings. Adding a kind adds a
+ * function and a table row; it never touches another rule. */
+#ifndef LOOPSAN_RULES_H
+#define LOOPSAN_RULES_H
+
+#include "analyzer/replay.h"
+
+/* A dispatch of OBJ (may be NULL: created before the trace began). */
+void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object *obj,
+                            const struct loopsan_rec_dispatch *d);
+/* OBJ ended well or badly during the run (closed, completed). */
+void loopsan_rules_object_ended(struct loopsan_replay *r, const struct replay_object *obj);
+/* OBJ is still alive when the process ends. */
+void loopsan_rules_at_exit(struct loopsan_replay *r, const struct replay_object *obj);
+
+#endif

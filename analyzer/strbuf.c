@@ -1,0 +1,86 @@
+#include "analyzer/strbuf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void loopsan_sb_init(struct loopsan_strbuf *sb) { memset(sb, 0, sizeof *sb); }
+
+void loopsan_sb_free(struct loopsan_strbuf *sb) {
+  free(sb->data);
+  memset(sb, 0, sizeof *sb);
+}
+
+static int reserve(struct loopsan_strbuf *sb, size_t extra) {
+  if (sb->failed)
+    return -1;
+  if (sb->len + extra + 1 <= sb->cap)
+    return 0;
+  size_t cap = sb->cap ? sb->cap : 64;
+  while (cap < sb->len + extra + 1)
+    cap *= 2;
+  char *p = realloc(sb->data, cap);
+  if (!p) {
+    sb->failed = 1;
+    return -1;
+  }
+  sb->data = p;
+  sb->cap = cap;
+  return 0;
+}
+
+void loopsan_sb_append(struct loopsan_strbuf *sb, const char *s, size_t n) {
+  if (reserve(sb, n) != 0)
+    return;
+  memcpy(sb->data + sb->len, s, n);
+  sb->len += n;
+  sb->data[sb->len] = '\0';
+}
+
+void loopsan_sb_puts(struct loopsan_strbuf *sb, const char *s) { loopsan_sb_append(sb, s, strlen(s)); }
+
+void loopsan_sb_printf(struct loopsan_strbuf *sb, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0 || reserve(sb, (size_t)n) != 0)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  sb->len += (size_t)n;
+}
+
+void loopsan_sb_json_string(struct loopsan_strbuf *sb, const char *s) {
+  if (!s) {
+    loopsan_sb_puts(sb, "null");
+    return;
+  }
+  loopsan_sb_append(sb, "\"", 1);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    switch (*p) {
+    case '"': loopsan_sb_puts(sb, "\\\""); break;
+    case '\\': loopsan_sb_puts(sb, "\\\\"); break;
+    case '\n': loopsan_sb_puts(sb, "\\n"); break;
+    case '\r': loopsan_sb_puts(sb, "\\r"); break;
+    case '\t': loopsan_sb_puts(sb, "\\t"); break;
+    default:
+      if (*p < 0x20 || *p == 0x7f)
+        loopsan_sb_printf(sb, "\\u%04x", *p);
+      else
+        loopsan_sb_append(sb, (const char *)p, 1);
+    }
+  }
+  loopsan_sb_append(sb, "\"", 1);
+}
+
+char *loopsan_sb_steal(struct loopsan_strbuf *sb) {
+  char *s = sb->failed ? NULL : sb->data;
+  if (!s && !sb->failed)
+    s = calloc(1, 1);
+  if (sb->failed)
+    free(sb->data);
+  memset(sb, 0, sizeof *sb);
+  return s;
+}

@@ -1,0 +1,33 @@
+/* The front end: `loopsan run` and `loopsan report`. */
+#ifndef LOOPSAN_CLI_H
+#define LOOPSAN_CLI_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "common/options.h"
+
+enum loopsan_command { LOOPSAN_CMD_NONE, LOOPSAN_CMD_RUN, LOOPSAN_CMD_REPORT, LOOPSAN_CMD_HELP,
+                       LOOPSAN_CMD_VERSION };
+
+struct loopsan_cli {
+  enum loopsan_command command;
+  struct loopsan_options shim; /* what LOOPSAN_OPTIONS carries */
+  int slow_ms_set, trace_dir_set;
+  int format;              /* enum loopsan_format */
+  const char *output;      /* NULL: stderr for run, stdout for report */
+  unsigned long fail_on;   /* bit per enum loopsan_kind */
+  int error_exitcode;      /* -1: off */
+  char **args;             /* run: PROGRAM ARGS...; report: paths */
+  int n_args;
+};
+
+/* Parse ARGV (argv[0] is the program). Returns 0, or -1 with a message
+ * naming the bad option and the valid ones in err. */
+int loopsan_cli_parse(int argc, char **argv, struct loopsan_cli *cli, char *err, size_t err_len);
+void loopsan_cli_usage(FILE *out);
+
+int loopsan_cmd_run(struct loopsan_cli *cli);
+int loopsan_cmd_report(struct loopsan_cli *cli);
+
+#endif

@@ -1,0 +1,188 @@
+/* `loopsan run` and `loopsan report`: start the program with the shim
+ * preloaded, wait for it (and let it own the terminal's signals, as a shell
+ * would), then analyse every trace it and its children wrote. */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "analyzer/analyze.h"
+#include "cli/cli.h"
+#include "config.h"
+#include "reports/report.h"
+
+#ifndef LOOPSAN_PKGLIBDIR
+#define LOOPSAN_PKGLIBDIR "/usr/local/lib/loopsan"
+#endif
+
+/* The shim: $LOOPSAN_SHIM, else next to this binary in a build tree, else
+ * where `make install` put it, else ../lib/loopsan relative to the binary. */
+static int find_shim(char *out, size_t n) {
+  char exe[PATH_MAX], cand[PATH_MAX + 64];
+  const char *env = getenv("LOOPSAN_SHIM");
+  if (env && *env)
+    return realpath(env, out) && n >= PATH_MAX ? 0 : -1;
+  ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (len <= 0)
+    return -1;
+  exe[len] = '\0';
+  char *slash = strrchr(exe, '/');
+  if (slash)
+    *slash = '\0';
+  const char *fmts[] = {"%s/.libs/libloopsan.so", NULL, "%s/../lib/loopsan/libloopsan.so"};
+  for (size_t i = 0; i < 3; i++) {
+    if (fmts[i])
+      snprintf(cand, sizeof cand, fmts[i], exe);
+    else
+      snprintf(cand, sizeof cand, "%s/libloopsan.so", LOOPSAN_PKGLIBDIR);
+    if (access(cand, R_OK) == 0 && realpath(cand, out))
+      return 0;
+  }
+  (void)n;
+  return -1;
+}
+
+static int make_trace_dir(struct loopsan_cli *cli, char *err, size_t err_len) {
+  if (cli->trace_dir_set) {
+    if (mkdir(cli->shim.trace_dir, 0700) != 0 && errno != EEXIST) {
+      snprintf(err, err_len, "--trace-dir %.900s: %s", cli->shim.trace_dir, strerror(errno));
+      return -1;
+    }
+    return 0;
+  }
+  const char *tmp = getenv("TMPDIR");
+  snprintf(cli->shim.trace_dir, sizeof cli->shim.trace_dir, "%s/loopsan.XXXXXX",
+           tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(cli->shim.trace_dir)) {
+    snprintf(err, err_len, "cannot create a trace directory in %s: %s", tmp && *tmp ? tmp : "/tmp",
+             strerror(errno));
+    return -1;
+  }
+  if (strchr(cli->shim.trace_dir, ':')) {
+    snprintf(err, err_len, "TMPDIR may not contain ':' (%.900s)", cli->shim.trace_dir);
+    return -1;
+  }
+  return 0;
+}
+
+static int set_environment(const struct loopsan_cli *cli, const char *shim, char *err, size_t err_len) {
+  char opts[LOOPSAN_PATH_MAX + 256];
+  if (loopsan_options_format(&cli->shim, opts, sizeof opts) != 0) {
+    snprintf(err, err_len, "options do not fit in LOOPSAN_OPTIONS");
+    return -1;
+  }
+  const char *old = getenv("LD_PRELOAD");
+  char *preload = NULL;
+  if (asprintf(&preload, "%s%s%s", shim, old && *old ? " " : "", old && *old ? old : "") < 0)
+    return -1;
+  int rc = setenv("LD_PRELOAD", preload, 1) | setenv("LOOPSAN_OPTIONS", opts, 1);
+  free(preload);
+  return rc ? -1 : 0;
+}
+
+/* Render R and work out the exit status from FAIL rules. */
+static int render(struct loopsan_cli *cli, struct loopsan_report *r, FILE *default_out, int status) {
+  FILE *out = default_out;
+  if (cli->output && !(out = fopen(cli->output, "w"))) {
+    fprintf(stderr, "loopsan: -o %s: %s\n", cli->output, strerror(errno));
+    return 2;
+  }
+  struct loopsan_render_options ro = {.tool_version = PACKAGE_VERSION};
+  if (loopsan_render(r, (enum loopsan_format)cli->format, &ro, out) != 0)
+    fprintf(stderr, "loopsan: could not write the report%s%s\n", cli->output ? " to " : "",
+            cli->output ? cli->output : "");
+  if (out != default_out)
+    fclose(out);
+  if (cli->error_exitcode > 0)
+    for (size_t i = 0; i < r->n_findings; i++)
+      if (!r->findings[i].suppressed && (cli->fail_on & (1ul << r->findings[i].kind)))
+        return cli->error_exitcode;
+  return status;
+}
+
+int loopsan_cmd_run(struct loopsan_cli *cli) {
+  char err[1024], shim[PATH_MAX];
+  if (find_shim(shim, sizeof shim) != 0) {
+    fprintf(stderr, "loopsan: cannot find libloopsan.so (looked next to this program, in %s; "
+                    "set LOOPSAN_SHIM to its path)\n", LOOPSAN_PKGLIBDIR);
+    return 2;
+  }
+  if (make_trace_dir(cli, err, sizeof err) != 0) {
+    fprintf(stderr, "loopsan: %s\n", err);
+    return 2;
+  }
+  /* Like system(3): the terminal's SIGINT/SIGQUIT go to the program, and we
+   * stay to report what it did. */
+  struct sigaction ign = {.sa_handler = SIG_IGN}, old_int, old_quit;
+  sigemptyset(&ign.sa_mask);
+  fflush(NULL);
+  pid_t child = fork();
+  if (child < 0) {
+    fprintf(stderr, "loopsan: fork: %s\n", strerror(errno));
+    return 2;
+  }
+  if (child == 0) {
+    if (set_environment(cli, shim, err, sizeof err) != 0) {
+      fprintf(stderr, "loopsan: %s\n", err);
+      _exit(127);
+    }
+    execvp(cli->args[0], cli->args);
+    fprintf(stderr, "loopsan: cannot run '%s': %s\n", cli->args[0], strerror(errno));
+    _exit(errno == ENOENT ? 127 : 126);
+  }
+  sigaction(SIGINT, &ign, &old_int);
+  sigaction(SIGQUIT, &ign, &old_quit);
+  int wstatus = 0;
+  while (waitpid(child, &wstatus, 0) < 0 && errno == EINTR)
+    ;
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGQUIT, &old_quit, NULL);
+  int status = WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : WEXITSTATUS(wstatus);
+
+  struct loopsan_report report = {0};
+  struct loopsan_analyze_options ao = {.slow_ns = (uint64_t)cli->shim.slow_ms * 1000000u};
+  char *paths[] = {cli->shim.trace_dir};
+  report.trace_dir = strdup(cli->shim.trace_dir);
+  if (loopsan_analyze(paths, 1, &ao, &report, err, sizeof err) != 0) {
+    fprintf(stderr,
+            "loopsan: nothing was observed: %s.\nloopsan: '%s' wrote no trace: it may be statically "
+            "linked, setuid, or have cleared LD_PRELOAD.\n",
+            err, cli->args[0]);
+    loopsan_report_free(&report);
+    return status;
+  }
+  for (size_t i = 0; i < report.n_processes; i++) {
+    struct loopsan_process *p = &report.processes[i];
+    if (p->pid != child || p->replaced_by_exec)
+      continue;
+    p->has_exit = 1;
+    p->exit_signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
+    p->exit_status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 0;
+  }
+  int rc = render(cli, &report, stderr, status);
+  loopsan_report_free(&report);
+  return rc;
+}
+
+int loopsan_cmd_report(struct loopsan_cli *cli) {
+  char err[1024];
+  struct loopsan_report report = {0};
+  struct loopsan_analyze_options ao = {.slow_ns = cli->slow_ms_set ? (uint64_t)cli->shim.slow_ms * 1000000u : 0};
+  if (cli->n_args == 1)
+    report.trace_dir = strdup(cli->args[0]);
+  if (loopsan_analyze(cli->args, (size_t)cli->n_args, &ao, &report, err, sizeof err) != 0) {
+    fprintf(stderr, "loopsan: %s\n", err);
+    for (size_t i = 0; i < report.n_notes; i++)
+      fprintf(stderr, "loopsan: %s\n", report.notes[i]);
+    loopsan_report_free(&report);
+    return 2;
+  }
+  int rc = render(cli, &report, stdout, 0);
+  loopsan_report_free(&report);
+  return rc;
+}

@@ -1,0 +1,246 @@
+/* The loopsan trace, format 1: the only interface between the shim that
+ * writes it and the analyzer that reads it. docs/trace-format.md describes
+ * it in prose; this header is its exact layout.
+ *
+ * A trace file is a 16-byte file header followed by chunks. Each chunk is a
+ * header with its own magic, size and CRC-32, then whole records. A thread
+ * writes one chunk per flush of its buffer, with one write(2), so a reader
+ * that meets a torn or corrupt chunk skips to the next chunk magic whose CRC
+ * checks out and loses only that chunk.
+ *
+ * Everything is little-endian (x86-64 first). Records are 8-byte aligned:
+ * size is always a multiple of 8. Timestamps are raw TSC ticks (or
+ * CLOCK_MONOTONIC nanoseconds where no invariant TSC exists); CLOCK records
+ * pair them with CLOCK_MONOTONIC so the reader converts. */
+#ifndef LOOPSAN_TRACE_FORMAT_H
+#define LOOPSAN_TRACE_FORMAT_H
+
+#include <stdint.h>
+
+#define LOOPSAN_TRACE_MAGIC "LOOPSANT" /* 8 bytes, no NUL */
+#define LOOPSAN_TRACE_VERSION 1u
+#define LOOPSAN_CHUNK_MAGIC 0x4b43534cu /* "LSCK" */
+#define LOOPSAN_CHUNK_MAX_PAYLOAD (1u << 20)
+#define LOOPSAN_STACK_MAX_FRAMES 256u
+
+struct loopsan_file_header {
+  char magic[8];
+  uint32_t version;
+  uint32_t header_size; /* sizeof this struct; lets later versions grow it */
+};
+
+struct loopsan_chunk_header {
+  uint32_t magic;
+  uint32_t size;  /* payload bytes after this header */
+  uint32_t crc;   /* CRC-32 (IEEE) of the payload */
+  uint32_t tid;   /* thread whose buffer this was */
+  uint64_t seq;   /* per-file sequence number, for ordering and gap counts */
+};
+
+struct loopsan_record_header {
+  uint16_t type;
+  uint16_t size; /* whole record including this header, multiple of 8 */
+  uint32_t reserved;
+};
+
+/* Libraries; names in loopsan_library_names. */
+enum loopsan_library {
+  LOOPSAN_LIB_UNKNOWN = 0,
+  LOOPSAN_LIB_UV,
+  LOOPSAN_LIB_EVENT,
+  LOOPSAN_LIB_EV,
+  LOOPSAN_LIB_GLIB,
+  LOOPSAN_LIB_SDEVENT,
+  LOOPSAN_LIB_GENERIC,
+  LOOPSAN_LIB_COUNT
+};
+
+/* What an object is, generically: rules reason about these, never about
+ * library-specific types. */
+enum loopsan_object_kind {
+  LOOPSAN_OBJ_LOOP = 1,   /* uv_loop_t, event_base, ev_loop, GMainContext */
+  LOOPSAN_OBJ_HANDLE = 2, /* long-lived: must be closed/freed */
+  LOOPSAN_OBJ_REQUEST = 3 /* one-shot: its callback runs once */
+};
+
+enum loopsan_record_type {
+  LOOPSAN_REC_PROCESS = 1,
+  LOOPSAN_REC_CLOCK = 2,
+  LOOPSAN_REC_MODULE = 3,
+  LOOPSAN_REC_MODULE_UNLOAD = 4,
+  LOOPSAN_REC_THREAD = 5,
+  LOOPSAN_REC_STACK = 6,
+  LOOPSAN_REC_TYPE = 7,
+  LOOPSAN_REC_OBJ_NEW = 8,
+  LOOPSAN_REC_OBJ_OP = 9,
+  LOOPSAN_REC_DISPATCH = 10,
+  LOOPSAN_REC_API_ERROR = 11,
+  LOOPSAN_REC_LOST = 12,
+  LOOPSAN_REC_END = 13,
+  LOOPSAN_REC_TYPE_COUNT
+};
+
+/* First record of every trace file. exe and argv (NUL-separated) follow. */
+struct loopsan_rec_process {
+  struct loopsan_record_header h;
+  uint32_t format_version;
+  uint32_t pid;
+  uint32_t ppid;
+  uint32_t record_mode; /* 0 findings, 1 all */
+  uint64_t realtime_ns; /* wall clock at start, for humans */
+  uint64_t slow_ns;     /* thresholds in force */
+  uint64_t blocking_ns;
+  uint32_t stack_depth;
+  uint32_t exe_len;
+  uint32_t argv_len;
+  uint32_t argc;
+};
+
+/* A (ts, CLOCK_MONOTONIC) pair; ticks_per_sec is the writer's estimate
+ * (1e9 when ts is already in nanoseconds). */
+struct loopsan_rec_clock {
+  struct loopsan_record_header h;
+  uint64_t ts;
+  uint64_t mono_ns;
+  uint64_t ticks_per_sec;
+};
+
+/* A mapped ELF object; build-id bytes then path follow. Re-emitted (all of
+ * them) whenever dlopen/dlclose change the map; the reader keeps the union. */
+struct loopsan_rec_module {
+  struct loopsan_record_header h;
+  uint64_t bias;  /* dlpi_addr */
+  uint64_t start; /* lowest PT_LOAD runtime address */
+  uint64_t end;   /* highest PT_LOAD runtime end */
+  uint32_t build_id_len;
+  uint32_t path_len;
+};
+
+struct loopsan_rec_module_unload {
+  struct loopsan_record_header h;
+  uint64_t bias;
+};
+
+struct loopsan_rec_thread {
+  struct loopsan_record_header h;
+  uint32_t tid;
+  uint32_t name_len; /* name follows */
+};
+
+/* A deduplicated stack: innermost return address first, the shim's own
+ * frames already removed. Ids are unique per trace file, 0 means "none". */
+struct loopsan_rec_stack {
+  struct loopsan_record_header h;
+  uint32_t id;
+  uint32_t nframes; /* uint64_t addresses follow */
+};
+
+/* Names a (library, type) pair used by OBJ_NEW records; name follows. */
+struct loopsan_rec_type {
+  struct loopsan_record_header h;
+  uint16_t library;
+  uint16_t type;
+  uint16_t kind; /* enum loopsan_object_kind */
+  uint16_t name_len;
+};
+
+enum loopsan_obj_flags {
+  LOOPSAN_OBJF_DEFAULT_LOOP = 1u << 0, /* a library-owned singleton loop */
+};
+
+/* An object came to life. obj ids are unique per process (never reused);
+ * loop is the id of the loop it belongs to (0: none/unknown). */
+struct loopsan_rec_obj_new {
+  struct loopsan_record_header h;
+  uint64_t ts;
+  uint64_t obj;
+  uint64_t loop;
+  uint64_t address;
+  uint32_t stack;
+  uint32_t tid;
+  uint16_t library;
+  uint16_t type;
+  uint32_t flags;
+};
+
+enum loopsan_obj_op {
+  LOOPSAN_OP_START = 1,  /* armed with callback cb; arg: LOOPSAN_START_* */
+  LOOPSAN_OP_STOP = 2,   /* disarmed by the program */
+  LOOPSAN_OP_USE = 3,    /* any other use by the program (bind, write, ...) */
+  LOOPSAN_OP_CLOSE = 4,  /* close requested (uv_close); cb = close callback */
+  LOOPSAN_OP_CLOSED = 5, /* gone for good: close completed, loop closed */
+  LOOPSAN_OP_FIRED = 6,  /* first dispatch since the last START */
+  LOOPSAN_OP_COMPLETE = 7, /* a request's callback ran: it is finished */
+  LOOPSAN_OP_RUN = 8,    /* a loop started running (uv_run); arg: mode */
+  LOOPSAN_OP_COUNT
+};
+
+enum loopsan_start_flags {
+  LOOPSAN_START_ONESHOT = 1u << 0, /* fires once then disarms itself */
+  LOOPSAN_START_SCHEDULED = 1u << 1 /* a deadline: never firing is "pending" */
+};
+
+struct loopsan_rec_obj_op {
+  struct loopsan_record_header h;
+  uint64_t ts;
+  uint64_t obj;
+  uint64_t cb;
+  uint32_t op;
+  uint32_t arg;
+  uint32_t stack; /* call stack of the operation, 0 if not captured */
+  uint32_t tid;
+};
+
+/* One callback dispatch. In record mode "findings" only those at or over
+ * the slow threshold are written; in mode "all", every one. */
+struct loopsan_rec_dispatch {
+  struct loopsan_record_header h;
+  uint64_t ts;       /* start */
+  uint64_t duration; /* in ts units */
+  uint64_t obj;
+  uint64_t cb;
+  uint32_t tid;
+  uint32_t slot; /* which callback of the object (main, alloc, close, ...) */
+};
+
+/* A loop API call returned an error. The function name follows. */
+struct loopsan_rec_api_error {
+  struct loopsan_record_header h;
+  uint64_t ts;
+  uint64_t obj;
+  int32_t result;
+  uint32_t stack;
+  uint32_t tid;
+  uint16_t library;
+  uint16_t name_len;
+};
+
+/* The writer dropped records (buffer exhausted, table full, ...). */
+struct loopsan_rec_lost {
+  struct loopsan_record_header h;
+  uint64_t records;
+  uint32_t reason; /* enum loopsan_lost_reason */
+  uint32_t reserved2;
+};
+
+enum loopsan_lost_reason {
+  LOOPSAN_LOST_WRITE_FAILED = 1,
+  LOOPSAN_LOST_OBJECT_TABLE_FULL = 2,
+  LOOPSAN_LOST_STACK_TABLE_FULL = 3,
+  LOOPSAN_LOST_RECORD_TOO_BIG = 4,
+};
+
+enum loopsan_end_how {
+  LOOPSAN_END_EXIT = 1,  /* exit() / return from main: destructors ran */
+  LOOPSAN_END__EXIT = 2, /* _exit() */
+  LOOPSAN_END_EXEC = 3,  /* the image was replaced by exec */
+};
+
+struct loopsan_rec_end {
+  struct loopsan_record_header h;
+  uint64_t ts;
+  uint32_t how;
+  int32_t status; /* exit status where known, else -1 */
+};
+
+#endif

@@ -1,0 +1,109 @@
+/* The generic operations adapters call: an object is created, changes
+ * state, a call failed, a dispatch was slow. Adapters say *what* happened in
+ * their library's terms; this turns it into trace records. */
+#include <errno.h>
+#include <string.h>
+
+#include "preload/shim.h"
+
+LOOPSAN_TLS uint32_t loopsan__dispatch_depth;
+
+#define MAX_TYPES 128
+static struct loopsan_type_desc types[MAX_TYPES];
+static size_t n_types;
+
+void loopsan__register_types(const struct loopsan_type_desc *t, size_t n) {
+  for (size_t i = 0; i < n && n_types < MAX_TYPES; i++)
+    types[n_types++] = t[i];
+}
+
+void loopsan__emit_types(void) {
+  for (size_t i = 0; i < n_types; i++) {
+    struct loopsan_rec_type r = {.library = types[i].library,
+                                 .type = types[i].type,
+                                 .kind = types[i].kind,
+                                 .name_len = (uint16_t)strlen(types[i].name)};
+    loopsan__emit_tail(LOOPSAN_REC_TYPE, &r, sizeof r, types[i].name, r.name_len, NULL, 0);
+  }
+}
+
+uint64_t loopsan__record_new(const void *addr, uint8_t library, uint8_t type, uint64_t loop,
+                             uint32_t flags, void **ref_out) {
+  int saved = errno;
+  loopsan__ensure_flusher();
+  struct loopsan_obj o = {.id = loopsan__obj_new_id(), .loop = loop, .library = library, .type = type};
+  struct loopsan_obj old;
+  void *ref = loopsan__obj_get(addr, &old);
+  if (ref)
+    memcpy(o.cb, old.cb, sizeof o.cb); /* re-init of a live object: libuv may still call it */
+  ref = loopsan__obj_put(addr, &o);
+  if (!ref) {
+    loopsan__note_lost(LOOPSAN_LOST_OBJECT_TABLE_FULL, 1);
+    errno = saved;
+    return 0;
+  }
+  struct loopsan_rec_obj_new r = {
+      .ts = loopsan__now(),
+      .obj = o.id,
+      .loop = loop,
+      .address = (uint64_t)(uintptr_t)addr,
+      .stack = loopsan__stack_capture(),
+      .tid = loopsan__tid(),
+      .library = library,
+      .type = type,
+      .flags = flags,
+  };
+  loopsan__emit(LOOPSAN_REC_OBJ_NEW, &r, sizeof r);
+  if (ref_out)
+    *ref_out = ref;
+  errno = saved;
+  return o.id;
+}
+
+void loopsan__record_op(uint64_t obj, uint32_t op, const void *cb, uint32_t arg, int with_stack) {
+  int saved = errno;
+  struct loopsan_rec_obj_op r = {
+      .ts = loopsan__now(),
+      .obj = obj,
+      .cb = (uint64_t)(uintptr_t)cb,
+      .op = op,
+      .arg = arg,
+      .stack = with_stack ? loopsan__stack_capture() : 0,
+      .tid = loopsan__tid(),
+  };
+  loopsan__emit(LOOPSAN_REC_OBJ_OP, &r, sizeof r);
+  errno = saved;
+}
+
+void loopsan__record_api_error(uint64_t obj, uint8_t library, const char *function, int result) {
+  int saved = errno;
+  struct loopsan_rec_api_error r = {
+      .ts = loopsan__now(),
+      .obj = obj,
+      .result = result,
+      .stack = loopsan__stack_capture(),
+      .tid = loopsan__tid(),
+      .library = library,
+      .name_len = (uint16_t)strlen(function),
+  };
+  loopsan__emit_tail(LOOPSAN_REC_API_ERROR, &r, sizeof r, function, r.name_len, NULL, 0);
+  errno = saved;
+}
+
+void loopsan__dispatch_slow(const struct loopsan_dispatch *d, uint64_t duration) {
+  int saved = errno;
+  struct loopsan_rec_dispatch r = {
+      .ts = d->t0,
+      .duration = duration,
+      .obj = d->obj,
+      .cb = (uint64_t)(uintptr_t)d->cb,
+      .tid = loopsan__tid(),
+      .slot = d->slot,
+  };
+  loopsan__emit(LOOPSAN_REC_DISPATCH, &r, sizeof r);
+  errno = saved;
+}
+
+void loopsan__dispatch_fired(const struct loopsan_dispatch *d) {
+  loopsan__record_op(d->obj, LOOPSAN_OP_FIRED, d->cb, 0, 0);
+}

@@ -1,0 +1,190 @@
+/* Start-up, the flusher thread, fork, exec and exit.
+ *
+ * The shim stays passive (every interposed function a plain pass-through)
+ * in setuid/setgid programs, when LOOPSAN_OPTIONS is wrong, or when the trace
+ * file cannot be created: when in doubt it stops observing, never the
+ * program. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "preload/lib_uv.h"
+#include "preload/shim.h"
+
+struct loopsan_shim_state loopsan__state;
+
+static LOOPSAN_TLS uint32_t cached_tid;
+static _Atomic int flusher_started;
+static _Atomic int exit_status_known;
+static int exit_status = -1;
+
+uint32_t loopsan__tid(void) {
+  if (LOOPSAN_UNLIKELY(!cached_tid))
+    cached_tid = (uint32_t)syscall(SYS_gettid);
+  return cached_tid;
+}
+
+static void *flusher_main(void *arg) {
+  (void)arg;
+  for (;;) {
+    struct timespec ts = {1, 0};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+      ;
+    if (!loopsan__state.active)
+      continue;
+    loopsan__clock_emit();
+    loopsan__modules_emit_if_changed(0);
+    loopsan__flush_all();
+  }
+  return NULL;
+}
+
+void loopsan__ensure_flusher(void) {
+  if (LOOPSAN_LIKELY(atomic_load_explicit(&flusher_started, memory_order_relaxed)))
+    return;
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&flusher_started, &expected, 1))
+    return;
+  /* The flusher must never receive the program's signals: it starts with
+   * all of them blocked. */
+  int saved = errno;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_attr_t attr;
+  pthread_t thread;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  if (pthread_create(&thread, &attr, flusher_main, NULL) == 0)
+    pthread_setname_np(thread, "loopsan-flush");
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = saved;
+}
+
+static void atfork_child(void) {
+  if (!loopsan__state.active)
+    return;
+  cached_tid = 0;
+  atomic_store(&flusher_started, 0);
+  atomic_store(&exit_status_known, 0);
+  loopsan__state.pid = (uint32_t)getpid();
+  loopsan__writer_atfork_child();
+  loopsan__stacks_atfork_child();
+  if (loopsan__writer_open() != 0) {
+    loopsan__state.active = 0;
+    return;
+  }
+  loopsan__emit_types();
+  loopsan__modules_emit_if_changed(1);
+}
+
+__attribute__((constructor)) static void loopsan_init(void) {
+  int saved = errno;
+  char err[256];
+  if (getauxval(AT_SECURE))
+    goto out; /* setuid/setgid: do nothing at all */
+  loopsan_options_default(&loopsan__state.opts);
+  const char *spec = getenv("LOOPSAN_OPTIONS");
+  if (spec && loopsan_options_parse(&loopsan__state.opts, spec, err, sizeof err) != 0) {
+    fprintf(stderr, "loopsan: LOOPSAN_OPTIONS: %s; not observing this process\n", err);
+    goto out;
+  }
+  loopsan__clock_init();
+  loopsan__state.slow_ticks = (uint64_t)((double)loopsan__state.opts.slow_ms *
+                                         (double)loopsan__clock_ticks_per_sec() / 1000.0);
+  loopsan__state.record_all = loopsan__state.opts.record_mode == LOOPSAN_RECORD_ALL;
+  loopsan__state.pid = (uint32_t)getpid();
+  loopsan__uv_register();
+  if (loopsan__writer_open() != 0) {
+    fprintf(stderr, "loopsan: cannot create a trace file in '%s': %s; not observing this process\n",
+            loopsan__state.opts.trace_dir, strerror(errno));
+    goto out;
+  }
+  loopsan__emit_types();
+  loopsan__modules_emit_if_changed(1);
+  pthread_atfork(NULL, NULL, atfork_child);
+  loopsan__state.active = 1;
+out:
+  errno = saved;
+}
+
+__attribute__((destructor)) static void loopsan_fini(void) {
+  if (!loopsan__state.active || (uint32_t)getpid() != loopsan__state.pid)
+    return;
+  int saved = errno;
+  loopsan__writer_close(LOOPSAN_END_EXIT, atomic_load(&exit_status_known) ? exit_status : -1);
+  errno = saved;
+}
+
+/* ---- exit, _exit and exec: end the trace before the image goes away ---- */
+
+typedef void (*noreturn_fn)(int) __attribute__((noreturn));
+
+static void *real_fn(const char *name) {
+  void *fn = dlsym(RTLD_NEXT, name);
+  return fn;
+}
+
+LOOPSAN_INTERPOSE void exit(int status) {
+  static noreturn_fn real_exit;
+  if (!real_exit)
+    real_exit = (noreturn_fn)real_fn("exit");
+  exit_status = status;
+  atomic_store(&exit_status_known, 1);
+  real_exit(status);
+}
+
+static void end_now(uint32_t how, int status) {
+  if (loopsan__state.active && (uint32_t)getpid() == loopsan__state.pid) {
+    int saved = errno;
+    loopsan__writer_close(how, status);
+    errno = saved;
+  }
+}
+
+LOOPSAN_INTERPOSE void _exit(int status) {
+  static noreturn_fn real;
+  if (!real)
+    real = (noreturn_fn)real_fn("_exit");
+  end_now(LOOPSAN_END__EXIT, status);
+  real(status);
+}
+
+LOOPSAN_INTERPOSE void _Exit(int status) {
+  static noreturn_fn real;
+  if (!real)
+    real = (noreturn_fn)real_fn("_Exit");
+  end_now(LOOPSAN_END__EXIT, status);
+  real(status);
+}
+
+/* exec: the trace is ended (how=exec) and written out first; if exec fails
+ * the process goes on and a later END supersedes it. In a vfork child the
+ * pid differs from ours: nothing is touched. */
+#define EXEC_WRAPPER(name, params, args)                                            \
+  LOOPSAN_INTERPOSE int name params {                                               \
+    static int(*real) params;                                                       \
+    if (!real)                                                                      \
+      real = (int(*) params)real_fn(#name);                                         \
+    if (!real) {                                                                    \
+      errno = ENOSYS;                                                               \
+      return -1;                                                                    \
+    }                                                                               \
+    end_now(LOOPSAN_END_EXEC, -1);                                                  \
+    return real args;                                                               \
+  }
+
+EXEC_WRAPPER(execve, (const char *path, char *const argv[], char *const envp[]), (path, argv, envp))
+EXEC_WRAPPER(execv, (const char *path, char *const argv[]), (path, argv))
+EXEC_WRAPPER(execvp, (const char *file, char *const argv[]), (file, argv))
+EXEC_WRAPPER(execvpe, (const char *file, char *const argv[], char *const envp[]), (file, argv, envp))
+EXEC_WRAPPER(fexecve, (int fd, char *const argv[], char *const envp[]), (fd, argv, envp))

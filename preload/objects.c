@@ -1,0 +1,209 @@
+/* The object table: the address of a handle, request or loop -> what the
+ * shim knows of it (its id, its original callbacks). Every wrapped callback
+ * looks its object up here, so lookups take no lock and no malloc:
+ * open addressing over one lazily-touched mapping, each slot guarded by a
+ * sequence counter (a seqlock) that readers check instead of locking.
+ * Writers for one address are the thread that owns the object (event loops
+ * are single-threaded); claiming a free slot is a CAS. */
+#include <string.h>
+#include <sys/mman.h>
+
+#include "preload/shim.h"
+
+#define OBJ_TABLE_BITS 21 /* 2M slots x 64 B, touched only where used */
+#define OBJ_TABLE_SIZE (1u << OBJ_TABLE_BITS)
+#define OBJ_MAX_PROBES 128
+#define KEY_EMPTY ((uintptr_t)0)
+#define KEY_BUSY ((uintptr_t)1)
+#define KEY_TOMB ((uintptr_t)2)
+
+struct obj_slot {
+  _Atomic uintptr_t key;
+  _Atomic uint32_t seq;
+  _Atomic uint16_t state;
+  uint8_t library;
+  uint8_t type;
+  _Atomic uint64_t id;
+  _Atomic uint64_t loop;
+  _Atomic(void *) cb[LOOPSAN_SLOTS];
+};
+_Static_assert(sizeof(struct obj_slot) == 64, "one cache line per slot");
+
+static struct obj_slot *table;
+static _Atomic uint64_t next_id = 1;
+
+uint64_t loopsan__obj_new_id(void) { return atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed); }
+
+static int table_init(void) {
+  static _Atomic int failed;
+  if (atomic_load(&failed))
+    return -1;
+  void *mem = mmap(NULL, sizeof(struct obj_slot) * OBJ_TABLE_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (mem == MAP_FAILED) {
+    atomic_store(&failed, 1);
+    return -1;
+  }
+  void *expected = NULL;
+  if (!__atomic_compare_exchange_n((void **)&table, &expected, mem, 0, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE))
+    munmap(mem, sizeof(struct obj_slot) * OBJ_TABLE_SIZE);
+  return 0;
+}
+
+static inline struct obj_slot *get_table(void) {
+  struct obj_slot *t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+  if (LOOPSAN_UNLIKELY(!t)) {
+    if (table_init() != 0)
+      return NULL;
+    t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+  }
+  return t;
+}
+
+static inline uint32_t home(uintptr_t key) {
+  return (uint32_t)(((uint64_t)key * 0x9E3779B97F4A7C15u) >> (64 - OBJ_TABLE_BITS));
+}
+
+static void slot_write(struct obj_slot *s, const struct loopsan_obj *o) {
+  uint32_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+  atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
+  atomic_store_explicit(&s->id, o->id, memory_order_relaxed);
+  atomic_store_explicit(&s->loop, o->loop, memory_order_relaxed);
+  for (int i = 0; i < LOOPSAN_SLOTS; i++)
+    atomic_store_explicit(&s->cb[i], o->cb[i], memory_order_relaxed);
+  s->library = o->library;
+  s->type = o->type;
+  atomic_store_explicit(&s->state, o->state, memory_order_relaxed);
+  atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
+}
+
+/* Copy a slot whose key was ADDR; 0 if it changed under us. */
+static int slot_read(struct obj_slot *s, uintptr_t addr, struct loopsan_obj *out) {
+  for (int tries = 0; tries < 1000; tries++) {
+    uint32_t s1 = atomic_load_explicit(&s->seq, memory_order_acquire);
+    if (s1 & 1u)
+      continue;
+    out->id = atomic_load_explicit(&s->id, memory_order_relaxed);
+    out->loop = atomic_load_explicit(&s->loop, memory_order_relaxed);
+    for (int i = 0; i < LOOPSAN_SLOTS; i++)
+      out->cb[i] = atomic_load_explicit(&s->cb[i], memory_order_relaxed);
+    out->library = s->library;
+    out->type = s->type;
+    out->state = atomic_load_explicit(&s->state, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&s->seq, memory_order_relaxed) == s1)
+      return atomic_load_explicit(&s->key, memory_order_relaxed) == addr;
+  }
+  return 0;
+}
+
+static struct obj_slot *find(struct obj_slot *t, uintptr_t addr) {
+  uint32_t i = home(addr);
+  for (int p = 0; p < OBJ_MAX_PROBES; p++, i = (i + 1) & (OBJ_TABLE_SIZE - 1)) {
+    uintptr_t k = atomic_load_explicit(&t[i].key, memory_order_acquire);
+    if (k == addr)
+      return &t[i];
+    if (k == KEY_EMPTY)
+      return NULL;
+  }
+  return NULL;
+}
+
+void *loopsan__obj_put(const void *ptr, const struct loopsan_obj *obj) {
+  uintptr_t addr = (uintptr_t)ptr;
+  struct obj_slot *t = get_table();
+  if (!t || addr <= KEY_TOMB)
+    return NULL;
+  struct obj_slot *s = find(t, addr);
+  if (s) {
+    slot_write(s, obj);
+    return s;
+  }
+  for (int attempt = 0; attempt < 8; attempt++) {
+    uint32_t h = home(addr), i = h;
+    for (int p = 0; p < OBJ_MAX_PROBES; p++, i = (i + 1) & (OBJ_TABLE_SIZE - 1)) {
+      uintptr_t k = atomic_load_explicit(&t[i].key, memory_order_acquire);
+      if (k != KEY_EMPTY && k != KEY_TOMB)
+        continue;
+      if (!atomic_compare_exchange_strong(&t[i].key, &k, KEY_BUSY))
+        continue;
+      /* A concurrent take() may have emptied a slot before ours, cutting
+       * the chain from our home: then start over (see loopsan__obj_take). */
+      int cut = 0;
+      for (uint32_t j = h; j != i && !cut; j = (j + 1) & (OBJ_TABLE_SIZE - 1))
+        cut = atomic_load(&t[j].key) == KEY_EMPTY;
+      if (cut) {
+        atomic_store(&t[i].key, KEY_TOMB);
+        break;
+      }
+      slot_write(&t[i], obj);
+      atomic_store_explicit(&t[i].key, addr, memory_order_release);
+      return &t[i];
+    }
+  }
+  return NULL;
+}
+
+void *loopsan__obj_get(const void *ptr, struct loopsan_obj *out) {
+  uintptr_t addr = (uintptr_t)ptr;
+  struct obj_slot *t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+  if (!t)
+    return NULL;
+  struct obj_slot *s = find(t, addr);
+  if (!s || !slot_read(s, addr, out))
+    return NULL;
+  return s;
+}
+
+int loopsan__obj_take(const void *ptr, struct loopsan_obj *out) {
+  uintptr_t addr = (uintptr_t)ptr;
+  struct obj_slot *t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+  if (!t)
+    return -1;
+  struct obj_slot *s = find(t, addr);
+  if (!s || !slot_read(s, addr, out))
+    return -1;
+  uintptr_t expected = addr;
+  if (!atomic_compare_exchange_strong(&s->key, &expected, KEY_BUSY))
+    return -1;
+  /* A slot followed by an empty one ends every probe chain through it: it
+   * can become empty again instead of a tombstone. */
+  uint32_t next = (uint32_t)(s - t + 1) & (OBJ_TABLE_SIZE - 1);
+  if (atomic_load(&t[next].key) != KEY_EMPTY) {
+    atomic_store(&s->key, KEY_TOMB);
+    return 0;
+  }
+  /* Sequentially consistent store-then-load against put()'s claim-then-
+   * check: either we see its claim of the next slot and leave a tombstone,
+   * or it sees our empty slot and inserts again. */
+  atomic_store(&s->key, KEY_EMPTY);
+  if (atomic_load(&t[next].key) != KEY_EMPTY) {
+    uintptr_t e = KEY_EMPTY;
+    atomic_compare_exchange_strong(&s->key, &e, KEY_TOMB);
+  }
+  return 0;
+}
+
+void loopsan__obj_set_cb(void *ref, int slot, void *cb) {
+  struct obj_slot *s = ref;
+  uint32_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+  atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
+  atomic_store_explicit(&s->cb[slot], cb, memory_order_relaxed);
+  atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
+}
+
+uint16_t loopsan__obj_state_set(void *ref, uint16_t bits) {
+  struct obj_slot *s = ref;
+  uint16_t old = atomic_load_explicit(&s->state, memory_order_relaxed);
+  if ((old & bits) == bits)
+    return old & bits; /* the common case: nothing to write */
+  return atomic_fetch_or_explicit(&s->state, bits, memory_order_relaxed) & bits;
+}
+
+void loopsan__obj_state_clear(void *ref, uint16_t bits) {
+  struct obj_slot *s = ref;
+  atomic_fetch_and_explicit(&s->state, (uint16_t)~bits, memory_order_relaxed);
+}

@@ -1,0 +1,162 @@
+/* The shim's internal interface: what library adapters (lib_*.c) may use of
+ * the core (init.c, writer.c, stacks.c, objects.c, resolve.c, clock.h).
+ * Adapters translate a library's calls into generic object operations and
+ * callback dispatches; the core records them. Nothing here is exported from
+ * libloopsan.so: the shim is built with -fvisibility=hidden and only
+ * LOOPSAN_INTERPOSE functions are visible. */
+#ifndef LOOPSAN_SHIM_H
+#define LOOPSAN_SHIM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/options.h"
+#include "common/trace_format.h"
+#include "preload/clock.h"
+
+#define LOOPSAN_INTERPOSE __attribute__((visibility("default")))
+#define LOOPSAN_TLS __thread __attribute__((tls_model("initial-exec")))
+#define LOOPSAN_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define LOOPSAN_LIKELY(x) __builtin_expect(!!(x), 1)
+
+/* ---- init.c: global state ---- */
+struct loopsan_shim_state {
+  int active;               /* 0: pass everything through (setuid, bad options, init failed) */
+  uint32_t pid;
+  struct loopsan_options opts;
+  uint64_t slow_ticks;      /* opts.slow_ms in clock ticks */
+  int record_all;
+};
+extern struct loopsan_shim_state loopsan__state;
+
+/* Is ADDR inside the shim itself? (its own frames, its own calls) */
+int loopsan__is_self(uintptr_t addr);
+/* Called once a thread starts emitting: starts the background flusher. */
+void loopsan__ensure_flusher(void);
+/* Current kernel thread id, cached per thread. */
+uint32_t loopsan__tid(void);
+
+/* ---- writer.c: per-thread buffers, chunks, the trace file ---- */
+int loopsan__writer_open(void);          /* create this process's trace file */
+void loopsan__writer_close(uint32_t how, int status);
+void loopsan__writer_atfork_child(void); /* drop the parent's file and buffers */
+/* Append one record (size a multiple of 8, header filled in by caller except
+ * size/type which emit sets) to the calling thread's buffer. Never blocks on
+ * other threads' events; may write(2) when the buffer is full. */
+void loopsan__emit(uint16_t type, void *rec, size_t size);
+/* Like emit, with a variable-length tail (strings, addresses) appended and
+ * the total padded to 8 bytes. */
+void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1, size_t len1,
+                        const void *tail2, size_t len2);
+void loopsan__flush_all(void);
+void loopsan__note_lost(uint32_t reason, uint64_t count);
+
+/* ---- modules.c ---- */
+void loopsan__modules_emit_if_changed(int force);
+
+/* ---- stacks.c: capture + dedupe; returns a stack id (0: none) ---- */
+uint32_t loopsan__stack_capture(void);
+void loopsan__stacks_atfork_child(void);
+
+/* ---- objects.c: address -> object, lock-free for readers ---- */
+enum loopsan_cb_slot {
+  LOOPSAN_SLOT_MAIN = 0, /* the callback the object exists for */
+  LOOPSAN_SLOT_ALLOC = 1,
+  LOOPSAN_SLOT_CLOSE = 2,
+  LOOPSAN_SLOT_AUX = 3,
+  LOOPSAN_SLOTS
+};
+
+enum loopsan_obj_state_flags {
+  LOOPSAN_STATE_FIRED = 1u << 0,  /* dispatched since the last start */
+  LOOPSAN_STATE_RAN = 1u << 1,    /* loop: uv_run seen */
+  LOOPSAN_STATE_USED = 1u << 2,   /* started or otherwise put to work */
+};
+
+struct loopsan_obj {
+  uint64_t id;
+  uint64_t loop;
+  void *cb[LOOPSAN_SLOTS];
+  uint8_t library;
+  uint8_t type;
+  uint16_t state; /* loopsan_obj_state_flags */
+};
+
+/* Insert or replace ADDR's object. Returns a reference for later updates,
+ * or NULL when the table is full (then the caller must not rely on it). */
+void *loopsan__obj_put(const void *addr, const struct loopsan_obj *obj);
+/* Copy ADDR's object into *out; returns its reference or NULL. */
+void *loopsan__obj_get(const void *addr, struct loopsan_obj *out);
+/* Remove ADDR's object, copying it into *out first; 0 or -1 if absent. */
+int loopsan__obj_take(const void *addr, struct loopsan_obj *out);
+/* Set callback SLOT of the object behind REF (owner thread only). */
+void loopsan__obj_set_cb(void *ref, int slot, void *cb);
+/* Atomically set state bits; returns the bits that were already set. */
+uint16_t loopsan__obj_state_set(void *ref, uint16_t bits);
+void loopsan__obj_state_clear(void *ref, uint16_t bits);
+uint64_t loopsan__obj_new_id(void);
+
+/* ---- generic operations adapters call (events.c) ---- */
+/* A new object. Captures the creation stack. Returns its id (0: not tracked). */
+uint64_t loopsan__record_new(const void *addr, uint8_t library, uint8_t type, uint64_t loop,
+                             uint32_t flags, void **ref_out);
+void loopsan__record_op(uint64_t obj, uint32_t op, const void *cb, uint32_t arg, int with_stack);
+void loopsan__record_api_error(uint64_t obj, uint8_t library, const char *function, int result);
+/* Describe a (library, type) once at start-up: the TYPE record. */
+struct loopsan_type_desc {
+  uint8_t library;
+  uint8_t type;
+  uint8_t kind; /* enum loopsan_object_kind */
+  const char *name;
+};
+void loopsan__register_types(const struct loopsan_type_desc *types, size_t n);
+void loopsan__emit_types(void);
+
+/* Dispatch timing: the only code on every callback's path. */
+struct loopsan_dispatch {
+  uint64_t t0;
+  uint64_t obj;
+  const void *cb;
+  void *ref;
+  uint32_t slot;
+};
+extern LOOPSAN_TLS uint32_t loopsan__dispatch_depth;
+
+static inline void loopsan__dispatch_begin(struct loopsan_dispatch *d, void *ref, uint64_t obj,
+                                           const void *cb, uint32_t slot) {
+  d->ref = ref;
+  d->obj = obj;
+  d->cb = cb;
+  d->slot = slot;
+  loopsan__dispatch_depth++;
+  d->t0 = loopsan__now();
+}
+
+void loopsan__dispatch_slow(const struct loopsan_dispatch *d, uint64_t duration);
+void loopsan__dispatch_fired(const struct loopsan_dispatch *d);
+
+static inline void loopsan__dispatch_end(struct loopsan_dispatch *d) {
+  uint64_t dt = loopsan__now() - d->t0;
+  loopsan__dispatch_depth--;
+  if (LOOPSAN_UNLIKELY(dt >= loopsan__state.slow_ticks || loopsan__state.record_all))
+    loopsan__dispatch_slow(d, dt);
+}
+
+/* ---- resolve.c ---- */
+struct loopsan_library_ref {
+  const char *soname_prefix; /* "libuv.so" */
+  _Atomic uintptr_t start, end; /* its mapped range, once known */
+  void *handle;               /* dlopen(RTLD_NOLOAD) handle when RTLD_LOCAL */
+};
+/* The real NAME: the next definition after the shim, else the one inside
+ * LIB even when LIB was loaded RTLD_LOCAL. Learns LIB's address range. */
+void *loopsan__resolve(struct loopsan_library_ref *lib, const char *name);
+
+static inline int loopsan__in_range(const struct loopsan_library_ref *lib, uintptr_t addr) {
+  uintptr_t s = atomic_load_explicit(&lib->start, memory_order_relaxed);
+  uintptr_t e = atomic_load_explicit(&lib->end, memory_order_relaxed);
+  return addr >= s && addr < e;
+}
+
+#endif

@@ -1,0 +1,31 @@
+#include "reports/report.h"
+
+#include <string.h>
+
+typedef int (*render_fn)(const struct loopsan_report *, const struct loopsan_render_options *, FILE *);
+
+static const struct {
+  const char *name;
+  render_fn render;
+} formats[LOOPSAN_FORMAT_COUNT] = {
+    [LOOPSAN_FORMAT_TEXT] = {"text", loopsan_render_text},
+    [LOOPSAN_FORMAT_JSON] = {"json", loopsan_render_json},
+};
+
+int loopsan_format_from_name(const char *name) {
+  for (int i = 0; i < LOOPSAN_FORMAT_COUNT; i++)
+    if (strcmp(formats[i].name, name) == 0)
+      return i;
+  return -1;
+}
+
+const char *loopsan_format_names(void) { return "text, json"; }
+
+int loopsan_render(const struct loopsan_report *r, enum loopsan_format fmt,
+                   const struct loopsan_render_options *opts, FILE *out) {
+  if ((unsigned)fmt >= LOOPSAN_FORMAT_COUNT)
+    return -1;
+  if (formats[fmt].render(r, opts, out) != 0)
+    return -1;
+  return fflush(out) == 0 && !ferror(out) ? 0 : -1;
+}

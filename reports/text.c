@@ -1,0 +1,114 @@
+/* The text report, for people: grouped by process, worst first, each
+ * finding a headline in asyncio's words and stacks in ASan's layout. */
+#include <inttypes.h>
+#include <string.h>
+
+#include "reports/report.h"
+
+static const char *basename_of(const char *path) {
+  const char *s = path ? strrchr(path, '/') : NULL;
+  return s ? s + 1 : path;
+}
+
+static void print_location(FILE *out, const struct loopsan_frame_owned *f) {
+  if (f->function)
+    fprintf(out, "%s", f->function);
+  else if (f->module)
+    fprintf(out, "%s+0x%" PRIx64, basename_of(f->module), f->module_offset);
+  else
+    fprintf(out, "0x%" PRIx64, f->address);
+  if (f->file) {
+    fprintf(out, " %s", f->file);
+    if (f->line > 0)
+      fprintf(out, ":%d", f->line);
+  } else if (f->function && f->module) {
+    fprintf(out, " (%s)", basename_of(f->module));
+  }
+}
+
+static void print_frames(FILE *out, const char *prefix, const struct loopsan_frame_owned *f, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    fprintf(out, "%s    #%zu 0x%" PRIx64 " in ", prefix, i, f[i].address);
+    print_location(out, &f[i]);
+    fputc('\n', out);
+  }
+}
+
+static void print_finding(FILE *out, const char *prefix, const struct loopsan_finding *f) {
+  const char *sev = f->severity == LOOPSAN_SEV_ERROR ? "ERROR" :
+                    f->severity == LOOPSAN_SEV_WARNING ? "WARNING" : "NOTE";
+  fprintf(out, "%s %s: %s: %s%s\n", prefix, sev, loopsan_kind_name(f->kind), f->message,
+          f->suppressed ? " [suppressed]" : "");
+  if (f->count > 1 && f->kind != LOOPSAN_KIND_SLOW_CALLBACK)
+    fprintf(out, "%s   (%u times from the same place)\n", prefix, f->count);
+  if (f->detail)
+    fprintf(out, "%s   %s\n", prefix, f->detail);
+  if (f->has_callback) {
+    fprintf(out, "%s   callback: ", prefix);
+    print_location(out, &f->callback);
+    fputc('\n', out);
+  }
+  if (f->n_stack) {
+    fprintf(out, "%s   %s:\n", prefix,
+            f->kind == LOOPSAN_KIND_UNCLOSED_LOOP ? "close attempted at" : "at");
+    print_frames(out, prefix, f->stack, f->n_stack);
+  }
+  if (f->object_type) {
+    fprintf(out, "%s   %s 0x%" PRIx64 " created at:\n", prefix, f->object_type, f->object_address);
+    if (f->n_created_at)
+      print_frames(out, prefix, f->created_at, f->n_created_at);
+    else
+      fprintf(out, "%s    (no stack recorded)\n", prefix);
+  }
+  fprintf(out, "%s\n", prefix);
+}
+
+int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_render_options *opts,
+                        FILE *out) {
+  (void)opts;
+  unsigned counts[LOOPSAN_KIND_COUNT];
+  loopsan_report_summary(r, counts);
+  unsigned total = 0;
+  for (int k = 0; k < LOOPSAN_KIND_COUNT; k++)
+    total += counts[k];
+  for (size_t i = 0; i < r->n_notes; i++)
+    fprintf(out, "loopsan: note: %s\n", r->notes[i]);
+  for (size_t pi = 0; pi < r->n_processes; pi++) {
+    const struct loopsan_process *p = &r->processes[pi];
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "==%d==", p->pid);
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_findings; i++)
+      n += r->findings[i].pid == p->pid;
+    fprintf(out, "%s loopsan: %s (pid %d", prefix, p->exe && p->exe[0] ? p->exe : "?", p->pid);
+    if (p->n_libraries) {
+      fprintf(out, ", ");
+      for (size_t i = 0; i < p->n_libraries; i++)
+        fprintf(out, "%s%s", i ? ", " : "", p->libraries[i]);
+    }
+    fprintf(out, "): %zu finding%s\n", n, n == 1 ? "" : "s");
+    for (size_t i = 0; i < p->n_notes; i++)
+      fprintf(out, "%s note: %s\n", prefix, p->notes[i]);
+    fprintf(out, "%s\n", prefix);
+    for (size_t i = 0; i < r->n_findings; i++)
+      if (r->findings[i].pid == p->pid)
+        print_finding(out, prefix, &r->findings[i]);
+  }
+  fprintf(out, "SUMMARY: loopsan: ");
+  if (!total) {
+    fprintf(out, "no problems found");
+  } else {
+    int first = 1;
+    for (int k = 0; k < LOOPSAN_KIND_COUNT; k++) {
+      if (!counts[k])
+        continue;
+      fprintf(out, "%s%u %s", first ? "" : ", ", counts[k], loopsan_kind_name(k));
+      first = 0;
+    }
+  }
+  fprintf(out, " in %zu process%s", r->n_processes, r->n_processes == 1 ? "" : "es");
+  if (r->trace_dir)
+    fprintf(out, " (traces: %s)", r->trace_dir);
+  fputc('\n', out);
+  return 0;
+}

@@ -1,0 +1,180 @@
+/* Stack capture and deduplication (preload/stacks.c). */
+#include <check.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyzer/reader.h"
+#include "preload/shim.h"
+#include "tests/unit/shim_harness.h"
+
+#define NOINLINE __attribute__((noinline))
+#define NO_TAIL_CALL() __asm__ volatile("" ::: "memory")
+
+static NOINLINE uint32_t capture_from_a(void) {
+  uint32_t id = loopsan__stack_capture();
+  NO_TAIL_CALL();
+  return id;
+}
+
+static NOINLINE uint32_t capture_from_b(void) {
+  uint32_t id = loopsan__stack_capture();
+  NO_TAIL_CALL();
+  return id;
+}
+
+static NOINLINE uint32_t capture_deep(int n) {
+  uint32_t id = n ? capture_deep(n - 1) : loopsan__stack_capture();
+  NO_TAIL_CALL();
+  return id;
+}
+
+struct stacks_seen {
+  unsigned n;
+  uint32_t ids[64];
+  uint32_t nframes[64];
+  uint64_t first_frame[64];
+};
+
+static int collect_stacks(void *ctx, const struct loopsan_record_header *rec, uint32_t tid) {
+  struct stacks_seen *s = ctx;
+  (void)tid;
+  if (rec->type != LOOPSAN_REC_STACK || s->n >= 64)
+    return 0;
+  const struct loopsan_rec_stack *r = (const void *)rec;
+  s->ids[s->n] = r->id;
+  s->nframes[s->n] = r->nframes;
+  memcpy(&s->first_frame[s->n], r + 1, sizeof(uint64_t));
+  s->n++;
+  return 0;
+}
+
+static void read_stacks(struct stacks_seen *s) {
+  loopsan__writer_close(LOOPSAN_END_EXIT, 0);
+  struct loopsan_read_stats st;
+  char err[256];
+  memset(s, 0, sizeof *s);
+  ck_assert_int_eq(loopsan_read_trace(harness_trace_path(), collect_stacks, s, &st, err, sizeof err), 0);
+}
+
+static int in_function(uint64_t addr, void *fn) {
+  return addr > (uint64_t)(uintptr_t)fn && addr < (uint64_t)(uintptr_t)fn + 256;
+}
+
+START_TEST(dedupe_by_call_site) {
+  harness_start(32);
+  uint32_t a[2], b;
+  for (volatile int i = 0; i < 2; i++) /* one call site, so one stack */
+    a[i] = capture_from_a();
+  b = capture_from_b();
+  uint32_t a1 = a[0], a2 = a[1];
+  ck_assert_uint_ne(a1, 0);
+  ck_assert_uint_eq(a1, a2);
+  ck_assert_uint_ne(a1, b);
+  struct stacks_seen s;
+  read_stacks(&s);
+  ck_assert_uint_eq(s.n, 2); /* each unique stack written once */
+  ck_assert_uint_eq(s.ids[0], a1);
+  ck_assert_uint_eq(s.ids[1], b);
+  /* The shim's own frame is gone: the innermost frame is the caller. */
+  ck_assert(in_function(s.first_frame[0], (void *)capture_from_a));
+  ck_assert(in_function(s.first_frame[1], (void *)capture_from_b));
+  harness_cleanup();
+}
+END_TEST
+
+START_TEST(depth_limit) {
+  harness_start(3);
+  uint32_t id = capture_deep(10);
+  ck_assert_uint_ne(id, 0);
+  struct stacks_seen s;
+  read_stacks(&s);
+  ck_assert_uint_eq(s.n, 1);
+  ck_assert_uint_eq(s.nframes[0], 3);
+  ck_assert(in_function(s.first_frame[0], (void *)capture_deep));
+  harness_cleanup();
+}
+END_TEST
+
+static void *thread_capture(void *arg) {
+  uint32_t *out = arg;
+  for (int i = 0; i < 1000; i++)
+    out[i] = capture_from_a();
+  return NULL;
+}
+
+START_TEST(threads_share_ids) {
+  harness_start(32);
+  static uint32_t ids[2][1000];
+  pthread_t t1, t2;
+  pthread_create(&t1, NULL, thread_capture, ids[0]);
+  pthread_create(&t2, NULL, thread_capture, ids[1]);
+  pthread_join(t1, NULL);
+  pthread_join(t2, NULL);
+  /* Same function, but called from thread_capture in two threads whose
+   * outer frames (start_thread) are the same too: one stack. */
+  for (int i = 0; i < 1000; i++) {
+    ck_assert_uint_ne(ids[0][i], 0);
+    ck_assert_uint_eq(ids[0][i], ids[0][0]);
+    ck_assert_uint_eq(ids[1][i], ids[0][0]);
+  }
+  struct stacks_seen s;
+  read_stacks(&s);
+  ck_assert_uint_eq(s.n, 1);
+  harness_cleanup();
+}
+END_TEST
+
+START_TEST(object_table) {
+  int objs[3] = {0, 0, 0};
+  struct loopsan_obj o = {.id = 42, .loop = 7, .library = 1, .type = 3}, got;
+  o.cb[0] = (void *)&objs[2];
+  void *ref = loopsan__obj_put(&objs[0], &o);
+  ck_assert_ptr_nonnull(ref);
+  ck_assert_ptr_eq(loopsan__obj_get(&objs[0], &got), ref);
+  ck_assert_uint_eq(got.id, 42);
+  ck_assert_ptr_eq(got.cb[0], &objs[2]);
+  ck_assert_ptr_null(loopsan__obj_get(&objs[1], &got));
+  loopsan__obj_set_cb(ref, LOOPSAN_SLOT_CLOSE, &objs[1]);
+  ck_assert_uint_eq(loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED), 0);
+  ck_assert_uint_eq(loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED), LOOPSAN_STATE_FIRED);
+  ck_assert_int_eq(loopsan__obj_take(&objs[0], &got), 0);
+  ck_assert_ptr_eq(got.cb[LOOPSAN_SLOT_CLOSE], &objs[1]);
+  ck_assert_ptr_null(loopsan__obj_get(&objs[0], &got));
+  ck_assert_int_eq(loopsan__obj_take(&objs[0], &got), -1);
+  /* Many objects with churn: every live one stays findable. */
+  enum { N = 100000 };
+  char *block = malloc(N);
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < N; i++) {
+      o.id = (uint64_t)i + 1;
+      ck_assert_ptr_nonnull(loopsan__obj_put(block + i, &o));
+    }
+    for (int i = 0; i < N; i += 2)
+      ck_assert_int_eq(loopsan__obj_take(block + i, &got), 0);
+    for (int i = 1; i < N; i += 2) {
+      ck_assert_ptr_nonnull(loopsan__obj_get(block + i, &got));
+      ck_assert_uint_eq(got.id, (uint64_t)i + 1);
+    }
+    for (int i = 1; i < N; i += 2)
+      ck_assert_int_eq(loopsan__obj_take(block + i, &got), 0);
+  }
+  free(block);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("stacks");
+  TCase *tc = tcase_create("capture");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, dedupe_by_call_site);
+  tcase_add_test(tc, depth_limit);
+  tcase_add_test(tc, threads_share_ids);
+  tcase_add_test(tc, object_table);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

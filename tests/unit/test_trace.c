@@ -1,0 +1,200 @@
+/* The trace writer and reader: a round trip through a real file, then the
+ * same file truncated and corrupted. Each test forks so that it has a
+ * writer (and trace file) of its own. */
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "analyzer/reader.h"
+#include "preload/shim.h"
+#include "tests/unit/shim_harness.h"
+
+struct tally {
+  unsigned counts[LOOPSAN_REC_TYPE_COUNT];
+  uint64_t last_obj;
+  int first_type;
+  uint32_t version;
+  char exe[256];
+  int ops_in_order;
+};
+
+static int count_record(void *ctx, const struct loopsan_record_header *rec, uint32_t tid) {
+  struct tally *t = ctx;
+  (void)tid;
+  if (!t->first_type)
+    t->first_type = rec->type;
+  if (rec->type < LOOPSAN_REC_TYPE_COUNT)
+    t->counts[rec->type]++;
+  if (rec->type == LOOPSAN_REC_PROCESS) {
+    const struct loopsan_rec_process *p = (const void *)rec;
+    t->version = p->format_version;
+    size_t n = p->exe_len < sizeof t->exe - 1 ? p->exe_len : sizeof t->exe - 1;
+    memcpy(t->exe, p + 1, n);
+  }
+  if (rec->type == LOOPSAN_REC_OBJ_OP) {
+    const struct loopsan_rec_obj_op *op = (const void *)rec;
+    if (op->obj == t->last_obj + 1)
+      t->ops_in_order++;
+    t->last_obj = op->obj;
+  }
+  return 0;
+}
+
+/* Write N object operations (obj = 1..N) and end the trace. */
+static void write_trace(unsigned n) {
+  harness_start(16);
+  for (unsigned i = 1; i <= n; i++) {
+    struct loopsan_rec_obj_op r = {.obj = i, .op = LOOPSAN_OP_USE, .ts = i};
+    loopsan__emit(LOOPSAN_REC_OBJ_OP, &r, sizeof r);
+  }
+  loopsan__writer_close(LOOPSAN_END_EXIT, 7);
+}
+
+static off_t file_size(const char *p) {
+  struct stat st;
+  ck_assert_int_eq(stat(p, &st), 0);
+  return st.st_size;
+}
+
+START_TEST(round_trip) {
+  write_trace(20000); /* several 64 KiB buffers' worth: many chunks */
+  struct tally t = {0};
+  struct loopsan_read_stats st;
+  char err[256];
+  ck_assert_int_eq(loopsan_read_trace(harness_trace_path(), count_record, &t, &st, err, sizeof err), 0);
+  ck_assert_int_eq(t.first_type, LOOPSAN_REC_PROCESS);
+  ck_assert_uint_eq(t.version, LOOPSAN_TRACE_VERSION);
+  ck_assert_uint_eq(t.counts[LOOPSAN_REC_OBJ_OP], 20000);
+  ck_assert_uint_eq(t.ops_in_order, 20000);
+  ck_assert_uint_eq(t.counts[LOOPSAN_REC_END], 1);
+  ck_assert_uint_ge(t.counts[LOOPSAN_REC_CLOCK], 1);
+  ck_assert_ptr_nonnull(strstr(t.exe, "test_trace"));
+  ck_assert_uint_gt(st.chunks, 5);
+  ck_assert_uint_eq(st.bad_chunks, 0);
+  ck_assert_uint_eq(st.truncated_bytes, 0);
+  ck_assert_uint_eq(st.bad_records, 0);
+  ck_assert_uint_eq(st.seq_gaps, 0);
+  /* Mode 0600, as SPEC.md promises. */
+  struct stat sb;
+  ck_assert_int_eq(stat(harness_trace_path(), &sb), 0);
+  ck_assert_int_eq(sb.st_mode & 0777, 0600);
+  harness_cleanup();
+}
+END_TEST
+
+START_TEST(truncated_file) {
+  write_trace(20000);
+  const char *path = harness_trace_path();
+  off_t size = file_size(path);
+  ck_assert_int_eq(truncate(path, size - 1000), 0);
+  struct tally t = {0};
+  struct loopsan_read_stats st;
+  char err[256];
+  ck_assert_int_eq(loopsan_read_trace(path, count_record, &t, &st, err, sizeof err), 0);
+  /* Everything before the torn last chunk is read and the loss is told. */
+  ck_assert_uint_gt(st.truncated_bytes, 0);
+  ck_assert_uint_eq(st.bad_chunks, 0);
+  ck_assert_uint_lt(t.counts[LOOPSAN_REC_OBJ_OP], 20000);
+  ck_assert_uint_gt(t.counts[LOOPSAN_REC_OBJ_OP], 15000);
+  ck_assert_uint_eq(t.ops_in_order, t.counts[LOOPSAN_REC_OBJ_OP]);
+  ck_assert_uint_eq(t.counts[LOOPSAN_REC_END], 0);
+  harness_cleanup();
+}
+END_TEST
+
+START_TEST(corrupt_chunk) {
+  write_trace(20000);
+  const char *path = harness_trace_path();
+  off_t size = file_size(path);
+  int fd = open(path, O_RDWR);
+  ck_assert_int_ge(fd, 0);
+  /* Flip bytes in the middle of the file: one chunk goes bad. */
+  char junk[64];
+  memset(junk, 0x5a, sizeof junk);
+  ck_assert_int_eq(pwrite(fd, junk, sizeof junk, size / 2), (ssize_t)sizeof junk);
+  close(fd);
+  struct tally t = {0};
+  struct loopsan_read_stats st;
+  char err[256];
+  ck_assert_int_eq(loopsan_read_trace(path, count_record, &t, &st, err, sizeof err), 0);
+  ck_assert_uint_eq(st.bad_chunks, 1);
+  ck_assert_uint_gt(st.skipped_bytes, 0);
+  ck_assert_uint_eq(st.truncated_bytes, 0);
+  /* Only that chunk's records are lost; the reader resynchronised and read
+   * the END record after it. */
+  ck_assert_uint_lt(t.counts[LOOPSAN_REC_OBJ_OP], 20000);
+  ck_assert_uint_gt(t.counts[LOOPSAN_REC_OBJ_OP], 20000 - 8192);
+  ck_assert_uint_eq(t.counts[LOOPSAN_REC_END], 1);
+  ck_assert_uint_ge(st.seq_gaps, 1);
+  harness_cleanup();
+}
+END_TEST
+
+START_TEST(not_a_trace) {
+  char path[] = "/tmp/loopsan-unit-XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(write(fd, "hello, this is not a trace file at all", 38), 38);
+  close(fd);
+  struct tally t = {0};
+  struct loopsan_read_stats st;
+  char err[256] = "";
+  ck_assert_int_eq(loopsan_read_trace(path, count_record, &t, &st, err, sizeof err), -1);
+  ck_assert_ptr_nonnull(strstr(err, "not a loopsan trace"));
+  /* A newer format is refused with a message that says so. */
+  struct loopsan_file_header fh = {.version = LOOPSAN_TRACE_VERSION + 1, .header_size = sizeof fh};
+  memcpy(fh.magic, LOOPSAN_TRACE_MAGIC, 8);
+  fd = open(path, O_WRONLY | O_TRUNC);
+  ck_assert_int_eq(write(fd, &fh, sizeof fh), (ssize_t)sizeof fh);
+  close(fd);
+  ck_assert_int_eq(loopsan_read_trace(path, count_record, &t, &st, err, sizeof err), -1);
+  ck_assert_ptr_nonnull(strstr(err, "newer"));
+  unlink(path);
+}
+END_TEST
+
+START_TEST(never_overwrites) {
+  /* A file already at the trace's path (an attacker's symlink, or an
+   * earlier image of an exec'ed process) is never opened: the next name is. */
+  const char *dir = harness_start(8);
+  char victim[600], link_path[600], next[600];
+  snprintf(victim, sizeof victim, "%s/victim", dir);
+  FILE *f = fopen(victim, "w");
+  fputs("precious", f);
+  fclose(f);
+  loopsan__writer_close(LOOPSAN_END_EXEC, -1);
+  snprintf(link_path, sizeof link_path, "%s/loopsan.%d.1.trace", dir, (int)getpid());
+  ck_assert_int_eq(symlink(victim, link_path), 0);
+  ck_assert_int_eq(loopsan__writer_open(), 0);
+  loopsan__writer_close(LOOPSAN_END_EXIT, 0);
+  snprintf(next, sizeof next, "%s/loopsan.%d.2.trace", dir, (int)getpid());
+  ck_assert_int_eq(access(next, F_OK), 0);
+  f = fopen(victim, "r");
+  char buf[32] = "";
+  ck_assert_ptr_nonnull(fgets(buf, sizeof buf, f));
+  fclose(f);
+  ck_assert_str_eq(buf, "precious");
+  harness_cleanup();
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("trace");
+  TCase *tc = tcase_create("writer+reader");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, round_trip);
+  tcase_add_test(tc, truncated_file);
+  tcase_add_test(tc, corrupt_chunk);
+  tcase_add_test(tc, not_a_trace);
+  tcase_add_test(tc, never_overwrites);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
