@@ -285,7 +285,9 @@ static bool find_cu(Dwfl_Module *mod, Dwarf_Addr addr, Dwarf_Die *out,
                     Dwarf_Addr *bias) {
   Dwarf_Die *cu = dwfl_module_addrdie(mod, addr, bias);
   uint8_t type = 0;
-  if (cu != NULL) {
+  /* libdw may hand back a unit that does not cover ADDR (crt1's _start,
+   * which has no DWARF, came back as the unit of main): check. */
+  if (cu != NULL && dwarf_haspc(cu, addr - *bias) > 0) {
     *out = *cu;
   } else {
     Dwarf *dw = dwfl_module_getdwarf(mod, bias);

@@ -1,10 +1,13 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "config.h"
 
 int main(int argc, char **argv) {
+  /* Symbolisation stays offline: never ask debuginfod servers over the network. */
+  unsetenv("DEBUGINFOD_URLS");
   struct loopsan_cli cli;
   char err[1024];
   if (loopsan_cli_parse(argc, argv, &cli, err, sizeof err) != 0) {

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs what loopsan needs to build and test on Debian 12 (bookworm).
+set -e
+pkgs="build-essential autoconf automake libtool pkg-config libuv1-dev libunwind-dev libdw-dev
+libelf-dev check python3"
+missing=""
+for p in $pkgs; do
+  case "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" in
+    ii*) ;;
+    *) missing="$missing $p" ;;
+  esac
+done
+if [ -n "$missing" ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # shellcheck disable=SC2086 # one word per package
+  $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+echo "loopsan: build dependencies are installed"
