@@ -20,7 +20,7 @@ size_t loopsan_record_min_size(uint16_t type) {
   case LOOPSAN_REC_STACK: return sizeof(struct loopsan_rec_stack);
   case LOOPSAN_REC_TYPE: return sizeof(struct loopsan_rec_type);
   case LOOPSAN_REC_OBJ_NEW: return sizeof(struct loopsan_rec_obj_new);
-  case LOOPSAN_REC_OBJ_OP: return sizeof(struct loopsan_rec_obj_op);
+  case LOOPSAN_REC_OBJ_OP: return LOOPSAN_OBJ_OP_SIZE_MIN;
   case LOOPSAN_REC_DISPATCH: return sizeof(struct loopsan_rec_dispatch);
   case LOOPSAN_REC_API_ERROR: return sizeof(struct loopsan_rec_api_error);
   case LOOPSAN_REC_LOST: return sizeof(struct loopsan_rec_lost);
@@ -131,7 +131,7 @@ int loopsan_read_trace(const char *path, loopsan_record_fn fn, void *ctx,
       memcpy(&ch, map + off, sizeof ch);
       ok = ch.magic == LOOPSAN_CHUNK_MAGIC && ch.size <= LOOPSAN_CHUNK_MAX_PAYLOAD &&
            ch.size <= size - off - sizeof ch &&
-           loopsan_crc32(0, map + off + sizeof ch, ch.size) == ch.crc;
+           loopsan_crc32c(0, map + off + sizeof ch, ch.size) == ch.crc;
     }
     if (!ok) {
       if (!in_bad_run) {

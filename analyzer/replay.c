@@ -145,7 +145,7 @@ static void forget_object(struct loopsan_replay *r, uint64_t id) {
   }
 }
 
-static void new_object(struct loopsan_replay *r, const struct loopsan_rec_obj_new *n) {
+static void new_object(struct loopsan_replay *r, const struct loopsan_rec_obj_new *n, uint32_t tid) {
   struct replay_object *o = loopsan_replay_object(r, n->obj);
   if (!o) {
     if ((r->n_objects + 1) * 2 > r->cap_objects && objects_grow(r) != 0) {
@@ -165,10 +165,10 @@ static void new_object(struct loopsan_replay *r, const struct loopsan_rec_obj_ne
   o->address = n->address;
   o->created_ts = n->ts;
   o->stack = n->stack;
-  o->tid = n->tid;
+  o->tid = tid;
   o->library = n->library;
   o->type = n->type;
-  o->flags = n->flags;
+  o->flags = n->h.aux;
   r->objects_seen++;
   if (n->library < 32)
     r->libraries_seen |= 1u << n->library;
@@ -310,16 +310,23 @@ static void on_type(struct loopsan_replay *r, const struct loopsan_rec_type *t) 
   e->name[n] = '\0';
 }
 
-static void on_op(struct loopsan_replay *r, const struct loopsan_rec_obj_op *op) {
+static void on_op(struct loopsan_replay *r, const struct loopsan_record_header *rec) {
+  /* Short forms omit the trailing fields: they read as 0. */
+  struct loopsan_rec_obj_op full;
+  memset(&full, 0, sizeof full);
+  memcpy(&full, rec, rec->size < sizeof full ? rec->size : sizeof full);
+  const struct loopsan_rec_obj_op *op = &full;
+  uint32_t code = LOOPSAN_OP_OF(op->h.aux);
+  uint32_t arg = (uint32_t)LOOPSAN_ARG_OF(op->h.aux);
   struct replay_object *o = loopsan_replay_object(r, op->obj);
   if (!o)
     return; /* created before this trace began (e.g. in a parent process) */
-  switch (op->op) {
+  switch (code) {
   case LOOPSAN_OP_START:
     o->used = 1;
     o->starts++;
     o->last_start_ts = op->ts;
-    o->start_flags = op->arg;
+    o->start_flags = arg;
     if (op->cb)
       o->main_cb = op->cb;
     break;
@@ -340,7 +347,7 @@ static void on_op(struct loopsan_replay *r, const struct loopsan_rec_obj_op *op)
     break;
   case LOOPSAN_OP_CLOSED:
   case LOOPSAN_OP_COMPLETE:
-    if (op->op == LOOPSAN_OP_COMPLETE)
+    if (code == LOOPSAN_OP_COMPLETE)
       o->last_fire_ts = op->ts;
     loopsan_rules_object_ended(r, o);
     forget_object(r, o->id);
@@ -364,7 +371,6 @@ static void on_api_error(struct loopsan_replay *r, const struct loopsan_rec_api_
 
 int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, uint32_t tid) {
   struct loopsan_replay *r = ctx;
-  (void)tid;
   switch (rec->type) {
   case LOOPSAN_REC_PROCESS: on_process(r, (const void *)rec); break;
   case LOOPSAN_REC_CLOCK: {
@@ -376,11 +382,11 @@ int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, ui
   case LOOPSAN_REC_MODULE: on_module(r, (const void *)rec); break;
   case LOOPSAN_REC_STACK: add_stack(r, (const void *)rec); break;
   case LOOPSAN_REC_TYPE: on_type(r, (const void *)rec); break;
-  case LOOPSAN_REC_OBJ_NEW: new_object(r, (const void *)rec); break;
-  case LOOPSAN_REC_OBJ_OP: on_op(r, (const void *)rec); break;
+  case LOOPSAN_REC_OBJ_NEW: new_object(r, (const void *)rec, tid); break;
+  case LOOPSAN_REC_OBJ_OP: on_op(r, rec); break;
   case LOOPSAN_REC_DISPATCH: {
     const struct loopsan_rec_dispatch *d = (const void *)rec;
-    loopsan_rules_dispatch(r, loopsan_replay_object(r, d->obj), d);
+    loopsan_rules_dispatch(r, loopsan_replay_object(r, d->obj), d, tid);
     break;
   }
   case LOOPSAN_REC_API_ERROR: on_api_error(r, (const void *)rec); break;

@@ -37,14 +37,14 @@ static int loop_close_failed(struct loopsan_replay *r, const struct replay_objec
 /* ---- slow-callback: a dispatch at or over the threshold ---- */
 
 void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object *obj,
-                            const struct loopsan_rec_dispatch *d) {
+                            const struct loopsan_rec_dispatch *d, uint32_t tid) {
   double ms = loopsan_replay_ms(r, d->duration);
   if (ms * 1e6 < (double)r->threshold_ns)
     return;
   struct raw_finding f;
   fill(&f, r, LOOPSAN_KIND_SLOW_CALLBACK, obj);
   f.cb = d->cb; /* the callback that ran: main, alloc or close */
-  f.tid = d->tid;
+  f.tid = tid;
   f.max_duration = d->duration;
   if (!obj)
     f.library = LOOPSAN_LIB_UNKNOWN;

@@ -9,7 +9,7 @@
 
 /* A dispatch of OBJ (may be NULL: created before the trace began). */
 void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object *obj,
-                            const struct loopsan_rec_dispatch *d);
+                            const struct loopsan_rec_dispatch *d, uint32_t tid);
 /* OBJ ended well or badly during the run (closed, completed). */
 void loopsan_rules_object_ended(struct loopsan_replay *r, const struct replay_object *obj);
 /* OBJ is still alive when the process ends. */

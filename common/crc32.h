@@ -3,7 +3,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Start with crc = 0; feed more data by passing the previous result. */
-uint32_t loopsan_crc32(uint32_t crc, const void *data, size_t len);
+/* CRC-32C (Castagnoli). Start with crc = 0; to continue over more data,
+ * pass the previous result. loopsan_crc32c(0, "123456789", 9) == 0xE3069283. */
+uint32_t loopsan_crc32c(uint32_t crc, const void *data, size_t len);
 
 #endif

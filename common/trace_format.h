@@ -3,7 +3,7 @@
  * it in prose; this header is its exact layout.
  *
  * A trace file is a 16-byte file header followed by chunks. Each chunk is a
- * header with its own magic, size and CRC-32, then whole records. A thread
+ * header with its own magic, size and CRC-32C, then whole records. A thread
  * writes one chunk per flush of its buffer, with one write(2), so a reader
  * that meets a torn or corrupt chunk skips to the next chunk magic whose CRC
  * checks out and loses only that chunk.
@@ -32,7 +32,7 @@ struct loopsan_file_header {
 struct loopsan_chunk_header {
   uint32_t magic;
   uint32_t size;  /* payload bytes after this header */
-  uint32_t crc;   /* CRC-32 (IEEE) of the payload */
+  uint32_t crc;   /* CRC-32C (Castagnoli) of the payload */
   uint32_t tid;   /* thread whose buffer this was */
   uint64_t seq;   /* per-file sequence number, for ordering and gap counts */
 };
@@ -40,7 +40,7 @@ struct loopsan_chunk_header {
 struct loopsan_record_header {
   uint16_t type;
   uint16_t size; /* whole record including this header, multiple of 8 */
-  uint32_t reserved;
+  uint32_t aux;  /* record-specific small fields (see each record), else 0 */
 };
 
 /* Libraries; names in loopsan_library_names. */
@@ -149,7 +149,8 @@ enum loopsan_obj_flags {
 };
 
 /* An object came to life. obj ids are unique per process (never reused);
- * loop is the id of the loop it belongs to (0: none/unknown). */
+ * loop is the id of the loop it belongs to (0: none/unknown). h.aux holds
+ * enum loopsan_obj_flags. The thread is the chunk's. */
 struct loopsan_rec_obj_new {
   struct loopsan_record_header h;
   uint64_t ts;
@@ -157,10 +158,8 @@ struct loopsan_rec_obj_new {
   uint64_t loop;
   uint64_t address;
   uint32_t stack;
-  uint32_t tid;
   uint16_t library;
   uint16_t type;
-  uint32_t flags;
 };
 
 enum loopsan_obj_op {
@@ -170,7 +169,7 @@ enum loopsan_obj_op {
   LOOPSAN_OP_CLOSE = 4,  /* close requested (uv_close); cb = close callback */
   LOOPSAN_OP_CLOSED = 5, /* gone for good: close completed, loop closed */
   LOOPSAN_OP_FIRED = 6,  /* first dispatch since the last START */
-  LOOPSAN_OP_COMPLETE = 7, /* a request's callback ran: it is finished */
+  LOOPSAN_OP_COMPLETE = 7, /* a request's callback ran; arg: its status */
   LOOPSAN_OP_RUN = 8,    /* a loop started running (uv_run); arg: mode */
   LOOPSAN_OP_COUNT
 };
@@ -180,27 +179,32 @@ enum loopsan_start_flags {
   LOOPSAN_START_SCHEDULED = 1u << 1 /* a deadline: never firing is "pending" */
 };
 
+/* A change in an object's life: the most frequent record, so it is short.
+ * h.aux = op | (arg << 8), arg a signed 24-bit value. The record is 24
+ * bytes without a callback, 32 with cb, 40 with cb and the call's stack;
+ * fields beyond h.size read as 0. */
 struct loopsan_rec_obj_op {
   struct loopsan_record_header h;
   uint64_t ts;
   uint64_t obj;
   uint64_t cb;
-  uint32_t op;
-  uint32_t arg;
-  uint32_t stack; /* call stack of the operation, 0 if not captured */
-  uint32_t tid;
+  uint32_t stack;
+  uint32_t pad;
 };
+#define LOOPSAN_OBJ_OP_SIZE_MIN 24u
+#define LOOPSAN_OP_AUX(op, arg) ((uint32_t)(op) | ((uint32_t)(arg) << 8))
+#define LOOPSAN_OP_OF(aux) ((aux) & 0xffu)
+#define LOOPSAN_ARG_OF(aux) ((int32_t)(aux) >> 8)
 
 /* One callback dispatch. In record mode "findings" only those at or over
- * the slow threshold are written; in mode "all", every one. */
+ * the slow threshold are written; in mode "all", every one. h.aux: which
+ * callback of the object (main, alloc, close, ...). */
 struct loopsan_rec_dispatch {
   struct loopsan_record_header h;
   uint64_t ts;       /* start */
   uint64_t duration; /* in ts units */
   uint64_t obj;
   uint64_t cb;
-  uint32_t tid;
-  uint32_t slot; /* which callback of the object (main, alloc, close, ...) */
 };
 
 /* A loop API call returned an error. The function name follows. */
@@ -210,17 +214,15 @@ struct loopsan_rec_api_error {
   uint64_t obj;
   int32_t result;
   uint32_t stack;
-  uint32_t tid;
   uint16_t library;
   uint16_t name_len;
+  uint32_t pad;
 };
 
 /* The writer dropped records (buffer exhausted, table full, ...). */
 struct loopsan_rec_lost {
-  struct loopsan_record_header h;
+  struct loopsan_record_header h; /* h.aux: enum loopsan_lost_reason */
   uint64_t records;
-  uint32_t reason; /* enum loopsan_lost_reason */
-  uint32_t reserved2;
 };
 
 enum loopsan_lost_reason {

@@ -2,6 +2,7 @@
  * state, a call failed, a dispatch was slow. Adapters say *what* happened in
  * their library's terms; this turns it into trace records. */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "preload/shim.h"
@@ -32,26 +33,21 @@ uint64_t loopsan__record_new(const void *addr, uint8_t library, uint8_t type, ui
   int saved = errno;
   loopsan__ensure_flusher();
   struct loopsan_obj o = {.id = loopsan__obj_new_id(), .loop = loop, .library = library, .type = type};
-  struct loopsan_obj old;
-  void *ref = loopsan__obj_get(addr, &old);
-  if (ref)
-    memcpy(o.cb, old.cb, sizeof o.cb); /* re-init of a live object: libuv may still call it */
-  ref = loopsan__obj_put(addr, &o);
+  void *ref = loopsan__obj_put(addr, &o, 1);
   if (!ref) {
     loopsan__note_lost(LOOPSAN_LOST_OBJECT_TABLE_FULL, 1);
     errno = saved;
     return 0;
   }
   struct loopsan_rec_obj_new r = {
+      .h.aux = flags,
       .ts = loopsan__now(),
       .obj = o.id,
       .loop = loop,
       .address = (uint64_t)(uintptr_t)addr,
       .stack = loopsan__stack_capture(),
-      .tid = loopsan__tid(),
       .library = library,
       .type = type,
-      .flags = flags,
   };
   loopsan__emit(LOOPSAN_REC_OBJ_NEW, &r, sizeof r);
   if (ref_out)
@@ -63,15 +59,19 @@ uint64_t loopsan__record_new(const void *addr, uint8_t library, uint8_t type, ui
 void loopsan__record_op(uint64_t obj, uint32_t op, const void *cb, uint32_t arg, int with_stack) {
   int saved = errno;
   struct loopsan_rec_obj_op r = {
+      .h.aux = LOOPSAN_OP_AUX(op, arg),
       .ts = loopsan__now(),
       .obj = obj,
       .cb = (uint64_t)(uintptr_t)cb,
-      .op = op,
-      .arg = arg,
-      .stack = with_stack ? loopsan__stack_capture() : 0,
-      .tid = loopsan__tid(),
   };
-  loopsan__emit(LOOPSAN_REC_OBJ_OP, &r, sizeof r);
+  size_t size = LOOPSAN_OBJ_OP_SIZE_MIN;
+  if (with_stack) {
+    r.stack = loopsan__stack_capture();
+    size = sizeof r;
+  } else if (cb) {
+    size = offsetof(struct loopsan_rec_obj_op, stack);
+  }
+  loopsan__emit(LOOPSAN_REC_OBJ_OP, &r, size);
   errno = saved;
 }
 
@@ -82,7 +82,6 @@ void loopsan__record_api_error(uint64_t obj, uint8_t library, const char *functi
       .obj = obj,
       .result = result,
       .stack = loopsan__stack_capture(),
-      .tid = loopsan__tid(),
       .library = library,
       .name_len = (uint16_t)strlen(function),
   };
@@ -93,12 +92,11 @@ void loopsan__record_api_error(uint64_t obj, uint8_t library, const char *functi
 void loopsan__dispatch_slow(const struct loopsan_dispatch *d, uint64_t duration) {
   int saved = errno;
   struct loopsan_rec_dispatch r = {
+      .h.aux = d->slot,
       .ts = d->t0,
       .duration = duration,
       .obj = d->obj,
       .cb = (uint64_t)(uintptr_t)d->cb,
-      .tid = loopsan__tid(),
-      .slot = d->slot,
   };
   loopsan__emit(LOOPSAN_REC_DISPATCH, &r, sizeof r);
   errno = saved;

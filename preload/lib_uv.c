@@ -94,9 +94,23 @@ static inline int from_program(uintptr_t ra) {
 
 /* ---- object helpers ----------------------------------------------------- */
 
+/* Handles are created in bursts on one loop: remember the last answer. */
+static LOOPSAN_TLS const uv_loop_t *last_loop;
+static LOOPSAN_TLS uint64_t last_loop_id;
+
 static uint64_t loop_id(const uv_loop_t *loop) {
   struct loopsan_obj o;
-  return loop && loopsan__obj_get(loop, &o) ? o.id : 0;
+  if (loop == last_loop && loop)
+    return last_loop_id;
+  uint64_t id = loop && loopsan__obj_get(loop, &o) ? o.id : 0;
+  last_loop = id ? loop : NULL;
+  last_loop_id = id;
+  return id;
+}
+
+static void forget_loop(const uv_loop_t *loop) {
+  if (last_loop == loop)
+    last_loop = NULL;
 }
 
 static void handle_new(const void *h, int type, const uv_loop_t *loop) {
@@ -115,22 +129,22 @@ static void handle_used(const void *h) {
  * be passed to libuv, 0 when the handle is not ours (pass CB through).
  * TRAMP tells a program that passes back the trampoline it read from the
  * handle (h->timer_cb) from a new callback. */
-static int handle_arm(const void *h, int slot, void *cb, void *tramp) {
+static void *handle_arm(const void *h, int slot, void *cb, void *tramp) {
   struct loopsan_obj o;
   void *ref = loopsan__obj_get(h, &o);
   if (!ref)
-    return 0;
+    return NULL;
   if (cb != tramp)
     loopsan__obj_set_cb(ref, slot, cb);
   if (slot == LOOPSAN_SLOT_MAIN)
     loopsan__obj_state_clear(ref, LOOPSAN_STATE_FIRED);
   loopsan__obj_state_set(ref, LOOPSAN_STATE_USED);
-  return 1;
+  return ref;
 }
 
-static void handle_started(const void *h, int rc, const char *fn, uint32_t flags) {
+static void handle_started(void *ref, const void *h, int rc, const char *fn, uint32_t flags) {
   struct loopsan_obj o;
-  if (!loopsan__obj_get(h, &o))
+  if (!loopsan__obj_read(ref, h, &o))
     return;
   if (rc == 0)
     loopsan__record_op(o.id, LOOPSAN_OP_START, o.cb[LOOPSAN_SLOT_MAIN], flags, 0);
@@ -140,18 +154,18 @@ static void handle_started(const void *h, int rc, const char *fn, uint32_t flags
 
 /* A request with callback CB begins: returns 1 if tracked (pass the
  * trampoline), 0 otherwise. */
-static int request_begin(const void *req, int type, uint64_t loop, void *cb) {
+static void *request_begin(const void *req, int type, uint64_t loop, void *cb) {
   void *ref = NULL;
   if (!loopsan__record_new(req, LOOPSAN_LIB_UV, (uint8_t)type, loop, 0, &ref) || !ref)
-    return 0;
+    return NULL;
   loopsan__obj_set_cb(ref, LOOPSAN_SLOT_MAIN, cb);
-  return 1;
+  return ref;
 }
 
-static void request_submitted(const void *req, int rc, const char *fn) {
+static void request_submitted(void *ref, const void *req, int rc, const char *fn) {
   struct loopsan_obj o;
   if (rc == 0) {
-    if (loopsan__obj_get(req, &o))
+    if (loopsan__obj_read(ref, req, &o))
       loopsan__record_op(o.id, LOOPSAN_OP_START, o.cb[LOOPSAN_SLOT_MAIN],
                          LOOPSAN_START_ONESHOT | LOOPSAN_START_SCHEDULED, 0);
     return;
@@ -275,7 +289,7 @@ LOOPSAN_INTERPOSE int uv_loop_init(uv_loop_t *loop) {
     return UV_ENOSYS;
   int rc = REAL(uv_loop_init)(loop);
   if (rc == 0 && from_program(CALLER))
-    loopsan__record_new(loop, LOOPSAN_LIB_UV, T_LOOP, 0, 0, NULL);
+    forget_loop(loop), loopsan__record_new(loop, LOOPSAN_LIB_UV, T_LOOP, 0, 0, NULL);
   return rc;
 }
 
@@ -284,7 +298,7 @@ LOOPSAN_INTERPOSE uv_loop_t *uv_loop_new(void) {
     return NULL;
   uv_loop_t *loop = REAL(uv_loop_new)();
   if (loop && from_program(CALLER))
-    loopsan__record_new(loop, LOOPSAN_LIB_UV, T_LOOP, 0, 0, NULL);
+    forget_loop(loop), loopsan__record_new(loop, LOOPSAN_LIB_UV, T_LOOP, 0, 0, NULL);
   return loop;
 }
 
@@ -294,7 +308,7 @@ LOOPSAN_INTERPOSE uv_loop_t *uv_default_loop(void) {
   uv_loop_t *loop = REAL(uv_default_loop)();
   struct loopsan_obj o;
   if (loop && from_program(CALLER) && !loopsan__obj_get(loop, &o))
-    loopsan__record_new(loop, LOOPSAN_LIB_UV, T_LOOP, 0, LOOPSAN_OBJF_DEFAULT_LOOP, NULL);
+    forget_loop(loop), loopsan__record_new(loop, LOOPSAN_LIB_UV, T_LOOP, 0, LOOPSAN_OBJF_DEFAULT_LOOP, NULL);
   return loop;
 }
 
@@ -317,6 +331,7 @@ LOOPSAN_INTERPOSE int uv_loop_close(uv_loop_t *loop) {
   struct loopsan_obj o;
   if (from_program(CALLER) && loopsan__obj_get(loop, &o)) {
     if (rc == 0) {
+      forget_loop(loop);
       loopsan__obj_take(loop, &o);
       loopsan__record_op(o.id, LOOPSAN_OP_CLOSED, NULL, 0, 1);
     } else {
@@ -330,6 +345,7 @@ LOOPSAN_INTERPOSE void uv_loop_delete(uv_loop_t *loop) {
   if (!RESOLVE(uv_loop_delete))
     return;
   struct loopsan_obj o;
+  forget_loop(loop);
   if (from_program(CALLER) && loopsan__obj_take(loop, &o) == 0)
     loopsan__record_op(o.id, LOOPSAN_OP_CLOSED, NULL, 0, 1);
   REAL(uv_loop_delete)(loop);
@@ -373,9 +389,9 @@ LOOPSAN_INTERPOSE int uv_async_init(uv_loop_t *l, uv_async_t *h, uv_async_cb cb)
   if (!from_program(CALLER))
     return REAL(uv_async_init)(l, h, cb);
   handle_new(h, T_ASYNC, l);
-  int wrap = cb && handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tr_async);
-  int rc = REAL(uv_async_init)(l, h, wrap ? tr_async : cb);
-  handle_started(h, rc, "uv_async_init", 0);
+  void *ref = cb ? handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tr_async) : NULL;
+  int rc = REAL(uv_async_init)(l, h, ref ? tr_async : cb);
+  handle_started(ref, h, rc, "uv_async_init", 0);
   return rc;
 }
 
@@ -389,10 +405,15 @@ LOOPSAN_INTERPOSE int uv_spawn(uv_loop_t *l, uv_process_t *h, const uv_process_o
     return REAL(uv_spawn)(l, h, options);
   handle_new(h, T_PROCESS, l);
   uv_process_options_t copy = *options;
-  if (copy.exit_cb && handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)copy.exit_cb, (void *)tr_exit))
+  void *ref = NULL;
+  if (copy.exit_cb && (ref = handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)copy.exit_cb, (void *)tr_exit)))
     copy.exit_cb = tr_exit;
   int rc = REAL(uv_spawn)(l, h, &copy);
-  handle_started(h, rc, "uv_spawn", LOOPSAN_START_ONESHOT);
+  if (!ref) {
+    struct loopsan_obj o;
+    ref = loopsan__obj_get(h, &o);
+  }
+  handle_started(ref, h, rc, "uv_spawn", LOOPSAN_START_ONESHOT);
   return rc;
 }
 
@@ -404,11 +425,12 @@ LOOPSAN_INTERPOSE int uv_spawn(uv_loop_t *l, uv_process_t *h, const uv_process_o
   LOOPSAN_INTERPOSE int fn params {                                               \
     if (!RESOLVE(fn))                                                             \
       return UV_ENOSYS;                                                           \
+    void *ref;                                                                    \
     if (!from_program(CALLER) || !cb ||                                           \
-        !handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tramp))             \
+        !(ref = handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tramp)))     \
       return REAL(fn) args_real(cb);                                              \
     int rc = REAL(fn) args_real(tramp);                                           \
-    handle_started(h, rc, #fn, flags);                                            \
+    handle_started(ref, h, rc, #fn, flags);                                       \
     return rc;                                                                    \
   }
 
@@ -443,12 +465,14 @@ HANDLE_START(uv_listen, (uv_stream_t * s, int backlog, uv_connection_cb cb), A_L
   LOOPSAN_INTERPOSE int fn(type *h, uv_alloc_cb alloc_cb, read_type read_cb) {              \
     if (!RESOLVE(fn))                                                                       \
       return UV_ENOSYS;                                                                     \
+    void *ref;                                                                              \
     if (!from_program(CALLER) || !alloc_cb || !read_cb ||                                   \
-        !handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)read_cb, (void *)tr_recv))                \
+        !(ref = handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)read_cb, (void *)tr_recv)))        \
       return REAL(fn)(h, alloc_cb, read_cb);                                                \
-    handle_arm(h, LOOPSAN_SLOT_ALLOC, (void *)alloc_cb, (void *)tr_alloc);                  \
+    if ((void *)alloc_cb != (void *)tr_alloc)                                               \
+      loopsan__obj_set_cb(ref, LOOPSAN_SLOT_ALLOC, (void *)alloc_cb);                       \
     int rc = REAL(fn)(h, tr_alloc, tr_recv);                                                \
-    handle_started(h, rc, #fn, 0);                                                          \
+    handle_started(ref, h, rc, #fn, 0);                                                     \
     return rc;                                                                              \
   }
 HANDLE_READ_START(uv_read_start, uv_stream_t, uv_read_cb, tr_read)
@@ -552,10 +576,11 @@ LOOPSAN_INTERPOSE void uv_close(uv_handle_t *h, uv_close_cb cb) {
     if (!from_program(CALLER) || !cb)                                             \
       return REAL(fn) args_real(cb);                                              \
     handle_used(stream);                                                          \
-    if (!request_begin(req, type, stream_loop_id(stream), (void *)cb))            \
+    void *ref = request_begin(req, type, stream_loop_id(stream), (void *)cb);     \
+    if (!ref)                                                                     \
       return REAL(fn) args_real(cb);                                              \
     int rc = REAL(fn) args_real(tramp);                                           \
-    request_submitted(req, rc, #fn);                                              \
+    request_submitted(ref, req, rc, #fn);                                         \
     return rc;                                                                    \
   }
 
@@ -592,11 +617,12 @@ LOOPSAN_INTERPOSE void uv_pipe_connect(uv_connect_t *req, uv_pipe_t *s, const ch
     return;
   }
   handle_used(s);
-  if (!request_begin(req, T_CONNECT, stream_loop_id(s), (void *)cb)) {
+  void *ref = request_begin(req, T_CONNECT, stream_loop_id(s), (void *)cb);
+  if (!ref) {
     REAL(uv_pipe_connect)(req, s, name, cb);
     return;
   }
-  request_submitted(req, 0, "uv_pipe_connect");
+  request_submitted(ref, req, 0, "uv_pipe_connect");
   REAL(uv_pipe_connect)(req, s, name, tr_connect);
 }
 
@@ -606,11 +632,12 @@ LOOPSAN_INTERPOSE void uv_pipe_connect(uv_connect_t *req, uv_pipe_t *s, const ch
   LOOPSAN_INTERPOSE int fn params {                                               \
     if (!RESOLVE(fn))                                                             \
       return UV_ENOSYS;                                                           \
+    void *ref;                                                                    \
     if (!cb || !from_program(CALLER) ||                                           \
-        !request_begin(req, type, loop_id(loop), (void *)cb))                     \
+        !(ref = request_begin(req, type, loop_id(loop), (void *)cb)))             \
       return REAL(fn) args_real(cb);                                              \
     int rc = REAL(fn) args_real(tramp);                                           \
-    request_submitted(req, rc, #fn);                                              \
+    request_submitted(ref, req, rc, #fn);                                         \
     return rc;                                                                    \
   }
 
@@ -637,10 +664,11 @@ LOOPSAN_INTERPOSE int uv_queue_work(uv_loop_t *loop, uv_work_t *req, uv_work_cb 
                                     uv_after_work_cb after_cb) {
   if (!RESOLVE(uv_queue_work))
     return UV_ENOSYS;
-  if (!from_program(CALLER) || !request_begin(req, T_WORK, loop_id(loop), (void *)after_cb))
+  void *ref;
+  if (!from_program(CALLER) || !(ref = request_begin(req, T_WORK, loop_id(loop), (void *)after_cb)))
     return REAL(uv_queue_work)(loop, req, work_cb, after_cb);
   int rc = REAL(uv_queue_work)(loop, req, work_cb, tr_after_work);
-  request_submitted(req, rc, "uv_queue_work");
+  request_submitted(ref, req, rc, "uv_queue_work");
   return rc;
 }
 
@@ -692,10 +720,11 @@ LOOPSAN_INTERPOSE int uv_queue_work(uv_loop_t *loop, uv_work_t *req, uv_work_cb 
   LOOPSAN_INTERPOSE int fn(uv_loop_t *loop, uv_fs_t *req, UNPAREN params, uv_fs_cb cb) {  \
     if (!RESOLVE(fn))                                                                     \
       return UV_ENOSYS;                                                                   \
-    if (!cb || !from_program(CALLER) || !request_begin(req, T_FS, loop_id(loop), (void *)cb)) \
+    void *ref;                                                                            \
+    if (!cb || !from_program(CALLER) || !(ref = request_begin(req, T_FS, loop_id(loop), (void *)cb))) \
       return REAL(fn)(loop, req, UNPAREN args, cb);                                       \
     int rc = REAL(fn)(loop, req, UNPAREN args, tr_fs);                                    \
-    request_submitted(req, rc, #fn);                                                      \
+    request_submitted(ref, req, rc, #fn);                                                 \
     return rc;                                                                            \
   }
 UV_FS_FUNCTIONS(FS_WRAPPER)

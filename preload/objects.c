@@ -61,8 +61,15 @@ static inline struct obj_slot *get_table(void) {
   return t;
 }
 
+/* Nearly the identity: objects next to each other in memory (an array of
+ * timers, a connection struct with its handles, a malloc arena) land in
+ * neighbouring slots, so the table is walked the way the program walks its
+ * memory instead of missing the cache on every lookup. 64-byte granules:
+ * every libuv handle or request is larger, so two never share a home; the
+ * higher bits are folded in so that distant regions do not stack up. */
 static inline uint32_t home(uintptr_t key) {
-  return (uint32_t)(((uint64_t)key * 0x9E3779B97F4A7C15u) >> (64 - OBJ_TABLE_BITS));
+  uint64_t k = (uint64_t)key >> 6;
+  return (uint32_t)((k ^ (k >> OBJ_TABLE_BITS) * 0x9E37u) & (OBJ_TABLE_SIZE - 1));
 }
 
 static void slot_write(struct obj_slot *s, const struct loopsan_obj *o) {
@@ -111,14 +118,18 @@ static struct obj_slot *find(struct obj_slot *t, uintptr_t addr) {
   return NULL;
 }
 
-void *loopsan__obj_put(const void *ptr, const struct loopsan_obj *obj) {
+void *loopsan__obj_put(const void *ptr, const struct loopsan_obj *obj, int keep_callbacks) {
   uintptr_t addr = (uintptr_t)ptr;
   struct obj_slot *t = get_table();
   if (!t || addr <= KEY_TOMB)
     return NULL;
   struct obj_slot *s = find(t, addr);
   if (s) {
-    slot_write(s, obj);
+    struct loopsan_obj merged = *obj;
+    struct loopsan_obj old;
+    if (keep_callbacks && slot_read(s, addr, &old))
+      memcpy(merged.cb, old.cb, sizeof merged.cb);
+    slot_write(s, &merged);
     return s;
   }
   for (int attempt = 0; attempt < 8; attempt++) {
@@ -144,6 +155,10 @@ void *loopsan__obj_put(const void *ptr, const struct loopsan_obj *obj) {
     }
   }
   return NULL;
+}
+
+int loopsan__obj_read(void *ref, const void *ptr, struct loopsan_obj *out) {
+  return ref && slot_read(ref, (uintptr_t)ptr, out);
 }
 
 void *loopsan__obj_get(const void *ptr, struct loopsan_obj *out) {
@@ -195,15 +210,19 @@ void loopsan__obj_set_cb(void *ref, int slot, void *cb) {
   atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
 }
 
+/* State bits change only on the thread that runs the object's loop: plain
+ * stores, no locked read-modify-write. */
 uint16_t loopsan__obj_state_set(void *ref, uint16_t bits) {
   struct obj_slot *s = ref;
   uint16_t old = atomic_load_explicit(&s->state, memory_order_relaxed);
-  if ((old & bits) == bits)
-    return old & bits; /* the common case: nothing to write */
-  return atomic_fetch_or_explicit(&s->state, bits, memory_order_relaxed) & bits;
+  if ((old & bits) != bits)
+    atomic_store_explicit(&s->state, (uint16_t)(old | bits), memory_order_relaxed);
+  return old & bits;
 }
 
 void loopsan__obj_state_clear(void *ref, uint16_t bits) {
   struct obj_slot *s = ref;
-  atomic_fetch_and_explicit(&s->state, (uint16_t)~bits, memory_order_relaxed);
+  uint16_t old = atomic_load_explicit(&s->state, memory_order_relaxed);
+  if (old & bits)
+    atomic_store_explicit(&s->state, (uint16_t)(old & ~bits), memory_order_relaxed);
 }

@@ -83,9 +83,13 @@ struct loopsan_obj {
   uint16_t state; /* loopsan_obj_state_flags */
 };
 
-/* Insert or replace ADDR's object. Returns a reference for later updates,
- * or NULL when the table is full (then the caller must not rely on it). */
-void *loopsan__obj_put(const void *addr, const struct loopsan_obj *obj);
+/* Insert or replace ADDR's object (KEEP_CALLBACKS: a replaced object's
+ * callbacks stay, since the library may still call them). Returns a
+ * reference for later updates, or NULL when the table is full. */
+void *loopsan__obj_put(const void *addr, const struct loopsan_obj *obj, int keep_callbacks);
+/* Copy the object behind REF (from put/get of ADDR) into *out; 0 if it is
+ * no longer ADDR's. */
+int loopsan__obj_read(void *ref, const void *addr, struct loopsan_obj *out);
 /* Copy ADDR's object into *out; returns its reference or NULL. */
 void *loopsan__obj_get(const void *addr, struct loopsan_obj *out);
 /* Remove ADDR's object, copying it into *out first; 0 or -1 if absent. */

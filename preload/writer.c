@@ -109,7 +109,7 @@ static void write_chunk(uint32_t tid, const void *payload, uint32_t len) {
   struct loopsan_chunk_header ch = {
       .magic = LOOPSAN_CHUNK_MAGIC,
       .size = len,
-      .crc = loopsan_crc32(0, payload, len),
+      .crc = loopsan_crc32c(0, payload, len),
       .tid = tid,
       .seq = atomic_fetch_add(&W.seq, 1),
   };
@@ -185,7 +185,7 @@ static void emit_thread_record(void) {
 }
 
 void loopsan__note_lost(uint32_t reason, uint64_t count) {
-  struct loopsan_rec_lost r = {.records = count, .reason = reason};
+  struct loopsan_rec_lost r = {.h.aux = reason, .records = count};
   loopsan__emit(LOOPSAN_REC_LOST, &r, sizeof r);
 }
 
@@ -208,8 +208,7 @@ void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1
   }
   struct loopsan_record_header *h = rec;
   h->type = type;
-  h->size = (uint16_t)total;
-  h->reserved = 0;
+  h->size = (uint16_t)total; /* h->aux is the caller's */
   unsigned char *dst = b->data + pos;
   memcpy(dst, rec, size);
   if (len1)

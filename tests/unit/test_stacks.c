@@ -129,7 +129,7 @@ START_TEST(object_table) {
   int objs[3] = {0, 0, 0};
   struct loopsan_obj o = {.id = 42, .loop = 7, .library = 1, .type = 3}, got;
   o.cb[0] = (void *)&objs[2];
-  void *ref = loopsan__obj_put(&objs[0], &o);
+  void *ref = loopsan__obj_put(&objs[0], &o, 0);
   ck_assert_ptr_nonnull(ref);
   ck_assert_ptr_eq(loopsan__obj_get(&objs[0], &got), ref);
   ck_assert_uint_eq(got.id, 42);
@@ -142,22 +142,24 @@ START_TEST(object_table) {
   ck_assert_ptr_eq(got.cb[LOOPSAN_SLOT_CLOSE], &objs[1]);
   ck_assert_ptr_null(loopsan__obj_get(&objs[0], &got));
   ck_assert_int_eq(loopsan__obj_take(&objs[0], &got), -1);
-  /* Many objects with churn: every live one stays findable. */
-  enum { N = 100000 };
-  char *block = malloc(N);
+  /* Many objects with churn: every live one stays findable. Objects are
+   * spaced like real handles (the smallest libuv handle is 120 bytes; 80
+   * puts two in some 64-byte granules). */
+  enum { N = 100000, STRIDE = 80 };
+  char *block = malloc((size_t)N * STRIDE);
   for (int round = 0; round < 3; round++) {
     for (int i = 0; i < N; i++) {
       o.id = (uint64_t)i + 1;
-      ck_assert_ptr_nonnull(loopsan__obj_put(block + i, &o));
+      ck_assert_ptr_nonnull(loopsan__obj_put(block + (size_t)i * STRIDE, &o, 0));
     }
     for (int i = 0; i < N; i += 2)
-      ck_assert_int_eq(loopsan__obj_take(block + i, &got), 0);
+      ck_assert_int_eq(loopsan__obj_take(block + (size_t)i * STRIDE, &got), 0);
     for (int i = 1; i < N; i += 2) {
-      ck_assert_ptr_nonnull(loopsan__obj_get(block + i, &got));
+      ck_assert_ptr_nonnull(loopsan__obj_get(block + (size_t)i * STRIDE, &got));
       ck_assert_uint_eq(got.id, (uint64_t)i + 1);
     }
     for (int i = 1; i < N; i += 2)
-      ck_assert_int_eq(loopsan__obj_take(block + i, &got), 0);
+      ck_assert_int_eq(loopsan__obj_take(block + (size_t)i * STRIDE, &got), 0);
   }
   free(block);
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "analyzer/reader.h"
+#include "common/crc32.h"
 #include "preload/shim.h"
 #include "tests/unit/shim_harness.h"
 
@@ -48,8 +49,8 @@ static int count_record(void *ctx, const struct loopsan_record_header *rec, uint
 static void write_trace(unsigned n) {
   harness_start(16);
   for (unsigned i = 1; i <= n; i++) {
-    struct loopsan_rec_obj_op r = {.obj = i, .op = LOOPSAN_OP_USE, .ts = i};
-    loopsan__emit(LOOPSAN_REC_OBJ_OP, &r, sizeof r);
+    struct loopsan_rec_obj_op r = {.h.aux = LOOPSAN_OP_AUX(LOOPSAN_OP_USE, 0), .obj = i, .ts = i};
+    loopsan__emit(LOOPSAN_REC_OBJ_OP, &r, LOOPSAN_OBJ_OP_SIZE_MIN);
   }
   loopsan__writer_close(LOOPSAN_END_EXIT, 7);
 }
@@ -59,6 +60,20 @@ static off_t file_size(const char *p) {
   ck_assert_int_eq(stat(p, &st), 0);
   return st.st_size;
 }
+
+START_TEST(crc32c_check_value) {
+  /* The standard check value of CRC-32C, and continuation over pieces. */
+  ck_assert_uint_eq(loopsan_crc32c(0, "123456789", 9), 0xE3069283u);
+  ck_assert_uint_eq(loopsan_crc32c(loopsan_crc32c(0, "12345", 5), "6789", 4), 0xE3069283u);
+  static char big[1000];
+  for (size_t i = 0; i < sizeof big; i++)
+    big[i] = (char)(i * 7);
+  uint32_t whole = loopsan_crc32c(0, big, sizeof big), split = 0;
+  for (size_t i = 0; i < sizeof big; i += 13)
+    split = loopsan_crc32c(split, big + i, sizeof big - i < 13 ? sizeof big - i : 13);
+  ck_assert_uint_eq(whole, split);
+}
+END_TEST
 
 START_TEST(round_trip) {
   write_trace(20000); /* several 64 KiB buffers' worth: many chunks */
@@ -186,6 +201,7 @@ int main(void) {
   Suite *s = suite_create("trace");
   TCase *tc = tcase_create("writer+reader");
   tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, crc32c_check_value);
   tcase_add_test(tc, round_trip);
   tcase_add_test(tc, truncated_file);
   tcase_add_test(tc, corrupt_chunk);
