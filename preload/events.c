@@ -7,7 +7,6 @@
 
 #include "preload/shim.h"
 
-LOOPSAN_TLS uint32_t loopsan__dispatch_depth;
 
 #define MAX_TYPES 128
 static struct loopsan_type_desc types[MAX_TYPES];
@@ -31,7 +30,6 @@ void loopsan__emit_types(void) {
 uint64_t loopsan__record_new(const void *addr, uint8_t library, uint8_t type, uint64_t loop,
                              uint32_t flags, void **ref_out) {
   int saved = errno;
-  loopsan__ensure_flusher();
   struct loopsan_obj o = {.id = loopsan__obj_new_id(), .loop = loop, .library = library, .type = type};
   void *ref = loopsan__obj_put(addr, &o, 1);
   if (!ref) {
@@ -102,6 +100,3 @@ void loopsan__dispatch_slow(const struct loopsan_dispatch *d, uint64_t duration)
   errno = saved;
 }
 
-void loopsan__dispatch_fired(const struct loopsan_dispatch *d) {
-  loopsan__record_op(d->obj, LOOPSAN_OP_FIRED, d->cb, 0, 0);
-}

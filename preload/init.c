@@ -1,13 +1,13 @@
-/* Start-up, the flusher thread, fork, exec and exit.
+/* Start-up, fork, exec and exit.
  *
- * The shim stays passive (every interposed function a plain pass-through)
+ * There is no helper thread: records are written out by the threads that
+ * make them (writer.c, loopsan__before_wait). The shim stays passive (every interposed function a plain pass-through)
  * in setuid/setgid programs, when LOOPSAN_OPTIONS is wrong, or when the trace
  * file cannot be created: when in doubt it stops observing, never the
  * program. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +21,6 @@
 struct loopsan_shim_state loopsan__state;
 
 static LOOPSAN_TLS uint32_t cached_tid;
-static _Atomic int flusher_started;
 static _Atomic int exit_status_known;
 static int exit_status = -1;
 
@@ -31,50 +30,10 @@ uint32_t loopsan__tid(void) {
   return cached_tid;
 }
 
-static void *flusher_main(void *arg) {
-  (void)arg;
-  for (;;) {
-    struct timespec ts = {1, 0};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-      ;
-    if (!loopsan__state.active)
-      continue;
-    loopsan__clock_emit();
-    loopsan__modules_emit_if_changed(0);
-    loopsan__flush_all();
-  }
-  return NULL;
-}
-
-void loopsan__ensure_flusher(void) {
-  if (LOOPSAN_LIKELY(atomic_load_explicit(&flusher_started, memory_order_relaxed)))
-    return;
-  int expected = 0;
-  if (!atomic_compare_exchange_strong(&flusher_started, &expected, 1))
-    return;
-  /* The flusher must never receive the program's signals: it starts with
-   * all of them blocked. */
-  int saved = errno;
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_attr_t attr;
-  pthread_t thread;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
-  if (pthread_create(&thread, &attr, flusher_main, NULL) == 0)
-    pthread_setname_np(thread, "loopsan-flush");
-  pthread_attr_destroy(&attr);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  errno = saved;
-}
-
 static void atfork_child(void) {
   if (!loopsan__state.active)
     return;
   cached_tid = 0;
-  atomic_store(&flusher_started, 0);
   atomic_store(&exit_status_known, 0);
   loopsan__state.pid = (uint32_t)getpid();
   loopsan__writer_atfork_child();

@@ -186,18 +186,18 @@ static uint64_t stream_loop_id(const void *stream) {
 
 /* A handle callback: look up, mark the first firing since start, time. */
 #define HANDLE_TRAMPOLINE(name, slot, cb_type, handle_param, params, args)     \
-  TRAMPOLINE static void name params {                                                    \
-    struct loopsan_obj o;                                                      \
-    void *ref = loopsan__obj_get(handle_param, &o);                            \
-    if (LOOPSAN_UNLIKELY(!ref || !o.cb[slot]))                                 \
+  TRAMPOLINE static void name params {                                         \
+    struct loopsan_obj_cb o;                                                   \
+    void *ref = loopsan__obj_dispatch(handle_param, slot, &o);                 \
+    if (LOOPSAN_UNLIKELY(!ref || !o.cb))                                       \
       return;                                                                  \
     struct loopsan_dispatch d;                                                 \
-    if ((slot) == LOOPSAN_SLOT_MAIN && !(o.state & LOOPSAN_STATE_FIRED)) {     \
+    if ((slot) == LOOPSAN_SLOT_MAIN && LOOPSAN_UNLIKELY(!(o.state & LOOPSAN_STATE_FIRED))) { \
       loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);                        \
-      loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb[slot], 0, 0);            \
+      loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);                  \
     }                                                                          \
-    loopsan__dispatch_begin(&d, ref, o.id, o.cb[slot], slot);                  \
-    ((cb_type)o.cb[slot]) args;                                                \
+    loopsan__dispatch_begin(&d, o.id, o.cb, slot);                             \
+    ((cb_type)o.cb) args;                                                      \
     loopsan__dispatch_end(&d);                                                 \
   }
 
@@ -212,7 +212,7 @@ static uint64_t stream_loop_id(const void *stream) {
     if (!o.cb[0])                                                              \
       return;                                                                  \
     struct loopsan_dispatch d;                                                 \
-    loopsan__dispatch_begin(&d, NULL, o.id, o.cb[0], LOOPSAN_SLOT_MAIN);       \
+    loopsan__dispatch_begin(&d, o.id, o.cb[0], LOOPSAN_SLOT_MAIN);             \
     ((cb_type)o.cb[0]) args;                                                   \
     loopsan__dispatch_end(&d);                                                 \
   }
@@ -270,7 +270,7 @@ TRAMPOLINE static void tr_close(uv_handle_t *h) {
   if (!cb)
     return;
   struct loopsan_dispatch d;
-  loopsan__dispatch_begin(&d, NULL, o.id, (void *)cb, LOOPSAN_SLOT_CLOSE);
+  loopsan__dispatch_begin(&d, o.id, (void *)cb, LOOPSAN_SLOT_CLOSE);
   cb(h);
   loopsan__dispatch_end(&d);
 }

@@ -157,6 +157,26 @@ void *loopsan__obj_put(const void *ptr, const struct loopsan_obj *obj, int keep_
   return NULL;
 }
 
+void *loopsan__obj_dispatch(const void *ptr, int slot, struct loopsan_obj_cb *out) {
+  uintptr_t addr = (uintptr_t)ptr;
+  struct obj_slot *t = __atomic_load_n(&table, __ATOMIC_RELAXED);
+  if (LOOPSAN_UNLIKELY(!t))
+    return NULL;
+  struct obj_slot *s = find(t, addr);
+  if (LOOPSAN_UNLIKELY(!s))
+    return NULL;
+  for (int tries = 0; tries < 1000; tries++) {
+    uint32_t s1 = atomic_load_explicit(&s->seq, memory_order_acquire);
+    out->id = atomic_load_explicit(&s->id, memory_order_relaxed);
+    out->cb = atomic_load_explicit(&s->cb[slot], memory_order_relaxed);
+    out->state = atomic_load_explicit(&s->state, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (LOOPSAN_LIKELY(!(s1 & 1u) && atomic_load_explicit(&s->seq, memory_order_relaxed) == s1))
+      return atomic_load_explicit(&s->key, memory_order_relaxed) == addr ? s : NULL;
+  }
+  return NULL;
+}
+
 int loopsan__obj_read(void *ref, const void *ptr, struct loopsan_obj *out) {
   return ref && slot_read(ref, (uintptr_t)ptr, out);
 }

@@ -32,8 +32,6 @@ extern struct loopsan_shim_state loopsan__state;
 
 /* Is ADDR inside the shim itself? (its own frames, its own calls) */
 int loopsan__is_self(uintptr_t addr);
-/* Called once a thread starts emitting: starts the background flusher. */
-void loopsan__ensure_flusher(void);
 /* Current kernel thread id, cached per thread. */
 uint32_t loopsan__tid(void);
 
@@ -50,6 +48,12 @@ void loopsan__emit(uint16_t type, void *rec, size_t size);
 void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1, size_t len1,
                         const void *tail2, size_t len2);
 void loopsan__flush_all(void);
+/* The calling thread is about to block in the kernel for TIMEOUT_MS (-1:
+ * indefinitely). Writes buffered records out when they would otherwise wait
+ * too long: before an indefinite or long wait, or when the last write-out
+ * is a second old. This, not a helper thread, is what bounds the loss on
+ * SIGKILL to about a second. */
+void loopsan__before_wait(int timeout_ms);
 void loopsan__note_lost(uint32_t reason, uint64_t count);
 
 /* ---- modules.c ---- */
@@ -92,6 +96,13 @@ void *loopsan__obj_put(const void *addr, const struct loopsan_obj *obj, int keep
 int loopsan__obj_read(void *ref, const void *addr, struct loopsan_obj *out);
 /* Copy ADDR's object into *out; returns its reference or NULL. */
 void *loopsan__obj_get(const void *addr, struct loopsan_obj *out);
+/* The trampolines' lookup: only what a dispatch needs. */
+struct loopsan_obj_cb {
+  uint64_t id;
+  void *cb;
+  uint16_t state;
+};
+void *loopsan__obj_dispatch(const void *addr, int slot, struct loopsan_obj_cb *out);
 /* Remove ADDR's object, copying it into *out first; 0 or -1 if absent. */
 int loopsan__obj_take(const void *addr, struct loopsan_obj *out);
 /* Set callback SLOT of the object behind REF (owner thread only). */
@@ -117,32 +128,28 @@ struct loopsan_type_desc {
 void loopsan__register_types(const struct loopsan_type_desc *types, size_t n);
 void loopsan__emit_types(void);
 
-/* Dispatch timing: the only code on every callback's path. */
+/* Dispatch timing: the only code on every callback's path: two clock reads
+ * and a compare. (No helper thread: a second thread alone makes every
+ * epoll_wait of the program slower, see docs/architecture.md.) */
 struct loopsan_dispatch {
   uint64_t t0;
   uint64_t obj;
   const void *cb;
-  void *ref;
   uint32_t slot;
 };
-extern LOOPSAN_TLS uint32_t loopsan__dispatch_depth;
 
-static inline void loopsan__dispatch_begin(struct loopsan_dispatch *d, void *ref, uint64_t obj,
+static inline void loopsan__dispatch_begin(struct loopsan_dispatch *d, uint64_t obj,
                                            const void *cb, uint32_t slot) {
-  d->ref = ref;
   d->obj = obj;
   d->cb = cb;
   d->slot = slot;
-  loopsan__dispatch_depth++;
   d->t0 = loopsan__now();
 }
 
 void loopsan__dispatch_slow(const struct loopsan_dispatch *d, uint64_t duration);
-void loopsan__dispatch_fired(const struct loopsan_dispatch *d);
 
 static inline void loopsan__dispatch_end(struct loopsan_dispatch *d) {
   uint64_t dt = loopsan__now() - d->t0;
-  loopsan__dispatch_depth--;
   if (LOOPSAN_UNLIKELY(dt >= loopsan__state.slow_ticks || loopsan__state.record_all))
     loopsan__dispatch_slow(d, dt);
 }

@@ -1,11 +1,13 @@
 /* The trace writer: per-thread buffers, written out as CRC-checked chunks.
  *
  * A thread appends records to its own buffer without any lock: it copies the
- * record, then publishes the new end with a release store. A buffer is
+ * record, then publishes the new end with a release store. Buffers are
  * written out (one writev per chunk, on an O_APPEND file, so chunks of
- * different threads never interleave) when it fills up, by its own thread,
- * and once a second by the flusher thread, so a process killed with SIGKILL
- * loses at most the last second. A per-buffer mutex is taken only for those
+ * different threads never interleave) when one fills up, and when a thread
+ * is about to block in the kernel with records a second old or for long
+ * (loopsan__before_wait, called from the interposed epoll_wait/poll): then
+ * every thread's buffer goes out, so a process killed with SIGKILL loses at
+ * most about the last second. A per-buffer mutex is taken only for those
  * write-outs, never per record. */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +32,7 @@ struct tbuf {
   uint32_t written;         /* up to here already in the file (under lock) */
   _Atomic int in_use;       /* owned by a live thread */
   uint32_t tid;
+  uint64_t last_out;        /* owner's clock when it last wrote everything out */
   struct tbuf *next;        /* registry list, push-only */
   unsigned char data[TBUF_CAPACITY];
 };
@@ -43,6 +46,7 @@ static struct {
   _Atomic uint64_t seq;
   _Atomic(struct tbuf *) buffers;
   _Atomic uint64_t lost;
+  _Atomic uint64_t last_periodic; /* clock of the last periodic write-out */
   pthread_key_t key;
   int key_ok;
   int closed;
@@ -170,6 +174,7 @@ static struct tbuf *tbuf_acquire(void) {
   b->written = 0;
   atomic_store(&b->end, 0);
   b->tid = loopsan__tid();
+  b->last_out = loopsan__now();
   my_buf = b;
   if (W.key_ok)
     pthread_setspecific(W.key, b); /* write out and recycle at thread exit */
@@ -223,6 +228,39 @@ void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1
 
 void loopsan__emit(uint16_t type, void *rec, size_t size) {
   loopsan__emit_tail(type, rec, size, NULL, 0, NULL, 0);
+}
+
+static LOOPSAN_TLS uint32_t waits_unchecked, wait_budget_ms;
+
+void loopsan__before_wait(int timeout_ms) {
+  struct tbuf *b = my_buf;
+  if (LOOPSAN_LIKELY(!b) || in_writer ||
+      atomic_load_explicit(&b->end, memory_order_relaxed) == b->written)
+    return; /* the common case: nothing of ours is waiting */
+  /* A busy loop waits with short timeouts thousands of times a second:
+   * look at the clock only every 64 waits or second of timeouts. */
+  if (timeout_ms >= 0 && timeout_ms < 1000) {
+    wait_budget_ms += (uint32_t)timeout_ms;
+    if ((++waits_unchecked & 63u) && wait_budget_ms < 1000)
+      return;
+  }
+  wait_budget_ms = 0;
+  uint64_t now = loopsan__now(), second = loopsan__clock_ticks_per_sec();
+  if (timeout_ms >= 0 && timeout_ms < 1000 && now - b->last_out < second)
+    return;
+  b->last_out = now;
+  /* Once a second at most, write out every thread's records, with a fresh
+   * clock calibration and the module map if dlopen changed it. */
+  uint64_t last = atomic_load(&W.last_periodic);
+  if (now - last >= second && atomic_compare_exchange_strong(&W.last_periodic, &last, now)) {
+    int saved = errno;
+    loopsan__clock_emit();
+    loopsan__modules_emit_if_changed(0);
+    loopsan__flush_all();
+    errno = saved;
+    return;
+  }
+  tbuf_write_out(b, 1);
 }
 
 void loopsan__flush_all(void) {

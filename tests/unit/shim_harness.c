@@ -10,10 +10,8 @@
 #include "preload/shim.h"
 
 struct loopsan_shim_state loopsan__state;
-LOOPSAN_TLS uint32_t loopsan__dispatch_depth;
 
 uint32_t loopsan__tid(void) { return (uint32_t)syscall(SYS_gettid); }
-void loopsan__ensure_flusher(void) {}
 
 /* The harness is not a shared object: treat the test binary's own frames of
  * the shim's source files as "self" by address range of loopsan__stack_capture. */

@@ -1,19 +1,27 @@
 /* Never exits by itself: a repeating timer created in start_ticker() with
- * callback on_tick keeps the default loop alive. tests/cli.test kills it
- * with SIGKILL and checks that the trace written so far (flushed every
- * second) still shows the timer as left open. */
+ * callback on_tick keeps the default loop alive, and every 100 ms it opens
+ * and closes a short-lived timer, so the trace keeps growing (one chunk a
+ * second). tests/cli.test kills it with SIGKILL and checks that the trace
+ * written so far still shows the ticker as left open, and that a trace cut
+ * in its last chunk keeps what came before. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <stdio.h>
+#include <stdlib.h>
 #include <uv.h>
 
 static uv_timer_t ticker;
 static unsigned long ticks;
 
+static void on_churn_closed(uv_handle_t *h) { free(h); }
+
 static void on_tick(uv_timer_t *t) {
-  (void)t;
-  ticks++;
+  if (++ticks % 10 == 0) {
+    uv_timer_t *churn = malloc(sizeof *churn);
+    if (churn && uv_timer_init(t->loop, churn) == 0)
+      uv_close((uv_handle_t *)churn, on_churn_closed);
+  }
 }
 
 static void start_ticker(uv_loop_t *loop) {
