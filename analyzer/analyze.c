@@ -309,6 +309,7 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
   f.severity = loopsan_kind_severity(raw->kind);
   f.library = loopsan_library_name(raw->library);
   f.pid = (int)r->pid;
+  f.process = rep->n_processes - 1;
   f.tid = (int)raw->tid;
   f.count = raw->count;
   f.object_type = raw->type_name[0] ? strdup(raw->type_name) : NULL;

@@ -64,6 +64,7 @@ struct loopsan_finding {
   double duration_ms; /* < 0: not timed */
   unsigned count;
   int suppressed;
+  size_t process; /* index into loopsan_report.processes (pids repeat across exec) */
 };
 
 struct loopsan_process {

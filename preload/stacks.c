@@ -58,16 +58,16 @@ uint32_t loopsan__stack_capture(void) {
   unsigned depth = loopsan__state.opts.stack_depth;
   if (depth > LOOPSAN_STACK_MAX_FRAMES)
     depth = LOOPSAN_STACK_MAX_FRAMES;
-  int n = unw_backtrace(buf, (int)(depth + SELF_FRAMES_MAX));
-  int skip = 0;
-  while (skip < n && loopsan__is_self((uintptr_t)buf[skip]))
-    skip++;
-  n -= skip;
+  int got = unw_backtrace(buf, (int)(depth + SELF_FRAMES_MAX));
+  /* Drop the shim's frames: the capture itself on top, and trampolines in
+   * the middle (an object created inside a wrapped callback). */
+  int n = 0;
+  for (int i = 0; i < got && (unsigned)n < depth; i++)
+    if (!loopsan__is_self((uintptr_t)buf[i]))
+      buf[n++] = buf[i];
   if (n <= 0)
     return 0;
-  if ((unsigned)n > depth)
-    n = (int)depth;
-  void **frames = buf + skip;
+  void **frames = buf;
   uint64_t h = hash_frames(frames, n);
   uint32_t i = (uint32_t)(h >> (64 - STACK_TABLE_BITS));
   for (int probe = 0; probe < STACK_MAX_PROBES; probe++, i = (i + 1) & (STACK_TABLE_SIZE - 1)) {

@@ -79,8 +79,10 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
     snprintf(prefix, sizeof prefix, "==%d==", p->pid);
     size_t n = 0;
     for (size_t i = 0; i < r->n_findings; i++)
-      n += r->findings[i].pid == p->pid;
+      n += r->findings[i].process == pi;
     fprintf(out, "%s loopsan: %s (pid %d", prefix, p->exe && p->exe[0] ? p->exe : "?", p->pid);
+    if (p->replaced_by_exec)
+      fprintf(out, ", image replaced by exec");
     if (p->n_libraries) {
       fprintf(out, ", ");
       for (size_t i = 0; i < p->n_libraries; i++)
@@ -91,7 +93,7 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
       fprintf(out, "%s note: %s\n", prefix, p->notes[i]);
     fprintf(out, "%s\n", prefix);
     for (size_t i = 0; i < r->n_findings; i++)
-      if (r->findings[i].pid == p->pid)
+      if (r->findings[i].process == pi)
         print_finding(out, prefix, &r->findings[i]);
   }
   fprintf(out, "SUMMARY: loopsan: ");

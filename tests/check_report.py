@@ -10,6 +10,7 @@ An .expect file has one statement a line ('#' starts a comment):
   none                   no finding at all
   exit N                 the program's exit status under loopsan (default 0)
   note TEXT              a process note containing TEXT
+  run ARGS / requires CMD  used by tests/check-program.sh (ignored here)
 Usage: check_report.py EXPECT REPORT_JSON EXIT_STATUS
 """
 import json
@@ -67,6 +68,8 @@ def main():
                 want_exit = int(rest)
             elif word == "note":
                 notes.append(rest)
+            elif word in ("run", "requires"):
+                pass
             else:
                 fail("bad .expect line: %s" % line)
     if status != want_exit:
