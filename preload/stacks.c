@@ -74,24 +74,27 @@ uint32_t loopsan__stack_capture(void) {
     struct stack_slot *s = &table[i];
     uint64_t cur = atomic_load_explicit(&s->hash, memory_order_acquire);
     if (cur == 0) {
+      /* The id is taken before the slot is claimed and published right
+       * after, so a thread that finds the slot waits a few instructions at
+       * most; the STACK record may then reach the file after a record
+       * that uses the id (readers resolve stacks at the end). */
+      uint32_t id = atomic_fetch_add(&next_id, 1);
       uint64_t expected = 0;
       if (!atomic_compare_exchange_strong(&s->hash, &expected, h)) {
-        cur = expected;
+        cur = expected; /* lost the race: that id stays unused */
       } else {
-        uint32_t id = atomic_fetch_add(&next_id, 1);
+        atomic_store_explicit(&s->id, id, memory_order_release);
         struct loopsan_rec_stack r = {.id = id, .nframes = (uint32_t)n};
         loopsan__emit_tail(LOOPSAN_REC_STACK, &r, sizeof r, frames, sizeof(void *) * (size_t)n,
                            NULL, 0);
-        atomic_store_explicit(&s->id, id, memory_order_release);
         return id;
       }
     }
     if (cur == h) {
-      /* Another thread may be between claiming the slot and naming it. */
       uint32_t id;
       for (int spin = 0; (id = atomic_load_explicit(&s->id, memory_order_acquire)) == 0; spin++)
-        if (spin > 100000)
-          return 0;
+        if (spin > 1000000)
+          return 0; /* the claiming thread was descheduled for long: no stack */
       return id;
     }
   }
