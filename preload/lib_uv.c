@@ -536,6 +536,11 @@ HANDLE_USE(uv_udp_bind, (uv_udp_t * h, const struct sockaddr *a, unsigned int f)
 HANDLE_USE(uv_udp_open, (uv_udp_t * h, uv_os_sock_t s), (h, s), h)
 HANDLE_USE(uv_udp_connect, (uv_udp_t * h, const struct sockaddr *a), (h, a), h)
 HANDLE_USE(uv_try_write, (uv_stream_t * h, const uv_buf_t b[], unsigned int n), (h, b, n), h)
+HANDLE_USE(uv_udp_try_send,
+           (uv_udp_t * h, const uv_buf_t b[], unsigned int n, const struct sockaddr *a),
+           (h, b, n, a), h)
+HANDLE_USE(uv_tty_set_mode, (uv_tty_t * h, uv_tty_mode_t mode), (h, mode), h)
+HANDLE_USE(uv_tty_get_winsize, (uv_tty_t * h, int *width, int *height), (h, width, height), h)
 
 DECLARE_REAL(uv_accept);
 LOOPSAN_INTERPOSE int uv_accept(uv_stream_t *server, uv_stream_t *client) {
@@ -564,6 +569,24 @@ LOOPSAN_INTERPOSE void uv_close(uv_handle_t *h, uv_close_cb cb) {
   loopsan__obj_set_cb(ref, LOOPSAN_SLOT_CLOSE, (void *)cb);
   loopsan__record_op(o.id, LOOPSAN_OP_CLOSE, (void *)cb, 0, 0);
   REAL(uv_close)(h, tr_close);
+}
+
+/* uv_tcp_close_reset closes through libuv's own call to uv_close, which
+ * passes through: the close is recorded here. */
+DECLARE_REAL(uv_tcp_close_reset);
+LOOPSAN_INTERPOSE int uv_tcp_close_reset(uv_tcp_t *h, uv_close_cb cb) {
+  if (!RESOLVE(uv_tcp_close_reset))
+    return UV_ENOSYS;
+  struct loopsan_obj o;
+  void *ref;
+  if (!from_program(CALLER) || !(ref = loopsan__obj_get(h, &o)))
+    return REAL(uv_tcp_close_reset)(h, cb);
+  int rc = REAL(uv_tcp_close_reset)(h, tr_close);
+  if (rc == 0) {
+    loopsan__obj_set_cb(ref, LOOPSAN_SLOT_CLOSE, (void *)cb);
+    loopsan__record_op(o.id, LOOPSAN_OP_CLOSE, (void *)cb, 0, 0);
+  }
+  return rc;
 }
 
 /* ---- requests ----------------------------------------------------------------- */
