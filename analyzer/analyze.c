@@ -235,6 +235,7 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
   p->trace = strdup(path);
   p->ended = r->ended;
   p->replaced_by_exec = r->ended && r->end_how == LOOPSAN_END_EXEC;
+  p->observed = r->objects_seen > 0;
   if (r->ended && r->end_how != LOOPSAN_END_EXEC && r->end_status >= 0) {
     p->has_exit = 1;
     p->exit_status = r->end_status;

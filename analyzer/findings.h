@@ -77,6 +77,7 @@ struct loopsan_process {
   int exit_status;
   int ended;       /* the trace has its END record */
   int replaced_by_exec; /* it ended by exec: the next image has the same pid */
+  int observed;    /* the shim saw at least one event-loop object */
   char **libraries; /* "libuv", ... (static strings) */
   size_t n_libraries;
   char *trace;

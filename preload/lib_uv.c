@@ -224,8 +224,16 @@ HANDLE_TRAMPOLINE(tr_check, LOOPSAN_SLOT_MAIN, uv_check_cb, h, (uv_check_t * h),
 HANDLE_TRAMPOLINE(tr_async, LOOPSAN_SLOT_MAIN, uv_async_cb, h, (uv_async_t * h), (h))
 HANDLE_TRAMPOLINE(tr_connection, LOOPSAN_SLOT_MAIN, uv_connection_cb, s, (uv_stream_t * s, int status),
                   (s, status))
-HANDLE_TRAMPOLINE(tr_alloc, LOOPSAN_SLOT_ALLOC, uv_alloc_cb, h,
+HANDLE_TRAMPOLINE(tr_alloc_known, LOOPSAN_SLOT_ALLOC, uv_alloc_cb, h,
                   (uv_handle_t * h, size_t size, uv_buf_t *buf), (h, size, buf))
+/* libuv reads the buffer the allocation callback fills: should the program's
+ * callback be unknown (it cannot, short of a table full at start time),
+ * answer "no buffer" (UV_ENOBUFS for the read) rather than leave garbage. */
+TRAMPOLINE static void tr_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf) {
+  buf->base = NULL;
+  buf->len = 0;
+  tr_alloc_known(h, size, buf);
+}
 HANDLE_TRAMPOLINE(tr_read, LOOPSAN_SLOT_MAIN, uv_read_cb, s,
                   (uv_stream_t * s, ssize_t n, const uv_buf_t *buf), (s, n, buf))
 HANDLE_TRAMPOLINE(tr_udp_recv, LOOPSAN_SLOT_MAIN, uv_udp_recv_cb, h,

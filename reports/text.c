@@ -73,6 +73,7 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
     total += counts[k];
   for (size_t i = 0; i < r->n_notes; i++)
     fprintf(out, "loopsan: note: %s\n", r->notes[i]);
+  size_t quiet = 0; /* processes (shells, helpers) that used no event loop */
   for (size_t pi = 0; pi < r->n_processes; pi++) {
     const struct loopsan_process *p = &r->processes[pi];
     char prefix[32];
@@ -80,6 +81,10 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
     size_t n = 0;
     for (size_t i = 0; i < r->n_findings; i++)
       n += r->findings[i].process == pi;
+    if (!p->observed && n == 0 && r->n_processes > 1) {
+      quiet++;
+      continue;
+    }
     fprintf(out, "%s loopsan: %s (pid %d", prefix, p->exe && p->exe[0] ? p->exe : "?", p->pid);
     if (p->replaced_by_exec)
       fprintf(out, ", image replaced by exec");
@@ -96,6 +101,9 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
       if (r->findings[i].process == pi)
         print_finding(out, prefix, &r->findings[i]);
   }
+  if (quiet)
+    fprintf(out, "loopsan: %zu other process%s used no event loop loopsan observes (see --format=json)\n",
+            quiet, quiet == 1 ? "" : "es");
   fprintf(out, "SUMMARY: loopsan: ");
   if (!total) {
     fprintf(out, "no problems found");
