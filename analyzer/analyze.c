@@ -268,10 +268,17 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
   if (st->bad_records)
     loopsan_report_add_note(&p->notes, &p->n_notes, "%llu malformed record(s) skipped",
                             (unsigned long long)st->bad_records);
-  if (r->lost_records)
-    loopsan_report_add_note(&p->notes, &p->n_notes,
-                            "the shim could not record %llu event(s) (write errors or full tables)",
-                            (unsigned long long)r->lost_records);
+  static const char *const lost_why[8] = {
+      [0] = "record(s) were lost",
+      [LOOPSAN_LOST_WRITE_FAILED] = "chunk(s) of records could not be written to the trace (disk full?)",
+      [LOOPSAN_LOST_OBJECT_TABLE_FULL] = "object(s) were not tracked: the shim's object table was full",
+      [LOOPSAN_LOST_STACK_TABLE_FULL] = "stack(s) were not recorded: the shim's stack table was full",
+      [LOOPSAN_LOST_RECORD_TOO_BIG] = "record(s) were too big to write",
+  };
+  for (unsigned i = 0; i < 8; i++)
+    if (r->lost[i])
+      loopsan_report_add_note(&p->notes, &p->n_notes, "%llu %s", (unsigned long long)r->lost[i],
+                              lost_why[i] ? lost_why[i] : lost_why[0]);
   if (!r->have_process)
     loopsan_report_add_note(&p->notes, &p->n_notes, "the trace's process record is missing");
   if (!r->ended)

@@ -390,7 +390,11 @@ int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, ui
     break;
   }
   case LOOPSAN_REC_API_ERROR: on_api_error(r, (const void *)rec); break;
-  case LOOPSAN_REC_LOST: r->lost_records += ((const struct loopsan_rec_lost *)(const void *)rec)->records; break;
+  case LOOPSAN_REC_LOST: {
+    const struct loopsan_rec_lost *l = (const void *)rec;
+    r->lost[l->h.aux < 8 ? l->h.aux : 0] += l->records;
+    break;
+  }
   case LOOPSAN_REC_END: {
     const struct loopsan_rec_end *e = (const void *)rec;
     r->ended = 1;

@@ -83,7 +83,7 @@ struct loopsan_replay {
   int ended;
   uint32_t end_how;
   int32_t end_status;
-  uint64_t lost_records;
+  uint64_t lost[8]; /* by enum loopsan_lost_reason */
   uint32_t libraries_seen; /* bit per enum loopsan_library */
   uint64_t objects_seen;
   /* tables */

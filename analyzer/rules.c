@@ -39,7 +39,8 @@ static int loop_close_failed(struct loopsan_replay *r, const struct replay_objec
 void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object *obj,
                             const struct loopsan_rec_dispatch *d, uint32_t tid) {
   double ms = loopsan_replay_ms(r, d->duration);
-  if (ms * 1e6 < (double)r->threshold_ns)
+  uint64_t threshold = r->threshold_ns ? r->threshold_ns : 100000000u; /* process record lost */
+  if (ms * 1e6 < (double)threshold)
     return;
   struct raw_finding f;
   fill(&f, r, LOOPSAN_KIND_SLOW_CALLBACK, obj);

@@ -167,14 +167,26 @@ int loopsan_cli_parse(int argc, char **argv, struct loopsan_cli *cli, char *err,
     }
     i++;
   }
+  /* `report` takes options anywhere among its paths; `run` stops at the
+   * program, whose own options follow it. */
+  char **positional = calloc((size_t)argc + 1, sizeof *positional);
+  int n_positional = 0;
+  if (!positional) {
+    snprintf(err, err_len, "out of memory");
+    return -1;
+  }
   for (; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--") == 0) {
       i++;
       break;
     }
-    if (a[0] != '-' || a[1] == '\0')
-      break; /* the program (run) or the first path (report) */
+    if (a[0] != '-' || a[1] == '\0') {
+      if (cli->command != LOOPSAN_CMD_REPORT)
+        break; /* the program */
+      positional[n_positional++] = argv[i];
+      continue;
+    }
     const struct cli_option *o = NULL;
     const char *value = NULL;
     if (a[1] == '-') {
@@ -209,13 +221,19 @@ int loopsan_cli_parse(int argc, char **argv, struct loopsan_cli *cli, char *err,
     if (apply(cli, o, value, err, err_len) != 0)
       return -1;
   }
-  cli->args = argv + i;
-  cli->n_args = argc - i;
+  while (i < argc)
+    positional[n_positional++] = argv[i++];
+  cli->args = positional;
+  cli->n_args = n_positional;
   if (cli->command == LOOPSAN_CMD_HELP || cli->command == LOOPSAN_CMD_VERSION)
     return 0;
   if (cli->command == LOOPSAN_CMD_NONE) {
     snprintf(err, err_len, "no command given; valid commands: run, report, help");
     return -1;
+  }
+  if (cli->n_args == 0 && cli->command == LOOPSAN_CMD_REPORT && cli->trace_dir_set) {
+    positional[0] = cli->shim.trace_dir;
+    cli->n_args = 1;
   }
   if (cli->n_args == 0) {
     snprintf(err, err_len, cli->command == LOOPSAN_CMD_RUN ? "run: no PROGRAM given (loopsan run [OPTIONS] -- PROGRAM [ARGS...])"

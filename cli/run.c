@@ -1,6 +1,7 @@
 /* `loopsan run` and `loopsan report`: start the program with the shim
  * preloaded, wait for it (and let it own the terminal's signals, as a shell
  * would), then analyse every trace it and its children wrote. */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -45,6 +46,50 @@ static int find_shim(char *out, size_t n) {
   }
   (void)n;
   return -1;
+}
+
+/* Names of the trace files already in DIR, so that a run analyses only
+ * what it wrote itself (a --trace-dir may hold earlier runs). */
+struct name_set {
+  char **v;
+  size_t n;
+};
+
+static int is_trace_file(const char *name) {
+  size_t n = strlen(name);
+  return strncmp(name, "loopsan.", 8) == 0 && n > 14 && strcmp(name + n - 6, ".trace") == 0;
+}
+
+static void list_traces(const char *dir, struct name_set *set) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while (d && (e = readdir(d)) != NULL) {
+    if (!is_trace_file(e->d_name))
+      continue;
+    char **t = realloc(set->v, (set->n + 1) * sizeof *t);
+    if (!t)
+      break;
+    set->v = t;
+    if ((set->v[set->n] = strdup(e->d_name)) != NULL)
+      set->n++;
+  }
+  if (d)
+    closedir(d);
+}
+
+static int in_set(const struct name_set *set, const char *name) {
+  for (size_t i = 0; i < set->n; i++)
+    if (strcmp(set->v[i], name) == 0)
+      return 1;
+  return 0;
+}
+
+static void free_set(struct name_set *set) {
+  for (size_t i = 0; i < set->n; i++)
+    free(set->v[i]);
+  free(set->v);
+  set->v = NULL;
+  set->n = 0;
 }
 
 static int make_trace_dir(struct loopsan_cli *cli, char *err, size_t err_len) {
@@ -118,6 +163,9 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
   }
   /* Like system(3): the terminal's SIGINT/SIGQUIT go to the program, and we
    * stay to report what it did. */
+  struct name_set before = {0};
+  if (cli->trace_dir_set)
+    list_traces(cli->shim.trace_dir, &before);
   struct sigaction ign = {.sa_handler = SIG_IGN}, old_int, old_quit;
   sigemptyset(&ign.sa_mask);
   fflush(NULL);
@@ -146,13 +194,27 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
 
   struct loopsan_report report = {0};
   struct loopsan_analyze_options ao = {.slow_ns = (uint64_t)cli->shim.slow_ms * 1000000u};
-  char *paths[] = {cli->shim.trace_dir};
+  struct name_set after = {0};
+  list_traces(cli->shim.trace_dir, &after);
+  char **paths = calloc(after.n + 1, sizeof *paths);
+  size_t n_paths = 0;
+  for (size_t i = 0; paths && i < after.n; i++)
+    if (!in_set(&before, after.v[i]) &&
+        asprintf(&paths[n_paths], "%s/%s", cli->shim.trace_dir, after.v[i]) >= 0)
+      n_paths++;
+  free_set(&before);
+  free_set(&after);
   report.trace_dir = strdup(cli->shim.trace_dir);
-  if (loopsan_analyze(paths, 1, &ao, &report, err, sizeof err) != 0) {
-    fprintf(stderr,
-            "loopsan: nothing was observed: %s.\nloopsan: '%s' wrote no trace: it may be statically "
-            "linked, setuid, or have cleared LD_PRELOAD.\n",
-            err, cli->args[0]);
+  int analysed = n_paths > 0 && loopsan_analyze(paths, n_paths, &ao, &report, err, sizeof err) == 0;
+  for (size_t i = 0; i < n_paths; i++)
+    free(paths[i]);
+  free(paths);
+  if (!analysed) {
+    if (status != 126 && status != 127) /* else the program never ran: said above */
+      fprintf(stderr,
+              "loopsan: nothing was observed: '%s' wrote no trace; it may be statically linked, "
+              "setuid, or have cleared LD_PRELOAD.\n",
+              cli->args[0]);
     loopsan_report_free(&report);
     return status;
   }

@@ -201,6 +201,16 @@ static uint64_t stream_loop_id(const void *stream) {
     loopsan__dispatch_end(&d);                                                 \
   }
 
+/* COMPLETE's argument holds 24 bits: errors are small negatives, byte
+ * counts of fs requests are only "success". */
+static inline uint32_t clamp_status(ssize_t status) {
+  if (status < -0x7fffff)
+    status = -0x7fffff;
+  if (status > 0x7fffff)
+    status = 0x7fffff;
+  return (uint32_t)status;
+}
+
 /* A request callback: the request is finished before its callback runs
  * (the callback may free or reuse it). */
 #define REQUEST_TRAMPOLINE(name, cb_type, req_param, status_expr, params, args) \
@@ -208,7 +218,7 @@ static uint64_t stream_loop_id(const void *stream) {
     struct loopsan_obj o;                                                      \
     if (LOOPSAN_UNLIKELY(loopsan__obj_take(req_param, &o) != 0))               \
       return;                                                                  \
-    loopsan__record_op(o.id, LOOPSAN_OP_COMPLETE, o.cb[0], (uint32_t)(status_expr), 0); \
+    loopsan__record_op(o.id, LOOPSAN_OP_COMPLETE, o.cb[0], clamp_status(status_expr), 0); \
     if (!o.cb[0])                                                              \
       return;                                                                  \
     struct loopsan_dispatch d;                                                 \

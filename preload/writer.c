@@ -38,7 +38,8 @@ struct tbuf {
 };
 
 static struct {
-  pthread_mutex_t file_lock; /* open/reopen of the file, not writes */
+  pthread_mutex_t file_lock; /* open/reopen of the file */
+  pthread_mutex_t write_lock; /* one chunk at a time into the file */
   int fd;
   dev_t dev;
   ino_t ino;
@@ -50,7 +51,7 @@ static struct {
   pthread_key_t key;
   int key_ok;
   int closed;
-} W = {.file_lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+} W = {.file_lock = PTHREAD_MUTEX_INITIALIZER, .write_lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
 static LOOPSAN_TLS struct tbuf *my_buf;
 static LOOPSAN_TLS int in_writer; /* our own write(2) must not re-enter */
@@ -119,7 +120,12 @@ static void write_chunk(uint32_t tid, const void *payload, uint32_t len) {
   };
   struct iovec iov[2] = {{&ch, sizeof ch}, {(void *)payload, len}};
   int fd = trace_fd();
-  if (fd < 0 || write_all_fd(fd, iov, 2) != 0)
+  /* One writev is one append; should it come back short (disk full), the
+   * rest must follow before any other thread's chunk. */
+  pthread_mutex_lock(&W.write_lock);
+  int failed = fd < 0 || write_all_fd(fd, iov, 2) != 0;
+  pthread_mutex_unlock(&W.write_lock);
+  if (failed)
     atomic_fetch_add(&W.lost, 1);
 }
 
@@ -197,8 +203,12 @@ void loopsan__note_lost(uint32_t reason, uint64_t count) {
 void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1, size_t len1,
                         const void *tail2, size_t len2) {
   size_t total = (size + len1 + len2 + 7u) & ~(size_t)7u;
-  if (in_writer || total > 0xfff8u || total > TBUF_CAPACITY)
+  if (in_writer)
     return;
+  if (total > 0xfff8u || total > TBUF_CAPACITY) {
+    loopsan__note_lost(LOOPSAN_LOST_RECORD_TOO_BIG, 1);
+    return;
+  }
   struct tbuf *b = my_buf;
   if (LOOPSAN_UNLIKELY(!b)) {
     b = tbuf_acquire();
@@ -372,6 +382,9 @@ int loopsan__writer_open(void) {
   emit_process_record();
   emit_thread_record();
   loopsan__clock_emit();
+  /* Written at once: the file must open with the process record even if
+   * another thread's chunk or an exec follows right away. */
+  tbuf_write_out(my_buf, 1);
   return 0;
 }
 
@@ -398,6 +411,7 @@ void loopsan__writer_atfork_child(void) {
       atomic_store(&b->in_use, 0);
   }
   pthread_mutex_init(&W.file_lock, NULL);
+  pthread_mutex_init(&W.write_lock, NULL);
   if (W.fd >= 0)
     close(W.fd); /* the parent's file */
   W.fd = -1;

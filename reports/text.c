@@ -81,7 +81,9 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
     size_t n = 0;
     for (size_t i = 0; i < r->n_findings; i++)
       n += r->findings[i].process == pi;
-    if (!p->observed && n == 0 && r->n_processes > 1) {
+    /* Fold the shells and helpers of a run, unless something about them
+     * deserves a look (killed, damaged trace). */
+    if (!p->observed && n == 0 && r->n_processes > 1 && p->ended && p->n_notes <= 1) {
       quiet++;
       continue;
     }
