@@ -344,6 +344,33 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
   return add_finding(rep, &f);
 }
 
+/* A process killed before it could write out its buffers left them in
+ * spill files next to its trace: read the records they still hold. */
+static uint64_t read_spills(const char *trace, struct loopsan_replay *r, struct loopsan_report *rep) {
+  char dir[4096];
+  const char *slash = strrchr(trace, '/');
+  const char *base = slash ? slash + 1 : trace;
+  snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - trace) : 1, slash ? trace : ".");
+  size_t base_len = strlen(base);
+  uint64_t recovered = 0;
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while (d && (e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, base, base_len) != 0 || strncmp(e->d_name + base_len, ".spill.", 7) != 0)
+      continue;
+    char path[8192], err[512];
+    struct loopsan_read_stats st;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (loopsan_read_spill(path, loopsan_replay_record, r, &st, err, sizeof err) != 0)
+      loopsan_report_add_note(&rep->notes, &rep->n_notes, "%s", err);
+    else
+      recovered += st.records;
+  }
+  if (d)
+    closedir(d);
+  return recovered;
+}
+
 static int analyze_one(const char *path, const struct loopsan_analyze_options *opts,
                        struct loopsan_report *rep) {
   struct loopsan_replay r;
@@ -355,6 +382,7 @@ static int analyze_one(const char *path, const struct loopsan_analyze_options *o
     loopsan_replay_free(&r);
     return 0;
   }
+  uint64_t recovered = read_spills(path, &r, rep);
   loopsan_replay_finish(&r);
   struct loopsan_process *procs = realloc(rep->processes, (rep->n_processes + 1) * sizeof *procs);
   if (!procs) {
@@ -365,6 +393,10 @@ static int analyze_one(const char *path, const struct loopsan_analyze_options *o
   struct loopsan_process *p = &rep->processes[rep->n_processes++];
   memset(p, 0, sizeof *p);
   describe_process(p, &r, &st, path);
+  if (recovered)
+    loopsan_report_add_note(&p->notes, &p->n_notes,
+                            "%llu record(s) recovered from the buffers the process left behind",
+                            (unsigned long long)recovered);
   loopsan_symbolizer *sym = loopsan_symbolizer_new();
   if (!sym) {
     loopsan_replay_free(&r);

@@ -164,3 +164,50 @@ out:
   munmap((void *)map, size);
   return rc;
 }
+
+int loopsan_read_spill(const char *path, loopsan_record_fn fn, void *ctx,
+                       struct loopsan_read_stats *st, char *err, size_t err_len) {
+  memset(st, 0, sizeof *st);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(err, err_len, "%s: %s", path, strerror(errno));
+    return -1;
+  }
+  struct stat sb;
+  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) ||
+      (size_t)sb.st_size < LOOPSAN_SPILL_DATA_OFFSET) {
+    snprintf(err, err_len, "%s: not a loopsan spill file", path);
+    close(fd);
+    return -1;
+  }
+  size_t size = (size_t)sb.st_size;
+  const unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (map == MAP_FAILED) {
+    snprintf(err, err_len, "%s: cannot map: %s", path, strerror(errno));
+    return -1;
+  }
+  int rc = -1;
+  struct loopsan_spill_header h;
+  memcpy(&h, map, sizeof h);
+  if (memcmp(h.magic, LOOPSAN_SPILL_MAGIC, 8) != 0 || h.version > LOOPSAN_TRACE_VERSION) {
+    snprintf(err, err_len, "%s: not a loopsan spill file of a known version", path);
+    goto out;
+  }
+  st->version = h.version;
+  st->file_bytes = size;
+  size_t avail = size - LOOPSAN_SPILL_DATA_OFFSET;
+  uint32_t end = h.end, written = h.written;
+  if (h.capacity < avail)
+    avail = h.capacity;
+  if (end > avail) {
+    st->truncated_bytes = end - avail; /* inconsistent: read what is there */
+    end = (uint32_t)avail;
+  }
+  if (written < end)
+    read_records(map + LOOPSAN_SPILL_DATA_OFFSET + written, end - written, h.tid, fn, ctx, st);
+  rc = 0;
+out:
+  munmap((void *)map, size);
+  return rc;
+}

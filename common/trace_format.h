@@ -43,6 +43,25 @@ struct loopsan_record_header {
   uint32_t aux;  /* record-specific small fields (see each record), else 0 */
 };
 
+/* Spill files. Each thread's record buffer is a shared mapping of a file
+ * named "<trace file>.spill.<n>", so that what a process recorded survives
+ * SIGKILL without any write(2): the kernel owns those pages. The records in
+ * [written, end) of a spill file are not yet in the trace file; a reader
+ * appends them after the trace's own records. A process that exits normally
+ * writes everything out and removes its spill files. */
+#define LOOPSAN_SPILL_MAGIC "LOOPSPIL"
+#define LOOPSAN_SPILL_DATA_OFFSET 64u
+
+struct loopsan_spill_header {
+  char magic[8];
+  uint32_t version;  /* LOOPSAN_TRACE_VERSION */
+  uint32_t tid;      /* thread whose records these are */
+  uint32_t end;      /* records end here (offset into the data) */
+  uint32_t written;  /* records before this offset are already in the trace */
+  uint32_t capacity; /* bytes of data after LOOPSAN_SPILL_DATA_OFFSET */
+  uint32_t reserved;
+};
+
 /* Libraries; names in loopsan_library_names. */
 enum loopsan_library {
   LOOPSAN_LIB_UNKNOWN = 0,

@@ -36,14 +36,8 @@ static void atfork_child(void) {
   cached_tid = 0;
   atomic_store(&exit_status_known, 0);
   loopsan__state.pid = (uint32_t)getpid();
-  loopsan__writer_atfork_child();
+  loopsan__writer_atfork_child(); /* the child's trace opens when it first has records */
   loopsan__stacks_atfork_child();
-  if (loopsan__writer_open() != 0) {
-    loopsan__state.active = 0;
-    return;
-  }
-  loopsan__emit_types();
-  loopsan__modules_emit_if_changed(1);
 }
 
 __attribute__((constructor)) static void loopsan_init(void) {
@@ -68,8 +62,6 @@ __attribute__((constructor)) static void loopsan_init(void) {
             loopsan__state.opts.trace_dir, strerror(errno));
     goto out;
   }
-  loopsan__emit_types();
-  loopsan__modules_emit_if_changed(1);
   pthread_atfork(NULL, NULL, atfork_child);
   loopsan__state.active = 1;
 out:

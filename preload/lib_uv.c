@@ -83,9 +83,42 @@ static struct loopsan_library_ref uv_lib = {.soname_prefix = "libuv.so"};
 extern const char __start_loopsan_tramp[] __attribute__((visibility("hidden")));
 extern const char __stop_loopsan_tramp[] __attribute__((visibility("hidden")));
 
+/* A return address inside libuv is libuv calling its own export, unless
+ * the instruction before it is an indirect call through a pointer held
+ * outside libuv: that is libuv invoking one of the program's callbacks (a
+ * uv_walk callback, say) which tail-called the export, and the call is the
+ * program's. libuv's own calls are `call rel32` to its PLT or code, or
+ * `call *GOT(%rip)` when built with -fno-plt. */
+static int libuv_calls_itself(uintptr_t ra) {
+#if defined(__x86_64__)
+  uintptr_t start = atomic_load_explicit(&uv_lib.start, memory_order_relaxed);
+  if (ra - start < 6)
+    return 1;
+  const unsigned char *p = (const unsigned char *)ra;
+  if (p[-5] == 0xe8) { /* call rel32 */
+    int32_t rel;
+    memcpy(&rel, p - 4, sizeof rel);
+    if (loopsan__in_range(&uv_lib, ra + (uintptr_t)(intptr_t)rel))
+      return 1;
+  }
+  if (p[-6] == 0xff && p[-5] == 0x15) { /* call *disp32(%rip) */
+    int32_t disp;
+    memcpy(&disp, p - 4, sizeof disp);
+    if (loopsan__in_range(&uv_lib, ra + (uintptr_t)(intptr_t)disp))
+      return 1;
+  }
+  return 0;
+#else
+  (void)ra;
+  return 1;
+#endif
+}
+
 static inline int from_program(uintptr_t ra) {
-  if (!loopsan__state.active || loopsan__in_range(&uv_lib, ra))
+  if (!loopsan__state.active)
     return 0;
+  if (loopsan__in_range(&uv_lib, ra))
+    return !libuv_calls_itself(ra);
   if (!loopsan__is_self(ra))
     return 1;
   return ra >= (uintptr_t)__start_loopsan_tramp && ra < (uintptr_t)__stop_loopsan_tramp;
@@ -211,20 +244,22 @@ static inline uint32_t clamp_status(ssize_t status) {
   return (uint32_t)status;
 }
 
-/* A request callback: the request is finished before its callback runs
- * (the callback may free or reuse it). */
+/* A request callback: the request leaves the table before its callback
+ * runs (the callback may free or reuse it); COMPLETE is recorded after it,
+ * so that a slow callback's DISPATCH still finds its request alive. */
 #define REQUEST_TRAMPOLINE(name, cb_type, req_param, status_expr, params, args) \
-  TRAMPOLINE static void name params {                                                    \
+  TRAMPOLINE static void name params {                                         \
     struct loopsan_obj o;                                                      \
     if (LOOPSAN_UNLIKELY(loopsan__obj_take(req_param, &o) != 0))               \
       return;                                                                  \
-    loopsan__record_op(o.id, LOOPSAN_OP_COMPLETE, o.cb[0], clamp_status(status_expr), 0); \
-    if (!o.cb[0])                                                              \
-      return;                                                                  \
-    struct loopsan_dispatch d;                                                 \
-    loopsan__dispatch_begin(&d, o.id, o.cb[0], LOOPSAN_SLOT_MAIN);             \
-    ((cb_type)o.cb[0]) args;                                                   \
-    loopsan__dispatch_end(&d);                                                 \
+    uint32_t complete_status = clamp_status(status_expr);                      \
+    if (o.cb[0]) {                                                             \
+      struct loopsan_dispatch d;                                               \
+      loopsan__dispatch_begin(&d, o.id, o.cb[0], LOOPSAN_SLOT_MAIN);           \
+      ((cb_type)o.cb[0]) args;                                                 \
+      loopsan__dispatch_end(&d);                                               \
+    }                                                                          \
+    loopsan__record_op(o.id, LOOPSAN_OP_COMPLETE, o.cb[0], complete_status, 0); \
   }
 
 HANDLE_TRAMPOLINE(tr_timer, LOOPSAN_SLOT_MAIN, uv_timer_cb, h, (uv_timer_t * h), (h))
@@ -283,14 +318,14 @@ TRAMPOLINE static void tr_close(uv_handle_t *h) {
   struct loopsan_obj o;
   if (LOOPSAN_UNLIKELY(loopsan__obj_take(h, &o) != 0))
     return;
-  loopsan__record_op(o.id, LOOPSAN_OP_CLOSED, o.cb[LOOPSAN_SLOT_CLOSE], 0, 0);
   uv_close_cb cb = (uv_close_cb)o.cb[LOOPSAN_SLOT_CLOSE];
-  if (!cb)
-    return;
-  struct loopsan_dispatch d;
-  loopsan__dispatch_begin(&d, o.id, (void *)cb, LOOPSAN_SLOT_CLOSE);
-  cb(h);
-  loopsan__dispatch_end(&d);
+  if (cb) {
+    struct loopsan_dispatch d;
+    loopsan__dispatch_begin(&d, o.id, (void *)cb, LOOPSAN_SLOT_CLOSE);
+    cb(h);
+    loopsan__dispatch_end(&d);
+  }
+  loopsan__record_op(o.id, LOOPSAN_OP_CLOSED, (void *)cb, 0, 0);
 }
 
 /* ---- loops --------------------------------------------------------------- */

@@ -1,14 +1,18 @@
-/* The trace writer: per-thread buffers, written out as CRC-checked chunks.
+/* The trace writer: per-thread record buffers, written out as CRC-checked
+ * chunks.
  *
  * A thread appends records to its own buffer without any lock: it copies the
- * record, then publishes the new end with a release store. Buffers are
- * written out (one writev per chunk, on an O_APPEND file, so chunks of
- * different threads never interleave) when one fills up, and when a thread
- * is about to block in the kernel with records a second old or for long
- * (loopsan__before_wait, called from the interposed epoll_wait/poll): then
- * every thread's buffer goes out, so a process killed with SIGKILL loses at
- * most about the last second. A per-buffer mutex is taken only for those
- * write-outs, never per record. */
+ * record, then publishes the new end with a release store. Each buffer is a
+ * shared mapping of a spill file (common/trace_format.h), so records are in
+ * the kernel's hands the moment they are published: a process killed with
+ * SIGKILL, even one stuck in a callback, loses nothing but a record being
+ * copied. Buffers are written out to the trace file (one writev per chunk)
+ * when one fills up, at most once a second when its thread is about to
+ * block in the kernel (loopsan__before_wait, from the interposed
+ * epoll_wait/poll), at thread exit, and at exit, _exit and exec. A
+ * per-buffer mutex is taken only for those write-outs, never per record.
+ * There is no helper thread: a second thread alone makes every epoll_wait of
+ * the program slower (the kernel's files table is then shared). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -17,116 +21,99 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
-#include "common/crc32.h"
 #include "preload/shim.h"
+#include "preload/tracefile.h"
 
-#define TBUF_CAPACITY (64u * 1024u)
-#define TRACE_FD_MIN 1000 /* keep clear of the fd numbers programs expect */
+#define PAGE 4096u
+#define REGION_SIZE (64u * 1024u + PAGE) /* spill header + record data */
+#define TBUF_CAPACITY (REGION_SIZE - LOOPSAN_SPILL_DATA_OFFSET)
 
 struct tbuf {
-  pthread_mutex_t lock;     /* taken only to write the buffer out */
-  _Atomic uint32_t end;     /* published end of records (owner stores) */
-  uint32_t written;         /* up to here already in the file (under lock) */
-  _Atomic int in_use;       /* owned by a live thread */
+  pthread_mutex_t lock;   /* taken only to write the buffer out */
+  _Atomic int in_use;     /* owned by a live thread */
+  int attached;           /* 1: region maps a spill file; -1: never (scratch, or failed) */
   uint32_t tid;
-  uint64_t last_out;        /* owner's clock when it last wrote everything out */
-  struct tbuf *next;        /* registry list, push-only */
-  unsigned char data[TBUF_CAPACITY];
+  uint64_t last_check;    /* owner's clock at its last periodic write-out */
+  struct tbuf *next;      /* registry list, push-only */
+  struct loopsan_spill_header *hdr; /* the region: header, then data */
+  unsigned char *data;
 };
 
 static struct {
-  pthread_mutex_t file_lock; /* open/reopen of the file */
-  pthread_mutex_t write_lock; /* one chunk at a time into the file */
-  int fd;
-  dev_t dev;
-  ino_t ino;
-  char path[LOOPSAN_PATH_MAX + 64];
-  _Atomic uint64_t seq;
+  pthread_mutex_t open_lock;
   _Atomic(struct tbuf *) buffers;
+  struct tbuf *scratch;   /* the preamble of a new trace file is built here */
   _Atomic uint64_t lost;
-  _Atomic uint64_t last_periodic; /* clock of the last periodic write-out */
+  _Atomic uint64_t last_periodic;
   pthread_key_t key;
   int key_ok;
-  int closed;
-} W = {.file_lock = PTHREAD_MUTEX_INITIALIZER, .write_lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+  int closed;             /* after exit's final write-out */
+  int pending_open;       /* a forked child opens its trace on first write-out */
+} W = {.open_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static LOOPSAN_TLS struct tbuf *my_buf;
 static LOOPSAN_TLS int in_writer; /* our own write(2) must not re-enter */
 
-/* --- the file ------------------------------------------------------------ */
+static inline uint32_t buf_end(const struct tbuf *b) {
+  return __atomic_load_n(&b->hdr->end, __ATOMIC_ACQUIRE);
+}
+static inline uint32_t buf_written(const struct tbuf *b) {
+  return __atomic_load_n(&b->hdr->written, __ATOMIC_RELAXED);
+}
 
-static int write_all_fd(int fd, struct iovec *iov, int iovcnt) {
-  while (iovcnt > 0) {
-    ssize_t n = writev(fd, iov, iovcnt);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return -1;
-    }
-    while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
-      n -= (ssize_t)iov->iov_len;
-      iov++;
-      iovcnt--;
-    }
-    if (iovcnt > 0) {
-      iov->iov_base = (char *)iov->iov_base + n;
-      iov->iov_len -= (size_t)n;
-    }
+static void region_init(struct tbuf *b, uint32_t tid) {
+  memcpy(b->hdr->magic, LOOPSAN_SPILL_MAGIC, 8);
+  b->hdr->version = LOOPSAN_TRACE_VERSION;
+  b->hdr->capacity = TBUF_CAPACITY;
+  b->hdr->tid = tid;
+  __atomic_store_n(&b->hdr->written, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&b->hdr->end, 0, __ATOMIC_RELEASE);
+}
+
+/* Put a fresh region of KIND (a spill file's shared mapping, or anonymous
+ * memory) in place of B's, atomically (mremap), with the current contents:
+ * at no moment is the buffer unmapped. */
+static int region_replace(struct tbuf *b, int fd) {
+  void *m = mmap(NULL, REGION_SIZE, PROT_READ | PROT_WRITE,
+                 fd >= 0 ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS, fd, 0);
+  if (m == MAP_FAILED)
+    return -1;
+  memcpy(m, b->hdr, REGION_SIZE);
+  if (mremap(m, REGION_SIZE, REGION_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED, b->hdr) == MAP_FAILED) {
+    munmap(m, REGION_SIZE);
+    return -1;
   }
   return 0;
 }
 
-/* The program may have closed our descriptor (daemons close every fd) and
- * reused its number: check before each chunk, reopen our own file by path,
- * and never write into the program's. */
-static int trace_fd(void) {
-  struct stat st;
-  int fd = W.fd;
-  if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == W.dev && st.st_ino == W.ino)
-    return fd;
-  pthread_mutex_lock(&W.file_lock);
-  fd = W.fd;
-  if (!(fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == W.dev && st.st_ino == W.ino)) {
-    fd = -1;
-    if (W.path[0]) {
-      int nfd = open(W.path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-      if (nfd >= 0 && fstat(nfd, &st) == 0 && st.st_dev == W.dev && st.st_ino == W.ino) {
-        int high = fcntl(nfd, F_DUPFD_CLOEXEC, TRACE_FD_MIN);
-        if (high >= 0) {
-          close(nfd);
-          nfd = high;
-        }
-        fd = nfd;
-      } else if (nfd >= 0) {
-        close(nfd);
-      }
-    }
-    W.fd = fd;
-  }
-  pthread_mutex_unlock(&W.file_lock);
-  return fd;
+static void tbuf_attach(struct tbuf *b) {
+  unsigned index;
+  int fd = loopsan__spill_create(REGION_SIZE, &index);
+  pthread_mutex_lock(&b->lock);
+  b->attached = fd >= 0 && region_replace(b, fd) == 0 ? 1 : -1;
+  pthread_mutex_unlock(&b->lock);
+  if (fd >= 0)
+    close(fd);
 }
 
-static void write_chunk(uint32_t tid, const void *payload, uint32_t len) {
-  struct loopsan_chunk_header ch = {
-      .magic = LOOPSAN_CHUNK_MAGIC,
-      .size = len,
-      .crc = loopsan_crc32c(0, payload, len),
-      .tid = tid,
-      .seq = atomic_fetch_add(&W.seq, 1),
-  };
-  struct iovec iov[2] = {{&ch, sizeof ch}, {(void *)payload, len}};
-  int fd = trace_fd();
-  /* One writev is one append; should it come back short (disk full), the
-   * rest must follow before any other thread's chunk. */
-  pthread_mutex_lock(&W.write_lock);
-  int failed = fd < 0 || write_all_fd(fd, iov, 2) != 0;
-  pthread_mutex_unlock(&W.write_lock);
-  if (failed)
-    atomic_fetch_add(&W.lost, 1);
+/* --- writing out ------------------------------------------------------------ */
+
+static void write_preamble(void);
+
+static int ensure_open(void) {
+  if (LOOPSAN_LIKELY(loopsan__trace_is_open()))
+    return 0;
+  if (!W.pending_open)
+    return -1;
+  pthread_mutex_lock(&W.open_lock);
+  if (W.pending_open && loopsan__trace_create() == 0) {
+    W.pending_open = 0;
+    write_preamble();
+  }
+  pthread_mutex_unlock(&W.open_lock);
+  return loopsan__trace_is_open() ? 0 : -1;
 }
 
 /* Write out [written, end) of B. OWNER: the calling thread owns B and may
@@ -134,15 +121,18 @@ static void write_chunk(uint32_t tid, const void *payload, uint32_t len) {
 static void tbuf_write_out(struct tbuf *b, int owner) {
   int saved = errno;
   in_writer++;
+  int open = ensure_open() == 0;
   pthread_mutex_lock(&b->lock);
-  uint32_t end = atomic_load_explicit(&b->end, memory_order_acquire);
-  if (end > b->written) {
-    write_chunk(b->tid, b->data + b->written, end - b->written);
-    b->written = end;
+  uint32_t end = buf_end(b), written = buf_written(b);
+  if (end > written) {
+    if (!open || loopsan__trace_write_chunk(b->tid, b->data + written, end - written) != 0)
+      atomic_fetch_add(&W.lost, 1);
+    __atomic_store_n(&b->hdr->written, end, __ATOMIC_RELEASE);
   }
   if (owner) {
-    b->written = 0;
-    atomic_store_explicit(&b->end, 0, memory_order_release);
+    /* end first: [written, end) never looks like unwritten records. */
+    __atomic_store_n(&b->hdr->end, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&b->hdr->written, 0, __ATOMIC_RELEASE);
   }
   pthread_mutex_unlock(&b->lock);
   in_writer--;
@@ -158,6 +148,18 @@ static void tbuf_release(void *arg) {
   atomic_store(&b->in_use, 0);
 }
 
+static struct tbuf *tbuf_new(void) {
+  unsigned char *mem = mmap(NULL, PAGE + REGION_SIZE, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED)
+    return NULL;
+  struct tbuf *b = (struct tbuf *)(void *)mem;
+  pthread_mutex_init(&b->lock, NULL);
+  b->hdr = (struct loopsan_spill_header *)(void *)(mem + PAGE);
+  b->data = mem + PAGE + LOOPSAN_SPILL_DATA_OFFSET;
+  return b;
+}
+
 static struct tbuf *tbuf_acquire(void) {
   struct tbuf *b;
   for (b = atomic_load(&W.buffers); b; b = b->next) {
@@ -166,21 +168,17 @@ static struct tbuf *tbuf_acquire(void) {
       break;
   }
   if (!b) {
-    void *mem = mmap(NULL, sizeof *b, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED)
+    if (!(b = tbuf_new()))
       return NULL;
-    b = mem;
-    pthread_mutex_init(&b->lock, NULL);
     atomic_store(&b->in_use, 1);
     struct tbuf *head = atomic_load(&W.buffers);
     do
       b->next = head;
     while (!atomic_compare_exchange_weak(&W.buffers, &head, b));
   }
-  b->written = 0;
-  atomic_store(&b->end, 0);
   b->tid = loopsan__tid();
-  b->last_out = loopsan__now();
+  region_init(b, b->tid);
+  b->last_check = loopsan__now();
   my_buf = b;
   if (W.key_ok)
     pthread_setspecific(W.key, b); /* write out and recycle at thread exit */
@@ -216,7 +214,9 @@ void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1
       return;
     emit_thread_record();
   }
-  uint32_t pos = atomic_load_explicit(&b->end, memory_order_relaxed);
+  if (LOOPSAN_UNLIKELY(b->attached == 0) && loopsan__trace_is_open())
+    tbuf_attach(b);
+  uint32_t pos = __atomic_load_n(&b->hdr->end, __ATOMIC_RELAXED);
   if (pos + total > TBUF_CAPACITY) {
     tbuf_write_out(b, 1);
     pos = 0;
@@ -231,9 +231,9 @@ void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1
   if (len2)
     memcpy(dst + size + len1, tail2, len2);
   memset(dst + size + len1 + len2, 0, total - size - len1 - len2);
-  atomic_store_explicit(&b->end, pos + (uint32_t)total, memory_order_release);
+  __atomic_store_n(&b->hdr->end, pos + (uint32_t)total, __ATOMIC_RELEASE);
   if (LOOPSAN_UNLIKELY(W.closed))
-    tbuf_write_out(b, 1); /* after exit's final flush nothing else will */
+    tbuf_write_out(b, 1); /* after exit's final write-out nothing else will */
 }
 
 void loopsan__emit(uint16_t type, void *rec, size_t size) {
@@ -244,8 +244,7 @@ static LOOPSAN_TLS uint32_t waits_unchecked, wait_budget_ms;
 
 void loopsan__before_wait(int timeout_ms) {
   struct tbuf *b = my_buf;
-  if (LOOPSAN_LIKELY(!b) || in_writer ||
-      atomic_load_explicit(&b->end, memory_order_relaxed) == b->written)
+  if (LOOPSAN_LIKELY(!b) || in_writer || buf_end(b) == buf_written(b))
     return; /* the common case: nothing of ours is waiting */
   /* A busy loop waits with short timeouts thousands of times a second:
    * look at the clock only every 64 waits or second of timeouts. */
@@ -256,21 +255,19 @@ void loopsan__before_wait(int timeout_ms) {
   }
   wait_budget_ms = 0;
   uint64_t now = loopsan__now(), second = loopsan__clock_ticks_per_sec();
-  if (timeout_ms >= 0 && timeout_ms < 1000 && now - b->last_out < second)
+  if (now - b->last_check < second)
     return;
-  b->last_out = now;
-  /* Once a second at most, write out every thread's records, with a fresh
-   * clock calibration and the module map if dlopen changed it. */
+  b->last_check = now;
+  int saved = errno;
+  /* Once a second for the whole process: a fresh clock calibration, and
+   * the module map if dlopen changed it. */
   uint64_t last = atomic_load(&W.last_periodic);
   if (now - last >= second && atomic_compare_exchange_strong(&W.last_periodic, &last, now)) {
-    int saved = errno;
     loopsan__clock_emit();
     loopsan__modules_emit_if_changed(0);
-    loopsan__flush_all();
-    errno = saved;
-    return;
   }
   tbuf_write_out(b, 1);
+  errno = saved;
 }
 
 void loopsan__flush_all(void) {
@@ -329,95 +326,87 @@ static void emit_process_record(void) {
   loopsan__emit_tail(LOOPSAN_REC_PROCESS, &r, sizeof r, exe, r.exe_len, args, r.argv_len);
 }
 
-int loopsan__writer_open(void) {
-  const char *dir = loopsan__state.opts.trace_dir;
-  unsigned pid = (unsigned)getpid();
-  int fd = -1;
-  if (!W.key_ok && pthread_key_create(&W.key, tbuf_release) == 0)
-    W.key_ok = 1;
-  mkdir(dir, 0700); /* may exist already: that is fine */
-  /* exec keeps the pid: the new image gets the next free suffix, and an
-   * existing file is never opened, followed or overwritten (O_EXCL). */
-  for (unsigned i = 0; i < 1000 && fd < 0; i++) {
-    if (i == 0)
-      snprintf(W.path, sizeof W.path, "%s/loopsan.%u.trace", dir, pid);
-    else
-      snprintf(W.path, sizeof W.path, "%s/loopsan.%u.%u.trace", dir, pid, i);
-    fd = open(W.path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0 && errno != EEXIST)
-      break;
-  }
-  if (fd < 0) {
-    W.path[0] = '\0';
-    return -1;
-  }
-  int high = fcntl(fd, F_DUPFD_CLOEXEC, TRACE_FD_MIN);
-  if (high >= 0) {
-    close(fd);
-    fd = high;
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    close(fd);
-    return -1;
-  }
-  W.dev = st.st_dev;
-  W.ino = st.st_ino;
-  W.fd = fd;
-  W.closed = 0;
-  struct loopsan_file_header fh = {.version = LOOPSAN_TRACE_VERSION, .header_size = sizeof fh};
-  memcpy(fh.magic, LOOPSAN_TRACE_MAGIC, sizeof fh.magic);
-  struct iovec iov = {&fh, sizeof fh};
-  if (write_all_fd(fd, &iov, 1) != 0) {
-    close(fd);
-    W.fd = -1;
-    return -1;
-  }
-  /* The process record must open the first chunk: start from an empty
-   * buffer (after fork it may hold the parent's unwritten records). */
-  if (!my_buf && !tbuf_acquire())
-    return -1;
-  my_buf->written = 0;
-  atomic_store(&my_buf->end, 0);
+/* The first chunk of a trace: the process, the thread, a clock pair, the
+ * type names and the module map. Built in a buffer of its own, so that it
+ * comes first even when a forked child opens its trace lazily with records
+ * already buffered. Called with the file just created. */
+static void write_preamble(void) {
+  if (!W.scratch && !(W.scratch = tbuf_new()))
+    return;
+  struct tbuf *saved = my_buf;
+  int saved_in_writer = in_writer;
+  struct tbuf *b = W.scratch;
+  b->attached = -1; /* never a spill file */
+  b->tid = loopsan__tid();
+  region_init(b, b->tid);
+  my_buf = b;
+  in_writer = 0;
   emit_process_record();
   emit_thread_record();
   loopsan__clock_emit();
-  /* Written at once: the file must open with the process record even if
-   * another thread's chunk or an exec follows right away. */
-  tbuf_write_out(my_buf, 1);
+  loopsan__emit_types();
+  loopsan__modules_emit_if_changed(1);
+  tbuf_write_out(b, 1);
+  my_buf = saved;
+  in_writer = saved_in_writer;
+}
+
+int loopsan__writer_open(void) {
+  if (!W.key_ok && pthread_key_create(&W.key, tbuf_release) == 0)
+    W.key_ok = 1;
+  if (loopsan__trace_create() != 0)
+    return -1;
+  W.pending_open = 0;
+  W.closed = 0;
+  write_preamble();
   return 0;
 }
 
 void loopsan__writer_close(uint32_t how, int status) {
-  if (W.fd < 0 && !W.path[0])
-    return;
+  if (!loopsan__trace_is_open()) {
+    /* A forked child that recorded nothing leaves no trace at all. */
+    int any = 0;
+    for (struct tbuf *b = atomic_load(&W.buffers); b && !any; b = b->next)
+      any = atomic_load(&b->in_use) && buf_end(b) > buf_written(b);
+    if (!W.pending_open || !any)
+      return;
+  }
   struct loopsan_rec_end r = {.ts = loopsan__now(), .how = how, .status = status};
   loopsan__clock_emit();
   loopsan__modules_emit_if_changed(0);
   loopsan__emit(LOOPSAN_REC_END, &r, sizeof r);
   loopsan__flush_all();
-  if (how != LOOPSAN_END_EXEC)
+  if (how != LOOPSAN_END_EXEC) {
     W.closed = 1;
+    loopsan__spill_remove_all(); /* everything is in the trace file now */
+  }
 }
 
 void loopsan__writer_atfork_child(void) {
-  /* Buffers of threads that do not exist in the child are recycled; their
-   * records belong to the parent, which writes them itself. */
+  /* The child must not write into the parent's spill files: every buffer
+   * goes back to private memory. Buffers of threads that do not exist in
+   * the child are recycled; their records are the parent's to write. */
   for (struct tbuf *b = atomic_load(&W.buffers); b; b = b->next) {
     pthread_mutex_init(&b->lock, NULL);
-    b->written = 0;
-    atomic_store(&b->end, 0);
+    if (b->attached == 1 && region_replace(b, -1) != 0) {
+      /* Still the parent's file: this buffer is never used again. */
+      atomic_store(&b->in_use, 1);
+      if (b == my_buf)
+        my_buf = NULL;
+      continue;
+    }
+    b->attached = 0;
     if (b != my_buf)
       atomic_store(&b->in_use, 0);
   }
-  pthread_mutex_init(&W.file_lock, NULL);
-  pthread_mutex_init(&W.write_lock, NULL);
-  if (W.fd >= 0)
-    close(W.fd); /* the parent's file */
-  W.fd = -1;
-  W.path[0] = '\0';
-  atomic_store(&W.seq, 0);
-  atomic_store(&W.lost, 0);
-  if (my_buf)
+  if (my_buf) {
     my_buf->tid = loopsan__tid();
+    region_init(my_buf, my_buf->tid);
+  }
+  pthread_mutex_init(&W.open_lock, NULL);
+  loopsan__trace_atfork_child();
+  atomic_store(&W.lost, 0);
+  atomic_store(&W.last_periodic, 0);
+  W.closed = 0;
+  W.pending_open = 1;
 }

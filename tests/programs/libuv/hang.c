@@ -3,7 +3,9 @@
  * and closes a short-lived timer, so the trace keeps growing (one chunk a
  * second). tests/cli.test kills it with SIGKILL and checks that the trace
  * written so far still shows the ticker as left open, and that a trace cut
- * in its last chunk keeps what came before. */
+ * in its last chunk keeps what came before. With the argument "busy" the
+ * first tick never returns: the loop never reaches a wait again, and what
+ * it recorded survives only in its spill file. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -13,10 +15,13 @@
 
 static uv_timer_t ticker;
 static unsigned long ticks;
+static int busy; /* "hang busy": the first tick never returns */
 
 static void on_churn_closed(uv_handle_t *h) { free(h); }
 
 static void on_tick(uv_timer_t *t) {
+  while (busy)
+    ticks++; /* stuck in a callback: the loop never waits again */
   if (++ticks % 10 == 0) {
     uv_timer_t *churn = malloc(sizeof *churn);
     if (churn && uv_timer_init(t->loop, churn) == 0)
@@ -29,7 +34,8 @@ static void start_ticker(uv_loop_t *loop) {
   uv_timer_start(&ticker, on_tick, 10, 10);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  busy = argc > 1 && argv[1][0] == 'b';
   uv_loop_t *loop = uv_default_loop();
   start_ticker(loop);
   printf("hang: running\n");

@@ -1,0 +1,186 @@
+/* The process's trace file and its spill files: creating them safely,
+ * appending chunks, surviving a program that closes or reuses our fd.
+ *
+ * Trace files are named loopsan.PID.trace (loopsan.PID.N.trace for the
+ * images that follow an exec, which keeps the pid); they and their spill
+ * files are created with O_EXCL|O_NOFOLLOW, mode 0600: an existing file or
+ * a planted symlink is never opened, followed or overwritten. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/crc32.h"
+#include "preload/shim.h"
+#include "preload/tracefile.h"
+
+#define TRACE_FD_MIN 1000 /* keep clear of the fd numbers programs expect */
+
+static struct {
+  pthread_mutex_t file_lock;  /* open/reopen of the file */
+  pthread_mutex_t write_lock; /* one chunk at a time into the file */
+  int fd;
+  dev_t dev;
+  ino_t ino;
+  char path[LOOPSAN_PATH_MAX + 64];
+  _Atomic uint64_t seq;
+  _Atomic unsigned spills; /* spill files created */
+} T = {.file_lock = PTHREAD_MUTEX_INITIALIZER, .write_lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+
+static int write_all_fd(int fd, struct iovec *iov, int iovcnt) {
+  while (iovcnt > 0) {
+    ssize_t n = writev(fd, iov, iovcnt);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return -1;
+    }
+    while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+      n -= (ssize_t)iov->iov_len;
+      iov++;
+      iovcnt--;
+    }
+    if (iovcnt > 0) {
+      iov->iov_base = (char *)iov->iov_base + n;
+      iov->iov_len -= (size_t)n;
+    }
+  }
+  return 0;
+}
+
+/* Move FD above the numbers programs use; returns the fd to keep. */
+static int move_high(int fd) {
+  int high = fcntl(fd, F_DUPFD_CLOEXEC, TRACE_FD_MIN);
+  if (high < 0)
+    return fd;
+  close(fd);
+  return high;
+}
+
+int loopsan__trace_create(void) {
+  const char *dir = loopsan__state.opts.trace_dir;
+  unsigned pid = (unsigned)getpid();
+  int fd = -1;
+  mkdir(dir, 0700); /* may exist already: that is fine */
+  for (unsigned i = 0; i < 1000 && fd < 0; i++) {
+    if (i == 0)
+      snprintf(T.path, sizeof T.path, "%s/loopsan.%u.trace", dir, pid);
+    else
+      snprintf(T.path, sizeof T.path, "%s/loopsan.%u.%u.trace", dir, pid, i);
+    fd = open(T.path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST)
+      break;
+  }
+  if (fd < 0)
+    goto fail;
+  fd = move_high(fd);
+  struct stat st;
+  struct loopsan_file_header fh = {.version = LOOPSAN_TRACE_VERSION, .header_size = sizeof fh};
+  memcpy(fh.magic, LOOPSAN_TRACE_MAGIC, sizeof fh.magic);
+  struct iovec iov = {&fh, sizeof fh};
+  if (fstat(fd, &st) != 0 || write_all_fd(fd, &iov, 1) != 0) {
+    close(fd);
+    goto fail;
+  }
+  T.dev = st.st_dev;
+  T.ino = st.st_ino;
+  T.fd = fd;
+  atomic_store(&T.seq, 0);
+  atomic_store(&T.spills, 0);
+  return 0;
+fail:
+  T.path[0] = '\0';
+  T.fd = -1;
+  return -1;
+}
+
+int loopsan__trace_is_open(void) { return T.path[0] != '\0'; }
+
+/* The program may have closed our descriptor (daemons close every fd) and
+ * reused its number: check before each chunk, reopen our own file by path,
+ * and never write into the program's. */
+static int trace_fd(void) {
+  struct stat st;
+  int fd = T.fd;
+  if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == T.dev && st.st_ino == T.ino)
+    return fd;
+  pthread_mutex_lock(&T.file_lock);
+  fd = T.fd;
+  if (!(fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == T.dev && st.st_ino == T.ino)) {
+    fd = -1;
+    if (T.path[0]) {
+      int nfd = open(T.path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+      if (nfd >= 0 && fstat(nfd, &st) == 0 && st.st_dev == T.dev && st.st_ino == T.ino)
+        fd = move_high(nfd);
+      else if (nfd >= 0)
+        close(nfd);
+    }
+    T.fd = fd;
+  }
+  pthread_mutex_unlock(&T.file_lock);
+  return fd;
+}
+
+int loopsan__trace_write_chunk(uint32_t tid, const void *payload, uint32_t len) {
+  struct loopsan_chunk_header ch = {
+      .magic = LOOPSAN_CHUNK_MAGIC,
+      .size = len,
+      .crc = loopsan_crc32c(0, payload, len),
+      .tid = tid,
+      .seq = atomic_fetch_add(&T.seq, 1),
+  };
+  struct iovec iov[2] = {{&ch, sizeof ch}, {(void *)payload, len}};
+  int fd = trace_fd();
+  if (fd < 0)
+    return -1;
+  /* One writev is one append; should it come back short (disk full), the
+   * rest must follow before any other thread's chunk. */
+  pthread_mutex_lock(&T.write_lock);
+  int rc = write_all_fd(fd, iov, 2);
+  pthread_mutex_unlock(&T.write_lock);
+  return rc;
+}
+
+int loopsan__spill_create(size_t size, unsigned *index) {
+  char path[sizeof T.path + 32];
+  if (!T.path[0])
+    return -1;
+  unsigned n = atomic_fetch_add(&T.spills, 1);
+  snprintf(path, sizeof path, "%s.spill.%u", T.path, n);
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return -1;
+  /* Blocks reserved now: a shared mapping of a sparse file on a full disk
+   * would fault with SIGBUS in the program instead. */
+  if (posix_fallocate(fd, 0, (off_t)size) != 0) {
+    close(fd);
+    unlink(path);
+    return -1;
+  }
+  *index = n;
+  return move_high(fd);
+}
+
+void loopsan__spill_remove_all(void) {
+  char path[sizeof T.path + 32];
+  unsigned n = atomic_load(&T.spills);
+  for (unsigned i = 0; i < n && T.path[0]; i++) {
+    snprintf(path, sizeof path, "%s.spill.%u", T.path, i);
+    unlink(path);
+  }
+}
+
+void loopsan__trace_atfork_child(void) {
+  pthread_mutex_init(&T.file_lock, NULL);
+  pthread_mutex_init(&T.write_lock, NULL);
+  if (T.fd >= 0)
+    close(T.fd); /* the parent's file */
+  T.fd = -1;
+  T.path[0] = '\0';
+  atomic_store(&T.seq, 0);
+  atomic_store(&T.spills, 0);
+}
