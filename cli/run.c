@@ -131,12 +131,19 @@ static int set_environment(const struct loopsan_cli *cli, const char *shim, char
 }
 
 /* Render R and work out the exit status from FAIL rules. */
-static int render(struct loopsan_cli *cli, struct loopsan_report *r, FILE *default_out, int status) {
-  FILE *out = default_out;
-  if (cli->output && !(out = fopen(cli->output, "w"))) {
+/* The report's destination, opened before the program runs so that a bad
+ * -o is said at once, not after a long run. */
+static FILE *open_output(const struct loopsan_cli *cli, FILE *default_out) {
+  if (!cli->output)
+    return default_out;
+  FILE *out = fopen(cli->output, "w");
+  if (!out)
     fprintf(stderr, "loopsan: -o %s: %s\n", cli->output, strerror(errno));
-    return 2;
-  }
+  return out;
+}
+
+static int render(struct loopsan_cli *cli, struct loopsan_report *r, FILE *out, FILE *default_out,
+                  int status) {
   struct loopsan_render_options ro = {.tool_version = PACKAGE_VERSION};
   if (loopsan_render(r, (enum loopsan_format)cli->format, &ro, out) != 0)
     fprintf(stderr, "loopsan: could not write the report%s%s\n", cli->output ? " to " : "",
@@ -150,6 +157,23 @@ static int render(struct loopsan_cli *cli, struct loopsan_report *r, FILE *defau
   return status;
 }
 
+/* A trace directory loopsan made itself is removed when there was nothing
+ * to report: valgrind leaves nothing behind either. */
+static void remove_trace_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  char path[PATH_MAX + 256];
+  while (d && (e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, "loopsan.", 8) != 0)
+      continue;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    unlink(path);
+  }
+  if (d)
+    closedir(d);
+  rmdir(dir);
+}
+
 int loopsan_cmd_run(struct loopsan_cli *cli) {
   char err[1024], shim[PATH_MAX];
   if (find_shim(shim, sizeof shim) != 0) {
@@ -157,6 +181,9 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
                     "set LOOPSAN_SHIM to its path)\n", LOOPSAN_PKGLIBDIR);
     return 2;
   }
+  FILE *out = open_output(cli, stderr);
+  if (!out)
+    return 2;
   if (make_trace_dir(cli, err, sizeof err) != 0) {
     fprintf(stderr, "loopsan: %s\n", err);
     return 2;
@@ -215,6 +242,10 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
               "loopsan: nothing was observed: '%s' wrote no trace; it may be statically linked, "
               "setuid, or have cleared LD_PRELOAD.\n",
               cli->args[0]);
+    if (out != stderr)
+      fclose(out);
+    if (!cli->trace_dir_set)
+      remove_trace_dir(cli->shim.trace_dir);
     loopsan_report_free(&report);
     return status;
   }
@@ -226,7 +257,14 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
     p->exit_signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
     p->exit_status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 0;
   }
-  int rc = render(cli, &report, stderr, status);
+  int keep = cli->trace_dir_set || report.n_findings > 0 || report.n_notes > 0;
+  if (!keep) {
+    free(report.trace_dir); /* not named: it is about to go */
+    report.trace_dir = NULL;
+  }
+  int rc = render(cli, &report, out, stderr, status);
+  if (!keep)
+    remove_trace_dir(cli->shim.trace_dir);
   loopsan_report_free(&report);
   return rc;
 }
@@ -238,13 +276,14 @@ int loopsan_cmd_report(struct loopsan_cli *cli) {
   if (cli->n_args == 1)
     report.trace_dir = strdup(cli->args[0]);
   if (loopsan_analyze(cli->args, (size_t)cli->n_args, &ao, &report, err, sizeof err) != 0) {
-    fprintf(stderr, "loopsan: %s\n", err);
     for (size_t i = 0; i < report.n_notes; i++)
       fprintf(stderr, "loopsan: %s\n", report.notes[i]);
+    fprintf(stderr, "loopsan: %s\n", err);
     loopsan_report_free(&report);
     return 2;
   }
-  int rc = render(cli, &report, stdout, 0);
+  FILE *out = open_output(cli, stdout);
+  int rc = out ? render(cli, &report, out, stdout, 0) : 2;
   loopsan_report_free(&report);
   return rc;
 }
