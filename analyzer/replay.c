@@ -26,6 +26,8 @@ void loopsan_replay_free(struct loopsan_replay *r) {
     free(r->objects[i]);
   free(r->objects);
   free(r->findings);
+  free(r->orphans);
+  free(r->orphan_ids);
   memset(r, 0, sizeof *r);
 }
 
@@ -310,7 +312,90 @@ static void on_type(struct loopsan_replay *r, const struct loopsan_rec_type *t) 
   e->name[n] = '\0';
 }
 
-static void on_op(struct loopsan_replay *r, const struct loopsan_record_header *rec) {
+/* The set of object ids with orphans: most OBJ_NEW records have none, and
+ * must not pay for a scan. Linear probing, backward-shift deletion. */
+static int orphan_id_add(struct loopsan_replay *r, uint64_t id) {
+  if (!r->cap_orphan_ids) {
+    r->cap_orphan_ids = 2 * REPLAY_ORPHANS_MAX;
+    r->orphan_ids = calloc(r->cap_orphan_ids, sizeof *r->orphan_ids);
+    if (!r->orphan_ids) {
+      r->cap_orphan_ids = 0;
+      return -1;
+    }
+  }
+  size_t mask = r->cap_orphan_ids - 1;
+  for (size_t j = mix(id) & mask;; j = (j + 1) & mask) {
+    if (r->orphan_ids[j] == id)
+      return 0;
+    if (!r->orphan_ids[j]) {
+      r->orphan_ids[j] = id;
+      return 0;
+    }
+  }
+}
+
+static int orphan_id_take(struct loopsan_replay *r, uint64_t id) {
+  if (!r->cap_orphan_ids)
+    return 0;
+  size_t mask = r->cap_orphan_ids - 1, i = mix(id) & mask;
+  while (r->orphan_ids[i] != id) {
+    if (!r->orphan_ids[i])
+      return 0;
+    i = (i + 1) & mask;
+  }
+  r->orphan_ids[i] = 0;
+  for (size_t j = (i + 1) & mask; r->orphan_ids[j]; j = (j + 1) & mask) {
+    size_t home = mix(r->orphan_ids[j]) & mask;
+    if (((j - home) & mask) >= ((j - i) & mask)) {
+      r->orphan_ids[i] = r->orphan_ids[j];
+      r->orphan_ids[j] = 0;
+      i = j;
+    }
+  }
+  return 1;
+}
+
+/* Keep REC (about object OBJ, not yet known) for when its OBJ_NEW comes. */
+static void keep_orphan(struct loopsan_replay *r, uint64_t obj, const struct loopsan_record_header *rec,
+                        uint32_t tid) {
+  if (r->replaying_orphans || rec->size > REPLAY_ORPHAN_MAX_SIZE || r->n_orphans >= REPLAY_ORPHANS_MAX ||
+      orphan_id_add(r, obj) != 0) {
+    r->orphans_dropped++;
+    return;
+  }
+  if (r->n_orphans == r->cap_orphans) {
+    size_t cap = r->cap_orphans ? r->cap_orphans * 2 : 64;
+    struct replay_orphan *t = realloc(r->orphans, cap * sizeof *t);
+    if (!t) {
+      r->orphans_dropped++;
+      return;
+    }
+    r->orphans = t;
+    r->cap_orphans = cap;
+  }
+  struct replay_orphan *o = &r->orphans[r->n_orphans++];
+  o->obj = obj;
+  o->tid = tid;
+  memcpy(o->rec, rec, rec->size);
+}
+
+/* OBJ now exists: replay what was kept about it, in file order. */
+static void adopt_orphans(struct loopsan_replay *r, uint64_t obj) {
+  if (!orphan_id_take(r, obj))
+    return;
+  size_t kept = 0;
+  r->replaying_orphans = 1;
+  for (size_t i = 0; i < r->n_orphans; i++) {
+    if (r->orphans[i].obj == obj)
+      loopsan_replay_record(r, (const void *)r->orphans[i].rec, r->orphans[i].tid);
+    else
+      r->orphans[kept++] = r->orphans[i];
+  }
+  r->n_orphans = kept;
+  r->replaying_orphans = 0;
+}
+
+static void on_op(struct loopsan_replay *r, const struct loopsan_record_header *rec, uint32_t tid) {
   /* Short forms omit the trailing fields: they read as 0. */
   struct loopsan_rec_obj_op full;
   memset(&full, 0, sizeof full);
@@ -319,8 +404,12 @@ static void on_op(struct loopsan_replay *r, const struct loopsan_record_header *
   uint32_t code = LOOPSAN_OP_OF(op->h.aux);
   uint32_t arg = (uint32_t)LOOPSAN_ARG_OF(op->h.aux);
   struct replay_object *o = loopsan_replay_object(r, op->obj);
-  if (!o)
-    return; /* created before this trace began (e.g. in a parent process) */
+  if (!o) {
+    /* Made on a thread whose chunk comes later, or before this trace
+     * began (in a parent process): kept until the end, then dropped. */
+    keep_orphan(r, op->obj, rec, tid);
+    return;
+  }
   switch (code) {
   case LOOPSAN_OP_START:
     o->used = 1;
@@ -382,11 +471,21 @@ int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, ui
   case LOOPSAN_REC_MODULE: on_module(r, (const void *)rec); break;
   case LOOPSAN_REC_STACK: add_stack(r, (const void *)rec); break;
   case LOOPSAN_REC_TYPE: on_type(r, (const void *)rec); break;
-  case LOOPSAN_REC_OBJ_NEW: new_object(r, (const void *)rec, tid); break;
-  case LOOPSAN_REC_OBJ_OP: on_op(r, rec); break;
+  case LOOPSAN_REC_OBJ_NEW: {
+    const struct loopsan_rec_obj_new *n = (const void *)rec;
+    new_object(r, n, tid);
+    if (r->n_orphans && !r->replaying_orphans)
+      adopt_orphans(r, n->obj);
+    break;
+  }
+  case LOOPSAN_REC_OBJ_OP: on_op(r, rec, tid); break;
   case LOOPSAN_REC_DISPATCH: {
     const struct loopsan_rec_dispatch *d = (const void *)rec;
-    loopsan_rules_dispatch(r, loopsan_replay_object(r, d->obj), d, tid);
+    const struct replay_object *o = loopsan_replay_object(r, d->obj);
+    if (!o && d->obj && !r->replaying_orphans && r->n_orphans < REPLAY_ORPHANS_MAX)
+      keep_orphan(r, d->obj, rec, tid); /* judged when its object appears, or at the end */
+    else
+      loopsan_rules_dispatch(r, o, d, tid);
     break;
   }
   case LOOPSAN_REC_API_ERROR: on_api_error(r, (const void *)rec); break;
@@ -409,6 +508,17 @@ int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, ui
 }
 
 void loopsan_replay_finish(struct loopsan_replay *r) {
+  /* Slow dispatches of objects never seen are still slow; other orphans
+   * (uses of objects from before this trace) tell nothing. */
+  r->replaying_orphans = 1;
+  for (size_t i = 0; i < r->n_orphans; i++) {
+    const struct loopsan_record_header *h = (const void *)r->orphans[i].rec;
+    if (h->type == LOOPSAN_REC_DISPATCH)
+      loopsan_rules_dispatch(r, NULL, (const void *)h, r->orphans[i].tid);
+  }
+  r->n_orphans = 0;
+  if (r->orphan_ids)
+    memset(r->orphan_ids, 0, r->cap_orphan_ids * sizeof *r->orphan_ids);
   for (size_t i = 0; i < r->cap_objects; i++)
     if (r->objects[i])
       loopsan_rules_at_exit(r, r->objects[i]);

@@ -69,6 +69,14 @@ struct raw_finding {
   int32_t result;
 };
 
+#define REPLAY_ORPHAN_MAX_SIZE 128u
+#define REPLAY_ORPHANS_MAX 65536u
+struct replay_orphan {
+  uint64_t obj;
+  uint32_t tid;
+  unsigned char rec[REPLAY_ORPHAN_MAX_SIZE];
+};
+
 struct loopsan_replay {
   /* the process */
   uint32_t pid, ppid;
@@ -95,6 +103,15 @@ struct loopsan_replay {
   size_t cap_stacks, n_stacks;
   struct replay_object **objects; /* open addressing by id */
   size_t cap_objects, n_objects;
+  /* Records about objects whose OBJ_NEW has not been read yet: chunks of
+   * different threads reach the file in write-out order, so an object made
+   * on one thread can be used by another "before" it exists. */
+  struct replay_orphan *orphans;
+  size_t n_orphans, cap_orphans;
+  uint64_t *orphan_ids; /* set of the ids in orphans (open addressing, 0 = empty) */
+  size_t cap_orphan_ids;
+  uint64_t orphans_dropped;
+  int replaying_orphans;
   struct raw_finding *findings; /* open addressing by merge key */
   size_t cap_findings, n_findings;
   int failed; /* an allocation failed: results are incomplete */
