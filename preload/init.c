@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,3 +140,40 @@ EXEC_WRAPPER(execv, (const char *path, char *const argv[]), (path, argv))
 EXEC_WRAPPER(execvp, (const char *file, char *const argv[]), (file, argv))
 EXEC_WRAPPER(execvpe, (const char *file, char *const argv[], char *const envp[]), (file, argv, envp))
 EXEC_WRAPPER(fexecve, (int fd, char *const argv[], char *const envp[]), (fd, argv, envp))
+
+/* execl, execlp and execle take their arguments as varargs and reach
+ * execve inside libc, where no interposer sees them: they are rebuilt here
+ * on top of the wrappers above (an array on the stack, no malloc). */
+#define COLLECT_ARGS(first, ap, argv)                      \
+  size_t n_args = 1;                                       \
+  va_start(ap, first);                                     \
+  while (va_arg(ap, char *) != NULL)                       \
+    n_args++;                                              \
+  va_end(ap);                                              \
+  char *argv[n_args + 1];                                  \
+  argv[0] = (char *)(first);                               \
+  va_start(ap, first);                                     \
+  for (size_t i = 1; i <= n_args; i++)                     \
+    argv[i] = va_arg(ap, char *);
+
+LOOPSAN_INTERPOSE int execl(const char *path, const char *arg, ...) {
+  va_list ap;
+  COLLECT_ARGS(arg, ap, argv);
+  va_end(ap);
+  return execv(path, argv);
+}
+
+LOOPSAN_INTERPOSE int execlp(const char *file, const char *arg, ...) {
+  va_list ap;
+  COLLECT_ARGS(arg, ap, argv);
+  va_end(ap);
+  return execvp(file, argv);
+}
+
+LOOPSAN_INTERPOSE int execle(const char *path, const char *arg, ...) {
+  va_list ap;
+  COLLECT_ARGS(arg, ap, argv);
+  char *const *envp = va_arg(ap, char *const *);
+  va_end(ap);
+  return execve(path, argv, envp);
+}

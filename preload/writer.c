@@ -376,10 +376,11 @@ void loopsan__writer_close(uint32_t how, int status) {
   loopsan__modules_emit_if_changed(0);
   loopsan__emit(LOOPSAN_REC_END, &r, sizeof r);
   loopsan__flush_all();
-  if (how != LOOPSAN_END_EXEC) {
+  /* Everything is in the trace file now. After exec the mappings go; if
+   * exec fails they stay valid, only no longer named. */
+  loopsan__spill_remove_all();
+  if (how != LOOPSAN_END_EXEC)
     W.closed = 1;
-    loopsan__spill_remove_all(); /* everything is in the trace file now */
-  }
 }
 
 void loopsan__writer_atfork_child(void) {

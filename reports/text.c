@@ -104,8 +104,8 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
         print_finding(out, prefix, &r->findings[i]);
   }
   if (quiet)
-    fprintf(out, "loopsan: %zu other process%s used no event loop loopsan observes (see --format=json)\n",
-            quiet, quiet == 1 ? "" : "es");
+    fprintf(out, "loopsan: %zu %sprocess%s used no event loop loopsan observes (see --format=json)\n",
+            quiet, quiet < r->n_processes ? "other " : "", quiet == 1 ? "" : "es");
   fprintf(out, "SUMMARY: loopsan: ");
   if (!total) {
     fprintf(out, "no problems found");
