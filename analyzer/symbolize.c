@@ -433,6 +433,17 @@ static int resolve(loopsan_symbolizer *sym, uint64_t address,
     k++;
   }
   frames[k] = base;
+  /* A function's entry (a callback pointer): name where it is declared,
+   * as Python does for a callback, not the line its first instruction
+   * happens to belong to. */
+  if (address == lookup && n_inlined == 0 && subprogram != NULL) {
+    int decl_line = 0;
+    const char *decl_file = dwarf_decl_file(subprogram);
+    if (decl_file != NULL && dwarf_decl_line(subprogram, &decl_line) == 0 && decl_line > 0) {
+      file = decl_file;
+      line = decl_line;
+    }
+  }
   if (mod != NULL) {
     frames[k].function = intern_function(sym, outer_name);
     frames[k].file = intern(sym, file);
