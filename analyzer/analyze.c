@@ -171,7 +171,8 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
     if (raw->detail == RAW_DETAIL_LOOP_CLOSE_EBUSY)
       loopsan_sb_puts(&d, "it kept uv_loop_close() from succeeding (UV_EBUSY)");
     else if (raw->detail == RAW_DETAIL_CLOSE_UNFINISHED)
-      loopsan_sb_printf(&d, "%s was called, but the loop never ran again to finish closing it", api);
+      loopsan_sb_printf(&d, "%s was called, but the loop never ran again to finish closing it, "
+                            "so closing the loop failed (UV_EBUSY)", api);
     break;
   case LOOPSAN_KIND_UNCLOSED_LOOP:
     loopsan_sb_printf(&m, "%s was never closed", type);

@@ -15,7 +15,7 @@ if [ -n "$requires" ] && ! sh -c "$requires" >/dev/null 2>&1; then
   echo "SKIP: needs: $requires"
   exit 77
 fi
-command=$(sed -n 's/^run //p' "$expect" | sed "s|@srcdir@|$srcdir|g")
+command=$(sed -n "s/^run //p" "$expect" | sed -e "s|@srcdir@|$srcdir|g" -e "s|@builddir@|$LOOPSAN_BUILDDIR|g")
 [ -n "$command" ] || command=$program
 work=$(mktemp -d "${TMPDIR:-/tmp}/loopsan-test.XXXXXX") || exit 99
 trap 'rm -rf "$work"' EXIT
