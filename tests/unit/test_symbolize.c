@@ -16,7 +16,9 @@
  *
  * Needs libuv1 (its stripped libuv.so.1 is the "no wrong name" case) and
  * libstdc++6; libc6-dbg makes the libc test also check file and line. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "symbolize.h"
 
 #include <check.h>
@@ -72,7 +74,7 @@ static void run_fixture(fixture_info *fx) {
   while (fgets(line, sizeof line, p) != NULL) {
     line[strcspn(line, "\n")] = '\0';
     if (strncmp(line, "path ", 5) == 0)
-      snprintf(fx->mod.path, sizeof fx->mod.path, "%s", line + 5);
+      snprintf(fx->mod.path, sizeof fx->mod.path, "%.4000s", line + 5);
     sscanf(line, "bias %" SCNx64, &fx->mod.bias);
     sscanf(line, "start %" SCNx64, &fx->mod.start);
     sscanf(line, "end %" SCNx64, &fx->mod.end);
