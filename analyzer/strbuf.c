@@ -52,6 +52,30 @@ void loopsan_sb_printf(struct loopsan_strbuf *sb, const char *fmt, ...) {
   sb->len += (size_t)n;
 }
 
+/* Length of the well-formed UTF-8 sequence at P (P[0] >= 0x80), or 0. */
+static size_t utf8_sequence(const unsigned char *p) {
+  size_t n;
+  unsigned min;
+  unsigned cp;
+  if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+    n = 2, min = 0x80, cp = p[0] & 0x1fu;
+  } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+    n = 3, min = 0x800, cp = p[0] & 0x0fu;
+  } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+    n = 4, min = 0x10000, cp = p[0] & 0x07u;
+  } else {
+    return 0;
+  }
+  for (size_t i = 1; i < n; i++) {
+    if ((p[i] & 0xc0u) != 0x80u)
+      return 0;
+    cp = (cp << 6) | (p[i] & 0x3fu);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+    return 0;
+  return n;
+}
+
 void loopsan_sb_json_string(struct loopsan_strbuf *sb, const char *s) {
   if (!s) {
     loopsan_sb_puts(sb, "null");
@@ -66,10 +90,21 @@ void loopsan_sb_json_string(struct loopsan_strbuf *sb, const char *s) {
     case '\r': loopsan_sb_puts(sb, "\\r"); break;
     case '\t': loopsan_sb_puts(sb, "\\t"); break;
     default:
-      if (*p < 0x20 || *p == 0x7f)
+      if (*p < 0x20 || *p == 0x7f) {
         loopsan_sb_printf(sb, "\\u%04x", *p);
-      else
+      } else if (*p < 0x80) {
         loopsan_sb_append(sb, (const char *)p, 1);
+      } else {
+        /* Paths and argv are bytes: pass valid UTF-8 on, replace the rest,
+         * so that the report always parses. */
+        size_t n = utf8_sequence(p);
+        if (n) {
+          loopsan_sb_append(sb, (const char *)p, n);
+          p += n - 1;
+        } else {
+          loopsan_sb_puts(sb, "\\ufffd");
+        }
+      }
     }
   }
   loopsan_sb_append(sb, "\"", 1);

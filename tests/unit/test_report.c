@@ -1,0 +1,107 @@
+/* The report renderers on a hand-made findings model: JSON escaping of
+ * hostile strings (quotes, control characters, invalid UTF-8), the fields
+ * of SPEC.md section 3, and the text report's headline and summary. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyzer/findings.h"
+#include "reports/report.h"
+
+static char *render(const struct loopsan_report *r, enum loopsan_format fmt) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  struct loopsan_render_options ro = {.tool_version = "9.9.9"};
+  ck_assert_int_eq(loopsan_render(r, fmt, &ro, f), 0);
+  fclose(f);
+  return buf;
+}
+
+static void make_report(struct loopsan_report *r) {
+  memset(r, 0, sizeof *r);
+  r->n_processes = 1;
+  r->processes = calloc(1, sizeof *r->processes);
+  r->processes[0].pid = 42;
+  r->processes[0].exe = strdup("/tmp/we\"ird\n\xff" "exe");
+  r->processes[0].observed = 1;
+  r->processes[0].ended = 1;
+  r->processes[0].has_exit = 1;
+  r->processes[0].exit_status = 3;
+  r->n_findings = 1;
+  r->findings = calloc(1, sizeof *r->findings);
+  struct loopsan_finding *f = &r->findings[0];
+  f->kind = LOOPSAN_KIND_SLOW_CALLBACK;
+  f->severity = LOOPSAN_SEV_WARNING;
+  f->library = "libuv";
+  f->pid = 42;
+  f->message = strdup("callback on_tick() of uv_timer_t took 152.301 ms");
+  f->object_type = strdup("uv_timer_t");
+  f->object_address = 0x1234;
+  f->has_callback = 1;
+  f->callback.function = strdup("on_tick");
+  f->callback.file = strdup("server.c");
+  f->callback.line = 42;
+  f->n_created_at = 1;
+  f->created_at = calloc(1, sizeof *f->created_at);
+  f->created_at[0].function = strdup("start_ticker");
+  f->created_at[0].address = 0x5678;
+  f->duration_ms = 152.301;
+  f->count = 2;
+}
+
+START_TEST(json_fields_and_escaping) {
+  struct loopsan_report r;
+  make_report(&r);
+  char *json = render(&r, LOOPSAN_FORMAT_JSON);
+  ck_assert_ptr_nonnull(strstr(json, "\"tool\": \"loopsan\", \"version\": \"9.9.9\", \"format\": 1"));
+  ck_assert_ptr_nonnull(strstr(json, "\"exe\": \"/tmp/we\\\"ird\\n\\ufffdexe\""));
+  ck_assert_ptr_nonnull(strstr(json, "\"exit\": {\"status\": 3}"));
+  ck_assert_ptr_nonnull(strstr(json, "\"kind\": \"slow-callback\""));
+  ck_assert_ptr_nonnull(strstr(json, "\"object\": {\"type\": \"uv_timer_t\", \"address\": \"0x1234\"}"));
+  ck_assert_ptr_nonnull(strstr(json, "\"callback\": {\"function\": \"on_tick\", \"file\": \"server.c\", \"line\": 42"));
+  ck_assert_ptr_nonnull(strstr(json, "{\"function\": \"start_ticker\", \"file\": null, \"line\": null"));
+  ck_assert_ptr_nonnull(strstr(json, "\"duration_ms\": 152.301, \"count\": 2, \"suppressed\": false"));
+  ck_assert_ptr_nonnull(strstr(json, "\"summary\": {\"slow-callback\": 2}"));
+  free(json);
+  loopsan_report_free(&r);
+}
+END_TEST
+
+START_TEST(text_headline_and_summary) {
+  struct loopsan_report r;
+  make_report(&r);
+  char *text = render(&r, LOOPSAN_FORMAT_TEXT);
+  ck_assert_ptr_nonnull(strstr(text, "==42== WARNING: slow-callback: callback on_tick() of uv_timer_t took 152.301 ms"));
+  ck_assert_ptr_nonnull(strstr(text, "callback: on_tick server.c:42"));
+  ck_assert_ptr_nonnull(strstr(text, "uv_timer_t 0x1234 created at:"));
+  ck_assert_ptr_nonnull(strstr(text, "#0 0x5678 in start_ticker"));
+  ck_assert_ptr_nonnull(strstr(text, "SUMMARY: loopsan: 2 slow-callback in 1 process"));
+  free(text);
+  loopsan_report_free(&r);
+}
+END_TEST
+
+START_TEST(formats_by_name) {
+  ck_assert_int_eq(loopsan_format_from_name("json"), LOOPSAN_FORMAT_JSON);
+  ck_assert_int_eq(loopsan_format_from_name("text"), LOOPSAN_FORMAT_TEXT);
+  ck_assert_int_eq(loopsan_format_from_name("xml"), -1);
+  ck_assert_int_eq(loopsan_kind_from_name("pending-at-exit", 15), LOOPSAN_KIND_PENDING_AT_EXIT);
+  ck_assert_int_eq(loopsan_kind_from_name("pending", 7), -1);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("report");
+  TCase *tc = tcase_create("render");
+  tcase_add_test(tc, json_fields_and_escaping);
+  tcase_add_test(tc, text_headline_and_summary);
+  tcase_add_test(tc, formats_by_name);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
