@@ -18,7 +18,7 @@ struct loopsan_cli {
   const char *output;      /* NULL: stderr for run, stdout for report */
   unsigned long fail_on;   /* bit per enum loopsan_kind */
   int error_exitcode;      /* -1: off */
-  char **args;             /* run: PROGRAM ARGS...; report: paths */
+  char **args;             /* run: PROGRAM ARGS...; report: paths (owned array) */
   int n_args;
 };
 
@@ -26,6 +26,8 @@ struct loopsan_cli {
  * naming the bad option and the valid ones in err. */
 int loopsan_cli_parse(int argc, char **argv, struct loopsan_cli *cli, char *err, size_t err_len);
 void loopsan_cli_usage(FILE *out);
+/* Release what loopsan_cli_parse allocated (also after it failed). */
+void loopsan_cli_free(struct loopsan_cli *cli);
 
 int loopsan_cmd_run(struct loopsan_cli *cli);
 int loopsan_cmd_report(struct loopsan_cli *cli);

@@ -146,6 +146,12 @@ static int apply(struct loopsan_cli *cli, const struct cli_option *o, const char
   return -1;
 }
 
+void loopsan_cli_free(struct loopsan_cli *cli) {
+  free(cli->args);
+  cli->args = NULL;
+  cli->n_args = 0;
+}
+
 int loopsan_cli_parse(int argc, char **argv, struct loopsan_cli *cli, char *err, size_t err_len) {
   memset(cli, 0, sizeof *cli);
   loopsan_options_default(&cli->shim);
@@ -175,6 +181,7 @@ int loopsan_cli_parse(int argc, char **argv, struct loopsan_cli *cli, char *err,
     snprintf(err, err_len, "out of memory");
     return -1;
   }
+  cli->args = positional; /* owned from here on, even if parsing fails */
   for (; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--") == 0) {

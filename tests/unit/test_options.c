@@ -39,10 +39,16 @@ START_TEST(env_options) {
 }
 END_TEST
 
+static struct loopsan_cli *last;
+
+/* Parse ARGS into *CLI, releasing the previous parse's allocations. */
 static int parse(struct loopsan_cli *cli, char *err, const char *const *args) {
   int argc = 0;
   while (args[argc])
     argc++;
+  if (last)
+    loopsan_cli_free(last);
+  last = cli;
   return loopsan_cli_parse(argc, (char **)args, cli, err, 512);
 }
 
@@ -103,6 +109,8 @@ START_TEST(command_line) {
   const char *version[] = {"loopsan", "--version", NULL};
   ck_assert_int_eq(parse(&cli, err, version), 0);
   ck_assert_int_eq(cli.command, LOOPSAN_CMD_VERSION);
+  loopsan_cli_free(&cli);
+  last = NULL;
 }
 END_TEST
 
