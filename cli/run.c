@@ -258,6 +258,8 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
     p->exit_status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 0;
   }
   int keep = cli->trace_dir_set || report.n_findings > 0 || report.n_notes > 0;
+  for (size_t i = 0; i < report.n_processes; i++)
+    keep |= !report.processes[i].ended; /* killed or crashed: worth a look */
   if (!keep) {
     free(report.trace_dir); /* not named: it is about to go */
     report.trace_dir = NULL;

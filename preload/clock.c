@@ -24,7 +24,7 @@ void loopsan__clock_init(void) {
   loopsan__clock_use_tsc = has_invariant_tsc();
   if (!loopsan__clock_use_tsc)
     return;
-  /* Calibrate over ~2 ms; the flusher refines the rate every second. */
+  /* Calibrate over ~2 ms; CLOCK records refine the rate once a second. */
   uint64_t n0 = loopsan__mono_ns(), t0 = loopsan__now(), n1, t1;
   do {
     n1 = loopsan__mono_ns();
