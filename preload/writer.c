@@ -50,7 +50,8 @@ static struct {
   pthread_key_t key;
   int key_ok;
   int closed;             /* after exit's final write-out */
-  int pending_open;       /* a forked child opens its trace on first write-out */
+  int pending_open;       /* a forked child opens its trace when it first records */
+  _Atomic int ready;      /* the trace file exists and starts with its preamble */
 } W = {.open_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static LOOPSAN_TLS struct tbuf *my_buf;
@@ -102,8 +103,10 @@ static void tbuf_attach(struct tbuf *b) {
 
 static void write_preamble(void);
 
+/* Chunks may go to the file only once its preamble is there: until then
+ * other threads wait here while one creates it. */
 static int ensure_open(void) {
-  if (LOOPSAN_LIKELY(loopsan__trace_is_open()))
+  if (LOOPSAN_LIKELY(atomic_load_explicit(&W.ready, memory_order_acquire)))
     return 0;
   if (!W.pending_open)
     return -1;
@@ -111,9 +114,10 @@ static int ensure_open(void) {
   if (W.pending_open && loopsan__trace_create() == 0) {
     W.pending_open = 0;
     write_preamble();
+    atomic_store_explicit(&W.ready, 1, memory_order_release);
   }
   pthread_mutex_unlock(&W.open_lock);
-  return loopsan__trace_is_open() ? 0 : -1;
+  return atomic_load(&W.ready) ? 0 : -1;
 }
 
 /* Write out [written, end) of B. OWNER: the calling thread owns B and may
@@ -121,7 +125,7 @@ static int ensure_open(void) {
 static void tbuf_write_out(struct tbuf *b, int owner) {
   int saved = errno;
   in_writer++;
-  int open = ensure_open() == 0;
+  int open = b == W.scratch || ensure_open() == 0; /* the preamble itself goes straight out */
   pthread_mutex_lock(&b->lock);
   uint32_t end = buf_end(b), written = buf_written(b);
   if (end > written) {
@@ -214,8 +218,14 @@ void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1
       return;
     emit_thread_record();
   }
-  if (LOOPSAN_UNLIKELY(b->attached == 0) && loopsan__trace_is_open())
-    tbuf_attach(b);
+  if (LOOPSAN_UNLIKELY(b->attached == 0)) {
+    /* A forked child's first record: its trace and spill files are made
+     * now, so that from here on a SIGKILL loses nothing either. */
+    if (W.pending_open)
+      ensure_open();
+    if (atomic_load_explicit(&W.ready, memory_order_acquire))
+      tbuf_attach(b);
+  }
   uint32_t pos = __atomic_load_n(&b->hdr->end, __ATOMIC_RELAXED);
   if (pos + total > TBUF_CAPACITY) {
     tbuf_write_out(b, 1);
@@ -359,11 +369,12 @@ int loopsan__writer_open(void) {
   W.pending_open = 0;
   W.closed = 0;
   write_preamble();
+  atomic_store_explicit(&W.ready, 1, memory_order_release);
   return 0;
 }
 
 void loopsan__writer_close(uint32_t how, int status) {
-  if (!loopsan__trace_is_open()) {
+  if (!atomic_load(&W.ready)) {
     /* A forked child that recorded nothing leaves no trace at all. */
     int any = 0;
     for (struct tbuf *b = atomic_load(&W.buffers); b && !any; b = b->next)
@@ -409,5 +420,6 @@ void loopsan__writer_atfork_child(void) {
   atomic_store(&W.lost, 0);
   atomic_store(&W.last_periodic, 0);
   W.closed = 0;
+  atomic_store(&W.ready, 0);
   W.pending_open = 1;
 }

@@ -5,12 +5,17 @@
  * written so far still shows the ticker as left open, and that a trace cut
  * in its last chunk keeps what came before. With the argument "busy" the
  * first tick never returns: the loop never reaches a wait again, and what
- * it recorded survives only in its spill file. */
+ * it recorded survives only in its spill file. With "fork" the same happens
+ * in a forked child (no exec), which the parent kills after a second. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 static uv_timer_t ticker;
@@ -35,7 +40,21 @@ static void start_ticker(uv_loop_t *loop) {
 }
 
 int main(int argc, char **argv) {
-  busy = argc > 1 && argv[1][0] == 'b';
+  if (argc > 1 && argv[1][0] == 'f') {
+    /* "fork": a forked child (no exec) gets stuck in a callback and its
+     * parent kills it with SIGKILL, then exits normally. */
+    pid_t child = fork();
+    if (child == 0) {
+      busy = 1;
+    } else {
+      struct timespec pause = {1, 0};
+      nanosleep(&pause, NULL);
+      kill(child, SIGKILL);
+      waitpid(child, NULL, 0);
+      return 0;
+    }
+  }
+  busy |= argc > 1 && argv[1][0] == 'b';
   uv_loop_t *loop = uv_default_loop();
   start_ticker(loop);
   printf("hang: running\n");
