@@ -76,34 +76,43 @@ static int read_records(const unsigned char *p, uint32_t len, uint32_t tid, loop
   return 0;
 }
 
-int loopsan_read_trace(const char *path, loopsan_record_fn fn, void *ctx,
-                       struct loopsan_read_stats *st, char *err, size_t err_len) {
-  memset(st, 0, sizeof *st);
+/* Map PATH read-only (files are read in place, in bounded memory): the
+ * mapping, or NULL with err set when it is no regular file of at least
+ * MIN_SIZE bytes (WHAT names the kind of file in the message). */
+static const unsigned char *map_file(const char *path, size_t min_size, const char *what,
+                                     size_t *size_out, char *err, size_t err_len) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     snprintf(err, err_len, "%s: %s", path, strerror(errno));
-    return -1;
+    return NULL;
   }
   struct stat sb;
+  const unsigned char *map = NULL;
   if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
     snprintf(err, err_len, "%s: not a regular file", path);
-    close(fd);
-    return -1;
+  } else if ((size_t)sb.st_size < min_size) {
+    snprintf(err, err_len, "%s: not a %s (only %zu bytes)", path, what, (size_t)sb.st_size);
+  } else {
+    map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+      snprintf(err, err_len, "%s: cannot map: %s", path, strerror(errno));
+      map = NULL;
+    }
+    *size_out = (size_t)sb.st_size;
   }
-  size_t size = (size_t)sb.st_size;
-  st->file_bytes = size;
-  struct loopsan_file_header fh;
-  if (size < sizeof fh) {
-    snprintf(err, err_len, "%s: not a loopsan trace (only %zu bytes)", path, size);
-    close(fd);
-    return -1;
-  }
-  const unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);
-  if (map == MAP_FAILED) {
-    snprintf(err, err_len, "%s: cannot map: %s", path, strerror(errno));
+  return map;
+}
+
+int loopsan_read_trace(const char *path, loopsan_record_fn fn, void *ctx,
+                       struct loopsan_read_stats *st, char *err, size_t err_len) {
+  memset(st, 0, sizeof *st);
+  struct loopsan_file_header fh;
+  size_t size = 0;
+  const unsigned char *map = map_file(path, sizeof fh, "loopsan trace", &size, err, err_len);
+  if (!map)
     return -1;
-  }
+  st->file_bytes = size;
   int rc = -1;
   memcpy(&fh, map, sizeof fh);
   if (memcmp(fh.magic, LOOPSAN_TRACE_MAGIC, 8) != 0) {
@@ -168,25 +177,11 @@ out:
 int loopsan_read_spill(const char *path, loopsan_record_fn fn, void *ctx,
                        struct loopsan_read_stats *st, char *err, size_t err_len) {
   memset(st, 0, sizeof *st);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    snprintf(err, err_len, "%s: %s", path, strerror(errno));
+  size_t size = 0;
+  const unsigned char *map =
+      map_file(path, LOOPSAN_SPILL_DATA_OFFSET, "loopsan spill file", &size, err, err_len);
+  if (!map)
     return -1;
-  }
-  struct stat sb;
-  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) ||
-      (size_t)sb.st_size < LOOPSAN_SPILL_DATA_OFFSET) {
-    snprintf(err, err_len, "%s: not a loopsan spill file", path);
-    close(fd);
-    return -1;
-  }
-  size_t size = (size_t)sb.st_size;
-  const unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  close(fd);
-  if (map == MAP_FAILED) {
-    snprintf(err, err_len, "%s: cannot map: %s", path, strerror(errno));
-    return -1;
-  }
   int rc = -1;
   struct loopsan_spill_header h;
   memcpy(&h, map, sizeof h);

@@ -12,45 +12,7 @@
  * libuv (or in the shim) pass straight through. That is what keeps libuv's
  * internal handles out of every report, and what lets uv_timer_again restart
  * a timer with the trampoline already in place. */
-#include <string.h>
-#include <uv.h>
-
-#include "preload/lib_uv.h"
-#include "preload/shim.h"
-
-/* ---- types -------------------------------------------------------------- */
-
-#define UV_OBJECT_TYPES(X)                  \
-  X(LOOP, "uv_loop_t", LOOP)                \
-  X(TIMER, "uv_timer_t", HANDLE)            \
-  X(IDLE, "uv_idle_t", HANDLE)              \
-  X(PREPARE, "uv_prepare_t", HANDLE)        \
-  X(CHECK, "uv_check_t", HANDLE)            \
-  X(ASYNC, "uv_async_t", HANDLE)            \
-  X(TCP, "uv_tcp_t", HANDLE)                \
-  X(UDP, "uv_udp_t", HANDLE)                \
-  X(PIPE, "uv_pipe_t", HANDLE)              \
-  X(TTY, "uv_tty_t", HANDLE)                \
-  X(POLL, "uv_poll_t", HANDLE)              \
-  X(SIGNAL, "uv_signal_t", HANDLE)          \
-  X(PROCESS, "uv_process_t", HANDLE)        \
-  X(FS_EVENT, "uv_fs_event_t", HANDLE)      \
-  X(FS_POLL, "uv_fs_poll_t", HANDLE)        \
-  X(WRITE, "uv_write_t", REQUEST)           \
-  X(SHUTDOWN, "uv_shutdown_t", REQUEST)     \
-  X(CONNECT, "uv_connect_t", REQUEST)       \
-  X(UDP_SEND, "uv_udp_send_t", REQUEST)     \
-  X(GETADDRINFO, "uv_getaddrinfo_t", REQUEST) \
-  X(GETNAMEINFO, "uv_getnameinfo_t", REQUEST) \
-  X(WORK, "uv_work_t", REQUEST)             \
-  X(FS, "uv_fs_t", REQUEST)                 \
-  X(RANDOM, "uv_random_t", REQUEST)
-
-enum uv_object_type {
-#define X(name, str, kind) T_##name,
-  UV_OBJECT_TYPES(X)
-#undef X
-};
+#include "preload/lib_uv_internal.h"
 
 static const struct loopsan_type_desc uv_types[] = {
 #define X(name, str, kind) {LOOPSAN_LIB_UV, T_##name, LOOPSAN_OBJ_##kind, str},
@@ -64,24 +26,7 @@ void loopsan__uv_register(void) {
 
 /* ---- resolving libuv and telling its calls apart ------------------------ */
 
-static struct loopsan_library_ref uv_lib = {.soname_prefix = "libuv.so"};
-
-#define REAL(fn) real_##fn
-#define DECLARE_REAL(fn) static __typeof__(fn) *real_##fn
-/* Resolve on first use; NULL only if libuv is not loaded at all, which
- * cannot happen for a program that called into it. */
-#define RESOLVE(fn)                                                                   \
-  (LOOPSAN_LIKELY(real_##fn) ? 1                                                      \
-                             : ((real_##fn = (__typeof__(fn) *)loopsan__resolve(&uv_lib, #fn)) != NULL))
-
-/* Trampolines live in a section of their own: a return address inside it
- * belongs to a program callback that tail-called into libuv (uv_close() as
- * the last statement of a callback compiles to a jump), so the call is the
- * program's. Any other return address inside the shim is libuv tail-calling
- * itself from a call the shim made (uv_write -> uv_write2). */
-#define TRAMPOLINE __attribute__((section("loopsan_tramp"), noinline, used))
-extern const char __start_loopsan_tramp[] __attribute__((visibility("hidden")));
-extern const char __stop_loopsan_tramp[] __attribute__((visibility("hidden")));
+struct loopsan_library_ref loopsan__uv_lib = {.soname_prefix = "libuv.so"};
 
 /* A return address inside libuv is libuv calling its own export, unless
  * the instruction before it is an indirect call through a pointer held
@@ -89,22 +34,22 @@ extern const char __stop_loopsan_tramp[] __attribute__((visibility("hidden")));
  * uv_walk callback, say) which tail-called the export, and the call is the
  * program's. libuv's own calls are `call rel32` to its PLT or code, or
  * `call *GOT(%rip)` when built with -fno-plt. */
-static int libuv_calls_itself(uintptr_t ra) {
+int loopsan__uv_calls_itself(uintptr_t ra) {
 #if defined(__x86_64__)
-  uintptr_t start = atomic_load_explicit(&uv_lib.start, memory_order_relaxed);
+  uintptr_t start = atomic_load_explicit(&loopsan__uv_lib.start, memory_order_relaxed);
   if (ra - start < 6)
     return 1;
   const unsigned char *p = (const unsigned char *)ra;
   if (p[-5] == 0xe8) { /* call rel32 */
     int32_t rel;
     memcpy(&rel, p - 4, sizeof rel);
-    if (loopsan__in_range(&uv_lib, ra + (uintptr_t)(intptr_t)rel))
+    if (loopsan__in_range(&loopsan__uv_lib, ra + (uintptr_t)(intptr_t)rel))
       return 1;
   }
   if (p[-6] == 0xff && p[-5] == 0x15) { /* call *disp32(%rip) */
     int32_t disp;
     memcpy(&disp, p - 4, sizeof disp);
-    if (loopsan__in_range(&uv_lib, ra + (uintptr_t)(intptr_t)disp))
+    if (loopsan__in_range(&loopsan__uv_lib, ra + (uintptr_t)(intptr_t)disp))
       return 1;
   }
   return 0;
@@ -114,24 +59,13 @@ static int libuv_calls_itself(uintptr_t ra) {
 #endif
 }
 
-static inline int from_program(uintptr_t ra) {
-  if (!loopsan__state.active)
-    return 0;
-  if (loopsan__in_range(&uv_lib, ra))
-    return !libuv_calls_itself(ra);
-  if (!loopsan__is_self(ra))
-    return 1;
-  return ra >= (uintptr_t)__start_loopsan_tramp && ra < (uintptr_t)__stop_loopsan_tramp;
-}
-#define CALLER ((uintptr_t)__builtin_return_address(0))
-
 /* ---- object helpers ----------------------------------------------------- */
 
 /* Handles are created in bursts on one loop: remember the last answer. */
 static LOOPSAN_TLS const uv_loop_t *last_loop;
 static LOOPSAN_TLS uint64_t last_loop_id;
 
-static uint64_t loop_id(const uv_loop_t *loop) {
+uint64_t loopsan__uv_loop_id(const uv_loop_t *loop) {
   struct loopsan_obj o;
   if (loop == last_loop && loop)
     return last_loop_id;
@@ -147,11 +81,11 @@ static void forget_loop(const uv_loop_t *loop) {
 }
 
 static void handle_new(const void *h, int type, const uv_loop_t *loop) {
-  loopsan__record_new(h, LOOPSAN_LIB_UV, (uint8_t)type, loop_id(loop), 0, NULL);
+  loopsan__record_new(h, LOOPSAN_LIB_UV, (uint8_t)type, loopsan__uv_loop_id(loop), 0, NULL);
 }
 
 /* The program used handle H in a way that counts as starting it. */
-static void handle_used(const void *h) {
+void loopsan__uv_handle_used(const void *h) {
   struct loopsan_obj o;
   void *ref = loopsan__obj_get(h, &o);
   if (ref && !loopsan__obj_state_set(ref, LOOPSAN_STATE_USED))
@@ -185,36 +119,6 @@ static void handle_started(void *ref, const void *h, int rc, const char *fn, uin
     loopsan__record_api_error(o.id, LOOPSAN_LIB_UV, fn, rc);
 }
 
-/* A request with callback CB begins: returns 1 if tracked (pass the
- * trampoline), 0 otherwise. */
-static void *request_begin(const void *req, int type, uint64_t loop, void *cb) {
-  void *ref = NULL;
-  if (!loopsan__record_new(req, LOOPSAN_LIB_UV, (uint8_t)type, loop, 0, &ref) || !ref)
-    return NULL;
-  loopsan__obj_set_cb(ref, LOOPSAN_SLOT_MAIN, cb);
-  return ref;
-}
-
-static void request_submitted(void *ref, const void *req, int rc, const char *fn) {
-  struct loopsan_obj o;
-  if (rc == 0) {
-    if (loopsan__obj_read(ref, req, &o))
-      loopsan__record_op(o.id, LOOPSAN_OP_START, o.cb[LOOPSAN_SLOT_MAIN],
-                         LOOPSAN_START_ONESHOT | LOOPSAN_START_SCHEDULED, 0);
-    return;
-  }
-  /* Refused: the request never existed for libuv. */
-  if (loopsan__obj_take(req, &o) == 0) {
-    loopsan__record_api_error(o.id, LOOPSAN_LIB_UV, fn, rc);
-    loopsan__record_op(o.id, LOOPSAN_OP_CLOSED, NULL, 0, 0);
-  }
-}
-
-static uint64_t stream_loop_id(const void *stream) {
-  struct loopsan_obj o;
-  return loopsan__obj_get(stream, &o) ? o.loop : 0;
-}
-
 /* ---- trampolines --------------------------------------------------------- */
 
 /* A handle callback: look up, mark the first firing since start, time. */
@@ -232,34 +136,6 @@ static uint64_t stream_loop_id(const void *stream) {
     loopsan__dispatch_begin(&d, o.id, o.cb, slot);                             \
     ((cb_type)o.cb) args;                                                      \
     loopsan__dispatch_end(&d);                                                 \
-  }
-
-/* COMPLETE's argument holds 24 bits: errors are small negatives, byte
- * counts of fs requests are only "success". */
-static inline uint32_t clamp_status(ssize_t status) {
-  if (status < -0x7fffff)
-    status = -0x7fffff;
-  if (status > 0x7fffff)
-    status = 0x7fffff;
-  return (uint32_t)status;
-}
-
-/* A request callback: the request leaves the table before its callback
- * runs (the callback may free or reuse it); COMPLETE is recorded after it,
- * so that a slow callback's DISPATCH still finds its request alive. */
-#define REQUEST_TRAMPOLINE(name, cb_type, req_param, status_expr, params, args) \
-  TRAMPOLINE static void name params {                                         \
-    struct loopsan_obj o;                                                      \
-    if (LOOPSAN_UNLIKELY(loopsan__obj_take(req_param, &o) != 0))               \
-      return;                                                                  \
-    uint32_t complete_status = clamp_status(status_expr);                      \
-    if (o.cb[0]) {                                                             \
-      struct loopsan_dispatch d;                                               \
-      loopsan__dispatch_begin(&d, o.id, o.cb[0], LOOPSAN_SLOT_MAIN);           \
-      ((cb_type)o.cb[0]) args;                                                 \
-      loopsan__dispatch_end(&d);                                               \
-    }                                                                          \
-    loopsan__record_op(o.id, LOOPSAN_OP_COMPLETE, o.cb[0], complete_status, 0); \
   }
 
 HANDLE_TRAMPOLINE(tr_timer, LOOPSAN_SLOT_MAIN, uv_timer_cb, h, (uv_timer_t * h), (h))
@@ -297,20 +173,6 @@ HANDLE_TRAMPOLINE(tr_fs_event, LOOPSAN_SLOT_MAIN, uv_fs_event_cb, h,
 HANDLE_TRAMPOLINE(tr_fs_poll, LOOPSAN_SLOT_MAIN, uv_fs_poll_cb, h,
                   (uv_fs_poll_t * h, int status, const uv_stat_t *prev, const uv_stat_t *curr),
                   (h, status, prev, curr))
-
-REQUEST_TRAMPOLINE(tr_write, uv_write_cb, r, status, (uv_write_t * r, int status), (r, status))
-REQUEST_TRAMPOLINE(tr_shutdown, uv_shutdown_cb, r, status, (uv_shutdown_t * r, int status), (r, status))
-REQUEST_TRAMPOLINE(tr_connect, uv_connect_cb, r, status, (uv_connect_t * r, int status), (r, status))
-REQUEST_TRAMPOLINE(tr_udp_send, uv_udp_send_cb, r, status, (uv_udp_send_t * r, int status), (r, status))
-REQUEST_TRAMPOLINE(tr_after_work, uv_after_work_cb, r, status, (uv_work_t * r, int status), (r, status))
-REQUEST_TRAMPOLINE(tr_getaddrinfo, uv_getaddrinfo_cb, r, status,
-                   (uv_getaddrinfo_t * r, int status, struct addrinfo *res), (r, status, res))
-REQUEST_TRAMPOLINE(tr_getnameinfo, uv_getnameinfo_cb, r, status,
-                   (uv_getnameinfo_t * r, int status, const char *host, const char *service),
-                   (r, status, host, service))
-REQUEST_TRAMPOLINE(tr_fs, uv_fs_cb, r, r->result, (uv_fs_t * r), (r))
-REQUEST_TRAMPOLINE(tr_random, uv_random_cb, r, status,
-                   (uv_random_t * r, int status, void *buf, size_t len), (r, status, buf, len))
 
 /* The close callback: the handle is gone before the program's callback
  * runs (it usually frees the memory, which a new handle may then reuse). */
@@ -578,7 +440,7 @@ LOOPSAN_INTERPOSE int uv_timer_again(uv_timer_t *h) {
       return UV_ENOSYS;                                    \
     int rc = REAL(fn) args;                                \
     if (from_program(CALLER))                              \
-      handle_used(h);                                      \
+      loopsan__uv_handle_used(h);                                      \
     return rc;                                             \
   }
 HANDLE_USE(uv_tcp_bind, (uv_tcp_t * h, const struct sockaddr *a, unsigned int f), (h, a, f), h)
@@ -601,7 +463,7 @@ LOOPSAN_INTERPOSE int uv_accept(uv_stream_t *server, uv_stream_t *client) {
     return UV_ENOSYS;
   int rc = REAL(uv_accept)(server, client);
   if (rc == 0 && from_program(CALLER))
-    handle_used(client);
+    loopsan__uv_handle_used(client);
   return rc;
 }
 
@@ -642,165 +504,3 @@ LOOPSAN_INTERPOSE int uv_tcp_close_reset(uv_tcp_t *h, uv_close_cb cb) {
   return rc;
 }
 
-/* ---- requests ----------------------------------------------------------------- */
-
-#define STREAM_REQUEST(fn, type, params, args_real, req, stream, cb, tramp)       \
-  DECLARE_REAL(fn);                                                               \
-  LOOPSAN_INTERPOSE int fn params {                                               \
-    if (!RESOLVE(fn))                                                             \
-      return UV_ENOSYS;                                                           \
-    if (!from_program(CALLER) || !cb)                                             \
-      return REAL(fn) args_real(cb);                                              \
-    handle_used(stream);                                                          \
-    void *ref = request_begin(req, type, stream_loop_id(stream), (void *)cb);     \
-    if (!ref)                                                                     \
-      return REAL(fn) args_real(cb);                                              \
-    int rc = REAL(fn) args_real(tramp);                                           \
-    request_submitted(ref, req, rc, #fn);                                         \
-    return rc;                                                                    \
-  }
-
-#define A_WRITE(c) (req, s, bufs, n, c)
-#define A_WRITE2(c) (req, s, bufs, n, send, c)
-#define A_SHUTDOWN(c) (req, s, c)
-#define A_TCP_CONNECT(c) (req, s, addr, c)
-#define A_UDP_SEND(c) (req, s, bufs, n, addr, c)
-STREAM_REQUEST(uv_write, T_WRITE,
-               (uv_write_t * req, uv_stream_t *s, const uv_buf_t bufs[], unsigned int n, uv_write_cb cb),
-               A_WRITE, req, s, cb, tr_write)
-STREAM_REQUEST(uv_write2, T_WRITE,
-               (uv_write_t * req, uv_stream_t *s, const uv_buf_t bufs[], unsigned int n,
-                uv_stream_t *send, uv_write_cb cb),
-               A_WRITE2, req, s, cb, tr_write)
-STREAM_REQUEST(uv_shutdown, T_SHUTDOWN, (uv_shutdown_t * req, uv_stream_t *s, uv_shutdown_cb cb),
-               A_SHUTDOWN, req, s, cb, tr_shutdown)
-STREAM_REQUEST(uv_tcp_connect, T_CONNECT,
-               (uv_connect_t * req, uv_tcp_t *s, const struct sockaddr *addr, uv_connect_cb cb),
-               A_TCP_CONNECT, req, s, cb, tr_connect)
-STREAM_REQUEST(uv_udp_send, T_UDP_SEND,
-               (uv_udp_send_t * req, uv_udp_t *s, const uv_buf_t bufs[], unsigned int n,
-                const struct sockaddr *addr, uv_udp_send_cb cb),
-               A_UDP_SEND, req, s, cb, tr_udp_send)
-
-/* uv_pipe_connect returns nothing: failures reach the callback. */
-DECLARE_REAL(uv_pipe_connect);
-LOOPSAN_INTERPOSE void uv_pipe_connect(uv_connect_t *req, uv_pipe_t *s, const char *name,
-                                       uv_connect_cb cb) {
-  if (!RESOLVE(uv_pipe_connect))
-    return;
-  if (!from_program(CALLER) || !cb) {
-    REAL(uv_pipe_connect)(req, s, name, cb);
-    return;
-  }
-  handle_used(s);
-  void *ref = request_begin(req, T_CONNECT, stream_loop_id(s), (void *)cb);
-  if (!ref) {
-    REAL(uv_pipe_connect)(req, s, name, cb);
-    return;
-  }
-  request_submitted(ref, req, 0, "uv_pipe_connect");
-  REAL(uv_pipe_connect)(req, s, name, tr_connect);
-}
-
-/* Requests on a loop, whose callback argument may be NULL (synchronous). */
-#define LOOP_REQUEST(fn, type, params, args_real, loop, req, cb, tramp)            \
-  DECLARE_REAL(fn);                                                               \
-  LOOPSAN_INTERPOSE int fn params {                                               \
-    if (!RESOLVE(fn))                                                             \
-      return UV_ENOSYS;                                                           \
-    void *ref;                                                                    \
-    if (!cb || !from_program(CALLER) ||                                           \
-        !(ref = request_begin(req, type, loop_id(loop), (void *)cb)))             \
-      return REAL(fn) args_real(cb);                                              \
-    int rc = REAL(fn) args_real(tramp);                                           \
-    request_submitted(ref, req, rc, #fn);                                         \
-    return rc;                                                                    \
-  }
-
-#define A_GAI(c) (loop, req, c, node, service, hints)
-#define A_GNI(c) (loop, req, c, addr, flags)
-#define A_RANDOM(c) (loop, req, buf, len, flags, c)
-LOOP_REQUEST(uv_getaddrinfo, T_GETADDRINFO,
-             (uv_loop_t * loop, uv_getaddrinfo_t *req, uv_getaddrinfo_cb cb, const char *node,
-              const char *service, const struct addrinfo *hints),
-             A_GAI, loop, req, cb, tr_getaddrinfo)
-LOOP_REQUEST(uv_getnameinfo, T_GETNAMEINFO,
-             (uv_loop_t * loop, uv_getnameinfo_t *req, uv_getnameinfo_cb cb,
-              const struct sockaddr *addr, int flags),
-             A_GNI, loop, req, cb, tr_getnameinfo)
-LOOP_REQUEST(uv_random, T_RANDOM,
-             (uv_loop_t * loop, uv_random_t *req, void *buf, size_t len, unsigned flags,
-              uv_random_cb cb),
-             A_RANDOM, loop, req, cb, tr_random)
-
-/* The after-work callback may be NULL; the trampoline is passed anyway so
- * that completion is seen (libuv then calls it where it would do nothing). */
-DECLARE_REAL(uv_queue_work);
-LOOPSAN_INTERPOSE int uv_queue_work(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb,
-                                    uv_after_work_cb after_cb) {
-  if (!RESOLVE(uv_queue_work))
-    return UV_ENOSYS;
-  void *ref;
-  if (!from_program(CALLER) || !(ref = request_begin(req, T_WORK, loop_id(loop), (void *)after_cb)))
-    return REAL(uv_queue_work)(loop, req, work_cb, after_cb);
-  int rc = REAL(uv_queue_work)(loop, req, work_cb, tr_after_work);
-  request_submitted(ref, req, rc, "uv_queue_work");
-  return rc;
-}
-
-/* Every uv_fs_* with a callback: (name, parameters after loop and req,
- * the same as arguments). A NULL callback makes the call synchronous. */
-#define UV_FS_FUNCTIONS(X)                                                                       \
-  X(uv_fs_close, (uv_file file), (file))                                                         \
-  X(uv_fs_open, (const char *path, int flags, int mode), (path, flags, mode))                    \
-  X(uv_fs_read, (uv_file file, const uv_buf_t bufs[], unsigned int n, int64_t off),             \
-    (file, bufs, n, off))                                                                        \
-  X(uv_fs_unlink, (const char *path), (path))                                                    \
-  X(uv_fs_write, (uv_file file, const uv_buf_t bufs[], unsigned int n, int64_t off),            \
-    (file, bufs, n, off))                                                                        \
-  X(uv_fs_copyfile, (const char *path, const char *new_path, int flags), (path, new_path, flags)) \
-  X(uv_fs_mkdir, (const char *path, int mode), (path, mode))                                     \
-  X(uv_fs_mkdtemp, (const char *tpl), (tpl))                                                     \
-  X(uv_fs_mkstemp, (const char *tpl), (tpl))                                                     \
-  X(uv_fs_rmdir, (const char *path), (path))                                                     \
-  X(uv_fs_scandir, (const char *path, int flags), (path, flags))                                 \
-  X(uv_fs_opendir, (const char *path), (path))                                                   \
-  X(uv_fs_readdir, (uv_dir_t * dir), (dir))                                                      \
-  X(uv_fs_closedir, (uv_dir_t * dir), (dir))                                                     \
-  X(uv_fs_stat, (const char *path), (path))                                                      \
-  X(uv_fs_fstat, (uv_file file), (file))                                                         \
-  X(uv_fs_rename, (const char *path, const char *new_path), (path, new_path))                    \
-  X(uv_fs_fsync, (uv_file file), (file))                                                         \
-  X(uv_fs_fdatasync, (uv_file file), (file))                                                     \
-  X(uv_fs_ftruncate, (uv_file file, int64_t off), (file, off))                                   \
-  X(uv_fs_sendfile, (uv_file out, uv_file in, int64_t off, size_t len), (out, in, off, len))     \
-  X(uv_fs_access, (const char *path, int mode), (path, mode))                                    \
-  X(uv_fs_chmod, (const char *path, int mode), (path, mode))                                     \
-  X(uv_fs_utime, (const char *path, double at, double mt), (path, at, mt))                       \
-  X(uv_fs_futime, (uv_file file, double at, double mt), (file, at, mt))                          \
-  X(uv_fs_lutime, (const char *path, double at, double mt), (path, at, mt))                      \
-  X(uv_fs_lstat, (const char *path), (path))                                                     \
-  X(uv_fs_link, (const char *path, const char *new_path), (path, new_path))                      \
-  X(uv_fs_symlink, (const char *path, const char *new_path, int flags), (path, new_path, flags))  \
-  X(uv_fs_readlink, (const char *path), (path))                                                  \
-  X(uv_fs_realpath, (const char *path), (path))                                                  \
-  X(uv_fs_fchmod, (uv_file file, int mode), (file, mode))                                        \
-  X(uv_fs_chown, (const char *path, uv_uid_t u, uv_gid_t g), (path, u, g))                       \
-  X(uv_fs_fchown, (uv_file file, uv_uid_t u, uv_gid_t g), (file, u, g))                          \
-  X(uv_fs_lchown, (const char *path, uv_uid_t u, uv_gid_t g), (path, u, g))                      \
-  X(uv_fs_statfs, (const char *path), (path))
-
-#define UNPAREN(...) __VA_ARGS__
-#define FS_WRAPPER(fn, params, args)                                                      \
-  DECLARE_REAL(fn);                                                                       \
-  LOOPSAN_INTERPOSE int fn(uv_loop_t *loop, uv_fs_t *req, UNPAREN params, uv_fs_cb cb) {  \
-    if (!RESOLVE(fn))                                                                     \
-      return UV_ENOSYS;                                                                   \
-    void *ref;                                                                            \
-    if (!cb || !from_program(CALLER) || !(ref = request_begin(req, T_FS, loop_id(loop), (void *)cb))) \
-      return REAL(fn)(loop, req, UNPAREN args, cb);                                       \
-    int rc = REAL(fn)(loop, req, UNPAREN args, tr_fs);                                    \
-    request_submitted(ref, req, rc, #fn);                                                 \
-    return rc;                                                                            \
-  }
-UV_FS_FUNCTIONS(FS_WRAPPER)

@@ -44,19 +44,25 @@ static size_t find_build_id(struct dl_phdr_info *info, const uint8_t **out) {
   return 0;
 }
 
-static int emit_module(struct dl_phdr_info *info, size_t size, void *data) {
-  (void)size;
-  (void)data;
-  uintptr_t lo = UINTPTR_MAX, hi = 0;
+int loopsan__object_range(const struct dl_phdr_info *info, uintptr_t *lo, uintptr_t *hi) {
+  *lo = UINTPTR_MAX;
+  *hi = 0;
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
     if (ph->p_type != PT_LOAD)
       continue;
     uintptr_t s = info->dlpi_addr + ph->p_vaddr;
-    lo = s < lo ? s : lo;
-    hi = s + ph->p_memsz > hi ? s + ph->p_memsz : hi;
+    *lo = s < *lo ? s : *lo;
+    *hi = s + ph->p_memsz > *hi ? s + ph->p_memsz : *hi;
   }
-  if (hi == 0)
+  return *hi != 0;
+}
+
+static int emit_module(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)size;
+  (void)data;
+  uintptr_t lo, hi;
+  if (!loopsan__object_range(info, &lo, &hi))
     return 0;
   char exe[LOOPSAN_PATH_MAX];
   const char *path = info->dlpi_name;

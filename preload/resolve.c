@@ -23,17 +23,9 @@ struct range_query {
 static int find_object(struct dl_phdr_info *info, size_t size, void *data) {
   (void)size;
   struct range_query *q = data;
-  uintptr_t lo = UINTPTR_MAX, hi = 0;
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-    if (ph->p_type != PT_LOAD)
-      continue;
-    uintptr_t s = info->dlpi_addr + ph->p_vaddr;
-    if (s < lo)
-      lo = s;
-    if (s + ph->p_memsz > hi)
-      hi = s + ph->p_memsz;
-  }
+  uintptr_t lo, hi;
+  if (!loopsan__object_range(info, &lo, &hi))
+    return 0;
   int match;
   if (q->prefix) {
     const char *name = info->dlpi_name ? info->dlpi_name : "";

@@ -58,6 +58,10 @@ void loopsan__note_lost(uint32_t reason, uint64_t count);
 
 /* ---- modules.c ---- */
 void loopsan__modules_emit_if_changed(int force);
+struct dl_phdr_info;
+/* [*lo, *hi): the runtime range of a loaded object's PT_LOAD segments;
+ * returns 0 when it has none. */
+int loopsan__object_range(const struct dl_phdr_info *info, uintptr_t *lo, uintptr_t *hi);
 
 /* ---- stacks.c: capture + dedupe; returns a stack id (0: none) ---- */
 uint32_t loopsan__stack_capture(void);
