@@ -108,6 +108,12 @@ static int frames_of_stack(loopsan_symbolizer *sym, const struct replay_stack *s
     if (loopsan_symbolize(sym, s->frames[i], 1, &fr, &nf) != 0)
       break;
     for (size_t k = 0; k < nf; k++) {
+      /* GCC's partial inlining leaves a function inlined into its own
+       * outlined part: one address, the same function twice. Keep the
+       * inner, more precise frame. */
+      if (k > 0 && fr[k].function && fr[k - 1].function &&
+          strcmp(fr[k].function, fr[k - 1].function) == 0)
+        continue;
       if (n == cap) {
         cap *= 2;
         struct loopsan_frame_owned *t = realloc(v, cap * sizeof *t);
@@ -139,7 +145,8 @@ static void callback_phrase(struct loopsan_strbuf *sb, const struct loopsan_find
   if (!f->has_callback)
     return;
   if (f->callback.function)
-    loopsan_sb_printf(sb, "%s()", f->callback.function);
+    /* A demangled C++ name carries its parameter list already. */
+    loopsan_sb_printf(sb, strchr(f->callback.function, '(') ? "%s" : "%s()", f->callback.function);
   else if (f->callback.module)
     loopsan_sb_printf(sb, "%s+0x%llx", f->callback.module,
                       (unsigned long long)f->callback.module_offset);
@@ -294,7 +301,8 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
     else
       loopsan_report_add_note(&p->notes, &p->n_notes,
                               "nothing observed: %s was loaded, but the program made no call to it "
-                              "that loopsan could see (a statically linked copy is invisible)",
+                              "that loopsan could see (calls through pointers from dlsym() on the "
+                              "library's own handle, and statically linked copies, are invisible)",
                               p->libraries[0]);
   }
   if (r->failed)

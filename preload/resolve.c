@@ -43,7 +43,7 @@ static int find_object(struct dl_phdr_info *info, size_t size, void *data) {
   return 1;
 }
 
-static void learn_range(struct loopsan_library_ref *lib, uintptr_t addr) {
+void loopsan__learn_range(struct loopsan_library_ref *lib, uintptr_t addr) {
   struct range_query q = {.addr = addr};
   if (dl_iterate_phdr(find_object, &q)) {
     atomic_store(&lib->start, q.start);
@@ -69,7 +69,7 @@ void *loopsan__resolve(struct loopsan_library_ref *lib, const char *name) {
     }
   }
   if (fn && !atomic_load(&lib->end))
-    learn_range(lib, (uintptr_t)fn);
+    loopsan__learn_range(lib, (uintptr_t)fn);
   errno = saved;
   return fn;
 }

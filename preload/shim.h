@@ -167,6 +167,8 @@ struct loopsan_library_ref {
 /* The real NAME: the next definition after the shim, else the one inside
  * LIB even when LIB was loaded RTLD_LOCAL. Learns LIB's address range. */
 void *loopsan__resolve(struct loopsan_library_ref *lib, const char *name);
+/* Learn LIB's address range from an address inside it. */
+void loopsan__learn_range(struct loopsan_library_ref *lib, uintptr_t addr);
 
 static inline int loopsan__in_range(const struct loopsan_library_ref *lib, uintptr_t addr) {
   uintptr_t s = atomic_load_explicit(&lib->start, memory_order_relaxed);
