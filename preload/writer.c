@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "preload/compact.h"
 #include "preload/shim.h"
 #include "preload/tracefile.h"
 
@@ -129,8 +130,11 @@ static void tbuf_write_out(struct tbuf *b, int owner) {
   pthread_mutex_lock(&b->lock);
   uint32_t end = buf_end(b), written = buf_written(b);
   if (end > written) {
-    if (!open || loopsan__trace_write_chunk(b->tid, b->data + written, end - written) != 0)
+    const unsigned char *out;
+    size_t len = loopsan__compact(b->data + written, end - written, &out);
+    if (!open || (len && loopsan__trace_write_chunk(b->tid, out, (uint32_t)len) != 0))
       atomic_fetch_add(&W.lost, 1);
+    loopsan__compact_done(out);
     __atomic_store_n(&b->hdr->written, end, __ATOMIC_RELEASE);
   }
   if (owner) {
@@ -416,6 +420,7 @@ void loopsan__writer_atfork_child(void) {
     region_init(my_buf, my_buf->tid);
   }
   pthread_mutex_init(&W.open_lock, NULL);
+  loopsan__compact_atfork_child();
   loopsan__trace_atfork_child();
   atomic_store(&W.lost, 0);
   atomic_store(&W.last_periodic, 0);
