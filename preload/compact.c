@@ -21,6 +21,7 @@ enum { SEEN_NEW = 1, SEEN_USE = 2, SEEN_END = 4, SEEN_BAD = 8 };
 
 struct obj_mark {
   uint64_t obj;
+  uint32_t gen; /* valid only in the pass with this number: no clearing */
   uint8_t marks;
 };
 
@@ -28,16 +29,19 @@ static pthread_mutex_t compact_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct obj_mark *set;
 static unsigned char *out_buf;
 static size_t out_cap;
+static uint32_t gen;
 
 static struct obj_mark *mark_of(uint64_t obj) {
   uint32_t i = (uint32_t)((obj * 0x9E3779B97F4A7C15u) >> 51) & (SET_SIZE - 1);
   for (uint32_t n = 0; n < SET_SIZE; n++, i = (i + 1) & (SET_SIZE - 1)) {
-    if (set[i].obj == obj)
-      return &set[i];
-    if (set[i].obj == 0) {
+    if (set[i].gen != gen) {
       set[i].obj = obj;
+      set[i].gen = gen;
+      set[i].marks = 0;
       return &set[i];
     }
+    if (set[i].obj == obj)
+      return &set[i];
   }
   return NULL;
 }
@@ -96,7 +100,10 @@ size_t loopsan__compact(const unsigned char *in, size_t len, const unsigned char
     pthread_mutex_unlock(&compact_lock);
     return len;
   }
-  memset(set, 0, SET_SIZE * sizeof *set);
+  if (++gen == 0) { /* wrapped: every stale entry must look stale */
+    memset(set, 0, SET_SIZE * sizeof *set);
+    gen = 1;
+  }
   int any = 0;
   for (size_t off = 0; off + sizeof(struct loopsan_record_header) <= len;) {
     const struct loopsan_record_header *h = (const void *)(in + off);

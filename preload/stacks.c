@@ -5,6 +5,7 @@
  * by the thread that saw it first, before the record that refers to it. */
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
+#include <link.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -51,6 +52,85 @@ static uint64_t hash_frames(void *const *frames, int n) {
   return h ? h : 1;
 }
 
+/* ---- the function that tail-called the API -------------------------------
+ *
+ * `static void open_thing(l) { uv_idle_init(l, &h); }` compiles at -O2 to a
+ * jump: open_thing leaves no frame, and the creation stack would start in
+ * its caller. The caller's return address follows `call open_thing`; when
+ * that call's target is not a PLT stub (a direct call of the API), the
+ * target is the function that jumped on to the API, and it goes back on
+ * the stack (as target+1, so that readers, which look up return address
+ * minus one, land on its entry). Answers are cached per return address. */
+
+#define TAIL_CACHE_SIZE 1024u
+/* (ra << 1) | has_tail_caller, one word per entry: lock-free. A validated
+ * call's target is read again from the instruction itself. */
+static _Atomic uint64_t tail_cache[TAIL_CACHE_SIZE];
+
+struct exec_query {
+  uintptr_t a, b;
+  int both; /* both addresses in one executable segment of one object */
+};
+
+static int same_exec_segment(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)size;
+  struct exec_query *q = data;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+      continue;
+    uintptr_t s = info->dlpi_addr + ph->p_vaddr, e = s + ph->p_memsz;
+    if (q->a >= s && q->a < e) {
+      q->both = q->b >= s && q->b < e;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static uintptr_t find_tail_caller(uintptr_t ra) {
+#if defined(__x86_64__)
+  struct exec_query q = {.a = ra - 5, .b = ra - 1};
+  if (!dl_iterate_phdr(same_exec_segment, &q) || !q.both)
+    return 0; /* the call instruction must be readable code */
+  const unsigned char *p = (const unsigned char *)ra;
+  if (p[-5] != 0xe8)
+    return 0; /* not a direct call: nothing to learn */
+  int32_t rel;
+  memcpy(&rel, p - 4, sizeof rel);
+  uintptr_t target = ra + (uintptr_t)(intptr_t)rel;
+  q = (struct exec_query){.a = ra, .b = target};
+  if (!dl_iterate_phdr(same_exec_segment, &q) || !q.both)
+    return 0; /* PLT stubs and functions alike live in the caller's code */
+  const unsigned char *t = (const unsigned char *)target;
+  if (t[0] == 0xf3 && t[1] == 0x0f && t[2] == 0x1e && t[3] == 0xfa)
+    t += 4; /* endbr64 */
+  if (t[0] == 0xf2)
+    t++; /* bnd */
+  if (t[0] == 0xff && t[1] == 0x25)
+    return 0; /* a PLT stub: the API itself was called */
+  return target;
+#else
+  (void)ra;
+  return 0;
+#endif
+}
+
+static uintptr_t tail_caller(uintptr_t ra) {
+  _Atomic uint64_t *e = &tail_cache[(ra >> 2) & (TAIL_CACHE_SIZE - 1)];
+  uint64_t v = atomic_load_explicit(e, memory_order_relaxed);
+  if (v >> 1 == (uint64_t)ra) {
+    if (!(v & 1))
+      return 0;
+    int32_t rel;
+    memcpy(&rel, (const unsigned char *)ra - 4, sizeof rel);
+    return ra + (uintptr_t)(intptr_t)rel;
+  }
+  uintptr_t target = find_tail_caller(ra);
+  atomic_store_explicit(e, ((uint64_t)ra << 1) | (target != 0), memory_order_relaxed);
+  return target;
+}
+
 uint32_t loopsan__stack_capture(void) {
   if (LOOPSAN_UNLIKELY(!table) && stacks_init() != 0)
     return 0;
@@ -67,6 +147,14 @@ uint32_t loopsan__stack_capture(void) {
       buf[n++] = buf[i];
   if (n <= 0)
     return 0;
+  uintptr_t tail = tail_caller((uintptr_t)buf[0]);
+  if (tail) {
+    if ((unsigned)n == depth)
+      n--;
+    memmove(buf + 1, buf, sizeof *buf * (size_t)n);
+    buf[0] = (void *)(tail + 1);
+    n++;
+  }
   void **frames = buf;
   uint64_t h = hash_frames(frames, n);
   uint32_t i = (uint32_t)(h >> (64 - STACK_TABLE_BITS));
