@@ -37,6 +37,8 @@ struct tbuf {
   int attached;           /* 1: region maps a spill file; -1: never (scratch, or failed) */
   uint32_t tid;
   uint64_t last_check;    /* owner's clock at its last periodic write-out */
+  uint64_t first_new;     /* id of the first object created in the unwritten part */
+  int may_compact;        /* an object created there also ended there */
   struct tbuf *next;      /* registry list, push-only */
   struct loopsan_spill_header *hdr; /* the region: header, then data */
   unsigned char *data;
@@ -130,13 +132,17 @@ static void tbuf_write_out(struct tbuf *b, int owner) {
   pthread_mutex_lock(&b->lock);
   uint32_t end = buf_end(b), written = buf_written(b);
   if (end > written) {
-    const unsigned char *out;
-    size_t len = loopsan__compact(b->data + written, end - written, &out);
+    const unsigned char *out = b->data + written;
+    size_t len = end - written;
+    if (b->may_compact) /* else nothing could be left out: skip the scan */
+      len = loopsan__compact(b->data + written, len, &out);
     if (!open || (len && loopsan__trace_write_chunk(b->tid, out, (uint32_t)len) != 0))
       atomic_fetch_add(&W.lost, 1);
     loopsan__compact_done(out);
     __atomic_store_n(&b->hdr->written, end, __ATOMIC_RELEASE);
   }
+  b->first_new = 0;
+  b->may_compact = 0;
   if (owner) {
     /* end first: [written, end) never looks like unwritten records. */
     __atomic_store_n(&b->hdr->end, 0, __ATOMIC_RELEASE);
@@ -238,6 +244,17 @@ void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1
   struct loopsan_record_header *h = rec;
   h->type = type;
   h->size = (uint16_t)total; /* h->aux is the caller's */
+  /* Object ids only grow: an object that ends with an id at or above the
+   * first one made in this buffer may have lived entirely inside it. */
+  if (type == LOOPSAN_REC_OBJ_NEW) {
+    if (!b->first_new)
+      b->first_new = ((const struct loopsan_rec_obj_new *)rec)->obj;
+  } else if (type == LOOPSAN_REC_OBJ_OP && b->first_new) {
+    uint32_t op = LOOPSAN_OP_OF(h->aux);
+    if ((op == LOOPSAN_OP_CLOSED || op == LOOPSAN_OP_COMPLETE) &&
+        ((const struct loopsan_rec_obj_op *)rec)->obj >= b->first_new)
+      b->may_compact = 1;
+  }
   unsigned char *dst = b->data + pos;
   memcpy(dst, rec, size);
   if (len1)
