@@ -1,6 +1,8 @@
 /* Option parsing: LOOPSAN_OPTIONS (common/options.c) and the command line
  * (cli/cli_options.c), including the messages users see. */
 #include <check.h>
+
+#include "tests/unit/unit.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,9 +122,5 @@ int main(void) {
   tcase_add_test(tc, env_options);
   tcase_add_test(tc, command_line);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return loopsan_unit_run(s);
 }

@@ -2,6 +2,8 @@
  * hostile strings (quotes, control characters, invalid UTF-8), the fields
  * of SPEC.md section 3, and the text report's headline and summary. */
 #include <check.h>
+
+#include "tests/unit/unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,9 +101,5 @@ int main(void) {
   tcase_add_test(tc, text_headline_and_summary);
   tcase_add_test(tc, formats_by_name);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return loopsan_unit_run(s);
 }

@@ -1,5 +1,7 @@
 /* Stack capture and deduplication (preload/stacks.c). */
 #include <check.h>
+
+#include "tests/unit/unit.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,9 +181,5 @@ int main(void) {
   tcase_add_test(tc, threads_share_ids);
   tcase_add_test(tc, object_table);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return loopsan_unit_run(s);
 }

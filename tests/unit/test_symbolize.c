@@ -33,6 +33,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/unit/unit.h"
+
 #define LIBUV_PATH "/usr/lib/x86_64-linux-gnu/libuv.so.1"
 
 typedef struct module_info {
@@ -477,9 +479,5 @@ int main(void) {
   tcase_add_test(tc, test_libc_debuginfo);
   tcase_add_test(tc, test_cxx_demangle);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return loopsan_unit_run(s);
 }

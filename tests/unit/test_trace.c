@@ -2,6 +2,8 @@
  * same file truncated and corrupted. Each test forks so that it has a
  * writer (and trace file) of its own. */
 #include <check.h>
+
+#include "tests/unit/unit.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,9 +210,5 @@ int main(void) {
   tcase_add_test(tc, not_a_trace);
   tcase_add_test(tc, never_overwrites);
   suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return loopsan_unit_run(s);
 }
