@@ -169,7 +169,8 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
       loopsan_sb_printf(&m, " (the slowest of %u slow calls)", f->count);
     break;
   case LOOPSAN_KIND_UNCLOSED_HANDLE:
-    loopsan_sb_printf(&m, "%s was never closed", type);
+    loopsan_sb_printf(&m, "%s was never %sclosed", type,
+                      raw->detail == RAW_DETAIL_CLOSE_UNFINISHED ? "fully " : "");
     if (f->has_callback) {
       loopsan_sb_puts(&m, " (callback ");
       callback_phrase(&m, f);
