@@ -56,6 +56,8 @@ __attribute__((constructor)) static void loopsan_init(void) {
   loopsan__state.slow_ticks = (uint64_t)((double)loopsan__state.opts.slow_ms *
                                          (double)loopsan__clock_ticks_per_sec() / 1000.0);
   loopsan__state.record_all = loopsan__state.opts.record_mode == LOOPSAN_RECORD_ALL;
+  if (loopsan__state.record_all)
+    loopsan__state.slow_ticks = 0; /* every dispatch is written */
   loopsan__state.pid = (uint32_t)getpid();
   loopsan__uv_register();
   if (loopsan__writer_open() != 0) {

@@ -25,7 +25,7 @@ struct loopsan_shim_state {
   int active;               /* 0: pass everything through (setuid, bad options, init failed) */
   uint32_t pid;
   struct loopsan_options opts;
-  uint64_t slow_ticks;      /* opts.slow_ms in clock ticks */
+  uint64_t slow_ticks;      /* opts.slow_ms in clock ticks; 0 records every dispatch */
   int record_all;
 };
 extern struct loopsan_shim_state loopsan__state;
@@ -154,7 +154,7 @@ void loopsan__dispatch_slow(const struct loopsan_dispatch *d, uint64_t duration)
 
 static inline void loopsan__dispatch_end(struct loopsan_dispatch *d) {
   uint64_t dt = loopsan__now() - d->t0;
-  if (LOOPSAN_UNLIKELY(dt >= loopsan__state.slow_ticks || loopsan__state.record_all))
+  if (LOOPSAN_UNLIKELY(dt >= loopsan__state.slow_ticks)) /* 0 in record mode "all" */
     loopsan__dispatch_slow(d, dt);
 }
 
