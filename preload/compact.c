@@ -73,6 +73,19 @@ static uint64_t record_object(const struct loopsan_record_header *h, uint8_t *ma
   }
 }
 
+/* The record at *OFF of the LEN bytes at IN, advancing *OFF past it; NULL
+ * at the end (the writer's own records are always well formed). */
+static const struct loopsan_record_header *next_record(const unsigned char *in, size_t len,
+                                                       size_t *off) {
+  if (*off + sizeof(struct loopsan_record_header) > len)
+    return NULL;
+  const struct loopsan_record_header *h = (const void *)(in + *off);
+  if (h->size < sizeof *h || *off + h->size > len)
+    return NULL;
+  *off += h->size;
+  return h;
+}
+
 static int droppable(uint8_t m) {
   return (m & (SEEN_NEW | SEEN_END)) == (SEEN_NEW | SEEN_END) && (m & SEEN_USE) && !(m & SEEN_BAD);
 }
@@ -105,10 +118,8 @@ size_t loopsan__compact(const unsigned char *in, size_t len, const unsigned char
     gen = 1;
   }
   int any = 0;
-  for (size_t off = 0; off + sizeof(struct loopsan_record_header) <= len;) {
-    const struct loopsan_record_header *h = (const void *)(in + off);
-    if (h->size < sizeof *h || off + h->size > len)
-      break;
+  const struct loopsan_record_header *h;
+  for (size_t off = 0; (h = next_record(in, len, &off)) != NULL;) {
     uint8_t mark = 0;
     uint64_t obj = record_object(h, &mark);
     struct obj_mark *m = obj ? mark_of(obj) : NULL;
@@ -119,24 +130,19 @@ size_t loopsan__compact(const unsigned char *in, size_t len, const unsigned char
       pthread_mutex_unlock(&compact_lock); /* set full: keep everything */
       return len;
     }
-    off += h->size;
   }
   if (!any) {
     pthread_mutex_unlock(&compact_lock);
     return len;
   }
   size_t n = 0;
-  for (size_t off = 0; off + sizeof(struct loopsan_record_header) <= len;) {
-    const struct loopsan_record_header *h = (const void *)(in + off);
-    if (h->size < sizeof *h || off + h->size > len)
-      break;
+  for (size_t off = 0; (h = next_record(in, len, &off)) != NULL;) {
     uint8_t mark = 0;
     uint64_t obj = record_object(h, &mark);
     if (!obj || !droppable(mark_of(obj)->marks)) {
       memcpy(out_buf + n, h, h->size);
       n += h->size;
     }
-    off += h->size;
   }
   *out = out_buf;
   return n; /* the caller writes it, then calls loopsan__compact_done() */
