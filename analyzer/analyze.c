@@ -154,8 +154,25 @@ static void callback_phrase(struct loopsan_strbuf *sb, const struct loopsan_find
     loopsan_sb_printf(sb, "0x%llx", (unsigned long long)f->callback.address);
 }
 
+static const char *const unfinished_why[] = {
+    [LOOPSAN_END_EXIT] = "the process exited (exit() was called) while it ran",
+    [LOOPSAN_END__EXIT] = "the process ended with _exit() while it ran",
+    [LOOPSAN_END_EXEC] = "the process replaced itself with exec while it ran",
+    [LOOPSAN_END_KILLED] = "the process was killed while it ran",
+    [REPLAY_END_KILLED_UNTIMED] = "the process was killed while it ran; when is unknown, so this "
+                                  "is the time until its last record",
+};
+
+/* The sentence on the object's other problems (one object, one finding). */
+static void also_phrase(struct loopsan_strbuf *d, const struct raw_finding *raw) {
+  if (raw->also & (1u << LOOPSAN_KIND_NEVER_STARTED))
+    loopsan_sb_printf(d, "%sit was never started either", d->len ? "; " : "");
+  if (raw->also & (1u << LOOPSAN_KIND_UNCLOSED_HANDLE))
+    loopsan_sb_printf(d, "%sit was never closed either", d->len ? "; " : "");
+}
+
 static void compose_message(struct loopsan_finding *f, const struct raw_finding *raw,
-                            const char *type) {
+                            const char *type, double threshold_ms) {
   struct loopsan_strbuf m, d;
   loopsan_sb_init(&m);
   loopsan_sb_init(&d);
@@ -164,9 +181,20 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
   case LOOPSAN_KIND_SLOW_CALLBACK:
     loopsan_sb_puts(&m, "callback ");
     callback_phrase(&m, f);
-    loopsan_sb_printf(&m, " of %s took %.3f ms", type, f->duration_ms);
-    if (f->count > 1)
-      loopsan_sb_printf(&m, " (the slowest of %u slow calls)", f->count);
+    if (raw->detail >= RAW_DETAIL_UNFINISHED) {
+      unsigned how = raw->detail - RAW_DETAIL_UNFINISHED;
+      loopsan_sb_printf(&m, " of %s ran for %s%.3f ms and never returned", type,
+                        how == REPLAY_END_KILLED_UNTIMED ? "at least " : "", f->duration_ms);
+      loopsan_sb_puts(&d, how < sizeof unfinished_why / sizeof *unfinished_why && unfinished_why[how]
+                              ? unfinished_why[how]
+                              : "the process ended while it ran");
+    } else {
+      loopsan_sb_printf(&m, " of %s took %.3f ms", type, f->duration_ms);
+      if (f->count > 1)
+        loopsan_sb_printf(&m, " (the slowest of %u slow calls)", f->count);
+      loopsan_sb_printf(&d, "nothing else on this loop could run meanwhile (threshold %.0f ms)",
+                        threshold_ms);
+    }
     break;
   case LOOPSAN_KIND_UNCLOSED_HANDLE:
     loopsan_sb_printf(&m, "%s was never %sclosed", type,
@@ -176,17 +204,12 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
       callback_phrase(&m, f);
       loopsan_sb_puts(&m, ")");
     }
-    if (raw->detail == RAW_DETAIL_LOOP_CLOSE_EBUSY)
-      loopsan_sb_puts(&d, "it kept uv_loop_close() from succeeding (UV_EBUSY)");
-    else if (raw->detail == RAW_DETAIL_CLOSE_UNFINISHED)
-      loopsan_sb_printf(&d, "%s was called, but the loop never ran again to finish closing it, "
-                            "so closing the loop failed (UV_EBUSY)", api);
     break;
   case LOOPSAN_KIND_UNCLOSED_LOOP:
     loopsan_sb_printf(&m, "%s was never closed", type);
     if (raw->detail == RAW_DETAIL_LOOP_CLOSE_EBUSY)
       loopsan_sb_printf(&d, "uv_loop_close() returned UV_%s: handles were still open "
-                            "(they are listed as unclosed-handle)", error_name(raw->result));
+                            "(they are listed as findings of their own)", error_name(raw->result));
     break;
   case LOOPSAN_KIND_NEVER_STARTED:
     loopsan_sb_printf(&m, "%s was initialised but never started or used", type);
@@ -202,6 +225,14 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
     break;
   default:
     loopsan_sb_printf(&m, "%s: %s", loopsan_kind_name(f->kind), type);
+  }
+  if (f->kind != LOOPSAN_KIND_UNCLOSED_LOOP && f->kind != LOOPSAN_KIND_SLOW_CALLBACK) {
+    also_phrase(&d, raw);
+    if (raw->detail == RAW_DETAIL_LOOP_CLOSE_EBUSY)
+      loopsan_sb_printf(&d, "%sit kept uv_loop_close() from succeeding (UV_EBUSY)", d.len ? "; " : "");
+    else if (raw->detail == RAW_DETAIL_CLOSE_UNFINISHED)
+      loopsan_sb_printf(&d, "%s%s was called, but the loop never ran again to finish closing it, "
+                            "so closing the loop failed (UV_EBUSY)", d.len ? "; " : "", api);
   }
   f->message = loopsan_sb_steal(&m);
   f->detail = d.len ? loopsan_sb_steal(&d) : NULL;
@@ -236,15 +267,53 @@ static int add_library(struct loopsan_process *p, const char *name) {
   return 0;
 }
 
+/* The shim's counters, per library (format 1 traces have none: the
+ * objects the replay saw stand in). */
+static void describe_observed(struct loopsan_process *p, const struct loopsan_replay *r) {
+  for (unsigned lib = 1; lib < LOOPSAN_LIB_COUNT; lib++) {
+    struct loopsan_observed ob = {.library = loopsan_library_name(lib), .callbacks = r->dispatches[lib]};
+    for (size_t i = 0; i < r->n_counts; i++) {
+      const struct replay_count *c = &r->counts[i];
+      uint64_t created = c->created > c->seen_created ? c->created : c->seen_created;
+      uint64_t ended = c->ended > c->seen_ended ? c->ended : c->seen_ended;
+      if (c->library != lib || !created)
+        continue;
+      const struct replay_type *t = loopsan_replay_type(r, c->library, c->type);
+      struct loopsan_observed_type *grown = realloc(ob.types, (ob.n_types + 1) * sizeof *grown);
+      if (!grown)
+        break;
+      ob.types = grown;
+      struct loopsan_observed_type *e = &ob.types[ob.n_types++];
+      e->name = strdup(t ? t->name : "?");
+      e->is_loop = t && t->kind == LOOPSAN_OBJ_LOOP;
+      e->created = created;
+      e->ended = ended;
+      if (e->is_loop)
+        ob.loops += created;
+    }
+    if (!ob.n_types && !ob.callbacks)
+      continue;
+    struct loopsan_observed *grown = realloc(p->observations, (p->n_observations + 1) * sizeof *grown);
+    if (!grown) {
+      free(ob.types);
+      break;
+    }
+    p->observations = grown;
+    p->observations[p->n_observations++] = ob;
+  }
+  p->observed = p->n_observations > 0;
+}
+
 static void describe_process(struct loopsan_process *p, const struct loopsan_replay *r,
-                             const struct loopsan_read_stats *st, const char *path) {
+                             const struct loopsan_read_stats *st, const char *path,
+                             const struct loopsan_analyze_options *opts, loopsan_symbolizer *sym) {
   p->pid = (int)r->pid;
   p->ppid = (int)r->ppid;
   p->exe = dup_or_null(r->exe ? r->exe : "");
   p->trace = strdup(path);
   p->ended = r->ended;
   p->replaced_by_exec = r->ended && r->end_how == LOOPSAN_END_EXEC;
-  p->observed = r->objects_seen > 0;
+  describe_observed(p, r);
   if (r->ended && r->end_how != LOOPSAN_END_EXEC && r->end_status >= 0) {
     p->has_exit = 1;
     p->exit_status = r->end_status;
@@ -290,11 +359,44 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
                               lost_why[i] ? lost_why[i] : lost_why[0]);
   if (!r->have_process)
     loopsan_report_add_note(&p->notes, &p->n_notes, "the trace's process record is missing");
-  if (!r->ended)
+  if (!r->ended) {
+    char how[64] = "killed or crashed";
+    if (opts->child_pid && (int)r->pid == opts->child_pid && opts->child_signal)
+      snprintf(how, sizeof how, "killed by signal %d, %s", opts->child_signal,
+               sigabbrev_np(opts->child_signal) ? sigabbrev_np(opts->child_signal) : "?");
+    uint64_t open = r->open_at_end[LOOPSAN_OBJ_LOOP] + r->open_at_end[LOOPSAN_OBJ_HANDLE] +
+                    r->open_at_end[LOOPSAN_OBJ_REQUEST] + r->open_at_end[0];
     loopsan_report_add_note(&p->notes, &p->n_notes,
-                            "the process did not exit normally (killed or crashed): objects alive "
-                            "when it stopped are reported as left open");
-  if (!r->objects_seen) {
+                            "the process did not exit normally (%s): it never got to clean up, so "
+                            "the %llu object(s) still open (%llu loop(s), %llu handle(s), %llu "
+                            "request(s)) are not reported as leaks",
+                            how, (unsigned long long)open,
+                            (unsigned long long)r->open_at_end[LOOPSAN_OBJ_LOOP],
+                            (unsigned long long)r->open_at_end[LOOPSAN_OBJ_HANDLE],
+                            (unsigned long long)r->open_at_end[LOOPSAN_OBJ_REQUEST]);
+    if (r->untimed_cb) {
+      struct loopsan_finding cbf = {0};
+      const loopsan_frame *fr;
+      size_t nf;
+      if (loopsan_symbolize(sym, r->untimed_cb, 0, &fr, &nf) == 0 && nf > 0) {
+        own_frame(&cbf.callback, &fr[nf - 1]);
+        cbf.has_callback = 1;
+      }
+      struct loopsan_strbuf sb;
+      loopsan_sb_init(&sb);
+      callback_phrase(&sb, &cbf);
+      loopsan_report_add_note(&p->notes, &p->n_notes,
+                              "when last seen it was running callback %s, for %.3f ms by then; "
+                              "when it was killed is unknown (loopsan run knows it for the "
+                              "program it starts)",
+                              sb.len ? sb.data : "?", loopsan_replay_ms(r, r->untimed_ticks));
+      loopsan_sb_free(&sb);
+      free(cbf.callback.function);
+      free(cbf.callback.file);
+      free(cbf.callback.module);
+    }
+  }
+  if (!p->observed) {
     if (p->n_libraries == 0)
       loopsan_report_add_note(&p->notes, &p->n_notes,
                               "nothing observed: the program loaded no event-loop library that "
@@ -343,26 +445,24 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
   }
   frames_of_stack(sym, loopsan_replay_stack(r, raw->created_stack), &f.created_at, &f.n_created_at);
   frames_of_stack(sym, loopsan_replay_stack(r, raw->stack), &f.stack, &f.n_stack);
-  compose_message(&f, raw, f.object_type ? f.object_type : "an object");
-  if (f.kind == LOOPSAN_KIND_SLOW_CALLBACK) {
-    free(f.detail);
-    f.detail = NULL;
-    if (asprintf(&f.detail, "nothing else on this loop could run meanwhile (threshold %.0f ms)",
-                 (double)r->threshold_ns / 1e6) < 0)
-      f.detail = NULL;
-  }
+  f.also = raw->also;
+  compose_message(&f, raw, f.object_type ? f.object_type : "an object", (double)r->threshold_ns / 1e6);
   return add_finding(rep, &f);
 }
 
 /* A process killed before it could write out its buffers left them in
- * spill files next to its trace: read the records they still hold. */
-static uint64_t read_spills(const char *trace, struct loopsan_replay *r, struct loopsan_report *rep) {
+ * spill files next to its trace: read the records they still hold, then
+ * what their headers say (callbacks in progress, counts). */
+static uint64_t read_spills(const char *trace, struct loopsan_replay *r, struct loopsan_report *rep,
+                            const struct loopsan_analyze_options *opts) {
   char dir[4096];
   const char *slash = strrchr(trace, '/');
   const char *base = slash ? slash + 1 : trace;
   snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - trace) : 1, slash ? trace : ".");
   size_t base_len = strlen(base);
   uint64_t recovered = 0;
+  struct loopsan_spill_header *headers = NULL;
+  size_t n_headers = 0;
   DIR *d = opendir(dir);
   struct dirent *e;
   while (d && (e = readdir(d)) != NULL) {
@@ -370,14 +470,28 @@ static uint64_t read_spills(const char *trace, struct loopsan_replay *r, struct 
       continue;
     char path[8192], err[512];
     struct loopsan_read_stats st;
+    struct loopsan_spill_header h;
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    if (loopsan_read_spill(path, loopsan_replay_record, r, &st, err, sizeof err) != 0)
+    if (loopsan_read_spill(path, loopsan_replay_record, r, &st, &h, err, sizeof err) != 0) {
       loopsan_report_add_note(&rep->notes, &rep->n_notes, "%s", err);
-    else
-      recovered += st.records;
+      continue;
+    }
+    recovered += st.records;
+    struct loopsan_spill_header *grown = realloc(headers, (n_headers + 1) * sizeof *grown);
+    if (grown) {
+      headers = grown;
+      headers[n_headers++] = h;
+    }
   }
   if (d)
     closedir(d);
+  /* After every record: the end of a killed process is known only now. */
+  uint64_t end_ts = 0;
+  if (!r->ended && opts->child_pid && (int)r->pid == opts->child_pid && opts->child_end_mono_ns)
+    end_ts = loopsan_replay_ts_of_mono(r, opts->child_end_mono_ns);
+  for (size_t i = 0; i < n_headers && !r->ended; i++)
+    loopsan_replay_spill_header(r, &headers[i], end_ts);
+  free(headers);
   return recovered;
 }
 
@@ -392,7 +506,7 @@ static int analyze_one(const char *path, const struct loopsan_analyze_options *o
     loopsan_replay_free(&r);
     return 0;
   }
-  uint64_t recovered = read_spills(path, &r, rep);
+  uint64_t recovered = read_spills(path, &r, rep, opts);
   loopsan_replay_finish(&r);
   struct loopsan_process *procs = realloc(rep->processes, (rep->n_processes + 1) * sizeof *procs);
   if (!procs) {
@@ -402,11 +516,6 @@ static int analyze_one(const char *path, const struct loopsan_analyze_options *o
   rep->processes = procs;
   struct loopsan_process *p = &rep->processes[rep->n_processes++];
   memset(p, 0, sizeof *p);
-  describe_process(p, &r, &st, path);
-  if (recovered)
-    loopsan_report_add_note(&p->notes, &p->n_notes,
-                            "%llu record(s) recovered from the buffers the process left behind",
-                            (unsigned long long)recovered);
   loopsan_symbolizer *sym = loopsan_symbolizer_new();
   if (!sym) {
     loopsan_replay_free(&r);
@@ -417,6 +526,11 @@ static int analyze_one(const char *path, const struct loopsan_analyze_options *o
     loopsan_symbolizer_add_module(sym, m->path, m->bias, m->start, m->end,
                                   m->build_id_len ? m->build_id : NULL, m->build_id_len);
   }
+  describe_process(p, &r, &st, path, opts, sym);
+  if (recovered)
+    loopsan_report_add_note(&p->notes, &p->n_notes,
+                            "%llu record(s) recovered from the buffers the process left behind",
+                            (unsigned long long)recovered);
   int rc = 0;
   for (size_t i = 0; i < r.cap_findings && rc == 0; i++)
     if (r.findings[i].count)

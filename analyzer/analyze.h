@@ -9,6 +9,12 @@
 
 struct loopsan_analyze_options {
   uint64_t slow_ns; /* 0: the threshold each trace was recorded with */
+  /* What `loopsan run` knows of the process it started: when it died
+   * (CLOCK_MONOTONIC) and by which signal, so that a callback it was stuck
+   * in runs to that moment. 0: unknown. */
+  int child_pid;
+  int child_signal;
+  uint64_t child_end_mono_ns;
 };
 
 /* Read every trace named in PATHS (files, or directories holding

@@ -69,6 +69,12 @@ void loopsan_report_free(struct loopsan_report *r) {
     free(p->libraries); /* the strings are static */
     free(p->trace);
     free_strings(p->notes, p->n_notes);
+    for (size_t j = 0; j < p->n_observations; j++) {
+      for (size_t k = 0; k < p->observations[j].n_types; k++)
+        free(p->observations[j].types[k].name);
+      free(p->observations[j].types);
+    }
+    free(p->observations);
   }
   free(r->processes);
   free_strings(r->notes, r->n_notes);
@@ -112,6 +118,10 @@ static int compare_findings(const void *a, const void *b) {
 void loopsan_report_sort(struct loopsan_report *r) {
   if (r->n_findings > 1)
     qsort(r->findings, r->n_findings, sizeof *r->findings, compare_findings);
+}
+
+int loopsan_finding_fails(const struct loopsan_finding *f, unsigned long fail_on) {
+  return !f->suppressed && ((fail_on & (1ul << f->kind)) || (fail_on & f->also));
 }
 
 void loopsan_report_summary(const struct loopsan_report *r, unsigned counts[LOOPSAN_KIND_COUNT]) {

@@ -62,9 +62,25 @@ struct loopsan_finding {
   struct loopsan_frame_owned *stack;
   size_t n_stack;
   double duration_ms; /* < 0: not timed */
+  unsigned also;       /* the object's other problems: 1 << enum loopsan_kind */
   unsigned count;
   int suppressed;
   size_t process; /* index into loopsan_report.processes (pids repeat across exec) */
+};
+
+/* What the shim observed of one library in one process (its counters),
+ * the way valgrind's summary says "N allocs, N frees". */
+struct loopsan_observed_type {
+  char *name;     /* "uv_timer_t" */
+  int is_loop;
+  uint64_t created, ended;
+};
+
+struct loopsan_observed {
+  const char *library; /* static string */
+  uint64_t loops, callbacks;
+  struct loopsan_observed_type *types;
+  size_t n_types;
 };
 
 struct loopsan_process {
@@ -77,7 +93,9 @@ struct loopsan_process {
   int exit_status;
   int ended;       /* the trace has its END record */
   int replaced_by_exec; /* it ended by exec: the next image has the same pid */
-  int observed;    /* the shim saw at least one event-loop object */
+  int observed;    /* the shim saw at least one event-loop object or callback */
+  struct loopsan_observed *observations; /* per library */
+  size_t n_observations;
   char **libraries; /* "libuv", ... (static strings) */
   size_t n_libraries;
   char *trace;
@@ -100,6 +118,10 @@ int loopsan_report_add_note(char ***notes, size_t *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Worst first: severity, then kind, then duration, then count. */
 void loopsan_report_sort(struct loopsan_report *r);
+/* Does F make --fail-on (a bit per kind) apply? Its own kind or any of the
+ * object's other problems named in `also` (a pending timer never closed
+ * fails a CI gate on unclosed-handle too). */
+int loopsan_finding_fails(const struct loopsan_finding *f, unsigned long fail_on);
 /* Number of findings per kind, not counting suppressed ones. */
 void loopsan_report_summary(const struct loopsan_report *r, unsigned counts[LOOPSAN_KIND_COUNT]);
 

@@ -25,6 +25,8 @@ size_t loopsan_record_min_size(uint16_t type) {
   case LOOPSAN_REC_API_ERROR: return sizeof(struct loopsan_rec_api_error);
   case LOOPSAN_REC_LOST: return sizeof(struct loopsan_rec_lost);
   case LOOPSAN_REC_END: return sizeof(struct loopsan_rec_end);
+  case LOOPSAN_REC_COUNTS: return sizeof(struct loopsan_rec_counts);
+  case LOOPSAN_REC_UNFINISHED: return sizeof(struct loopsan_rec_unfinished);
   default: return 0;
   }
 }
@@ -47,6 +49,10 @@ static uint64_t tail_size(const struct loopsan_record_header *h) {
   }
   case LOOPSAN_REC_TYPE: return ((const struct loopsan_rec_type *)(const void *)h)->name_len;
   case LOOPSAN_REC_API_ERROR: return ((const struct loopsan_rec_api_error *)(const void *)h)->name_len;
+  case LOOPSAN_REC_COUNTS: {
+    const struct loopsan_rec_counts *r = (const void *)h;
+    return (uint64_t)r->n_libraries * 8u + (uint64_t)r->n_types * sizeof(struct loopsan_count);
+  }
   default: return 0;
   }
 }
@@ -126,6 +132,11 @@ int loopsan_read_trace(const char *path, loopsan_record_fn fn, void *ctx,
              path, fh.version, LOOPSAN_TRACE_VERSION);
     goto out;
   }
+  if (fh.version < LOOPSAN_TRACE_VERSION_MIN) {
+    snprintf(err, err_len, "%s: trace format version %u is too old for this loopsan (it reads %u to %u)",
+             path, fh.version, LOOPSAN_TRACE_VERSION_MIN, LOOPSAN_TRACE_VERSION);
+    goto out;
+  }
   if (fh.header_size < sizeof fh || fh.header_size > size) {
     snprintf(err, err_len, "%s: corrupt file header", path);
     goto out;
@@ -175,23 +186,39 @@ out:
 }
 
 int loopsan_read_spill(const char *path, loopsan_record_fn fn, void *ctx,
-                       struct loopsan_read_stats *st, char *err, size_t err_len) {
+                       struct loopsan_read_stats *st, struct loopsan_spill_header *hdr, char *err,
+                       size_t err_len) {
   memset(st, 0, sizeof *st);
+  memset(hdr, 0, sizeof *hdr);
   size_t size = 0;
   const unsigned char *map =
-      map_file(path, LOOPSAN_SPILL_DATA_OFFSET, "loopsan spill file", &size, err, err_len);
+      map_file(path, LOOPSAN_SPILL_DATA_OFFSET_V1, "loopsan spill file", &size, err, err_len);
   if (!map)
     return -1;
   int rc = -1;
   struct loopsan_spill_header h;
-  memcpy(&h, map, sizeof h);
-  if (memcmp(h.magic, LOOPSAN_SPILL_MAGIC, 8) != 0 || h.version > LOOPSAN_TRACE_VERSION) {
+  memset(&h, 0, sizeof h);
+  memcpy(&h, map, size < sizeof h ? size : sizeof h);
+  if (memcmp(h.magic, LOOPSAN_SPILL_MAGIC, 8) != 0 || h.version > LOOPSAN_TRACE_VERSION ||
+      h.version < LOOPSAN_TRACE_VERSION_MIN) {
     snprintf(err, err_len, "%s: not a loopsan spill file of a known version", path);
     goto out;
   }
+  size_t data = LOOPSAN_SPILL_DATA_OFFSET;
+  if (h.version == 1) { /* a shorter header: no dispatches in progress, no counts */
+    data = LOOPSAN_SPILL_DATA_OFFSET_V1;
+    h.depth = 0;
+    memset(h.inflight, 0, sizeof h.inflight);
+    memset(h.dispatches, 0, sizeof h.dispatches);
+  }
+  if (size < data) {
+    snprintf(err, err_len, "%s: a truncated loopsan spill file", path);
+    goto out;
+  }
+  *hdr = h;
   st->version = h.version;
   st->file_bytes = size;
-  size_t avail = size - LOOPSAN_SPILL_DATA_OFFSET;
+  size_t avail = size - data;
   uint32_t end = h.end, written = h.written;
   if (h.capacity < avail)
     avail = h.capacity;
@@ -200,7 +227,7 @@ int loopsan_read_spill(const char *path, loopsan_record_fn fn, void *ctx,
     end = (uint32_t)avail;
   }
   if (written < end)
-    read_records(map + LOOPSAN_SPILL_DATA_OFFSET + written, end - written, h.tid, fn, ctx, st);
+    read_records(map + data + written, end - written, h.tid, fn, ctx, st);
   rc = 0;
 out:
   munmap((void *)map, size);

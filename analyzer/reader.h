@@ -34,10 +34,12 @@ int loopsan_read_trace(const char *path, loopsan_record_fn fn, void *ctx,
                        struct loopsan_read_stats *stats, char *err, size_t err_len);
 
 /* Read the records a killed process left in a spill file (trace_format.h):
- * those in [written, end) of its buffer, not yet in the trace file. Same
+ * those in [written, end) of its buffer, not yet in the trace file; *hdr
+ * gets the spill header (what the thread was inside of, its counts). Same
  * contract as loopsan_read_trace; stats->records counts what was recovered. */
 int loopsan_read_spill(const char *path, loopsan_record_fn fn, void *ctx,
-                       struct loopsan_read_stats *stats, char *err, size_t err_len);
+                       struct loopsan_read_stats *stats, struct loopsan_spill_header *hdr,
+                       char *err, size_t err_len);
 
 /* Minimum size of each record type; 0 for unknown types. */
 size_t loopsan_record_min_size(uint16_t type);

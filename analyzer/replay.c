@@ -28,6 +28,7 @@ void loopsan_replay_free(struct loopsan_replay *r) {
   free(r->findings);
   free(r->orphans);
   free(r->orphan_ids);
+  free(r->counts);
   memset(r, 0, sizeof *r);
 }
 
@@ -147,6 +148,20 @@ static void forget_object(struct loopsan_replay *r, uint64_t id) {
   }
 }
 
+static struct replay_count *count_of(struct loopsan_replay *r, uint16_t library, uint16_t type) {
+  for (size_t i = 0; i < r->n_counts; i++)
+    if (r->counts[i].library == library && r->counts[i].type == type)
+      return &r->counts[i];
+  struct replay_count *t = realloc(r->counts, (r->n_counts + 1) * sizeof *t);
+  if (!t) {
+    r->failed = 1;
+    return NULL;
+  }
+  r->counts = t;
+  r->counts[r->n_counts] = (struct replay_count){.library = library, .type = type};
+  return &r->counts[r->n_counts++];
+}
+
 static void new_object(struct loopsan_replay *r, const struct loopsan_rec_obj_new *n, uint32_t tid) {
   struct replay_object *o = loopsan_replay_object(r, n->obj);
   if (!o) {
@@ -174,6 +189,9 @@ static void new_object(struct loopsan_replay *r, const struct loopsan_rec_obj_ne
   r->objects_seen++;
   if (n->library < 32)
     r->libraries_seen |= 1u << n->library;
+  struct replay_count *c = count_of(r, n->library, n->type);
+  if (c)
+    c->seen_created++;
 }
 
 const struct replay_type *loopsan_replay_type(const struct loopsan_replay *r, uint16_t library,
@@ -193,7 +211,7 @@ static uint64_t finding_key(const struct raw_finding *f) {
 
 static int same_finding(const struct raw_finding *a, const struct raw_finding *b) {
   return a->kind == b->kind && a->cb == b->cb && a->created_stack == b->created_stack &&
-         a->library == b->library && a->detail == b->detail &&
+         a->library == b->library && a->detail == b->detail && a->also == b->also &&
          strcmp(a->type_name, b->type_name) == 0;
 }
 
@@ -438,6 +456,9 @@ static void on_op(struct loopsan_replay *r, const struct loopsan_record_header *
   case LOOPSAN_OP_COMPLETE:
     if (code == LOOPSAN_OP_COMPLETE)
       o->last_fire_ts = op->ts;
+    struct replay_count *c = count_of(r, o->library, o->type);
+    if (c)
+      c->seen_ended++;
     loopsan_rules_object_ended(r, o);
     forget_object(r, o->id);
     break;
@@ -450,6 +471,9 @@ static void on_api_error(struct loopsan_replay *r, const struct loopsan_rec_api_
   struct replay_object *o = loopsan_replay_object(r, e->obj);
   if (!o)
     return;
+  /* A start that failed is not a start forgotten (uv_spawn of a missing
+   * program): never-started is for objects nobody tried to use. */
+  o->start_failed = 1;
   const char *name = (const char *)(e + 1);
   if (e->name_len == 13 && memcmp(name, "uv_loop_close", 13) == 0) {
     o->loop_close_failed = 1;
@@ -458,14 +482,81 @@ static void on_api_error(struct loopsan_replay *r, const struct loopsan_rec_api_
   }
 }
 
+static void add_count(struct loopsan_replay *r, uint16_t library, uint16_t type, uint64_t created,
+                      uint64_t ended) {
+  struct replay_count *c = count_of(r, library, type);
+  if (!c)
+    return;
+  c->created = created > c->created ? created : c->created;
+  c->ended = ended > c->ended ? ended : c->ended;
+}
+
+static void on_counts(struct loopsan_replay *r, const struct loopsan_rec_counts *c) {
+  const unsigned char *tail = (const unsigned char *)(c + 1);
+  for (unsigned l = 0; l < c->n_libraries; l++) {
+    uint64_t n;
+    memcpy(&n, tail + 8u * l, sizeof n);
+    if (l < LOOPSAN_LIBRARY_SLOTS && n > r->dispatches[l])
+      r->dispatches[l] = n;
+  }
+  tail += 8u * c->n_libraries;
+  for (unsigned i = 0; i < c->n_types; i++) {
+    struct loopsan_count e;
+    memcpy(&e, tail + i * sizeof e, sizeof e);
+    add_count(r, e.library, e.type, e.created, e.ended);
+    if (e.created && e.library < 32)
+      r->libraries_seen |= 1u << e.library;
+  }
+}
+
+/* A callback that never returned: it did run (a request is no longer
+ * pending, a timer did fire), and it may be a slow one. */
+static void on_unfinished(struct loopsan_replay *r, const struct loopsan_rec_unfinished *u) {
+  struct replay_object *o = loopsan_replay_object(r, u->obj);
+  if (!o && u->obj && !r->replaying_orphans && r->n_orphans < REPLAY_ORPHANS_MAX) {
+    keep_orphan(r, u->obj, &u->h, u->tid); /* judged when its object appears, or at the end */
+    return;
+  }
+  if (o && u->h.aux == 0 /* the main callback */) {
+    o->completed = 1;
+    if (u->ts > o->last_fire_ts)
+      o->last_fire_ts = u->ts;
+  }
+  loopsan_rules_unfinished(r, o, u);
+}
+
+/* The timestamp a record carries, if any: the latest one tells how long a
+ * killed process was seen alive. */
+static uint64_t record_ts(const struct loopsan_record_header *rec) {
+  switch (rec->type) {
+  case LOOPSAN_REC_CLOCK: return ((const struct loopsan_rec_clock *)(const void *)rec)->ts;
+  case LOOPSAN_REC_OBJ_NEW: return ((const struct loopsan_rec_obj_new *)(const void *)rec)->ts;
+  case LOOPSAN_REC_OBJ_OP: return ((const struct loopsan_rec_obj_op *)(const void *)rec)->ts;
+  case LOOPSAN_REC_DISPATCH: {
+    const struct loopsan_rec_dispatch *d = (const void *)rec;
+    return d->ts + d->duration;
+  }
+  case LOOPSAN_REC_API_ERROR: return ((const struct loopsan_rec_api_error *)(const void *)rec)->ts;
+  case LOOPSAN_REC_END: return ((const struct loopsan_rec_end *)(const void *)rec)->ts;
+  default: return 0;
+  }
+}
+
 int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, uint32_t tid) {
   struct loopsan_replay *r = ctx;
+  uint64_t ts = record_ts(rec);
+  if (ts > r->last_ts)
+    r->last_ts = ts;
   switch (rec->type) {
   case LOOPSAN_REC_PROCESS: on_process(r, (const void *)rec); break;
   case LOOPSAN_REC_CLOCK: {
     const struct loopsan_rec_clock *c = (const void *)rec;
     if (c->ticks_per_sec)
       r->ticks_per_sec = c->ticks_per_sec;
+    if (c->ts >= r->clock_ts) {
+      r->clock_ts = c->ts;
+      r->clock_mono_ns = c->mono_ns;
+    }
     break;
   }
   case LOOPSAN_REC_MODULE: on_module(r, (const void *)rec); break;
@@ -489,6 +580,8 @@ int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, ui
     break;
   }
   case LOOPSAN_REC_API_ERROR: on_api_error(r, (const void *)rec); break;
+  case LOOPSAN_REC_COUNTS: on_counts(r, (const void *)rec); break;
+  case LOOPSAN_REC_UNFINISHED: on_unfinished(r, (const void *)rec); break;
   case LOOPSAN_REC_LOST: {
     const struct loopsan_rec_lost *l = (const void *)rec;
     r->lost[l->h.aux < 8 ? l->h.aux : 0] += l->records;
@@ -507,6 +600,43 @@ int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, ui
   return 0;
 }
 
+uint64_t loopsan_replay_ts_of_mono(const struct loopsan_replay *r, uint64_t mono_ns) {
+  if (!r->clock_mono_ns || mono_ns < r->clock_mono_ns)
+    return r->last_ts;
+  double ticks = (double)(mono_ns - r->clock_mono_ns) * (double)r->ticks_per_sec / 1e9;
+  uint64_t ts = r->clock_ts + (uint64_t)ticks;
+  return ts > r->last_ts ? ts : r->last_ts;
+}
+
+void loopsan_replay_spill_header(struct loopsan_replay *r, const struct loopsan_spill_header *h,
+                                 uint64_t end_ts) {
+  for (unsigned l = 0; l < LOOPSAN_LIBRARY_SLOTS; l++)
+    if (h->dispatches[l] > r->dispatches[l])
+      r->dispatches[l] = h->dispatches[l];
+  for (uint32_t i = 0; i < h->depth && i < LOOPSAN_INFLIGHT_MAX; i++) {
+    const struct loopsan_inflight *f = &h->inflight[i];
+    if (!f->obj)
+      continue;
+    struct loopsan_rec_unfinished u = {
+        .h = {.type = LOOPSAN_REC_UNFINISHED, .size = sizeof u, .aux = f->slot},
+        .ts = f->t0,
+        .end_ts = end_ts ? end_ts : r->last_ts,
+        .obj = f->obj,
+        .cb = f->cb,
+        .tid = h->tid,
+        .library = (uint16_t)f->library,
+        .how = end_ts ? LOOPSAN_END_KILLED : REPLAY_END_KILLED_UNTIMED,
+    };
+    if (u.end_ts < u.ts)
+      u.end_ts = u.ts;
+    if (!end_ts) {
+      r->untimed_cb = u.cb;
+      r->untimed_ticks = u.end_ts - u.ts;
+    }
+    on_unfinished(r, &u);
+  }
+}
+
 void loopsan_replay_finish(struct loopsan_replay *r) {
   /* Slow dispatches of objects never seen are still slow; other orphans
    * (uses of objects from before this trace) tell nothing. */
@@ -515,11 +645,23 @@ void loopsan_replay_finish(struct loopsan_replay *r) {
     const struct loopsan_record_header *h = (const void *)r->orphans[i].rec;
     if (h->type == LOOPSAN_REC_DISPATCH)
       loopsan_rules_dispatch(r, NULL, (const void *)h, r->orphans[i].tid);
+    else if (h->type == LOOPSAN_REC_UNFINISHED)
+      loopsan_rules_unfinished(r, NULL, (const void *)h);
   }
   r->n_orphans = 0;
   if (r->orphan_ids)
     memset(r->orphan_ids, 0, r->cap_orphan_ids * sizeof *r->orphan_ids);
-  for (size_t i = 0; i < r->cap_objects; i++)
-    if (r->objects[i])
-      loopsan_rules_at_exit(r, r->objects[i]);
+  for (size_t i = 0; i < r->cap_objects; i++) {
+    const struct replay_object *o = r->objects[i];
+    if (!o)
+      continue;
+    if (r->ended) {
+      loopsan_rules_at_exit(r, o);
+    } else {
+      /* Killed (or crashed): it never got to clean up, so what it had
+       * open is no leak. It is counted for the report's notes. */
+      const struct replay_type *t = loopsan_replay_type(r, o->library, o->type);
+      r->open_at_end[t && t->kind < 4 ? t->kind : 0]++;
+    }
+  }
 }

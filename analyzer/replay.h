@@ -25,6 +25,8 @@ struct replay_object {
   uint64_t close_ts;         /* close requested */
   uint32_t close_stack;
   int used, closing;
+  int start_failed;          /* a start was attempted and refused (uv_spawn ENOENT) */
+  int completed;             /* request: its callback ran (it may never have returned) */
   int loop_close_failed;     /* loop: a close returned an error */
   int32_t loop_close_result;
   uint32_t loop_close_stack;
@@ -51,8 +53,19 @@ enum raw_detail {
   RAW_DETAIL_NONE = 0,
   RAW_DETAIL_LOOP_CLOSE_EBUSY, /* its loop's close failed because of it */
   RAW_DETAIL_CLOSE_UNFINISHED, /* uv_close called, loop never ran again */
-  RAW_DETAIL_NOT_ENDED,        /* the process did not end normally */
+  /* a callback that never returned, and how its process ended meanwhile
+   * (RAW_DETAIL_UNFINISHED + enum loopsan_end_how) */
+  RAW_DETAIL_UNFINISHED = 16,
+  RAW_DETAIL_UNFINISHED_EXIT = RAW_DETAIL_UNFINISHED + LOOPSAN_END_EXIT,
+  RAW_DETAIL_UNFINISHED__EXIT = RAW_DETAIL_UNFINISHED + LOOPSAN_END__EXIT,
+  RAW_DETAIL_UNFINISHED_EXEC = RAW_DETAIL_UNFINISHED + LOOPSAN_END_EXEC,
+  RAW_DETAIL_UNFINISHED_KILLED = RAW_DETAIL_UNFINISHED + LOOPSAN_END_KILLED,
+  /* killed, and when is unknown: the duration runs to its last record */
+  RAW_DETAIL_UNFINISHED_KILLED_AT_LEAST,
 };
+/* The "how" of an UNFINISHED record the analyzer makes for a process killed
+ * at an unknown time. */
+#define REPLAY_END_KILLED_UNTIMED (LOOPSAN_END_KILLED + 1)
 
 struct raw_finding {
   enum loopsan_kind kind;
@@ -66,7 +79,16 @@ struct raw_finding {
   uint64_t max_duration; /* ts units */
   unsigned count;
   enum raw_detail detail;
+  uint32_t also;  /* other kinds the same object has (1 << enum loopsan_kind) */
   int32_t result;
+};
+
+/* What the shim counted for one (library, type). */
+struct replay_count {
+  uint16_t library, type;
+  uint64_t created, ended;           /* the shim's counters */
+  uint64_t seen_created, seen_ended; /* what the records themselves show (a
+                                        killed process's counters may be stale) */
 };
 
 #define REPLAY_ORPHAN_MAX_SIZE 128u
@@ -94,6 +116,19 @@ struct loopsan_replay {
   uint64_t lost[8]; /* by enum loopsan_lost_reason */
   uint32_t libraries_seen; /* bit per enum loopsan_library */
   uint64_t objects_seen;
+  /* the shim's counters (COUNTS records, and a killed process's spill
+   * headers): the largest value of each wins */
+  struct replay_count *counts;
+  size_t n_counts;
+  uint64_t dispatches[LOOPSAN_LIBRARY_SLOTS];
+  /* time: the last clock pair, and the latest timestamp of any record */
+  uint64_t clock_ts, clock_mono_ns, last_ts;
+  /* a process that never ended: what it still had open (by object kind),
+   * and the callback it was last seen inside of when the kill time is
+   * unknown (it is a finding only when known to be slow) */
+  uint64_t open_at_end[4];
+  uint64_t untimed_cb;
+  uint64_t untimed_ticks; /* from its start to the last record */
   /* tables */
   struct replay_type *types;
   size_t n_types;
@@ -122,7 +157,14 @@ void loopsan_replay_init(struct loopsan_replay *r, uint64_t threshold_ns);
 void loopsan_replay_free(struct loopsan_replay *r);
 /* The loopsan_record_fn for loopsan_read_trace. */
 int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, uint32_t tid);
-/* After the last record: what is still alive is judged as at exit. */
+/* A killed process's spill header: its counts, and the callbacks it was
+ * inside of (they ran until END_TS, or until its last record if 0). */
+void loopsan_replay_spill_header(struct loopsan_replay *r, const struct loopsan_spill_header *h,
+                                 uint64_t end_ts);
+/* A CLOCK_MONOTONIC time as a trace timestamp (through the last clock pair). */
+uint64_t loopsan_replay_ts_of_mono(const struct loopsan_replay *r, uint64_t mono_ns);
+/* After the last record: what is still alive is judged as at exit; in a
+ * process that never ended (killed) it is only counted. */
 void loopsan_replay_finish(struct loopsan_replay *r);
 
 const struct replay_type *loopsan_replay_type(const struct loopsan_replay *r, uint16_t library,

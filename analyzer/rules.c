@@ -36,11 +36,14 @@ static int loop_close_failed(struct loopsan_replay *r, const struct replay_objec
 
 /* ---- slow-callback: a dispatch at or over the threshold ---- */
 
+static int over_threshold(const struct loopsan_replay *r, uint64_t duration) {
+  uint64_t threshold = r->threshold_ns ? r->threshold_ns : 100000000u; /* process record lost */
+  return loopsan_replay_ms(r, duration) * 1e6 >= (double)threshold;
+}
+
 void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object *obj,
                             const struct loopsan_rec_dispatch *d, uint32_t tid) {
-  double ms = loopsan_replay_ms(r, d->duration);
-  uint64_t threshold = r->threshold_ns ? r->threshold_ns : 100000000u; /* process record lost */
-  if (ms * 1e6 < (double)threshold)
+  if (!over_threshold(r, d->duration))
     return;
   struct raw_finding f;
   fill(&f, r, LOOPSAN_KIND_SLOW_CALLBACK, obj);
@@ -52,70 +55,104 @@ void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object
   loopsan_replay_report(r, &f);
 }
 
-/* ---- never-started: a handle nobody ever started or used ---- */
-
-static void rule_never_started(struct loopsan_replay *r, const struct replay_object *o) {
-  if (object_kind(r, o) != LOOPSAN_OBJ_HANDLE || o->used)
+/* A callback that was still running when the process ended is slow for as
+ * long as it ran: to exit(), to the kill, or (kill time unknown) to the
+ * process's last record. */
+void loopsan_rules_unfinished(struct loopsan_replay *r, const struct replay_object *obj,
+                              const struct loopsan_rec_unfinished *u) {
+  uint64_t duration = u->end_ts > u->ts ? u->end_ts - u->ts : 0;
+  if (!over_threshold(r, duration))
     return;
   struct raw_finding f;
-  fill(&f, r, LOOPSAN_KIND_NEVER_STARTED, o);
+  fill(&f, r, LOOPSAN_KIND_SLOW_CALLBACK, obj);
+  f.cb = u->cb;
+  f.tid = u->tid;
+  f.library = u->library;
+  f.max_duration = duration;
+  f.detail = (enum raw_detail)(RAW_DETAIL_UNFINISHED +
+                               (u->how <= REPLAY_END_KILLED_UNTIMED ? u->how : LOOPSAN_END_KILLED));
   loopsan_replay_report(r, &f);
+}
+
+/* ---- what an object's end (or the process's) says about it ---- */
+
+#define BIT(kind) (1u << (kind))
+
+/* never-started: a handle nobody ever started or used (a start that was
+ * refused counts as tried). */
+static int never_started(const struct loopsan_replay *r, const struct replay_object *o) {
+  return object_kind(r, o) == LOOPSAN_OBJ_HANDLE && !o->used && !o->start_failed;
+}
+
+/* pending-at-exit: scheduled work whose callback never ran. */
+static int pending(const struct loopsan_replay *r, const struct replay_object *o) {
+  uint16_t kind = object_kind(r, o);
+  if (kind == LOOPSAN_OBJ_REQUEST)
+    return o->starts > 0 && !o->completed; /* submitted, its callback never ran */
+  /* A handle armed and not disarmed since, whose callback has not run
+   * since: the work it scheduled never happened. */
+  return kind == LOOPSAN_OBJ_HANDLE && (o->start_flags & LOOPSAN_START_SCHEDULED) && !o->closing &&
+         o->last_start_ts > o->last_stop_ts && o->last_fire_ts < o->last_start_ts;
+}
+
+/* unclosed-handle: never closed. A close the program asked for counts, as
+ * close() does for asyncio's transports, even if the loop never ran again
+ * to finish it: unless that unfinished close is what made closing its loop
+ * fail. */
+static int unclosed(struct loopsan_replay *r, const struct replay_object *o, enum raw_detail *detail) {
+  if (object_kind(r, o) != LOOPSAN_OBJ_HANDLE || (o->closing && !loop_close_failed(r, o)))
+    return 0;
+  if (o->closing)
+    *detail = RAW_DETAIL_CLOSE_UNFINISHED;
+  else if (loop_close_failed(r, o))
+    *detail = RAW_DETAIL_LOOP_CLOSE_EBUSY;
+  return 1;
 }
 
 void loopsan_rules_object_ended(struct loopsan_replay *r, const struct replay_object *obj) {
-  rule_never_started(r, obj);
-}
-
-/* ---- at exit: unclosed handles and loops, pending work ---- */
-
-static void rule_unclosed(struct loopsan_replay *r, const struct replay_object *o) {
-  uint16_t kind = object_kind(r, o);
-  struct raw_finding f;
-  if (kind == LOOPSAN_OBJ_HANDLE) {
-    /* A close the program asked for counts, as close() does for asyncio's
-     * transports, even if the loop never ran again to finish it: unless
-     * that unfinished close is what made closing its loop fail. */
-    if (o->closing && !loop_close_failed(r, o))
-      return;
-    fill(&f, r, LOOPSAN_KIND_UNCLOSED_HANDLE, o);
-    if (o->closing)
-      f.detail = RAW_DETAIL_CLOSE_UNFINISHED;
-    else if (loop_close_failed(r, o))
-      f.detail = RAW_DETAIL_LOOP_CLOSE_EBUSY;
-    loopsan_replay_report(r, &f);
-  } else if (kind == LOOPSAN_OBJ_LOOP && !(o->flags & LOOPSAN_OBJF_DEFAULT_LOOP)) {
-    /* A library's default loop is a process-wide singleton, like stdout:
-     * leaving it open is not reported (its handles are). */
-    fill(&f, r, LOOPSAN_KIND_UNCLOSED_LOOP, o);
-    if (o->loop_close_failed) {
-      f.detail = RAW_DETAIL_LOOP_CLOSE_EBUSY;
-      f.result = o->loop_close_result;
-      f.stack = o->loop_close_stack;
-    }
-    loopsan_replay_report(r, &f);
-  }
-}
-
-static void rule_pending(struct loopsan_replay *r, const struct replay_object *o) {
-  uint16_t kind = object_kind(r, o);
-  int pending = 0;
-  if (kind == LOOPSAN_OBJ_REQUEST) {
-    pending = o->starts > 0; /* submitted, its callback never ran */
-  } else if (kind == LOOPSAN_OBJ_HANDLE && (o->start_flags & LOOPSAN_START_SCHEDULED) &&
-             !o->closing) {
-    /* Armed and not disarmed since, and its callback has not run since:
-     * the work it scheduled never happened. */
-    pending = o->last_start_ts > o->last_stop_ts && o->last_fire_ts < o->last_start_ts;
-  }
-  if (!pending)
+  if (!never_started(r, obj))
     return;
   struct raw_finding f;
-  fill(&f, r, LOOPSAN_KIND_PENDING_AT_EXIT, o);
+  fill(&f, r, LOOPSAN_KIND_NEVER_STARTED, obj);
   loopsan_replay_report(r, &f);
 }
 
-void loopsan_rules_at_exit(struct loopsan_replay *r, const struct replay_object *obj) {
-  rule_never_started(r, obj);
-  rule_pending(r, obj);
-  rule_unclosed(r, obj);
+static void rule_unclosed_loop(struct loopsan_replay *r, const struct replay_object *o) {
+  /* A library's default loop is a process-wide singleton, like stdout:
+   * leaving it open is not reported (its handles are). */
+  if (o->flags & LOOPSAN_OBJF_DEFAULT_LOOP)
+    return;
+  struct raw_finding f;
+  fill(&f, r, LOOPSAN_KIND_UNCLOSED_LOOP, o);
+  if (o->loop_close_failed) {
+    f.detail = RAW_DETAIL_LOOP_CLOSE_EBUSY;
+    f.result = o->loop_close_result;
+    f.stack = o->loop_close_stack;
+  }
+  loopsan_replay_report(r, &f);
+}
+
+void loopsan_rules_at_exit(struct loopsan_replay *r, const struct replay_object *o) {
+  if (object_kind(r, o) == LOOPSAN_OBJ_LOOP) {
+    rule_unclosed_loop(r, o);
+    return;
+  }
+  /* Most specific first, as asyncio says "Task was destroyed but it is
+   * pending!" and not also "unclosed". */
+  enum raw_detail detail = RAW_DETAIL_NONE;
+  uint32_t kinds = (pending(r, o) ? BIT(LOOPSAN_KIND_PENDING_AT_EXIT) : 0) |
+                   (never_started(r, o) ? BIT(LOOPSAN_KIND_NEVER_STARTED) : 0) |
+                   (unclosed(r, o, &detail) ? BIT(LOOPSAN_KIND_UNCLOSED_HANDLE) : 0);
+  static const enum loopsan_kind order[] = {LOOPSAN_KIND_PENDING_AT_EXIT, LOOPSAN_KIND_NEVER_STARTED,
+                                            LOOPSAN_KIND_UNCLOSED_HANDLE};
+  for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+    if (!(kinds & BIT(order[i])))
+      continue;
+    struct raw_finding f;
+    fill(&f, r, order[i], o);
+    f.detail = detail;
+    f.also = kinds & ~BIT(order[i]);
+    loopsan_replay_report(r, &f);
+    return;
+  }
 }

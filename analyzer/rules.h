@@ -10,9 +10,15 @@
 /* A dispatch of OBJ (may be NULL: created before the trace began). */
 void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object *obj,
                             const struct loopsan_rec_dispatch *d, uint32_t tid);
+/* A callback (of OBJ, which may be NULL) still running when its process
+ * ended. */
+void loopsan_rules_unfinished(struct loopsan_replay *r, const struct replay_object *obj,
+                              const struct loopsan_rec_unfinished *u);
 /* OBJ ended well or badly during the run (closed, completed). */
 void loopsan_rules_object_ended(struct loopsan_replay *r, const struct replay_object *obj);
-/* OBJ is still alive when the process ends. */
+/* OBJ is still alive when the process ends (normally: a killed process's
+ * objects are not judged). One object, one finding: the most specific
+ * kind, the others in its `also`. */
 void loopsan_rules_at_exit(struct loopsan_replay *r, const struct replay_object *obj);
 
 #endif

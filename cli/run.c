@@ -1,6 +1,6 @@
 /* `loopsan run` and `loopsan report`: start the program with the shim
- * preloaded, wait for it (and let it own the terminal's signals, as a shell
- * would), then analyse every trace it and its children wrote. */
+ * preloaded, wait for it while passing on the signals meant to stop it,
+ * then analyse every trace it and its children wrote. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "analyzer/analyze.h"
@@ -136,7 +138,7 @@ static int set_environment(const struct loopsan_cli *cli, const char *shim, char
 static FILE *open_output(const struct loopsan_cli *cli, FILE *default_out) {
   if (!cli->output)
     return default_out;
-  FILE *out = fopen(cli->output, "w");
+  FILE *out = fopen(cli->output, "we"); /* close-on-exec: never the program's fd */
   if (!out)
     fprintf(stderr, "loopsan: -o %s: %s\n", cli->output, strerror(errno));
   return out;
@@ -152,7 +154,7 @@ static int render(struct loopsan_cli *cli, struct loopsan_report *r, FILE *out, 
     fclose(out);
   if (cli->error_exitcode > 0)
     for (size_t i = 0; i < r->n_findings; i++)
-      if (!r->findings[i].suppressed && (cli->fail_on & (1ul << r->findings[i].kind)))
+      if (loopsan_finding_fails(&r->findings[i], cli->fail_on))
         return cli->error_exitcode;
   return status;
 }
@@ -174,6 +176,66 @@ static void remove_trace_dir(const char *dir) {
   rmdir(dir);
 }
 
+/* Signals passed on to the program. */
+static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Is SIG already pending for PID (sent to its whole process group, as
+ * timeout(1) does after signalling us)? Then it needs no second copy. */
+static int pending_in(pid_t pid, int sig) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "re");
+  int pending = 0;
+  while (f && fgets(line, sizeof line, f)) {
+    unsigned long long mask;
+    if ((sscanf(line, "SigPnd: %llx", &mask) == 1 || sscanf(line, "ShdPnd: %llx", &mask) == 1) &&
+        (mask & (1ull << (sig - 1))))
+      pending = 1;
+  }
+  if (f)
+    fclose(f);
+  return pending;
+}
+
+/* Wait for CHILD, passing on the stop signals it did not get itself (the
+ * terminal's ^C reaches the whole foreground group: that one it has).
+ * Returns when it ended, in CLOCK_MONOTONIC nanoseconds. */
+static uint64_t wait_for_program(pid_t child, const sigset_t *set, int *wstatus, int *stopped) {
+  for (;;) {
+    pid_t w = waitpid(child, wstatus, WNOHANG);
+    if (w == child || (w < 0 && errno != EINTR))
+      return mono_ns();
+    siginfo_t si;
+    if (sigwaitinfo(set, &si) < 0 || si.si_signo == SIGCHLD)
+      continue;
+    *stopped = 1;
+    if (si.si_code != SI_KERNEL && !pending_in(child, si.si_signo))
+      kill(child, si.si_signo);
+  }
+}
+
+/* The program is gone; descendants it left may still be writing their
+ * traces. Reap those that ended; after a stop signal, give the rest up to
+ * two seconds to follow (they were signalled too, or will be orphans). */
+static void reap_descendants(const sigset_t *set, int stopped) {
+  uint64_t deadline = mono_ns() + (stopped ? 2000000000u : 0u);
+  for (;;) {
+    pid_t w;
+    while ((w = waitpid(-1, NULL, WNOHANG)) > 0)
+      ;
+    if (w < 0 || mono_ns() >= deadline) /* ECHILD: none left */
+      return;
+    struct timespec tick = {0, 20000000};
+    sigtimedwait(set, NULL, &tick);
+  }
+}
+
 int loopsan_cmd_run(struct loopsan_cli *cli) {
   char err[1024], shim[PATH_MAX];
   if (find_shim(shim, sizeof shim) != 0) {
@@ -188,13 +250,21 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
     fprintf(stderr, "loopsan: %s\n", err);
     return 2;
   }
-  /* Like system(3): the terminal's SIGINT/SIGQUIT go to the program, and we
-   * stay to report what it did. */
   struct name_set before = {0};
   if (cli->trace_dir_set)
     list_traces(cli->shim.trace_dir, &before);
-  struct sigaction ign = {.sa_handler = SIG_IGN}, old_int, old_quit;
-  sigemptyset(&ign.sa_mask);
+  /* The signals that stop a run (timeout's SIGTERM, a CI job's cancel, the
+   * terminal's ^C) are taken synchronously: blocked here, waited for below
+   * with SIGCHLD, and unblocked in the child before exec. */
+  sigset_t stop_set, old_mask;
+  sigemptyset(&stop_set);
+  sigaddset(&stop_set, SIGCHLD);
+  for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+    sigaddset(&stop_set, forwarded[i]);
+  sigprocmask(SIG_BLOCK, &stop_set, &old_mask);
+  /* Orphaned descendants (double-forked helpers) come back to us, so that
+   * a stopped run can wait for them to write out their traces. */
+  prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   fflush(NULL);
   pid_t child = fork();
   if (child < 0) {
@@ -202,6 +272,7 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
     return 2;
   }
   if (child == 0) {
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
     if (set_environment(cli, shim, err, sizeof err) != 0) {
       fprintf(stderr, "loopsan: %s\n", err);
       _exit(127);
@@ -210,17 +281,16 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
     fprintf(stderr, "loopsan: cannot run '%s': %s\n", cli->args[0], strerror(errno));
     _exit(errno == ENOENT ? 127 : 126);
   }
-  sigaction(SIGINT, &ign, &old_int);
-  sigaction(SIGQUIT, &ign, &old_quit);
-  int wstatus = 0;
-  while (waitpid(child, &wstatus, 0) < 0 && errno == EINTR)
-    ;
-  sigaction(SIGINT, &old_int, NULL);
-  sigaction(SIGQUIT, &old_quit, NULL);
+  int wstatus = 0, stopped = 0;
+  uint64_t end_mono_ns = wait_for_program(child, &stop_set, &wstatus, &stopped);
+  reap_descendants(&stop_set, stopped);
   int status = WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : WEXITSTATUS(wstatus);
 
   struct loopsan_report report = {0};
-  struct loopsan_analyze_options ao = {.slow_ns = (uint64_t)cli->shim.slow_ms * 1000000u};
+  struct loopsan_analyze_options ao = {.slow_ns = (uint64_t)cli->shim.slow_ms * 1000000u,
+                                       .child_pid = child,
+                                       .child_signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0,
+                                       .child_end_mono_ns = end_mono_ns};
   struct name_set after = {0};
   list_traces(cli->shim.trace_dir, &after);
   char **paths = calloc(after.n + 1, sizeof *paths);

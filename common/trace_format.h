@@ -1,4 +1,4 @@
-/* The loopsan trace, format 1: the only interface between the shim that
+/* The loopsan trace, format 2: the only interface between the shim that
  * writes it and the analyzer that reads it. docs/trace-format.md describes
  * it in prose; this header is its exact layout.
  *
@@ -18,10 +18,12 @@
 #include <stdint.h>
 
 #define LOOPSAN_TRACE_MAGIC "LOOPSANT" /* 8 bytes, no NUL */
-#define LOOPSAN_TRACE_VERSION 1u
+#define LOOPSAN_TRACE_VERSION 2u
+#define LOOPSAN_TRACE_VERSION_MIN 1u /* the oldest this reader still reads */
 #define LOOPSAN_CHUNK_MAGIC 0x4b43534cu /* "LSCK" */
 #define LOOPSAN_CHUNK_MAX_PAYLOAD (1u << 20)
 #define LOOPSAN_STACK_MAX_FRAMES 256u
+#define LOOPSAN_RECORD_MAX_SIZE 0xfff8u /* h.size is 16 bits and a multiple of 8 */
 
 struct loopsan_file_header {
   char magic[8];
@@ -47,10 +49,25 @@ struct loopsan_record_header {
  * named "<trace file>.spill.<n>", so that what a process recorded survives
  * SIGKILL without any write(2): the kernel owns those pages. The records in
  * [written, end) of a spill file are not yet in the trace file; a reader
- * appends them after the trace's own records. A process that exits normally
- * writes everything out and removes its spill files. */
+ * appends them after the trace's own records. The header also holds what
+ * the thread is doing right now (the callbacks it is inside of, innermost
+ * last) and how many callbacks it has dispatched, so that a process killed
+ * inside a callback is still reported with it. A process that exits
+ * normally writes everything out and removes its spill files. */
 #define LOOPSAN_SPILL_MAGIC "LOOPSPIL"
-#define LOOPSAN_SPILL_DATA_OFFSET 64u
+#define LOOPSAN_SPILL_DATA_OFFSET 256u   /* format 2; 64 in format 1 */
+#define LOOPSAN_SPILL_DATA_OFFSET_V1 64u
+#define LOOPSAN_INFLIGHT_MAX 4u           /* nested dispatches published */
+#define LOOPSAN_LIBRARY_SLOTS 8u          /* >= LOOPSAN_LIB_COUNT */
+
+/* A dispatch in progress. obj 0: not ours (inherited across fork). */
+struct loopsan_inflight {
+  uint64_t t0;
+  uint64_t obj;
+  uint64_t cb;
+  uint32_t slot;
+  uint32_t library;
+};
 
 struct loopsan_spill_header {
   char magic[8];
@@ -59,7 +76,9 @@ struct loopsan_spill_header {
   uint32_t end;      /* records end here (offset into the data) */
   uint32_t written;  /* records before this offset are already in the trace */
   uint32_t capacity; /* bytes of data after LOOPSAN_SPILL_DATA_OFFSET */
-  uint32_t reserved;
+  uint32_t depth;    /* dispatches in progress (entries beyond INFLIGHT_MAX not kept) */
+  struct loopsan_inflight inflight[LOOPSAN_INFLIGHT_MAX];
+  uint64_t dispatches[LOOPSAN_LIBRARY_SLOTS]; /* callbacks dispatched, per library, ever */
 };
 
 /* Libraries; names in loopsan_library_names. */
@@ -73,6 +92,9 @@ enum loopsan_library {
   LOOPSAN_LIB_GENERIC,
   LOOPSAN_LIB_COUNT
 };
+_Static_assert(LOOPSAN_LIB_COUNT <= LOOPSAN_LIBRARY_SLOTS, "spill header counts every library");
+_Static_assert(sizeof(struct loopsan_spill_header) <= LOOPSAN_SPILL_DATA_OFFSET,
+               "the spill header fits before the data");
 
 /* What an object is, generically: rules reason about these, never about
  * library-specific types. */
@@ -96,6 +118,8 @@ enum loopsan_record_type {
   LOOPSAN_REC_API_ERROR = 11,
   LOOPSAN_REC_LOST = 12,
   LOOPSAN_REC_END = 13,
+  LOOPSAN_REC_COUNTS = 14,     /* format 2 */
+  LOOPSAN_REC_UNFINISHED = 15, /* format 2 */
   LOOPSAN_REC_TYPE_COUNT
 };
 
@@ -252,9 +276,11 @@ enum loopsan_lost_reason {
 };
 
 enum loopsan_end_how {
-  LOOPSAN_END_EXIT = 1,  /* exit() / return from main: destructors ran */
-  LOOPSAN_END__EXIT = 2, /* _exit() */
-  LOOPSAN_END_EXEC = 3,  /* the image was replaced by exec */
+  LOOPSAN_END_EXIT = 1,   /* exit() / return from main: destructors ran */
+  LOOPSAN_END__EXIT = 2,  /* _exit(), _Exit(), quick_exit() */
+  LOOPSAN_END_EXEC = 3,   /* the image was replaced by exec */
+  LOOPSAN_END_KILLED = 4, /* not written by the shim: the analyzer's word for
+                             a process that ended without an END record */
 };
 
 struct loopsan_rec_end {
@@ -262,6 +288,41 @@ struct loopsan_rec_end {
   uint64_t ts;
   uint32_t how;
   int32_t status; /* exit status where known, else -1 */
+};
+
+/* What the shim counted so far (cumulative: a reader keeps the largest
+ * value of each count). Counters survive compaction, so a clean run still
+ * says what was observed. Followed by uint64_t dispatches[n_libraries]
+ * (callbacks dispatched, indexed by enum loopsan_library), then n_types
+ * struct loopsan_count entries. */
+struct loopsan_rec_counts {
+  struct loopsan_record_header h;
+  uint16_t n_libraries;
+  uint16_t n_types;
+  uint32_t pad;
+};
+
+struct loopsan_count {
+  uint16_t library;
+  uint16_t type;
+  uint32_t pad;
+  uint64_t created; /* objects the program created */
+  uint64_t ended;   /* of those, closed, freed or completed */
+};
+
+/* A callback that was still running when its process ended: written at
+ * exit, _exit and exec for every thread's dispatches in progress, and made
+ * up by the analyzer from a killed process's spill files. h.aux: the
+ * callback's slot. */
+struct loopsan_rec_unfinished {
+  struct loopsan_record_header h;
+  uint64_t ts;     /* when the callback began */
+  uint64_t end_ts; /* when the process ended (or was last seen) */
+  uint64_t obj;
+  uint64_t cb;
+  uint32_t tid;    /* the thread running it */
+  uint16_t library;
+  uint16_t how;    /* enum loopsan_end_how */
 };
 
 #endif

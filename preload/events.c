@@ -2,6 +2,7 @@
  * state, a call failed, a dispatch was slow. Adapters say *what* happened in
  * their library's terms; this turns it into trace records. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -9,8 +10,21 @@
 
 
 #define MAX_TYPES 128
+#define TYPES_PER_LIBRARY 64
 static struct loopsan_type_desc types[MAX_TYPES];
 static size_t n_types;
+
+/* What the program created and ended, per (library, type): kept as
+ * counters because compaction drops the records of objects that ended
+ * well, and a clean run must still say what was observed. */
+static _Atomic uint64_t created[LOOPSAN_LIBRARY_SLOTS][TYPES_PER_LIBRARY];
+static _Atomic uint64_t ended[LOOPSAN_LIBRARY_SLOTS][TYPES_PER_LIBRARY];
+
+static inline void count(_Atomic uint64_t (*table)[TYPES_PER_LIBRARY], unsigned library,
+                         unsigned type) {
+  if (library < LOOPSAN_LIBRARY_SLOTS && type < TYPES_PER_LIBRARY)
+    atomic_fetch_add_explicit(&table[library][type], 1, memory_order_relaxed);
+}
 
 void loopsan__register_types(const struct loopsan_type_desc *t, size_t n) {
   for (size_t i = 0; i < n && n_types < MAX_TYPES; i++)
@@ -48,6 +62,7 @@ uint64_t loopsan__record_new(const void *addr, uint8_t library, uint8_t type, ui
       .type = type,
   };
   loopsan__emit(LOOPSAN_REC_OBJ_NEW, &r, sizeof r);
+  count(created, library, type);
   if (ref_out)
     *ref_out = ref;
   errno = saved;
@@ -71,6 +86,44 @@ void loopsan__record_op(uint64_t obj, uint32_t op, const void *cb, uint32_t arg,
   }
   loopsan__emit(LOOPSAN_REC_OBJ_OP, &r, size);
   errno = saved;
+}
+
+void loopsan__record_end(const struct loopsan_obj *o, uint32_t op, const void *cb, int32_t arg,
+                         int with_stack) {
+  count(ended, o->library, o->type);
+  loopsan__record_op(o->id, op, cb, (uint32_t)arg, with_stack);
+}
+
+void loopsan__emit_counts(void) {
+  struct {
+    struct loopsan_rec_counts r;
+    uint64_t dispatches[LOOPSAN_LIBRARY_SLOTS];
+  } head = {.r = {.n_libraries = LOOPSAN_LIBRARY_SLOTS}};
+  struct loopsan_count entries[MAX_TYPES];
+  uint16_t n = 0;
+  for (size_t i = 0; i < n_types; i++) {
+    unsigned lib = types[i].library, type = types[i].type;
+    if (lib >= LOOPSAN_LIBRARY_SLOTS || type >= TYPES_PER_LIBRARY)
+      continue;
+    uint64_t c = atomic_load_explicit(&created[lib][type], memory_order_relaxed);
+    if (c)
+      entries[n++] = (struct loopsan_count){.library = (uint16_t)lib, .type = (uint16_t)type,
+                                            .created = c,
+                                            .ended = atomic_load_explicit(&ended[lib][type],
+                                                                          memory_order_relaxed)};
+  }
+  loopsan__writer_dispatch_totals(head.dispatches);
+  head.r.n_types = n;
+  loopsan__emit_tail(LOOPSAN_REC_COUNTS, &head, sizeof head, entries, n * sizeof entries[0], NULL, 0);
+}
+
+void loopsan__events_atfork_child(void) {
+  /* The child's report counts what the child does. */
+  for (unsigned l = 0; l < LOOPSAN_LIBRARY_SLOTS; l++)
+    for (unsigned t = 0; t < TYPES_PER_LIBRARY; t++) {
+      atomic_store_explicit(&created[l][t], 0, memory_order_relaxed);
+      atomic_store_explicit(&ended[l][t], 0, memory_order_relaxed);
+    }
 }
 
 void loopsan__record_api_error(uint64_t obj, uint8_t library, const char *function, int result) {

@@ -18,6 +18,7 @@
 
 #include "preload/lib_uv.h"
 #include "preload/shim.h"
+#include "preload/tracefile.h"
 
 struct loopsan_shim_state loopsan__state;
 
@@ -39,6 +40,7 @@ static void atfork_child(void) {
   loopsan__state.pid = (uint32_t)getpid();
   loopsan__writer_atfork_child(); /* the child's trace opens when it first has records */
   loopsan__stacks_atfork_child();
+  loopsan__events_atfork_child();
 }
 
 __attribute__((constructor)) static void loopsan_init(void) {
@@ -119,6 +121,33 @@ LOOPSAN_INTERPOSE void _Exit(int status) {
     real = (noreturn_fn)real_fn("_Exit");
   end_now(LOOPSAN_END__EXIT, status);
   real(status);
+}
+
+/* quick_exit runs no destructors (ours included): the trace ends here. */
+LOOPSAN_INTERPOSE void quick_exit(int status) {
+  static noreturn_fn real;
+  if (!real)
+    real = (noreturn_fn)real_fn("quick_exit");
+  end_now(LOOPSAN_END__EXIT, status);
+  real(status);
+}
+
+/* A library about to be unloaded is recorded first, so that frames and
+ * callbacks inside it can still be named (the map is otherwise re-read at
+ * most once a second). dlclose, unlike dlopen, resolves no $ORIGIN for its
+ * caller, so interposing it changes nothing for the program. */
+LOOPSAN_INTERPOSE int dlclose(void *handle) {
+  static int (*real)(void *);
+  if (!real)
+    real = (int (*)(void *))real_fn("dlclose");
+  if (!real)
+    return -1;
+  if (loopsan__state.active && loopsan__trace_is_open()) { /* not in a silent forked child */
+    int saved = errno;
+    loopsan__modules_emit_if_changed(0);
+    errno = saved;
+  }
+  return real(handle);
 }
 
 /* exec: the trace is ended (how=exec) and written out first; if exec fails

@@ -133,7 +133,7 @@ static void handle_started(void *ref, const void *h, int rc, const char *fn, uin
       loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);                        \
       loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);                  \
     }                                                                          \
-    loopsan__dispatch_begin(&d, o.id, o.cb, slot);                             \
+    loopsan__dispatch_begin(&d, o.id, o.cb, slot, LOOPSAN_LIB_UV);             \
     ((cb_type)o.cb) args;                                                      \
     loopsan__dispatch_end(&d);                                                 \
   }
@@ -183,11 +183,11 @@ TRAMPOLINE static void tr_close(uv_handle_t *h) {
   uv_close_cb cb = (uv_close_cb)o.cb[LOOPSAN_SLOT_CLOSE];
   if (cb) {
     struct loopsan_dispatch d;
-    loopsan__dispatch_begin(&d, o.id, (void *)cb, LOOPSAN_SLOT_CLOSE);
+    loopsan__dispatch_begin(&d, o.id, (void *)cb, LOOPSAN_SLOT_CLOSE, LOOPSAN_LIB_UV);
     cb(h);
     loopsan__dispatch_end(&d);
   }
-  loopsan__record_op(o.id, LOOPSAN_OP_CLOSED, (void *)cb, 0, 0);
+  loopsan__record_end(&o, LOOPSAN_OP_CLOSED, (void *)cb, 0, 0);
 }
 
 /* ---- loops --------------------------------------------------------------- */
@@ -248,7 +248,7 @@ LOOPSAN_INTERPOSE int uv_loop_close(uv_loop_t *loop) {
     if (rc == 0) {
       forget_loop(loop);
       loopsan__obj_take(loop, &o);
-      loopsan__record_op(o.id, LOOPSAN_OP_CLOSED, NULL, 0, 1);
+      loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 1);
     } else {
       loopsan__record_api_error(o.id, LOOPSAN_LIB_UV, "uv_loop_close", rc);
     }
@@ -262,7 +262,7 @@ LOOPSAN_INTERPOSE void uv_loop_delete(uv_loop_t *loop) {
   struct loopsan_obj o;
   forget_loop(loop);
   if (from_program(CALLER) && loopsan__obj_take(loop, &o) == 0)
-    loopsan__record_op(o.id, LOOPSAN_OP_CLOSED, NULL, 0, 1);
+    loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 1);
   REAL(uv_loop_delete)(loop);
 }
 
@@ -304,8 +304,8 @@ LOOPSAN_INTERPOSE int uv_async_init(uv_loop_t *l, uv_async_t *h, uv_async_cb cb)
   if (!from_program(CALLER))
     return REAL(uv_async_init)(l, h, cb);
   handle_new(h, T_ASYNC, l);
-  void *ref = cb ? handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tr_async) : NULL;
-  int rc = REAL(uv_async_init)(l, h, ref ? tr_async : cb);
+  void *ref = handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tr_async);
+  int rc = REAL(uv_async_init)(l, h, ref && cb ? tr_async : cb);
   handle_started(ref, h, rc, "uv_async_init", 0);
   return rc;
 }
@@ -341,10 +341,11 @@ LOOPSAN_INTERPOSE int uv_spawn(uv_loop_t *l, uv_process_t *h, const uv_process_o
     if (!RESOLVE(fn))                                                             \
       return UV_ENOSYS;                                                           \
     void *ref;                                                                    \
-    if (!from_program(CALLER) || !cb ||                                           \
+    if (!from_program(CALLER) ||                                                  \
         !(ref = handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tramp)))     \
       return REAL(fn) args_real(cb);                                              \
-    int rc = REAL(fn) args_real(tramp);                                           \
+    /* A NULL callback is legal (uv_poll_start, uv_listen): still a start. */     \
+    int rc = cb ? REAL(fn) args_real(tramp) : REAL(fn) args_real(cb);             \
     handle_started(ref, h, rc, #fn, flags);                                       \
     return rc;                                                                    \
   }
@@ -462,7 +463,7 @@ LOOPSAN_INTERPOSE int uv_accept(uv_stream_t *server, uv_stream_t *client) {
   if (!RESOLVE(uv_accept))
     return UV_ENOSYS;
   int rc = REAL(uv_accept)(server, client);
-  if (rc == 0 && from_program(CALLER))
+  if (from_program(CALLER)) /* even refused (UV_EBUSY): the client was put to use */
     loopsan__uv_handle_used(client);
   return rc;
 }

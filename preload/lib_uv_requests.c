@@ -26,7 +26,7 @@ void loopsan__uv_request_submitted(void *ref, const void *req, int rc, const cha
   /* Refused: the request never existed for libuv. */
   if (loopsan__obj_take(req, &o) == 0) {
     loopsan__record_api_error(o.id, LOOPSAN_LIB_UV, fn, rc);
-    loopsan__record_op(o.id, LOOPSAN_OP_CLOSED, NULL, 0, 0);
+    loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 0);
   }
 }
 
@@ -37,12 +37,12 @@ uint64_t loopsan__uv_stream_loop_id(const void *stream) {
 
 /* COMPLETE's argument holds 24 bits: errors are small negatives, byte
  * counts of fs requests are only "success". */
-static inline uint32_t clamp_status(ssize_t status) {
+static inline int32_t clamp_status(ssize_t status) {
   if (status < -0x7fffff)
     status = -0x7fffff;
   if (status > 0x7fffff)
     status = 0x7fffff;
-  return (uint32_t)status;
+  return (int32_t)status;
 }
 
 /* A request callback: the request leaves the table before its callback
@@ -53,14 +53,14 @@ static inline uint32_t clamp_status(ssize_t status) {
     struct loopsan_obj o;                                                      \
     if (LOOPSAN_UNLIKELY(loopsan__obj_take(req_param, &o) != 0))               \
       return;                                                                  \
-    uint32_t complete_status = clamp_status(status_expr);                      \
+    int32_t complete_status = clamp_status(status_expr);                       \
     if (o.cb[0]) {                                                             \
       struct loopsan_dispatch d;                                               \
-      loopsan__dispatch_begin(&d, o.id, o.cb[0], LOOPSAN_SLOT_MAIN);           \
+      loopsan__dispatch_begin(&d, o.id, o.cb[0], LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_UV); \
       ((cb_type)o.cb[0]) args;                                                 \
       loopsan__dispatch_end(&d);                                               \
     }                                                                          \
-    loopsan__record_op(o.id, LOOPSAN_OP_COMPLETE, o.cb[0], complete_status, 0); \
+    loopsan__record_end(&o, LOOPSAN_OP_COMPLETE, o.cb[0], complete_status, 0);  \
   }
 
 REQUEST_TRAMPOLINE(tr_write, uv_write_cb, r, status, (uv_write_t * r, int status), (r, status))

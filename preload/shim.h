@@ -48,6 +48,8 @@ void loopsan__emit(uint16_t type, void *rec, size_t size);
 void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1, size_t len1,
                         const void *tail2, size_t len2);
 void loopsan__flush_all(void);
+/* Callbacks dispatched so far, per library, summed over every thread. */
+void loopsan__writer_dispatch_totals(uint64_t totals[LOOPSAN_LIBRARY_SLOTS]);
 /* The calling thread is about to block in the kernel for TIMEOUT_MS (-1:
  * indefinitely). Writes buffered records out when they would otherwise wait
  * too long: before an indefinite or long wait, or when the last write-out
@@ -131,29 +133,62 @@ struct loopsan_type_desc {
 };
 void loopsan__register_types(const struct loopsan_type_desc *types, size_t n);
 void loopsan__emit_types(void);
+/* Object O (from the table) is gone for good: closed, freed or completed.
+ * Records OP (LOOPSAN_OP_CLOSED or LOOPSAN_OP_COMPLETE) and counts it. */
+void loopsan__record_end(const struct loopsan_obj *o, uint32_t op, const void *cb, int32_t arg,
+                         int with_stack);
+/* The COUNTS record: what was observed so far (writer.c sums the dispatch
+ * counts of every thread's buffer). */
+void loopsan__emit_counts(void);
+void loopsan__events_atfork_child(void);
 
-/* Dispatch timing: the only code on every callback's path: two clock reads
- * and a compare. (No helper thread: a second thread alone makes every
- * epoll_wait of the program slower, see docs/architecture.md.) */
+/* Dispatch timing: the only code on every callback's path: two clock
+ * reads, a compare, and the dispatch published in the thread's spill
+ * header (a few stores into memory the thread already owns), so that a
+ * callback that never returns is still known after exit or SIGKILL. (No
+ * helper thread: a second thread alone makes every epoll_wait of the
+ * program slower, see docs/architecture.md.) */
 struct loopsan_dispatch {
   uint64_t t0;
   uint64_t obj;
   const void *cb;
   uint32_t slot;
+  uint32_t library;
+  struct loopsan_spill_header *region; /* where it is published; NULL: nowhere */
 };
 
+/* The calling thread's spill header (NULL until its first record). */
+extern LOOPSAN_TLS struct loopsan_spill_header *loopsan__tls_region;
+/* Give the calling thread its buffer; its spill header, or NULL. */
+struct loopsan_spill_header *loopsan__region_for_thread(void);
+
 static inline void loopsan__dispatch_begin(struct loopsan_dispatch *d, uint64_t obj,
-                                           const void *cb, uint32_t slot) {
+                                           const void *cb, uint32_t slot, uint32_t library) {
+  struct loopsan_spill_header *h = loopsan__tls_region;
+  if (LOOPSAN_UNLIKELY(!h))
+    h = loopsan__region_for_thread();
   d->obj = obj;
   d->cb = cb;
   d->slot = slot;
+  d->library = library;
+  d->region = h;
   d->t0 = loopsan__now();
+  if (LOOPSAN_LIKELY(h != NULL)) {
+    uint32_t depth = h->depth;
+    if (LOOPSAN_LIKELY(depth < LOOPSAN_INFLIGHT_MAX))
+      h->inflight[depth] = (struct loopsan_inflight){d->t0, obj, (uintptr_t)cb, slot, library};
+    __atomic_store_n(&h->depth, depth + 1, __ATOMIC_RELEASE);
+    h->dispatches[library]++;
+  }
 }
 
 void loopsan__dispatch_slow(const struct loopsan_dispatch *d, uint64_t duration);
 
 static inline void loopsan__dispatch_end(struct loopsan_dispatch *d) {
   uint64_t dt = loopsan__now() - d->t0;
+  struct loopsan_spill_header *h = d->region;
+  if (LOOPSAN_LIKELY(h != NULL))
+    __atomic_store_n(&h->depth, h->depth - 1, __ATOMIC_RELEASE);
   if (LOOPSAN_UNLIKELY(dt >= loopsan__state.slow_ticks)) /* 0 in record mode "all" */
     loopsan__dispatch_slow(d, dt);
 }

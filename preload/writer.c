@@ -58,6 +58,7 @@ static struct {
 } W = {.open_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static LOOPSAN_TLS struct tbuf *my_buf;
+LOOPSAN_TLS struct loopsan_spill_header *loopsan__tls_region; /* my_buf's header, for dispatches */
 static LOOPSAN_TLS int in_writer; /* our own write(2) must not re-enter */
 
 static inline uint32_t buf_end(const struct tbuf *b) {
@@ -72,6 +73,10 @@ static void region_init(struct tbuf *b, uint32_t tid) {
   b->hdr->version = LOOPSAN_TRACE_VERSION;
   b->hdr->capacity = TBUF_CAPACITY;
   b->hdr->tid = tid;
+  /* A recycled buffer keeps its dispatch counts (they are the process's);
+   * what its last thread was inside of is not the new thread's. */
+  memset(b->hdr->inflight, 0, sizeof b->hdr->inflight);
+  __atomic_store_n(&b->hdr->depth, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&b->hdr->written, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&b->hdr->end, 0, __ATOMIC_RELEASE);
 }
@@ -159,6 +164,7 @@ static void tbuf_release(void *arg) {
   struct tbuf *b = arg;
   tbuf_write_out(b, 1);
   my_buf = NULL;
+  loopsan__tls_region = NULL;
   atomic_store(&b->in_use, 0);
 }
 
@@ -194,6 +200,7 @@ static struct tbuf *tbuf_acquire(void) {
   region_init(b, b->tid);
   b->last_check = loopsan__now();
   my_buf = b;
+  loopsan__tls_region = b->hdr;
   if (W.key_ok)
     pthread_setspecific(W.key, b); /* write out and recycle at thread exit */
   return b;
@@ -217,7 +224,7 @@ void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1
   size_t total = (size + len1 + len2 + 7u) & ~(size_t)7u;
   if (in_writer)
     return;
-  if (total > 0xfff8u || total > TBUF_CAPACITY) {
+  if (total > LOOPSAN_RECORD_MAX_SIZE || total > TBUF_CAPACITY) {
     loopsan__note_lost(LOOPSAN_LOST_RECORD_TOO_BIG, 1);
     return;
   }
@@ -271,6 +278,40 @@ void loopsan__emit(uint16_t type, void *rec, size_t size) {
   loopsan__emit_tail(type, rec, size, NULL, 0, NULL, 0);
 }
 
+struct loopsan_spill_header *loopsan__region_for_thread(void) {
+  if (!my_buf && !in_writer && tbuf_acquire())
+    emit_thread_record();
+  return my_buf ? my_buf->hdr : NULL;
+}
+
+void loopsan__writer_dispatch_totals(uint64_t totals[LOOPSAN_LIBRARY_SLOTS]) {
+  memset(totals, 0, LOOPSAN_LIBRARY_SLOTS * sizeof totals[0]);
+  for (struct tbuf *b = atomic_load(&W.buffers); b; b = b->next)
+    for (unsigned l = 0; l < LOOPSAN_LIBRARY_SLOTS; l++)
+      totals[l] += __atomic_load_n(&b->hdr->dispatches[l], __ATOMIC_RELAXED);
+}
+
+/* Callbacks still running as the process ends (one called exit(), or the
+ * main thread exits while a loop thread is stuck): say so, each with the
+ * thread that runs it, since nothing else will. */
+static void emit_unfinished(uint32_t how) {
+  uint64_t now = loopsan__now();
+  for (struct tbuf *b = atomic_load(&W.buffers); b; b = b->next) {
+    if (!atomic_load(&b->in_use))
+      continue;
+    uint32_t depth = __atomic_load_n(&b->hdr->depth, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < depth && i < LOOPSAN_INFLIGHT_MAX; i++) {
+      struct loopsan_inflight f = b->hdr->inflight[i];
+      if (!f.obj)
+        continue;
+      struct loopsan_rec_unfinished r = {
+          .h.aux = f.slot, .ts = f.t0, .end_ts = now, .obj = f.obj, .cb = f.cb,
+          .tid = b->tid, .library = (uint16_t)f.library, .how = (uint16_t)how};
+      loopsan__emit(LOOPSAN_REC_UNFINISHED, &r, sizeof r);
+    }
+  }
+}
+
 static LOOPSAN_TLS uint32_t waits_unchecked, wait_budget_ms;
 
 void loopsan__before_wait(int timeout_ms) {
@@ -296,6 +337,7 @@ void loopsan__before_wait(int timeout_ms) {
   if (now - last >= second && atomic_compare_exchange_strong(&W.last_periodic, &last, now)) {
     loopsan__clock_emit();
     loopsan__modules_emit_if_changed(0);
+    loopsan__emit_counts();
   }
   tbuf_write_out(b, 1);
   errno = saved;
@@ -352,8 +394,8 @@ static void emit_process_record(void) {
   clock_gettime(CLOCK_REALTIME, &ts);
   r.realtime_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
   /* Keep the record within the 64 KiB record limit. */
-  if (sizeof r + r.exe_len + r.argv_len > 0xfff0u)
-    r.argv_len = (uint32_t)(0xfff0u - sizeof r - r.exe_len);
+  if (sizeof r + r.exe_len + r.argv_len > LOOPSAN_RECORD_MAX_SIZE)
+    r.argv_len = (uint32_t)(LOOPSAN_RECORD_MAX_SIZE - sizeof r - r.exe_len);
   loopsan__emit_tail(LOOPSAN_REC_PROCESS, &r, sizeof r, exe, r.exe_len, args, r.argv_len);
 }
 
@@ -403,9 +445,11 @@ void loopsan__writer_close(uint32_t how, int status) {
     if (!W.pending_open || !any)
       return;
   }
+  emit_unfinished(how);
   struct loopsan_rec_end r = {.ts = loopsan__now(), .how = how, .status = status};
   loopsan__clock_emit();
   loopsan__modules_emit_if_changed(0);
+  loopsan__emit_counts();
   loopsan__emit(LOOPSAN_REC_END, &r, sizeof r);
   loopsan__flush_all();
   /* Everything is in the trace file now. After exec the mappings go; if
@@ -425,10 +469,16 @@ void loopsan__writer_atfork_child(void) {
       /* Still the parent's file: this buffer is never used again. */
       atomic_store(&b->in_use, 1);
       if (b == my_buf)
-        my_buf = NULL;
+        my_buf = NULL, loopsan__tls_region = NULL;
       continue;
     }
     b->attached = 0;
+    /* The child counts its own dispatches; the callback that forked is the
+     * parent's (its entries stay, to keep the depth balanced, but say
+     * nothing). */
+    memset(b->hdr->dispatches, 0, sizeof b->hdr->dispatches);
+    for (unsigned i = 0; i < LOOPSAN_INFLIGHT_MAX; i++)
+      b->hdr->inflight[i].obj = 0;
     if (b != my_buf)
       atomic_store(&b->in_use, 0);
   }

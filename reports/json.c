@@ -49,7 +49,27 @@ static void process(struct loopsan_strbuf *sb, const struct loopsan_process *p) 
       loopsan_sb_puts(sb, ", ");
     loopsan_sb_json_string(sb, p->libraries[i]);
   }
-  loopsan_sb_puts(sb, "], \"trace\": ");
+  loopsan_sb_puts(sb, "], \"observed\": {");
+  for (size_t i = 0; i < p->n_observations; i++) {
+    const struct loopsan_observed *o = &p->observations[i];
+    loopsan_sb_puts(sb, i ? ", " : "");
+    loopsan_sb_json_string(sb, o->library);
+    loopsan_sb_printf(sb, ": {\"loops\": %" PRIu64 ", \"callbacks\": %" PRIu64 ", \"objects\": {",
+                      o->loops, o->callbacks);
+    for (size_t k = 0; k < o->n_types; k++) {
+      loopsan_sb_puts(sb, k ? ", " : "");
+      loopsan_sb_json_string(sb, o->types[k].name);
+      loopsan_sb_printf(sb, ": %" PRIu64, o->types[k].created);
+    }
+    loopsan_sb_puts(sb, "}, \"ended\": {");
+    for (size_t k = 0; k < o->n_types; k++) {
+      loopsan_sb_puts(sb, k ? ", " : "");
+      loopsan_sb_json_string(sb, o->types[k].name);
+      loopsan_sb_printf(sb, ": %" PRIu64, o->types[k].ended);
+    }
+    loopsan_sb_puts(sb, "}}");
+  }
+  loopsan_sb_puts(sb, "}, \"trace\": ");
   loopsan_sb_json_string(sb, p->trace);
   loopsan_sb_puts(sb, ", \"notes\": [");
   for (size_t i = 0; i < p->n_notes; i++) {
@@ -92,7 +112,13 @@ static void finding(struct loopsan_strbuf *sb, const struct loopsan_finding *f) 
     loopsan_sb_printf(sb, ",\n      \"duration_ms\": %.3f", f->duration_ms);
   else
     loopsan_sb_puts(sb, ",\n      \"duration_ms\": null");
-  loopsan_sb_printf(sb, ", \"count\": %u, \"suppressed\": %s\n    }", f->count,
+  loopsan_sb_puts(sb, ", \"also\": [");
+  for (int k = 0, n = 0; k < LOOPSAN_KIND_COUNT; k++)
+    if (f->also & (1u << k)) {
+      loopsan_sb_puts(sb, n++ ? ", " : "");
+      loopsan_sb_json_string(sb, loopsan_kind_name(k));
+    }
+  loopsan_sb_printf(sb, "], \"count\": %u, \"suppressed\": %s\n    }", f->count,
                     f->suppressed ? "true" : "false");
 }
 

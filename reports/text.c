@@ -63,6 +63,24 @@ static void print_finding(FILE *out, const char *prefix, const struct loopsan_fi
   fprintf(out, "%s\n", prefix);
 }
 
+/* What was seen, as valgrind's "total heap usage: N allocs, N frees". */
+static void print_observed(FILE *out, const char *prefix, const struct loopsan_process *p) {
+  for (size_t i = 0; i < p->n_observations; i++) {
+    const struct loopsan_observed *o = &p->observations[i];
+    fprintf(out, "%s observed %s: %" PRIu64 " loop%s, %" PRIu64 " callback%s dispatched", prefix,
+            o->library, o->loops, o->loops == 1 ? "" : "s", o->callbacks, o->callbacks == 1 ? "" : "s");
+    const char *sep = "; created (ended): ";
+    for (size_t k = 0; k < o->n_types; k++) {
+      if (o->types[k].is_loop)
+        continue;
+      fprintf(out, "%s%" PRIu64 " %s (%" PRIu64 ")", sep, o->types[k].created, o->types[k].name,
+              o->types[k].ended);
+      sep = ", ";
+    }
+    fputc('\n', out);
+  }
+}
+
 int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_render_options *opts,
                         FILE *out) {
   (void)opts;
@@ -96,6 +114,7 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
         fprintf(out, "%s%s", i ? ", " : "", p->libraries[i]);
     }
     fprintf(out, "): %zu finding%s\n", n, n == 1 ? "" : "s");
+    print_observed(out, prefix, p);
     for (size_t i = 0; i < p->n_notes; i++)
       fprintf(out, "%s note: %s\n", prefix, p->notes[i]);
     fprintf(out, "%s\n", prefix);

@@ -28,6 +28,16 @@ static void make_report(struct loopsan_report *r) {
   r->processes[0].pid = 42;
   r->processes[0].exe = strdup("/tmp/we\"ird\n\xff" "exe");
   r->processes[0].observed = 1;
+  struct loopsan_observed *ob = calloc(1, sizeof *ob);
+  ob->library = "libuv";
+  ob->loops = 1;
+  ob->callbacks = 7;
+  ob->n_types = 2;
+  ob->types = calloc(2, sizeof *ob->types);
+  ob->types[0] = (struct loopsan_observed_type){strdup("uv_loop_t"), 1, 1, 1};
+  ob->types[1] = (struct loopsan_observed_type){strdup("uv_timer_t"), 0, 3, 2};
+  r->processes[0].observations = ob;
+  r->processes[0].n_observations = 1;
   r->processes[0].ended = 1;
   r->processes[0].has_exit = 1;
   r->processes[0].exit_status = 3;
@@ -64,7 +74,10 @@ START_TEST(json_fields_and_escaping) {
   ck_assert_ptr_nonnull(strstr(json, "\"object\": {\"type\": \"uv_timer_t\", \"address\": \"0x1234\"}"));
   ck_assert_ptr_nonnull(strstr(json, "\"callback\": {\"function\": \"on_tick\", \"file\": \"server.c\", \"line\": 42"));
   ck_assert_ptr_nonnull(strstr(json, "{\"function\": \"start_ticker\", \"file\": null, \"line\": null"));
-  ck_assert_ptr_nonnull(strstr(json, "\"duration_ms\": 152.301, \"count\": 2, \"suppressed\": false"));
+  ck_assert_ptr_nonnull(strstr(json, "\"duration_ms\": 152.301, \"also\": [], \"count\": 2, \"suppressed\": false"));
+  ck_assert_ptr_nonnull(strstr(json, "\"observed\": {\"libuv\": {\"loops\": 1, \"callbacks\": 7, "
+                                     "\"objects\": {\"uv_loop_t\": 1, \"uv_timer_t\": 3}, "
+                                     "\"ended\": {\"uv_loop_t\": 1, \"uv_timer_t\": 2}}}"));
   ck_assert_ptr_nonnull(strstr(json, "\"summary\": {\"slow-callback\": 2}"));
   free(json);
   loopsan_report_free(&r);
@@ -80,6 +93,8 @@ START_TEST(text_headline_and_summary) {
   ck_assert_ptr_nonnull(strstr(text, "uv_timer_t 0x1234 created at:"));
   ck_assert_ptr_nonnull(strstr(text, "#0 0x5678 in start_ticker"));
   ck_assert_ptr_nonnull(strstr(text, "SUMMARY: loopsan: 2 slow-callback in 1 process"));
+  ck_assert_ptr_nonnull(strstr(text, "==42== observed libuv: 1 loop, 7 callbacks dispatched; "
+                                     "created (ended): 3 uv_timer_t (2)\n"));
   free(text);
   loopsan_report_free(&r);
 }

@@ -4,7 +4,10 @@
  * dlsym(RTLD_NEXT) cannot find it. Expected: slow-callback (callback
  * plugin_slow_tick, created in plugin_start_timer), unclosed-handle (an idle
  * handle created in plugin_open_leak) and unclosed-loop (created in
- * plugin_run), all attributed to libuv. Exit status: 0. */
+ * plugin_run), all attributed to libuv. Exit status: 0. With the argument
+ * "unload" the plugin is dlclose()d as soon as it returns, well within the
+ * second after which the shim would re-read the module map on its own: its
+ * frames must still be named. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -14,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-int main(void) {
+int main(int argc, char **argv) {
   char path[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", path, sizeof path - 64);
   if (n <= 0)
@@ -28,5 +31,8 @@ int main(void) {
     return 1;
   }
   int (*run)(void) = (int (*)(void))dlsym(plugin, "plugin_run");
-  return run ? run() : 1;
+  int rc = run ? run() : 1;
+  if (argc > 1 && strcmp(argv[1], "unload") == 0 && dlclose(plugin) != 0)
+    rc = 1;
+  return rc;
 }
