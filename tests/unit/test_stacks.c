@@ -172,6 +172,79 @@ START_TEST(object_table) {
 }
 END_TEST
 
+/* put/take from several threads at once on objects that share probe
+ * chains, while a reader looks them up: every live object stays findable
+ * by its owner, a lookup never returns another object's record, and
+ * nothing is left behind. Objects come in pairs 16 bytes apart (one home
+ * slot, a chain of two), the two of a pair owned by different threads;
+ * pairs 256 bytes apart keep the table's local load at a half. */
+enum { RACE_THREADS = 4, RACE_PER_THREAD = 4096, RACE_ROUNDS = 40, RACE_STRIDE = 128 };
+static char *race_block;
+static _Atomic int race_writers_done;
+static _Atomic unsigned long race_errors;
+
+static void *race_addr(unsigned index) {
+  return race_block + (size_t)(index / 2) * (2 * RACE_STRIDE) + (index % 2) * 16;
+}
+
+static void *race_writer(void *arg) {
+  unsigned t = (unsigned)(uintptr_t)arg;
+  struct loopsan_obj o, got;
+  memset(&o, 0, sizeof o);
+  for (unsigned round = 1; round <= RACE_ROUNDS; round++) {
+    for (unsigned k = 0; k < RACE_PER_THREAD; k++) {
+      unsigned index = k * RACE_THREADS + t;
+      o.id = ((uint64_t)index << 20) | round;
+      o.cb[0] = race_addr(index);
+      if (!loopsan__obj_put(race_addr(index), &o, 0))
+        race_errors++;
+    }
+    for (unsigned k = 0; k < RACE_PER_THREAD; k += 2)
+      if (loopsan__obj_take(race_addr(k * RACE_THREADS + t), &got) != 0 ||
+          got.id != ((((uint64_t)(k * RACE_THREADS + t)) << 20) | round))
+        race_errors++;
+    for (unsigned k = 1; k < RACE_PER_THREAD; k += 2) {
+      unsigned index = k * RACE_THREADS + t;
+      if (!loopsan__obj_get(race_addr(index), &got) || got.id != (((uint64_t)index << 20) | round))
+        race_errors++;
+      if (loopsan__obj_take(race_addr(index), &got) != 0)
+        race_errors++;
+    }
+  }
+  race_writers_done++;
+  return NULL;
+}
+
+static void *race_reader(void *arg) {
+  (void)arg;
+  struct loopsan_obj_cb cb;
+  unsigned index = 0;
+  while (race_writers_done < RACE_THREADS) {
+    index = (index * 1103515245u + 12345u) % (RACE_THREADS * RACE_PER_THREAD);
+    if (loopsan__obj_dispatch(race_addr(index), 0, &cb) &&
+        ((cb.id >> 20) != index || cb.cb != race_addr(index)))
+      race_errors++; /* another object's record under this address */
+  }
+  return NULL;
+}
+
+START_TEST(object_table_race) {
+  race_block = calloc(RACE_THREADS * RACE_PER_THREAD, RACE_STRIDE);
+  pthread_t writers[RACE_THREADS], reader;
+  ck_assert_int_eq(pthread_create(&reader, NULL, race_reader, NULL), 0);
+  for (unsigned t = 0; t < RACE_THREADS; t++)
+    ck_assert_int_eq(pthread_create(&writers[t], NULL, race_writer, (void *)(uintptr_t)t), 0);
+  for (unsigned t = 0; t < RACE_THREADS; t++)
+    pthread_join(writers[t], NULL);
+  pthread_join(reader, NULL);
+  ck_assert_uint_eq(race_errors, 0);
+  struct loopsan_obj got;
+  for (unsigned i = 0; i < RACE_THREADS * RACE_PER_THREAD; i++)
+    ck_assert_ptr_null(loopsan__obj_get(race_addr(i), &got));
+  free(race_block);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("stacks");
   TCase *tc = tcase_create("capture");
@@ -180,6 +253,7 @@ int main(void) {
   tcase_add_test(tc, depth_limit);
   tcase_add_test(tc, threads_share_ids);
   tcase_add_test(tc, object_table);
+  tcase_add_test(tc, object_table_race);
   suite_add_tcase(s, tc);
   return loopsan_unit_run(s);
 }
