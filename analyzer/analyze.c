@@ -148,7 +148,9 @@ static void callback_phrase(struct loopsan_strbuf *sb, const struct loopsan_find
     /* A demangled C++ name carries its parameter list already. */
     loopsan_sb_printf(sb, strchr(f->callback.function, '(') ? "%s" : "%s()", f->callback.function);
   else if (f->callback.module)
-    loopsan_sb_printf(sb, "%s+0x%llx", f->callback.module,
+    loopsan_sb_printf(sb, "%s+0x%llx",
+                      strrchr(f->callback.module, '/') ? strrchr(f->callback.module, '/') + 1
+                                                       : f->callback.module,
                       (unsigned long long)f->callback.module_offset);
   else
     loopsan_sb_printf(sb, "0x%llx", (unsigned long long)f->callback.address);
@@ -385,11 +387,13 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
       struct loopsan_strbuf sb;
       loopsan_sb_init(&sb);
       callback_phrase(&sb, &cbf);
+      char ran[64] = "";
+      if (r->untimed_ticks)
+        snprintf(ran, sizeof ran, ", for %.3f ms by then", loopsan_replay_ms(r, r->untimed_ticks));
       loopsan_report_add_note(&p->notes, &p->n_notes,
-                              "when last seen it was running callback %s, for %.3f ms by then; "
-                              "when it was killed is unknown (loopsan run knows it for the "
-                              "program it starts)",
-                              sb.len ? sb.data : "?", loopsan_replay_ms(r, r->untimed_ticks));
+                              "when last seen it was running callback %s%s; when it was killed is "
+                              "unknown (loopsan run knows it for the program it starts)",
+                              sb.len ? sb.data : "?", ran);
       loopsan_sb_free(&sb);
       free(cbf.callback.function);
       free(cbf.callback.file);

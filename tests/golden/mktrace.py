@@ -1,0 +1,325 @@
+#!/usr/bin/env python3
+"""Writes the golden traces: small loopsan traces (format 2, see
+docs/trace-format.md), each the record of one made-up process that exercises
+one rule of the analyzer. They are checked in next to their expected reports
+(tests/golden/*.v2.{txt,json}); tests/golden.test checks that `loopsan
+report` still turns each into its expected report. This script is a second,
+independent writer of the format: it is how the traces were made, and how a
+new one is made (add a scenario, run `tests/golden/update.sh`).
+
+Every value is fixed (pids, addresses, timestamps in nanoseconds, module
+paths that exist nowhere), so the reports are byte-for-byte stable.
+
+Usage: mktrace.py OUTDIR
+"""
+import os
+import struct
+import sys
+
+VERSION = 2
+CHUNK_MAGIC = 0x4B43534C
+
+# Record types, libraries, object kinds and operations (common/trace_format.h).
+PROCESS, CLOCK, MODULE, MODULE_UNLOAD, THREAD, STACK, TYPE, OBJ_NEW, OBJ_OP, DISPATCH, \
+    API_ERROR, LOST, END, COUNTS, UNFINISHED = range(1, 16)
+LIB_UV = 1
+KIND_LOOP, KIND_HANDLE, KIND_REQUEST = 1, 2, 3
+OP_START, OP_STOP, OP_USE, OP_CLOSE, OP_CLOSED, OP_FIRED, OP_COMPLETE, OP_RUN = range(1, 9)
+START_ONESHOT, START_SCHEDULED = 1, 2
+END_EXIT, END__EXIT, END_EXEC = 1, 2, 3
+OBJF_DEFAULT_LOOP = 1
+MS = 1000000  # timestamps are nanoseconds (ticks_per_sec 1e9)
+
+UV_TYPES = [  # (type id, name, kind): the shim's table (preload/lib_uv_internal.h)
+    (0, "uv_loop_t", KIND_LOOP), (1, "uv_timer_t", KIND_HANDLE), (2, "uv_idle_t", KIND_HANDLE),
+    (5, "uv_async_t", KIND_HANDLE), (6, "uv_tcp_t", KIND_HANDLE), (12, "uv_process_t", KIND_HANDLE),
+    (15, "uv_write_t", KIND_REQUEST), (21, "uv_work_t", KIND_REQUEST), (22, "uv_fs_t", KIND_REQUEST),
+]
+T = {name: tid for tid, name, _ in UV_TYPES}
+
+EXE = "/golden/bin/server"
+BASE = 0x555555554000  # where the made-up program is mapped
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+def record(rtype, body, aux=0, tail=b""):
+    size = 8 + len(body) + len(tail)
+    pad = (-size) % 8
+    return struct.pack("<HHI", rtype, size + pad, aux) + body + tail + b"\0" * pad
+
+
+def fn(offset):
+    """An address in the program: a function at BASE + offset."""
+    return BASE + offset
+
+
+class Trace:
+    """One process's trace: records are grouped into chunks by thread."""
+
+    def __init__(self, pid, argv, slow_ms=100, version=VERSION):
+        self.pid, self.argv, self.version = pid, argv, version
+        self.chunks = []  # (tid, [records])
+        self.next_stack = 1
+        self.preamble(slow_ms)
+
+    def chunk(self, tid=None):
+        self.chunks.append((tid or self.pid, []))
+
+    def add(self, rec):
+        if not self.chunks:
+            self.chunk()
+        self.chunks[-1][1].append(rec)
+
+    def preamble(self, slow_ms):
+        exe = EXE.encode()
+        args = b"".join(a.encode() + b"\0" for a in self.argv)
+        self.add(record(PROCESS, struct.pack("<IIIIQQQIIII", self.version, self.pid, 1, 0,
+                                             1767225600 * 10**9, slow_ms * MS, 10 * MS, 32,
+                                             len(exe), len(args), len(self.argv)), tail=exe + args))
+        self.add(record(THREAD, struct.pack("<II", self.pid, 6), tail=b"server"))
+        self.add(record(CLOCK, struct.pack("<QQQ", 1000 * MS, 1000 * MS, 10**9)))
+        for tid, name, kind in UV_TYPES:
+            self.add(record(TYPE, struct.pack("<HHHH", LIB_UV, tid, kind, len(name)), tail=name.encode()))
+        path = EXE.encode()
+        self.add(record(MODULE, struct.pack("<QQQII", BASE, BASE, BASE + 0x10000, 0, len(path)),
+                        tail=path))
+
+    def stack(self, *offsets):
+        sid = self.next_stack
+        self.next_stack += 1
+        self.add(record(STACK, struct.pack("<II", sid, len(offsets)),
+                        tail=b"".join(struct.pack("<Q", fn(o)) for o in offsets)))
+        return sid
+
+    def new(self, ts, obj, type_name, address, stack, loop=0, flags=0):
+        self.add(record(OBJ_NEW, struct.pack("<QQQQIHH", ts, obj, loop, address, stack, LIB_UV,
+                                             T[type_name]), aux=flags))
+
+    def op(self, ts, obj, op, arg=0, cb=0, stack=0):
+        body = struct.pack("<QQ", ts, obj)
+        if cb or stack:
+            body += struct.pack("<Q", cb)
+        if stack:
+            body += struct.pack("<II", stack, 0)
+        self.add(record(OBJ_OP, body, aux=(op | ((arg & 0xFFFFFF) << 8))))
+
+    def dispatch(self, ts, duration, obj, cb, slot=0):
+        self.add(record(DISPATCH, struct.pack("<QQQQ", ts, duration, obj, cb), aux=slot))
+
+    def api_error(self, ts, obj, name, result, stack=0):
+        self.add(record(API_ERROR, struct.pack("<QQiIHHI", ts, obj, result, stack, LIB_UV, len(name), 0),
+                        tail=name.encode()))
+
+    def counts(self, dispatches, per_type):
+        libs = [0] * 8
+        libs[LIB_UV] = dispatches
+        body = struct.pack("<HHI", len(libs), len(per_type), 0)
+        tail = b"".join(struct.pack("<Q", n) for n in libs)
+        tail += b"".join(struct.pack("<HHIQQ", LIB_UV, T[name], 0, c, e) for name, (c, e) in per_type.items())
+        self.add(record(COUNTS, body, tail=tail))
+
+    def unfinished(self, ts, end_ts, obj, cb, how, slot=0):
+        self.add(record(UNFINISHED, struct.pack("<QQQQIHH", ts, end_ts, obj, cb, self.pid, LIB_UV, how),
+                        aux=slot))
+
+    def lost(self, reason, n):
+        self.add(record(LOST, struct.pack("<Q", n), aux=reason))
+
+    def end(self, ts, how=END_EXIT, status=0):
+        self.add(record(END, struct.pack("<QIi", ts, how, status)))
+
+    def write(self, path, corrupt_chunk=None, cut=0):
+        out = bytearray(b"LOOPSANT" + struct.pack("<II", self.version, 16))
+        for seq, (tid, recs) in enumerate(self.chunks):
+            payload = b"".join(recs)
+            crc = crc32c(payload)
+            if seq == corrupt_chunk:
+                payload = payload[:20] + b"\xff" + payload[21:]
+            out += struct.pack("<IIIIQ", CHUNK_MAGIC, len(payload), crc, tid, seq) + payload
+        with open(path, "wb") as fh:
+            fh.write(bytes(out[:len(out) - cut]))
+
+
+def spill(path, tid, records, inflight, dispatches):
+    """A spill file a killed thread left: unwritten records and the
+    callbacks it was inside of (t0, obj, cb, slot)."""
+    data = b"".join(records)
+    libs = [0] * 8
+    libs[LIB_UV] = dispatches
+    header = b"LOOPSPIL" + struct.pack("<IIIIII", VERSION, tid, len(data), 0, len(data), len(inflight))
+    for i in range(4):
+        t0, obj, cb, slot = inflight[i] if i < len(inflight) else (0, 0, 0, 0)
+        header += struct.pack("<QQQII", t0, obj, cb, slot, LIB_UV)
+    header += b"".join(struct.pack("<Q", n) for n in libs)
+    header += b"\0" * (256 - len(header))
+    with open(path, "wb") as fh:
+        fh.write(header + data)
+
+
+# Function offsets in the made-up program (named nowhere: reports show them
+# as server+0x...).
+MAIN, START_TICKER, ON_TICK, MAKE_CONN, ON_READ, OPEN_IDLE, ON_IDLE, ON_WORK, SUBMIT, ON_OPEN, \
+    SPAWN_HELPER, ON_EXIT = (0x1100 + 0x40 * i for i in range(12))
+
+
+def slow_callback(out):
+    """Two slow dispatches of one timer callback (merged, the slowest kept),
+    one fast one, and a slow close callback; the timer ends well."""
+    t = Trace(4001, [EXE, "--slow"])
+    loop = t.stack(MAIN)
+    t.new(1000 * MS, 1, "uv_loop_t", 0x7000, loop)
+    s = t.stack(START_TICKER, MAIN)
+    t.new(1001 * MS, 2, "uv_timer_t", 0x7100, s, loop=1)
+    t.op(1001 * MS, 2, OP_START, START_SCHEDULED, cb=fn(ON_TICK))
+    t.op(1002 * MS, 1, OP_RUN)
+    t.op(1011 * MS, 2, OP_FIRED, cb=fn(ON_TICK))
+    t.dispatch(1011 * MS, 152301000, 2, fn(ON_TICK))
+    t.dispatch(1200 * MS, 120500000, 2, fn(ON_TICK))
+    t.op(1400 * MS, 2, OP_CLOSE, cb=fn(ON_EXIT))
+    t.dispatch(1401 * MS, 110 * MS, 2, fn(ON_EXIT), slot=2)
+    t.op(1511 * MS, 2, OP_CLOSED, cb=fn(ON_EXIT))
+    t.op(1512 * MS, 1, OP_CLOSED)
+    t.counts(40, {"uv_loop_t": (1, 1), "uv_timer_t": (1, 1)})
+    t.end(1513 * MS)
+    t.write(os.path.join(out, "slow_callback.v2.trace"))
+
+
+def leaks_and_ebusy(out):
+    """uv_loop_close fails with UV_EBUSY: the timer that kept it open, a
+    handle whose uv_close never finished, and the loop itself."""
+    t = Trace(4002, [EXE])
+    t.new(1000 * MS, 1, "uv_loop_t", 0x7000, t.stack(MAIN))
+    t.new(1001 * MS, 2, "uv_timer_t", 0x7100, t.stack(START_TICKER, MAIN), loop=1)
+    t.op(1001 * MS, 2, OP_START, 0, cb=fn(ON_TICK))  # repeating, not a deadline
+    t.new(1002 * MS, 3, "uv_tcp_t", 0x7200, t.stack(MAKE_CONN, MAIN), loop=1)
+    t.op(1002 * MS, 3, OP_START, 0, cb=fn(ON_READ))
+    t.op(1003 * MS, 1, OP_RUN)
+    t.op(1100 * MS, 3, OP_CLOSE)
+    t.api_error(1101 * MS, 1, "uv_loop_close", -16, t.stack(MAIN))
+    t.counts(3, {"uv_loop_t": (1, 0), "uv_timer_t": (1, 0), "uv_tcp_t": (1, 0)})
+    t.end(1102 * MS)
+    t.write(os.path.join(out, "leaks_and_ebusy.v2.trace"))
+
+
+def one_problem_one_finding(out):
+    """Each object is reported once, under its most specific kind: an armed
+    timer never closed (pending, also unclosed), an idle handle never
+    started nor closed (never-started, also unclosed), one never started but
+    closed, a work request that never completed, and the default loop,
+    which is never reported."""
+    t = Trace(4003, [EXE])
+    t.new(1000 * MS, 1, "uv_loop_t", 0x7000, t.stack(MAIN), flags=OBJF_DEFAULT_LOOP)
+    t.new(1001 * MS, 2, "uv_timer_t", 0x7100, t.stack(START_TICKER, MAIN), loop=1)
+    t.op(1001 * MS, 2, OP_START, START_SCHEDULED | START_ONESHOT, cb=fn(ON_TICK))
+    t.new(1002 * MS, 3, "uv_idle_t", 0x7200, t.stack(OPEN_IDLE, MAIN), loop=1)
+    t.new(1003 * MS, 4, "uv_idle_t", 0x7300, t.stack(OPEN_IDLE, MAKE_CONN, MAIN), loop=1)
+    t.op(1004 * MS, 4, OP_CLOSE)
+    t.op(1005 * MS, 4, OP_CLOSED)
+    t.new(1006 * MS, 5, "uv_work_t", 0x7400, t.stack(SUBMIT, MAIN), loop=1)
+    t.op(1006 * MS, 5, OP_START, START_SCHEDULED | START_ONESHOT, cb=fn(ON_WORK))
+    t.op(1007 * MS, 1, OP_RUN, 1)
+    t.counts(0, {"uv_loop_t": (1, 0), "uv_timer_t": (1, 0), "uv_idle_t": (2, 1), "uv_work_t": (1, 0)})
+    t.end(1010 * MS, END_EXIT, 0)
+    t.write(os.path.join(out, "one_problem_one_finding.v2.trace"))
+
+
+def never_returned_exit(out):
+    """A uv_fs_t callback calls exit() after 250 ms (UNFINISHED how=exit):
+    it is slow until exit, and its request is not pending; a process
+    handle whose uv_spawn failed is not "never started"."""
+    t = Trace(4004, [EXE, "--exit"])
+    t.new(1000 * MS, 1, "uv_loop_t", 0x7000, t.stack(MAIN), flags=OBJF_DEFAULT_LOOP)
+    t.new(1001 * MS, 2, "uv_process_t", 0x7100, t.stack(SPAWN_HELPER, MAIN), loop=1)
+    t.api_error(1001 * MS, 2, "uv_spawn", -2, t.stack(SPAWN_HELPER, MAIN))
+    t.op(1002 * MS, 2, OP_CLOSE)
+    t.op(1003 * MS, 2, OP_CLOSED)
+    t.new(1004 * MS, 3, "uv_fs_t", 0x7200, t.stack(ON_OPEN - 0x20, MAIN), loop=1)
+    t.op(1004 * MS, 3, OP_START, START_SCHEDULED | START_ONESHOT, cb=fn(ON_OPEN))
+    t.unfinished(1010 * MS, 1260 * MS, 3, fn(ON_OPEN), END_EXIT)
+    t.counts(1, {"uv_loop_t": (1, 0), "uv_process_t": (1, 1), "uv_fs_t": (1, 0)})
+    t.end(1260 * MS, END_EXIT, 5)
+    t.write(os.path.join(out, "never_returned_exit.v2.trace"))
+
+
+def killed(out):
+    """SIGKILLed while inside a timer callback: no END record. What the
+    process had open is counted, not reported as leaks; the records it had
+    not written out are recovered from its spill file, whose header says
+    which callback it was running (how long is unknown: a note)."""
+    t = Trace(4005, [EXE, "--hang"])
+    t.new(1000 * MS, 1, "uv_loop_t", 0x7000, t.stack(MAIN))
+    t.new(1001 * MS, 2, "uv_timer_t", 0x7100, t.stack(START_TICKER, MAIN), loop=1)
+    t.op(1001 * MS, 2, OP_START, START_SCHEDULED, cb=fn(ON_TICK))
+    t.counts(0, {"uv_loop_t": (1, 0), "uv_timer_t": (1, 0)})
+    path = os.path.join(out, "killed.v2.trace")
+    t.write(path)
+    unwritten = [record(OBJ_OP, struct.pack("<QQQ", 1011 * MS, 2, fn(ON_TICK)), aux=OP_FIRED),
+                 record(OBJ_OP, struct.pack("<QQ", 1011 * MS, 1), aux=OP_RUN)]
+    spill(path + ".spill.0", 4005, unwritten, [(1011 * MS, 2, fn(ON_TICK), 0)], 1)
+
+
+def damaged(out):
+    """A trace whose second chunk is corrupt and whose last one is cut
+    short: read as far as it is valid, and the losses are told."""
+    t = Trace(4006, [EXE])
+    t.new(1000 * MS, 1, "uv_loop_t", 0x7000, t.stack(MAIN))
+    t.new(1001 * MS, 2, "uv_timer_t", 0x7100, t.stack(START_TICKER, MAIN), loop=1)
+    t.op(1001 * MS, 2, OP_START, 0, cb=fn(ON_TICK))
+    t.chunk()
+    t.dispatch(1100 * MS, 300 * MS, 2, fn(ON_TICK))  # lost with its chunk
+    t.chunk()
+    t.dispatch(1500 * MS, 200 * MS, 2, fn(ON_TICK))
+    t.lost(1, 3)
+    t.chunk()
+    t.end(2000 * MS)
+    t.write(os.path.join(out, "damaged.v2.trace"), corrupt_chunk=1, cut=10)
+
+
+def orphans_across_threads(out):
+    """A handle made on a worker thread whose chunk reaches the file after
+    the main thread's chunk that uses and closes it: the uses are replayed
+    when the object appears, so the handle counts as started and closed."""
+    t = Trace(4007, [EXE])
+    t.new(1000 * MS, 1, "uv_loop_t", 0x7000, t.stack(MAIN))
+    t.op(1002 * MS, 2, OP_START, 0, cb=fn(ON_IDLE))
+    t.dispatch(1003 * MS, 130 * MS, 2, fn(ON_IDLE))
+    t.op(1200 * MS, 2, OP_CLOSE)
+    t.op(1201 * MS, 2, OP_CLOSED)
+    t.op(1202 * MS, 1, OP_CLOSED)
+    t.chunk(tid=4008)
+    t.new(1001 * MS, 2, "uv_async_t", 0x7100, t.stack(OPEN_IDLE), loop=1)
+    t.chunk()
+    t.counts(5, {"uv_loop_t": (1, 1), "uv_async_t": (1, 1)})
+    t.end(1203 * MS)
+    t.write(os.path.join(out, "orphans_across_threads.v2.trace"))
+
+
+def format_v1(out):
+    """A format 1 trace (no COUNTS records, shorter spill header): still
+    read; what was observed comes from its records."""
+    t = Trace(4009, [EXE], version=1)
+    t.new(1000 * MS, 1, "uv_loop_t", 0x7000, t.stack(MAIN))
+    t.new(1001 * MS, 2, "uv_timer_t", 0x7100, t.stack(START_TICKER, MAIN), loop=1)
+    t.op(1001 * MS, 2, OP_START, 0, cb=fn(ON_TICK))
+    t.op(1300 * MS, 2, OP_CLOSE)
+    t.op(1301 * MS, 2, OP_CLOSED)
+    t.end(1302 * MS)
+    t.write(os.path.join(out, "format_v1.v1.trace"))
+
+
+def main():
+    out = sys.argv[1]
+    for scenario in (slow_callback, leaks_and_ebusy, one_problem_one_finding, never_returned_exit,
+                     killed, damaged, orphans_across_threads, format_v1):
+        scenario(out)
+
+
+main()
