@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "analyzer/reader.h"
 #include "analyzer/replay.h"
@@ -74,6 +75,74 @@ static int collect(const char *path, struct path_list *l, struct loopsan_report 
     loopsan_report_add_note(&rep->notes, &rep->n_notes, "%s: no loopsan trace files in this directory",
                             path);
   qsort(l->v + first, l->n - first, sizeof *l->v, compare_paths);
+  return 0;
+}
+
+/* ---- how processes that left no END record ended ---- */
+
+/* A child's end as its parent reaped it (CHILD_EXIT records), or as `loopsan
+ * run` saw its own child end: when, in CLOCK_MONOTONIC, and by which signal. */
+struct child_end {
+  int pid, signal;
+  uint64_t mono_ns;
+};
+
+struct end_scan {
+  uint64_t clock_ts, clock_mono_ns, ticks_per_sec;
+  struct child_end *v;
+  size_t n, cap;
+};
+
+static int scan_child_exits(void *ctx, const struct loopsan_record_header *rec, uint32_t tid) {
+  (void)tid;
+  struct end_scan *e = ctx;
+  if (rec->type == LOOPSAN_REC_CLOCK) {
+    const struct loopsan_rec_clock *c = (const void *)rec;
+    e->clock_ts = c->ts;
+    e->clock_mono_ns = c->mono_ns;
+    e->ticks_per_sec = c->ticks_per_sec ? c->ticks_per_sec : 1000000000u;
+  } else if (rec->type == LOOPSAN_REC_CHILD_EXIT && e->ticks_per_sec) {
+    const struct loopsan_rec_child_exit *x = (const void *)rec;
+    if (e->n == e->cap) {
+      size_t cap = e->cap ? e->cap * 2 : 16;
+      struct child_end *t = realloc(e->v, cap * sizeof *t);
+      if (!t)
+        return 0;
+      e->v = t;
+      e->cap = cap;
+    }
+    double dt = ((double)x->ts - (double)e->clock_ts) * 1e9 / (double)e->ticks_per_sec;
+    e->v[e->n++] = (struct child_end){
+        .pid = (int)x->pid,
+        .signal = WIFSIGNALED(x->status) ? WTERMSIG(x->status) : 0,
+        .mono_ns = (uint64_t)((double)e->clock_mono_ns + dt)};
+  }
+  return 0;
+}
+
+/* Every reaped child of every process of the run. */
+static void collect_child_ends(const struct path_list *files, struct end_scan *ends) {
+  for (size_t i = 0; i < files->n; i++) {
+    struct loopsan_read_stats st;
+    char err[512];
+    ends->ticks_per_sec = 0;
+    loopsan_read_trace(files->v[i], scan_child_exits, ends, &st, err, sizeof err);
+  }
+}
+
+/* How process PID, which left no END record, ended: what `loopsan run`
+ * saw of its own child, else what a parent reaped (the last such record). */
+static int find_end(const struct loopsan_analyze_options *opts, const struct end_scan *ends, int pid,
+                    struct child_end *out) {
+  if (opts->child_pid && pid == opts->child_pid && opts->child_end_mono_ns) {
+    *out = (struct child_end){pid, opts->child_signal, opts->child_end_mono_ns};
+    return 1;
+  }
+  for (size_t i = ends ? ends->n : 0; i-- > 0;)
+    if (ends->v[i].pid == pid) {
+      *out = ends->v[i];
+      return 1;
+    }
   return 0;
 }
 
@@ -308,7 +377,7 @@ static void describe_observed(struct loopsan_process *p, const struct loopsan_re
 
 static void describe_process(struct loopsan_process *p, const struct loopsan_replay *r,
                              const struct loopsan_read_stats *st, const char *path,
-                             const struct loopsan_analyze_options *opts, loopsan_symbolizer *sym) {
+                             const struct child_end *end, loopsan_symbolizer *sym) {
   p->pid = (int)r->pid;
   p->ppid = (int)r->ppid;
   p->exe = dup_or_null(r->exe ? r->exe : "");
@@ -322,8 +391,8 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
   }
   if (r->argv && r->argc) {
     p->argv = calloc(r->argc, sizeof *p->argv);
-    const char *a = r->argv, *end = r->argv + r->argv_len;
-    for (uint32_t i = 0; p->argv && i < r->argc && a < end; i++) {
+    const char *a = r->argv, *args_end = r->argv + r->argv_len;
+    for (uint32_t i = 0; p->argv && i < r->argc && a < args_end; i++) {
       p->argv[p->argc++] = strdup(a);
       a += strlen(a) + 1;
     }
@@ -361,11 +430,15 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
                               lost_why[i] ? lost_why[i] : lost_why[0]);
   if (!r->have_process)
     loopsan_report_add_note(&p->notes, &p->n_notes, "the trace's process record is missing");
+  if (end && end->signal) { /* its parent (or loopsan run) saw it die */
+    p->has_exit = 1;
+    p->exit_signal = end->signal;
+  }
   if (!r->ended) {
     char how[64] = "killed or crashed";
-    if (opts->child_pid && (int)r->pid == opts->child_pid && opts->child_signal)
-      snprintf(how, sizeof how, "killed by signal %d, %s", opts->child_signal,
-               sigabbrev_np(opts->child_signal) ? sigabbrev_np(opts->child_signal) : "?");
+    if (end && end->signal)
+      snprintf(how, sizeof how, "killed by signal %d, %s", end->signal,
+               sigabbrev_np(end->signal) ? sigabbrev_np(end->signal) : "?");
     uint64_t open = r->open_at_end[LOOPSAN_OBJ_LOOP] + r->open_at_end[LOOPSAN_OBJ_HANDLE] +
                     r->open_at_end[LOOPSAN_OBJ_REQUEST] + r->open_at_end[0];
     loopsan_report_add_note(&p->notes, &p->n_notes,
@@ -458,7 +531,7 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
  * spill files next to its trace: read the records they still hold, then
  * what their headers say (callbacks in progress, counts). */
 static uint64_t read_spills(const char *trace, struct loopsan_replay *r, struct loopsan_report *rep,
-                            const struct loopsan_analyze_options *opts) {
+                            const struct child_end *end) {
   char dir[4096];
   const char *slash = strrchr(trace, '/');
   const char *base = slash ? slash + 1 : trace;
@@ -491,8 +564,8 @@ static uint64_t read_spills(const char *trace, struct loopsan_replay *r, struct 
     closedir(d);
   /* After every record: the end of a killed process is known only now. */
   uint64_t end_ts = 0;
-  if (!r->ended && opts->child_pid && (int)r->pid == opts->child_pid && opts->child_end_mono_ns)
-    end_ts = loopsan_replay_ts_of_mono(r, opts->child_end_mono_ns);
+  if (!r->ended && end)
+    end_ts = loopsan_replay_ts_of_mono(r, end->mono_ns);
   for (size_t i = 0; i < n_headers && !r->ended; i++)
     loopsan_replay_spill_header(r, &headers[i], end_ts);
   free(headers);
@@ -500,7 +573,7 @@ static uint64_t read_spills(const char *trace, struct loopsan_replay *r, struct 
 }
 
 static int analyze_one(const char *path, const struct loopsan_analyze_options *opts,
-                       struct loopsan_report *rep) {
+                       const struct end_scan *ends, struct loopsan_report *rep) {
   struct loopsan_replay r;
   struct loopsan_read_stats st;
   char err[512];
@@ -510,7 +583,9 @@ static int analyze_one(const char *path, const struct loopsan_analyze_options *o
     loopsan_replay_free(&r);
     return 0;
   }
-  uint64_t recovered = read_spills(path, &r, rep, opts);
+  struct child_end end_buf;
+  const struct child_end *end = find_end(opts, ends, (int)r.pid, &end_buf) ? &end_buf : NULL;
+  uint64_t recovered = read_spills(path, &r, rep, r.ended ? NULL : end);
   loopsan_replay_finish(&r);
   struct loopsan_process *procs = realloc(rep->processes, (rep->n_processes + 1) * sizeof *procs);
   if (!procs) {
@@ -530,7 +605,7 @@ static int analyze_one(const char *path, const struct loopsan_analyze_options *o
     loopsan_symbolizer_add_module(sym, m->path, m->bias, m->start, m->end,
                                   m->build_id_len ? m->build_id : NULL, m->build_id_len);
   }
-  describe_process(p, &r, &st, path, opts, sym);
+  describe_process(p, &r, &st, path, r.ended ? NULL : end, sym);
   if (recovered)
     loopsan_report_add_note(&p->notes, &p->n_notes,
                             "%llu record(s) recovered from the buffers the process left behind",
@@ -553,8 +628,10 @@ int loopsan_analyze(char *const *paths, size_t n_paths, const struct loopsan_ana
       snprintf(err, err_len, "out of memory");
       goto out;
     }
+  struct end_scan ends = {0};
+  collect_child_ends(&files, &ends);
   for (size_t i = 0; i < files.n; i++)
-    if (analyze_one(files.v[i], opts, out) != 0) {
+    if (analyze_one(files.v[i], opts, &ends, out) != 0) {
       snprintf(err, err_len, "out of memory while analysing %s", files.v[i]);
       goto out;
     }
@@ -566,6 +643,7 @@ int loopsan_analyze(char *const *paths, size_t n_paths, const struct loopsan_ana
   loopsan_report_sort(out);
   rc = 0;
 out:
+  free(ends.v);
   for (size_t i = 0; i < files.n; i++)
     free(files.v[i]);
   free(files.v);

@@ -27,6 +27,7 @@ size_t loopsan_record_min_size(uint16_t type) {
   case LOOPSAN_REC_END: return sizeof(struct loopsan_rec_end);
   case LOOPSAN_REC_COUNTS: return sizeof(struct loopsan_rec_counts);
   case LOOPSAN_REC_UNFINISHED: return sizeof(struct loopsan_rec_unfinished);
+  case LOOPSAN_REC_CHILD_EXIT: return sizeof(struct loopsan_rec_child_exit);
   default: return 0;
   }
 }

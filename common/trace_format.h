@@ -120,6 +120,7 @@ enum loopsan_record_type {
   LOOPSAN_REC_END = 13,
   LOOPSAN_REC_COUNTS = 14,     /* format 2 */
   LOOPSAN_REC_UNFINISHED = 15, /* format 2 */
+  LOOPSAN_REC_CHILD_EXIT = 16, /* format 2 */
   LOOPSAN_REC_TYPE_COUNT
 };
 
@@ -323,6 +324,15 @@ struct loopsan_rec_unfinished {
   uint32_t tid;    /* the thread running it */
   uint16_t library;
   uint16_t how;    /* enum loopsan_end_how */
+};
+
+/* A child this process reaped (waitpid and its kin): when it died and how,
+ * for a child whose own trace has no END (killed). */
+struct loopsan_rec_child_exit {
+  struct loopsan_record_header h;
+  uint64_t ts;
+  uint32_t pid;
+  int32_t status; /* as waitpid(2) reports it */
 };
 
 #endif

@@ -21,7 +21,7 @@ CHUNK_MAGIC = 0x4B43534C
 
 # Record types, libraries, object kinds and operations (common/trace_format.h).
 PROCESS, CLOCK, MODULE, MODULE_UNLOAD, THREAD, STACK, TYPE, OBJ_NEW, OBJ_OP, DISPATCH, \
-    API_ERROR, LOST, END, COUNTS, UNFINISHED = range(1, 16)
+    API_ERROR, LOST, END, COUNTS, UNFINISHED, CHILD_EXIT = range(1, 17)
 LIB_UV = 1
 KIND_LOOP, KIND_HANDLE, KIND_REQUEST = 1, 2, 3
 OP_START, OP_STOP, OP_USE, OP_CLOSE, OP_CLOSED, OP_FIRED, OP_COMPLETE, OP_RUN = range(1, 9)
@@ -132,6 +132,9 @@ class Trace:
 
     def lost(self, reason, n):
         self.add(record(LOST, struct.pack("<Q", n), aux=reason))
+
+    def child_exit(self, ts, pid, wstatus):
+        self.add(record(CHILD_EXIT, struct.pack("<QIi", ts, pid, wstatus)))
 
     def end(self, ts, how=END_EXIT, status=0):
         self.add(record(END, struct.pack("<QIi", ts, how, status)))
@@ -302,6 +305,26 @@ def orphans_across_threads(out):
     t.write(os.path.join(out, "orphans_across_threads.v2.trace"))
 
 
+def reaped_child(out):
+    """Two processes of one run (a directory): a worker SIGKILLed while
+    stuck in a callback, and its parent, whose waitpid() recorded when and
+    how the worker died. The worker's callback is slow until that moment."""
+    d = os.path.join(out, "reaped_child.v2.d")
+    os.makedirs(d, exist_ok=True)
+    parent = Trace(5001, [EXE, "--supervise"])
+    parent.child_exit(1500 * MS, 5002, 9)  # wait status: killed by SIGKILL
+    parent.counts(0, {})
+    parent.end(1600 * MS)
+    parent.write(os.path.join(d, "loopsan.5001.trace"))
+    child = Trace(5002, [EXE, "--worker"])
+    child.new(1000 * MS, 1, "uv_loop_t", 0x7000, child.stack(MAIN))
+    child.new(1001 * MS, 2, "uv_timer_t", 0x7100, child.stack(START_TICKER, MAIN), loop=1)
+    child.op(1001 * MS, 2, OP_START, START_SCHEDULED, cb=fn(ON_TICK))
+    path = os.path.join(d, "loopsan.5002.trace")
+    child.write(path)
+    spill(path + ".spill.0", 5002, [], [(1100 * MS, 2, fn(ON_TICK), 0)], 1)
+
+
 def format_v1(out):
     """A format 1 trace (no COUNTS records, shorter spill header): still
     read; what was observed comes from its records."""
@@ -318,7 +341,7 @@ def format_v1(out):
 def main():
     out = sys.argv[1]
     for scenario in (slow_callback, leaks_and_ebusy, one_problem_one_finding, never_returned_exit,
-                     killed, damaged, orphans_across_threads, format_v1):
+                     killed, damaged, orphans_across_threads, reaped_child, format_v1):
         scenario(out)
 
 

@@ -7,10 +7,11 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 loopsan=$(cd "${1:?usage: update.sh BUILDDIR}" && pwd)/loopsan
 cd "$here"
-rm -f ./*.trace ./*.trace.spill.* ./*.txt ./*.json
+rm -rf ./*.trace ./*.trace.spill.* ./*.txt ./*.json ./*.d
 python3 mktrace.py .
-for trace in *.trace; do
+for trace in *.trace *.d; do
   name=${trace%.trace}
+  name=${name%.d}
   "$loopsan" report --format=text "$trace" >"$name.txt" || true
   "$loopsan" report --format=json "$trace" | sed 's/"version": "[^"]*"/"version": "VERSION"/' >"$name.json" || true
 done
