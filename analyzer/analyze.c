@@ -37,7 +37,7 @@ static int path_push(struct path_list *l, char *p) {
   return 0;
 }
 
-static int is_trace_name(const char *name) {
+int loopsan_is_trace_name(const char *name) {
   size_t n = strlen(name);
   return strncmp(name, "loopsan.", 8) == 0 && n > 14 && strcmp(name + n - 6, ".trace") == 0;
 }
@@ -62,7 +62,7 @@ static int collect(const char *path, struct path_list *l, struct loopsan_report 
   size_t first = l->n;
   struct dirent *e;
   while ((e = readdir(d)) != NULL) {
-    if (!is_trace_name(e->d_name))
+    if (!loopsan_is_trace_name(e->d_name))
       continue;
     char *p = NULL;
     if (asprintf(&p, "%s/%s", path, e->d_name) < 0 || path_push(l, p) != 0) {
@@ -72,8 +72,8 @@ static int collect(const char *path, struct path_list *l, struct loopsan_report 
   }
   closedir(d);
   if (l->n == first)
-    loopsan_report_add_note(&rep->notes, &rep->n_notes, "%s: no loopsan trace files in this directory",
-                            path);
+    loopsan_report_add_note(&rep->notes, &rep->n_notes,
+                            "%s: no loopsan trace files in this directory", path);
   qsort(l->v + first, l->n - first, sizeof *l->v, compare_paths);
   return 0;
 }
@@ -112,10 +112,9 @@ static int scan_child_exits(void *ctx, const struct loopsan_record_header *rec, 
       e->cap = cap;
     }
     double dt = ((double)x->ts - (double)e->clock_ts) * 1e9 / (double)e->ticks_per_sec;
-    e->v[e->n++] = (struct child_end){
-        .pid = (int)x->pid,
-        .signal = WIFSIGNALED(x->status) ? WTERMSIG(x->status) : 0,
-        .mono_ns = (uint64_t)((double)e->clock_mono_ns + dt)};
+    e->v[e->n++] = (struct child_end){.pid = (int)x->pid,
+                                      .signal = WIFSIGNALED(x->status) ? WTERMSIG(x->status) : 0,
+                                      .mono_ns = (uint64_t)((double)e->clock_mono_ns + dt)};
   }
   return 0;
 }
@@ -132,8 +131,8 @@ static void collect_child_ends(const struct path_list *files, struct end_scan *e
 
 /* How process PID, which left no END record, ended: what `loopsan run`
  * saw of its own child, else what a parent reaped (the last such record). */
-static int find_end(const struct loopsan_analyze_options *opts, const struct end_scan *ends, int pid,
-                    struct child_end *out) {
+static int find_end(const struct loopsan_analyze_options *opts, const struct end_scan *ends,
+                    int pid, struct child_end *out) {
   if (opts->child_pid && pid == opts->child_pid && opts->child_end_mono_ns) {
     *out = (struct child_end){pid, opts->child_signal, opts->child_end_mono_ns};
     return 1;
@@ -256,9 +255,10 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
       unsigned how = raw->detail - RAW_DETAIL_UNFINISHED;
       loopsan_sb_printf(&m, " of %s ran for %s%.3f ms and never returned", type,
                         how == REPLAY_END_KILLED_UNTIMED ? "at least " : "", f->duration_ms);
-      loopsan_sb_puts(&d, how < sizeof unfinished_why / sizeof *unfinished_why && unfinished_why[how]
-                              ? unfinished_why[how]
-                              : "the process ended while it ran");
+      loopsan_sb_puts(&d,
+                      how < sizeof unfinished_why / sizeof *unfinished_why && unfinished_why[how]
+                          ? unfinished_why[how]
+                          : "the process ended while it ran");
     } else {
       loopsan_sb_printf(&m, " of %s took %.3f ms", type, f->duration_ms);
       if (f->count > 1)
@@ -279,8 +279,10 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
   case LOOPSAN_KIND_UNCLOSED_LOOP:
     loopsan_sb_printf(&m, "%s was never closed", type);
     if (raw->detail == RAW_DETAIL_LOOP_CLOSE_EBUSY)
-      loopsan_sb_printf(&d, "uv_loop_close() returned UV_%s: handles were still open "
-                            "(they are listed as findings of their own)", error_name(raw->result));
+      loopsan_sb_printf(&d,
+                        "uv_loop_close() returned UV_%s: handles were still open "
+                        "(they are listed as findings of their own)",
+                        error_name(raw->result));
     break;
   case LOOPSAN_KIND_NEVER_STARTED:
     loopsan_sb_printf(&m, "%s was initialised but never started or used", type);
@@ -294,16 +296,18 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
       callback_phrase(&m, f);
     loopsan_sb_puts(&m, " never ran");
     break;
-  default:
-    loopsan_sb_printf(&m, "%s: %s", loopsan_kind_name(f->kind), type);
+  default: loopsan_sb_printf(&m, "%s: %s", loopsan_kind_name(f->kind), type);
   }
   if (f->kind != LOOPSAN_KIND_UNCLOSED_LOOP && f->kind != LOOPSAN_KIND_SLOW_CALLBACK) {
     also_phrase(&d, raw);
     if (raw->detail == RAW_DETAIL_LOOP_CLOSE_EBUSY)
-      loopsan_sb_printf(&d, "%sit kept uv_loop_close() from succeeding (UV_EBUSY)", d.len ? "; " : "");
+      loopsan_sb_printf(&d, "%sit kept uv_loop_close() from succeeding (UV_EBUSY)",
+                        d.len ? "; " : "");
     else if (raw->detail == RAW_DETAIL_CLOSE_UNFINISHED)
-      loopsan_sb_printf(&d, "%s%s was called, but the loop never ran again to finish closing it, "
-                            "so closing the loop failed (UV_EBUSY)", d.len ? "; " : "", api);
+      loopsan_sb_printf(&d,
+                        "%s%s was called, but the loop never ran again to finish closing it, "
+                        "so closing the loop failed (UV_EBUSY)",
+                        d.len ? "; " : "", api);
   }
   f->message = loopsan_sb_steal(&m);
   f->detail = d.len ? loopsan_sb_steal(&d) : NULL;
@@ -318,8 +322,10 @@ static const char *library_of_module(const char *path) {
   static const struct {
     const char *prefix;
     unsigned lib;
-  } known[] = {{"libuv.so", LOOPSAN_LIB_UV},        {"libevent", LOOPSAN_LIB_EVENT},
-               {"libev.so", LOOPSAN_LIB_EV},        {"libglib-2.0.so", LOOPSAN_LIB_GLIB}};
+  } known[] = {{"libuv.so", LOOPSAN_LIB_UV},
+               {"libevent", LOOPSAN_LIB_EVENT},
+               {"libev.so", LOOPSAN_LIB_EV},
+               {"libglib-2.0.so", LOOPSAN_LIB_GLIB}};
   for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
     if (strncmp(base, known[i].prefix, strlen(known[i].prefix)) == 0)
       return loopsan_library_name(known[i].lib);
@@ -342,7 +348,8 @@ static int add_library(struct loopsan_process *p, const char *name) {
  * objects the replay saw stand in). */
 static void describe_observed(struct loopsan_process *p, const struct loopsan_replay *r) {
   for (unsigned lib = 1; lib < LOOPSAN_LIB_COUNT; lib++) {
-    struct loopsan_observed ob = {.library = loopsan_library_name(lib), .callbacks = r->dispatches[lib]};
+    struct loopsan_observed ob = {.library = loopsan_library_name(lib),
+                                  .callbacks = r->dispatches[lib]};
     for (size_t i = 0; i < r->n_counts; i++) {
       const struct replay_count *c = &r->counts[i];
       uint64_t created = c->created > c->seen_created ? c->created : c->seen_created;
@@ -364,7 +371,8 @@ static void describe_observed(struct loopsan_process *p, const struct loopsan_re
     }
     if (!ob.n_types && !ob.callbacks)
       continue;
-    struct loopsan_observed *grown = realloc(p->observations, (p->n_observations + 1) * sizeof *grown);
+    struct loopsan_observed *grown =
+        realloc(p->observations, (p->n_observations + 1) * sizeof *grown);
     if (!grown) {
       free(ob.types);
       break;
@@ -411,17 +419,21 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
                             "was killed while writing",
                             (unsigned long long)st->truncated_bytes);
   if (st->bad_chunks)
-    loopsan_report_add_note(&p->notes, &p->n_notes,
-                            "%llu corrupt chunk(s) skipped (%llu bytes): findings from them are lost",
-                            (unsigned long long)st->bad_chunks, (unsigned long long)st->skipped_bytes);
+    loopsan_report_add_note(
+        &p->notes, &p->n_notes,
+        "%llu corrupt chunk(s) skipped (%llu bytes): findings from them are lost",
+        (unsigned long long)st->bad_chunks, (unsigned long long)st->skipped_bytes);
   if (st->bad_records)
     loopsan_report_add_note(&p->notes, &p->n_notes, "%llu malformed record(s) skipped",
                             (unsigned long long)st->bad_records);
   static const char *const lost_why[8] = {
       [0] = "record(s) were lost",
-      [LOOPSAN_LOST_WRITE_FAILED] = "chunk(s) of records could not be written to the trace (disk full?)",
-      [LOOPSAN_LOST_OBJECT_TABLE_FULL] = "object(s) were not tracked: the shim's object table was full",
-      [LOOPSAN_LOST_STACK_TABLE_FULL] = "stack(s) were not recorded: the shim's stack table was full",
+      [LOOPSAN_LOST_WRITE_FAILED] =
+          "chunk(s) of records could not be written to the trace (disk full?)",
+      [LOOPSAN_LOST_OBJECT_TABLE_FULL] =
+          "object(s) were not tracked: the shim's object table was full",
+      [LOOPSAN_LOST_STACK_TABLE_FULL] =
+          "stack(s) were not recorded: the shim's stack table was full",
       [LOOPSAN_LOST_RECORD_TOO_BIG] = "record(s) were too big to write",
   };
   for (unsigned i = 0; i < 8; i++)
@@ -511,7 +523,8 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
   f.count = raw->count;
   f.object_type = raw->type_name[0] ? strdup(raw->type_name) : NULL;
   f.object_address = raw->address;
-  f.duration_ms = raw->kind == LOOPSAN_KIND_SLOW_CALLBACK ? loopsan_replay_ms(r, raw->max_duration) : -1;
+  f.duration_ms =
+      raw->kind == LOOPSAN_KIND_SLOW_CALLBACK ? loopsan_replay_ms(r, raw->max_duration) : -1;
   if (raw->cb) {
     const loopsan_frame *fr;
     size_t nf;
@@ -523,7 +536,8 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
   frames_of_stack(sym, loopsan_replay_stack(r, raw->created_stack), &f.created_at, &f.n_created_at);
   frames_of_stack(sym, loopsan_replay_stack(r, raw->stack), &f.stack, &f.n_stack);
   f.also = raw->also;
-  compose_message(&f, raw, f.object_type ? f.object_type : "an object", (double)r->threshold_ns / 1e6);
+  compose_message(&f, raw, f.object_type ? f.object_type : "an object",
+                  (double)r->threshold_ns / 1e6);
   return add_finding(rep, &f);
 }
 

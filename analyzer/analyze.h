@@ -24,4 +24,7 @@ struct loopsan_analyze_options {
 int loopsan_analyze(char *const *paths, size_t n_paths, const struct loopsan_analyze_options *opts,
                     struct loopsan_report *out, char *err, size_t err_len);
 
+/* Is NAME (a file name, no directory) a trace file's: loopsan.PID[.N].trace? */
+int loopsan_is_trace_name(const char *name);
+
 #endif

@@ -9,18 +9,18 @@
 
 #include "analyzer/symbolize.h"
 
-#define LOOPSAN_KINDS(X)                                 \
-  X(CRASH, "crash", ERROR)                               \
-  X(MISUSE, "misuse", ERROR)                             \
-  X(WRONG_THREAD, "wrong-thread", ERROR)                 \
-  X(SLOW_CALLBACK, "slow-callback", WARNING)             \
-  X(BLOCKED_LOOP, "blocked-loop", WARNING)               \
-  X(BLOCKING_CALL, "blocking-call", WARNING)             \
-  X(PENDING_AT_EXIT, "pending-at-exit", WARNING)         \
-  X(UNCLOSED_HANDLE, "unclosed-handle", WARNING)         \
-  X(UNCLOSED_LOOP, "unclosed-loop", WARNING)             \
-  X(NEVER_STARTED, "never-started", WARNING)             \
-  X(UNOBSERVED_ERROR, "unobserved-error", WARNING)       \
+#define LOOPSAN_KINDS(X)                           \
+  X(CRASH, "crash", ERROR)                         \
+  X(MISUSE, "misuse", ERROR)                       \
+  X(WRONG_THREAD, "wrong-thread", ERROR)           \
+  X(SLOW_CALLBACK, "slow-callback", WARNING)       \
+  X(BLOCKED_LOOP, "blocked-loop", WARNING)         \
+  X(BLOCKING_CALL, "blocking-call", WARNING)       \
+  X(PENDING_AT_EXIT, "pending-at-exit", WARNING)   \
+  X(UNCLOSED_HANDLE, "unclosed-handle", WARNING)   \
+  X(UNCLOSED_LOOP, "unclosed-loop", WARNING)       \
+  X(NEVER_STARTED, "never-started", WARNING)       \
+  X(UNOBSERVED_ERROR, "unobserved-error", WARNING) \
   X(API_ERROR, "api-error", WARNING)
 
 enum loopsan_kind {
@@ -52,8 +52,8 @@ struct loopsan_finding {
   const char *library; /* static string */
   int pid, tid;
   char *message;
-  char *detail;        /* an extra sentence (why, what to do), or NULL */
-  char *object_type;   /* "uv_timer_t", or NULL */
+  char *detail;      /* an extra sentence (why, what to do), or NULL */
+  char *object_type; /* "uv_timer_t", or NULL */
   uint64_t object_address;
   int has_callback;
   struct loopsan_frame_owned callback;
@@ -62,7 +62,7 @@ struct loopsan_finding {
   struct loopsan_frame_owned *stack;
   size_t n_stack;
   double duration_ms; /* < 0: not timed */
-  unsigned also;       /* the object's other problems: 1 << enum loopsan_kind */
+  unsigned also;      /* the object's other problems: 1 << enum loopsan_kind */
   unsigned count;
   int suppressed;
   size_t process; /* index into loopsan_report.processes (pids repeat across exec) */
@@ -71,7 +71,7 @@ struct loopsan_finding {
 /* What the shim observed of one library in one process (its counters),
  * the way valgrind's summary says "N allocs, N frees". */
 struct loopsan_observed_type {
-  char *name;     /* "uv_timer_t" */
+  char *name; /* "uv_timer_t" */
   int is_loop;
   uint64_t created, ended;
 };
@@ -91,15 +91,15 @@ struct loopsan_process {
   int has_exit;    /* exit below is known */
   int exit_signal; /* non-zero: killed by this signal */
   int exit_status;
-  int ended;       /* the trace has its END record */
+  int ended;            /* the trace has its END record */
   int replaced_by_exec; /* it ended by exec: the next image has the same pid */
-  int observed;    /* the shim saw at least one event-loop object or callback */
+  int observed;         /* the shim saw at least one event-loop object or callback */
   struct loopsan_observed *observations; /* per library */
   size_t n_observations;
   char **libraries; /* "libuv", ... (static strings) */
   size_t n_libraries;
   char *trace;
-  char **notes;    /* what could not be read or observed */
+  char **notes; /* what could not be read or observed */
   size_t n_notes;
 };
 

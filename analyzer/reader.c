@@ -49,7 +49,8 @@ static uint64_t tail_size(const struct loopsan_record_header *h) {
     return r->nframes > LOOPSAN_STACK_MAX_FRAMES ? UINT64_MAX : (uint64_t)r->nframes * 8u;
   }
   case LOOPSAN_REC_TYPE: return ((const struct loopsan_rec_type *)(const void *)h)->name_len;
-  case LOOPSAN_REC_API_ERROR: return ((const struct loopsan_rec_api_error *)(const void *)h)->name_len;
+  case LOOPSAN_REC_API_ERROR:
+    return ((const struct loopsan_rec_api_error *)(const void *)h)->name_len;
   case LOOPSAN_REC_COUNTS: {
     const struct loopsan_rec_counts *r = (const void *)h;
     return (uint64_t)r->n_libraries * 8u + (uint64_t)r->n_types * sizeof(struct loopsan_count);
@@ -128,14 +129,16 @@ int loopsan_read_trace(const char *path, loopsan_record_fn fn, void *ctx,
   }
   st->version = fh.version;
   if (fh.version > LOOPSAN_TRACE_VERSION) {
-    snprintf(err, err_len,
-             "%s: trace format version %u is newer than this loopsan reads (%u); use a newer loopsan",
-             path, fh.version, LOOPSAN_TRACE_VERSION);
+    snprintf(
+        err, err_len,
+        "%s: trace format version %u is newer than this loopsan reads (%u); use a newer loopsan",
+        path, fh.version, LOOPSAN_TRACE_VERSION);
     goto out;
   }
   if (fh.version < LOOPSAN_TRACE_VERSION_MIN) {
-    snprintf(err, err_len, "%s: trace format version %u is too old for this loopsan (it reads %u to %u)",
-             path, fh.version, LOOPSAN_TRACE_VERSION_MIN, LOOPSAN_TRACE_VERSION);
+    snprintf(err, err_len,
+             "%s: trace format version %u is too old for this loopsan (it reads %u to %u)", path,
+             fh.version, LOOPSAN_TRACE_VERSION_MIN, LOOPSAN_TRACE_VERSION);
     goto out;
   }
   if (fh.header_size < sizeof fh || fh.header_size > size) {

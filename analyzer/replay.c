@@ -162,7 +162,8 @@ static struct replay_count *count_of(struct loopsan_replay *r, uint16_t library,
   return &r->counts[r->n_counts++];
 }
 
-static void new_object(struct loopsan_replay *r, const struct loopsan_rec_obj_new *n, uint32_t tid) {
+static void new_object(struct loopsan_replay *r, const struct loopsan_rec_obj_new *n,
+                       uint32_t tid) {
   struct replay_object *o = loopsan_replay_object(r, n->obj);
   if (!o) {
     if ((r->n_objects + 1) * 2 > r->cap_objects && objects_grow(r) != 0) {
@@ -205,8 +206,9 @@ const struct replay_type *loopsan_replay_type(const struct loopsan_replay *r, ui
 /* ---- raw findings, merged by (kind, type, callback, creation stack) ---- */
 
 static uint64_t finding_key(const struct raw_finding *f) {
-  return mix((uint64_t)f->kind * 0x9E3779B97F4A7C15u ^ mix(f->cb) ^ ((uint64_t)f->created_stack << 20) ^
-             mix((uint64_t)f->library << 16 | f->detail) ^ (uint64_t)strlen(f->type_name));
+  return mix((uint64_t)f->kind * 0x9E3779B97F4A7C15u ^ mix(f->cb) ^
+             ((uint64_t)f->created_stack << 20) ^ mix((uint64_t)f->library << 16 | f->detail) ^
+             (uint64_t)strlen(f->type_name));
 }
 
 static int same_finding(const struct raw_finding *a, const struct raw_finding *b) {
@@ -374,10 +376,10 @@ static int orphan_id_take(struct loopsan_replay *r, uint64_t id) {
 }
 
 /* Keep REC (about object OBJ, not yet known) for when its OBJ_NEW comes. */
-static void keep_orphan(struct loopsan_replay *r, uint64_t obj, const struct loopsan_record_header *rec,
-                        uint32_t tid) {
-  if (r->replaying_orphans || rec->size > REPLAY_ORPHAN_MAX_SIZE || r->n_orphans >= REPLAY_ORPHANS_MAX ||
-      orphan_id_add(r, obj) != 0) {
+static void keep_orphan(struct loopsan_replay *r, uint64_t obj,
+                        const struct loopsan_record_header *rec, uint32_t tid) {
+  if (r->replaying_orphans || rec->size > REPLAY_ORPHAN_MAX_SIZE ||
+      r->n_orphans >= REPLAY_ORPHANS_MAX || orphan_id_add(r, obj) != 0) {
     r->orphans_dropped++;
     return;
   }
@@ -437,21 +439,15 @@ static void on_op(struct loopsan_replay *r, const struct loopsan_record_header *
     if (op->cb)
       o->main_cb = op->cb;
     break;
-  case LOOPSAN_OP_STOP:
-    o->last_stop_ts = op->ts;
-    break;
+  case LOOPSAN_OP_STOP: o->last_stop_ts = op->ts; break;
   case LOOPSAN_OP_USE:
-  case LOOPSAN_OP_RUN:
-    o->used = 1;
-    break;
+  case LOOPSAN_OP_RUN: o->used = 1; break;
   case LOOPSAN_OP_CLOSE:
     o->closing = 1;
     o->close_ts = op->ts;
     o->close_cb = op->cb;
     break;
-  case LOOPSAN_OP_FIRED:
-    o->last_fire_ts = op->ts;
-    break;
+  case LOOPSAN_OP_FIRED: o->last_fire_ts = op->ts; break;
   case LOOPSAN_OP_CLOSED:
   case LOOPSAN_OP_COMPLETE:
     if (code == LOOPSAN_OP_COMPLETE)
@@ -462,8 +458,7 @@ static void on_op(struct loopsan_replay *r, const struct loopsan_record_header *
     loopsan_rules_object_ended(r, o);
     forget_object(r, o->id);
     break;
-  default:
-    break;
+  default: break;
   }
 }
 

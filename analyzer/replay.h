@@ -17,17 +17,17 @@ struct replay_object {
   uint64_t created_ts;
   uint32_t stack, tid;
   uint16_t library, type;
-  uint32_t flags;            /* LOOPSAN_OBJF_* */
+  uint32_t flags; /* LOOPSAN_OBJF_* */
   uint64_t main_cb, close_cb;
   uint64_t last_start_ts, last_stop_ts, last_fire_ts;
-  uint32_t start_flags;      /* LOOPSAN_START_* of the last start */
+  uint32_t start_flags; /* LOOPSAN_START_* of the last start */
   uint32_t starts;
-  uint64_t close_ts;         /* close requested */
+  uint64_t close_ts; /* close requested */
   uint32_t close_stack;
   int used, closing;
-  int start_failed;          /* a start was attempted and refused (uv_spawn ENOENT) */
-  int completed;             /* request: its callback ran (it may never have returned) */
-  int loop_close_failed;     /* loop: a close returned an error */
+  int start_failed;      /* a start was attempted and refused (uv_spawn ENOENT) */
+  int completed;         /* request: its callback ran (it may never have returned) */
+  int loop_close_failed; /* loop: a close returned an error */
   int32_t loop_close_result;
   uint32_t loop_close_stack;
 };
@@ -79,7 +79,7 @@ struct raw_finding {
   uint64_t max_duration; /* ts units */
   unsigned count;
   enum raw_detail detail;
-  uint32_t also;  /* other kinds the same object has (1 << enum loopsan_kind) */
+  uint32_t also; /* other kinds the same object has (1 << enum loopsan_kind) */
   int32_t result;
 };
 
@@ -107,13 +107,13 @@ struct loopsan_replay {
   size_t argv_len;
   uint32_t argc;
   int have_process;
-  uint64_t slow_ns;   /* threshold recorded in the trace */
+  uint64_t slow_ns;      /* threshold recorded in the trace */
   uint64_t threshold_ns; /* threshold applied */
   uint64_t ticks_per_sec;
   int ended;
   uint32_t end_how;
   int32_t end_status;
-  uint64_t lost[8]; /* by enum loopsan_lost_reason */
+  uint64_t lost[8];        /* by enum loopsan_lost_reason */
   uint32_t libraries_seen; /* bit per enum loopsan_library */
   uint64_t objects_seen;
   /* the shim's counters (COUNTS records, and a killed process's spill

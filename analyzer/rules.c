@@ -99,7 +99,8 @@ static int pending(const struct loopsan_replay *r, const struct replay_object *o
  * close() does for asyncio's transports, even if the loop never ran again
  * to finish it: unless that unfinished close is what made closing its loop
  * fail. */
-static int unclosed(struct loopsan_replay *r, const struct replay_object *o, enum raw_detail *detail) {
+static int unclosed(struct loopsan_replay *r, const struct replay_object *o,
+                    enum raw_detail *detail) {
   if (object_kind(r, o) != LOOPSAN_OBJ_HANDLE || (o->closing && !loop_close_failed(r, o)))
     return 0;
   if (o->closing)
@@ -143,8 +144,8 @@ void loopsan_rules_at_exit(struct loopsan_replay *r, const struct replay_object 
   uint32_t kinds = (pending(r, o) ? BIT(LOOPSAN_KIND_PENDING_AT_EXIT) : 0) |
                    (never_started(r, o) ? BIT(LOOPSAN_KIND_NEVER_STARTED) : 0) |
                    (unclosed(r, o, &detail) ? BIT(LOOPSAN_KIND_UNCLOSED_HANDLE) : 0);
-  static const enum loopsan_kind order[] = {LOOPSAN_KIND_PENDING_AT_EXIT, LOOPSAN_KIND_NEVER_STARTED,
-                                            LOOPSAN_KIND_UNCLOSED_HANDLE};
+  static const enum loopsan_kind order[] = {
+      LOOPSAN_KIND_PENDING_AT_EXIT, LOOPSAN_KIND_NEVER_STARTED, LOOPSAN_KIND_UNCLOSED_HANDLE};
   for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
     if (!(kinds & BIT(order[i])))
       continue;

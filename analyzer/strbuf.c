@@ -37,7 +37,9 @@ void loopsan_sb_append(struct loopsan_strbuf *sb, const char *s, size_t n) {
   sb->data[sb->len] = '\0';
 }
 
-void loopsan_sb_puts(struct loopsan_strbuf *sb, const char *s) { loopsan_sb_append(sb, s, strlen(s)); }
+void loopsan_sb_puts(struct loopsan_strbuf *sb, const char *s) {
+  loopsan_sb_append(sb, s, strlen(s));
+}
 
 void loopsan_sb_printf(struct loopsan_strbuf *sb, const char *fmt, ...) {
   va_list ap;

@@ -136,8 +136,7 @@ static int strings_grow(loopsan_symbolizer *sym) {
 static const char *intern(loopsan_symbolizer *sym, const char *s) {
   if (s == NULL)
     return NULL;
-  if (2 * (sym->strings_count + 1) > sym->strings_cap &&
-      strings_grow(sym) != 0)
+  if (2 * (sym->strings_count + 1) > sym->strings_cap && strings_grow(sym) != 0)
     return NULL;
   size_t j = hash_string(s) & (sym->strings_cap - 1);
   for (; sym->strings[j] != NULL; j = (j + 1) & (sym->strings_cap - 1))
@@ -206,8 +205,7 @@ static void module_open(sym_module *m) {
   /* add_p_vaddr = true: BASE is then the load bias (dlpi_addr) even when
    * the first PT_LOAD has a non-zero p_vaddr; with false, BASE would be the
    * address of that first segment. Ignored for ET_EXEC. */
-  Dwfl_Module *mod =
-      dwfl_report_elf(dwfl, m->path, m->path, -1, (GElf_Addr)m->bias, true);
+  Dwfl_Module *mod = dwfl_report_elf(dwfl, m->path, m->path, -1, (GElf_Addr)m->bias, true);
   if (dwfl_report_end(dwfl, NULL, NULL) != 0 || mod == NULL)
     goto fail;
   if (m->build_id_len > 0) {
@@ -246,15 +244,12 @@ static sym_module *find_module(loopsan_symbolizer *sym, uint64_t addr) {
  * (glibc's "__GI_getaddrinfo"), so DW_AT_name, the source name, wins then. */
 static const char *die_function_name(Dwarf_Die *die) {
   Dwarf_Attribute attr;
-  const char *linkage =
-      dwarf_formstring(dwarf_attr_integrate(die, DW_AT_linkage_name, &attr));
+  const char *linkage = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_linkage_name, &attr));
   if (linkage == NULL)
-    linkage = dwarf_formstring(
-        dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr));
+    linkage = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr));
   if (linkage != NULL && linkage[0] == '_' && linkage[1] == 'Z')
     return linkage;
-  const char *name =
-      dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &attr));
+  const char *name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &attr));
   return name != NULL ? name : linkage;
 }
 
@@ -269,11 +264,10 @@ static void die_call_site(Dwarf_Die *die, const char **file, int *line) {
   *file = NULL;
   *line = 0;
   if (dwarf_formudata(dwarf_attr(die, DW_AT_call_file, &attr), &v) == 0 &&
-      dwarf_diecu(die, &cu, NULL, NULL) != NULL &&
-      dwarf_getsrcfiles(&cu, &files, &nfiles) == 0 && v < nfiles)
+      dwarf_diecu(die, &cu, NULL, NULL) != NULL && dwarf_getsrcfiles(&cu, &files, &nfiles) == 0 &&
+      v < nfiles)
     *file = dwarf_filesrc(files, v, NULL, NULL);
-  if (dwarf_formudata(dwarf_attr(die, DW_AT_call_line, &attr), &v) == 0 &&
-      v <= INT_MAX)
+  if (dwarf_formudata(dwarf_attr(die, DW_AT_call_line, &attr), &v) == 0 && v <= INT_MAX)
     *line = (int)v;
 }
 
@@ -281,8 +275,7 @@ static void die_call_site(Dwarf_Die *die, const char **file, int *line) {
  * addresses. libdw 0.188 finds units only through .debug_aranges, which
  * clang does not emit: then the units' own ranges are scanned. With split
  * DWARF the skeleton has only ranges; the DIEs are in the split unit. */
-static bool find_cu(Dwfl_Module *mod, Dwarf_Addr addr, Dwarf_Die *out,
-                    Dwarf_Addr *bias) {
+static bool find_cu(Dwfl_Module *mod, Dwarf_Addr addr, Dwarf_Die *out, Dwarf_Addr *bias) {
   Dwarf_Die *cu = dwfl_module_addrdie(mod, addr, bias);
   uint8_t type = 0;
   /* libdw may hand back a unit that does not cover ADDR (crt1's _start,
@@ -293,19 +286,16 @@ static bool find_cu(Dwfl_Module *mod, Dwarf_Addr addr, Dwarf_Die *out,
     Dwarf *dw = dwfl_module_getdwarf(mod, bias);
     Dwarf_CU *it = NULL;
     bool found = false;
-    while (dw != NULL && !found &&
-           dwarf_get_units(dw, it, &it, NULL, &type, out, NULL) == 0)
-      found = (type == DW_UT_compile || type == DW_UT_skeleton) &&
-              dwarf_haspc(out, addr - *bias) > 0;
+    while (dw != NULL && !found && dwarf_get_units(dw, it, &it, NULL, &type, out, NULL) == 0)
+      found =
+          (type == DW_UT_compile || type == DW_UT_skeleton) && dwarf_haspc(out, addr - *bias) > 0;
     if (!found)
       return false;
   }
   Dwarf_Die split;
   memset(&split, 0, sizeof split);
-  if (dwarf_cu_info(out->cu, NULL, &type, NULL, &split, NULL, NULL, NULL) ==
-          0 &&
-      type == DW_UT_skeleton && split.cu != NULL &&
-      dwarf_tag(&split) == DW_TAG_compile_unit)
+  if (dwarf_cu_info(out->cu, NULL, &type, NULL, &split, NULL, NULL, NULL) == 0 &&
+      type == DW_UT_skeleton && split.cu != NULL && dwarf_tag(&split) == DW_TAG_compile_unit)
     *out = split;
   return true;
 }
@@ -318,8 +308,7 @@ static const char *elf_symbol(Dwfl_Module *mod, uint64_t addr) {
   GElf_Off off = 0;
   GElf_Sym esym;
   GElf_Word shndx = SHN_UNDEF;
-  const char *name =
-      dwfl_module_addrinfo(mod, addr, &off, &esym, &shndx, NULL, NULL);
+  const char *name = dwfl_module_addrinfo(mod, addr, &off, &esym, &shndx, NULL, NULL);
   if (name == NULL || name[0] == '\0')
     return NULL;
   if (esym.st_size == 0 ? off != 0 : off >= esym.st_size)
@@ -345,8 +334,8 @@ static bool lost(const char *in, const char *out) {
  * function's abstract definition; dwarf_getscopes_die on that innermost
  * scope instead gives its concrete nesting: each enclosing inlined
  * subroutine up to the out-of-line subprogram. */
-static int resolve(loopsan_symbolizer *sym, uint64_t address,
-                   uint64_t lookup, const loopsan_frame **out, size_t *n_out) {
+static int resolve(loopsan_symbolizer *sym, uint64_t address, uint64_t lookup,
+                   const loopsan_frame **out, size_t *n_out) {
   int rc = -1;
   Dwarf_Die *scopes = NULL, *chain = NULL;
   char *unversioned = NULL;
@@ -463,8 +452,7 @@ cleanup:
 
 /* ---- cache ------------------------------------------------------------- */
 
-static size_t cache_index(const loopsan_symbolizer *sym, uint64_t address,
-                          int is_return) {
+static size_t cache_index(const loopsan_symbolizer *sym, uint64_t address, int is_return) {
   uint64_t h = address ^ (uint64_t)is_return; /* splitmix64 finaliser */
   h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9u;
   h = (h ^ (h >> 27)) * 0x94d049bb133111ebu;
@@ -472,22 +460,20 @@ static size_t cache_index(const loopsan_symbolizer *sym, uint64_t address,
   return (size_t)h & (sym->cache_cap - 1);
 }
 
-static cache_slot *cache_find(loopsan_symbolizer *sym, uint64_t address,
-                              int is_return) {
+static cache_slot *cache_find(loopsan_symbolizer *sym, uint64_t address, int is_return) {
   if (sym->cache_cap == 0)
     return NULL;
   size_t j = cache_index(sym, address, is_return);
   for (; sym->cache[j].frames != NULL; j = (j + 1) & (sym->cache_cap - 1))
-    if (sym->cache[j].address == address &&
-        sym->cache[j].is_return == is_return)
+    if (sym->cache[j].address == address && sym->cache[j].is_return == is_return)
       return &sym->cache[j];
   return &sym->cache[j]; /* the empty slot where it would go */
 }
 
 /* Rebuilds the cache with CAP slots, dropping entries whose lookup address
  * lies in [DROP_START, DROP_END). */
-static int cache_rehash(loopsan_symbolizer *sym, size_t cap,
-                        uint64_t drop_start, uint64_t drop_end) {
+static int cache_rehash(loopsan_symbolizer *sym, size_t cap, uint64_t drop_start,
+                        uint64_t drop_end) {
   size_t old_cap = sym->cache_cap;
   cache_slot *old = sym->cache;
   sym->cache = calloc(cap, sizeof *sym->cache);
@@ -512,9 +498,7 @@ static int cache_rehash(loopsan_symbolizer *sym, size_t cap,
 
 /* ---- public API -------------------------------------------------------- */
 
-loopsan_symbolizer *loopsan_symbolizer_new(void) {
-  return calloc(1, sizeof(loopsan_symbolizer));
-}
+loopsan_symbolizer *loopsan_symbolizer_new(void) { return calloc(1, sizeof(loopsan_symbolizer)); }
 
 void loopsan_symbolizer_reset(loopsan_symbolizer *sym) {
   if (sym == NULL)
@@ -544,9 +528,8 @@ void loopsan_symbolizer_free(loopsan_symbolizer *sym) {
   free(sym);
 }
 
-int loopsan_symbolizer_add_module(loopsan_symbolizer *sym, const char *path,
-                                  uint64_t bias, uint64_t start, uint64_t end,
-                                  const uint8_t *build_id,
+int loopsan_symbolizer_add_module(loopsan_symbolizer *sym, const char *path, uint64_t bias,
+                                  uint64_t start, uint64_t end, const uint8_t *build_id,
                                   size_t build_id_len) {
   if (sym->n_modules == sym->modules_cap) {
     size_t cap = sym->modules_cap ? sym->modules_cap * 2 : 16;
@@ -556,8 +539,7 @@ int loopsan_symbolizer_add_module(loopsan_symbolizer *sym, const char *path,
     sym->modules = mods;
     sym->modules_cap = cap;
   }
-  sym_module m = {.bias = bias, .start = start, .end = end,
-                  .state = MOD_UNOPENED};
+  sym_module m = {.bias = bias, .start = start, .end = end, .state = MOD_UNOPENED};
   m.path = intern(sym, path);
   if (path != NULL && m.path == NULL)
     return -1;
@@ -570,15 +552,13 @@ int loopsan_symbolizer_add_module(loopsan_symbolizer *sym, const char *path,
   }
   sym->modules[sym->n_modules++] = m;
   /* Addresses in its range resolved before it was known are stale. */
-  if (sym->cache_count > 0 &&
-      cache_rehash(sym, sym->cache_cap, start, end) != 0)
+  if (sym->cache_count > 0 && cache_rehash(sym, sym->cache_cap, start, end) != 0)
     return -1;
   return 0;
 }
 
-int loopsan_symbolize(loopsan_symbolizer *sym, uint64_t address,
-                      int is_return_address, const loopsan_frame **frames,
-                      size_t *n) {
+int loopsan_symbolize(loopsan_symbolizer *sym, uint64_t address, int is_return_address,
+                      const loopsan_frame **frames, size_t *n) {
   int is_return = is_return_address ? 1 : 0;
   if (2 * (sym->cache_count + 1) > sym->cache_cap &&
       cache_rehash(sym, sym->cache_cap ? sym->cache_cap * 2 : 1024, 0, 0) != 0)

@@ -17,8 +17,8 @@ typedef struct loopsan_frame {
   const char *function; /* plain symbol name, demangled for C++ */
   const char *file;     /* source path as DWARF records it */
   int line;
-  const char *module;   /* path of the ELF module */
-  uint64_t address;     /* the runtime address that was asked about */
+  const char *module;     /* path of the ELF module */
+  uint64_t address;       /* the runtime address that was asked about */
   uint64_t module_offset; /* address - load bias, for "module+0xoff" */
 } loopsan_frame;
 
@@ -33,9 +33,9 @@ void loopsan_symbolizer_free(loopsan_symbolizer *sym);
  * is missing or whose build-id no longer matches is still accepted: addresses
  * in it resolve to module+offset only (never a wrong name).
  * Returns 0, or -1 on allocation failure. */
-int loopsan_symbolizer_add_module(loopsan_symbolizer *sym, const char *path,
-                                  uint64_t bias, uint64_t start, uint64_t end,
-                                  const uint8_t *build_id, size_t build_id_len);
+int loopsan_symbolizer_add_module(loopsan_symbolizer *sym, const char *path, uint64_t bias,
+                                  uint64_t start, uint64_t end, const uint8_t *build_id,
+                                  size_t build_id_len);
 
 /* Forget every module (a new process's map follows). Cached results of the
  * old map are dropped. Frame arrays and strings already returned stay
@@ -52,8 +52,7 @@ void loopsan_symbolizer_reset(loopsan_symbolizer *sym);
  * Always yields at least one frame (an unknown address gives one frame with
  * only address and perhaps module set). Returns 0, or -1 on allocation
  * failure. */
-int loopsan_symbolize(loopsan_symbolizer *sym, uint64_t address,
-                      int is_return_address, const loopsan_frame **frames,
-                      size_t *n);
+int loopsan_symbolize(loopsan_symbolizer *sym, uint64_t address, int is_return_address,
+                      const loopsan_frame **frames, size_t *n);
 
 #endif

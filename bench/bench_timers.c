@@ -16,44 +16,41 @@
 #include <time.h>
 #include <uv.h>
 
-static void on_bench_timer(uv_timer_t *timer)
-{
-    (void)timer;
-    abort();                          /* 1 h timeout: must never fire */
+static void on_bench_timer(uv_timer_t *timer) {
+  (void)timer;
+  abort(); /* 1 h timeout: must never fire */
 }
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+static double now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-int main(int argc, char **argv)
-{
-    unsigned long n = argc > 1 ? strtoul(argv[1], NULL, 10) : 300000UL;
-    if (n == 0) {
-        fprintf(stderr, "usage: %s [iterations>0]\n", argv[0]);
-        return 2;
-    }
-    uv_loop_t loop;
-    uv_timer_t *timers = malloc(n * sizeof *timers);
-    if (!timers || uv_loop_init(&loop) != 0)
-        return 1;
+int main(int argc, char **argv) {
+  unsigned long n = argc > 1 ? strtoul(argv[1], NULL, 10) : 300000UL;
+  if (n == 0) {
+    fprintf(stderr, "usage: %s [iterations>0]\n", argv[0]);
+    return 2;
+  }
+  uv_loop_t loop;
+  uv_timer_t *timers = malloc(n * sizeof *timers);
+  if (!timers || uv_loop_init(&loop) != 0)
+    return 1;
 
-    double t0 = now_ns();
-    for (unsigned long i = 0; i < n; i++) {
-        uv_timer_init(&loop, &timers[i]);
-        uv_timer_start(&timers[i], on_bench_timer, 3600 * 1000, 0);
-    }
-    for (unsigned long i = 0; i < n; i++)
-        uv_close((uv_handle_t *)&timers[i], NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    double t1 = now_ns();
+  double t0 = now_ns();
+  for (unsigned long i = 0; i < n; i++) {
+    uv_timer_init(&loop, &timers[i]);
+    uv_timer_start(&timers[i], on_bench_timer, 3600 * 1000, 0);
+  }
+  for (unsigned long i = 0; i < n; i++)
+    uv_close((uv_handle_t *)&timers[i], NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  double t1 = now_ns();
 
-    if (uv_loop_close(&loop) != 0)
-        return 1;
-    free(timers);
-    printf("ns_per_op=%.3f\n", (t1 - t0) / (double)n);
-    return 0;
+  if (uv_loop_close(&loop) != 0)
+    return 1;
+  free(timers);
+  printf("ns_per_op=%.3f\n", (t1 - t0) / (double)n);
+  return 0;
 }

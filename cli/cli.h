@@ -7,18 +7,23 @@
 
 #include "common/options.h"
 
-enum loopsan_command { LOOPSAN_CMD_NONE, LOOPSAN_CMD_RUN, LOOPSAN_CMD_REPORT, LOOPSAN_CMD_HELP,
-                       LOOPSAN_CMD_VERSION };
+enum loopsan_command {
+  LOOPSAN_CMD_NONE,
+  LOOPSAN_CMD_RUN,
+  LOOPSAN_CMD_REPORT,
+  LOOPSAN_CMD_HELP,
+  LOOPSAN_CMD_VERSION
+};
 
 struct loopsan_cli {
   enum loopsan_command command;
   struct loopsan_options shim; /* what LOOPSAN_OPTIONS carries */
   int slow_ms_set, trace_dir_set;
-  int format;              /* enum loopsan_format */
-  const char *output;      /* NULL: stderr for run, stdout for report */
-  unsigned long fail_on;   /* bit per enum loopsan_kind */
-  int error_exitcode;      /* -1: off */
-  char **args;             /* run: PROGRAM ARGS...; report: paths (owned array) */
+  int format;            /* enum loopsan_format */
+  const char *output;    /* NULL: stderr for run, stdout for report */
+  unsigned long fail_on; /* bit per enum loopsan_kind */
+  int error_exitcode;    /* -1: off */
+  char **args;           /* run: PROGRAM ARGS...; report: paths (owned array) */
   int n_args;
 };
 

@@ -25,15 +25,9 @@ int main(int argc, char **argv) {
     printf("loopsan %s\n", PACKAGE_VERSION);
     rc = 0;
     break;
-  case LOOPSAN_CMD_RUN:
-    rc = loopsan_cmd_run(&cli);
-    break;
-  case LOOPSAN_CMD_REPORT:
-    rc = loopsan_cmd_report(&cli);
-    break;
-  default:
-    loopsan_cli_usage(stderr);
-    rc = 2;
+  case LOOPSAN_CMD_RUN: rc = loopsan_cmd_run(&cli); break;
+  case LOOPSAN_CMD_REPORT: rc = loopsan_cmd_report(&cli); break;
+  default: loopsan_cli_usage(stderr); rc = 2;
   }
   loopsan_cli_free(&cli);
   return rc;

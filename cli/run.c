@@ -57,16 +57,11 @@ struct name_set {
   size_t n;
 };
 
-static int is_trace_file(const char *name) {
-  size_t n = strlen(name);
-  return strncmp(name, "loopsan.", 8) == 0 && n > 14 && strcmp(name + n - 6, ".trace") == 0;
-}
-
 static void list_traces(const char *dir, struct name_set *set) {
   DIR *d = opendir(dir);
   struct dirent *e;
   while (d && (e = readdir(d)) != NULL) {
-    if (!is_trace_file(e->d_name))
+    if (!loopsan_is_trace_name(e->d_name))
       continue;
     char **t = realloc(set->v, (set->n + 1) * sizeof *t);
     if (!t)
@@ -117,7 +112,8 @@ static int make_trace_dir(struct loopsan_cli *cli, char *err, size_t err_len) {
   return 0;
 }
 
-static int set_environment(const struct loopsan_cli *cli, const char *shim, char *err, size_t err_len) {
+static int set_environment(const struct loopsan_cli *cli, const char *shim, char *err,
+                           size_t err_len) {
   char opts[LOOPSAN_PATH_MAX + 256];
   if (loopsan_options_format(&cli->shim, opts, sizeof opts) != 0) {
     snprintf(err, err_len, "options do not fit in LOOPSAN_OPTIONS");
@@ -132,7 +128,6 @@ static int set_environment(const struct loopsan_cli *cli, const char *shim, char
   return rc ? -1 : 0;
 }
 
-/* Render R and work out the exit status from FAIL rules. */
 /* The report's destination, opened before the program runs so that a bad
  * -o is said at once, not after a long run. */
 static FILE *open_output(const struct loopsan_cli *cli, FILE *default_out) {
@@ -144,6 +139,8 @@ static FILE *open_output(const struct loopsan_cli *cli, FILE *default_out) {
   return out;
 }
 
+/* Render R into OUT and work out the exit status: STATUS, or
+ * --error-exitcode when a finding fails the --fail-on rules. */
 static int render(struct loopsan_cli *cli, struct loopsan_report *r, FILE *out, FILE *default_out,
                   int status) {
   struct loopsan_render_options ro = {.tool_version = PACKAGE_VERSION};
@@ -239,8 +236,10 @@ static void reap_descendants(const sigset_t *set, int stopped) {
 int loopsan_cmd_run(struct loopsan_cli *cli) {
   char err[1024], shim[PATH_MAX];
   if (find_shim(shim, sizeof shim) != 0) {
-    fprintf(stderr, "loopsan: cannot find libloopsan.so (looked next to this program, in %s; "
-                    "set LOOPSAN_SHIM to its path)\n", LOOPSAN_PKGLIBDIR);
+    fprintf(stderr,
+            "loopsan: cannot find libloopsan.so (looked next to this program, in %s; "
+            "set LOOPSAN_SHIM to its path)\n",
+            LOOPSAN_PKGLIBDIR);
     return 2;
   }
   FILE *out = open_output(cli, stderr);
@@ -344,7 +343,8 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
 int loopsan_cmd_report(struct loopsan_cli *cli) {
   char err[1024];
   struct loopsan_report report = {0};
-  struct loopsan_analyze_options ao = {.slow_ns = cli->slow_ms_set ? (uint64_t)cli->shim.slow_ms * 1000000u : 0};
+  struct loopsan_analyze_options ao = {
+      .slow_ns = cli->slow_ms_set ? (uint64_t)cli->shim.slow_ms * 1000000u : 0};
   if (cli->n_args == 1)
     report.trace_dir = strdup(cli->args[0]);
   if (loopsan_analyze(cli->args, (size_t)cli->n_args, &ao, &report, err, sizeof err) != 0) {

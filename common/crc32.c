@@ -10,7 +10,7 @@
 #endif
 
 #define CRC_POLY 0x82F63B78u
-#define S1(c) (((c) & 1u) ? CRC_POLY ^ ((c) >> 1) : ((c) >> 1))
+#define S1(c) (((c)&1u) ? CRC_POLY ^ ((c) >> 1) : ((c) >> 1))
 #define S8(c) S1(S1(S1(S1(S1(S1(S1(S1(c))))))))
 #define CRC_BYTE(n) S8((uint32_t)(n))
 #define CRC_4(n) CRC_BYTE((n) + 0), CRC_BYTE((n) + 1), CRC_BYTE((n) + 2), CRC_BYTE((n) + 3)
@@ -27,7 +27,7 @@ static uint32_t crc_soft(uint32_t crc, const unsigned char *p, size_t len) {
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const unsigned char *p,
-                                                          size_t len) {
+                                                         size_t len) {
   uint64_t c = crc;
   while (len >= 8) {
     uint64_t v;

@@ -3,39 +3,41 @@
 #include <stdio.h>
 #include <string.h>
 
-enum option_type { OPT_UINT, OPT_RECORD, OPT_PATH };
-
-struct option_desc {
-  const char *name;
-  enum option_type type;
-  size_t offset;
-  unsigned min, max; /* for OPT_UINT */
+const struct loopsan_option_desc loopsan_option_table[LOOPSAN_OPTION_COUNT] = {
+#define LOOPSAN_OPTION(id, key, name, short_name, type, min, max, def, cli_def, metavar, help, \
+                       man)                                                                    \
+  {LOOPSAN_OPT_##id, key,     name, short_name, LOOPSAN_OPTTYPE_##type, min, max, def,         \
+   cli_def,          metavar, help, man},
+#include "common/options.def"
+#undef LOOPSAN_OPTION
 };
 
-#define OPT(name, type, field, min, max) {name, type, offsetof(struct loopsan_options, field), min, max}
-static const struct option_desc option_table[] = {
-    OPT("slow_ms", OPT_UINT, slow_ms, 1, 3600000),
-    OPT("blocking_ms", OPT_UINT, blocking_ms, 1, 3600000),
-    OPT("stack_depth", OPT_UINT, stack_depth, 1, 256),
-    OPT("record", OPT_RECORD, record_mode, 0, 0),
-    OPT("trace_dir", OPT_PATH, trace_dir, 0, 0),
-};
-#undef OPT
-#define N_OPTIONS (sizeof option_table / sizeof option_table[0])
+static const char *const record_names[] = {"findings", "all"};
 
-static const char *record_names[] = {"findings", "all"};
-
-void loopsan_options_default(struct loopsan_options *opts) {
-  memset(opts, 0, sizeof *opts);
-  opts->slow_ms = 100;
-  opts->blocking_ms = 10;
-  opts->stack_depth = 32;
-  opts->record_mode = LOOPSAN_RECORD_FINDINGS;
-  opts->trace_dir[0] = '.';
+const char *loopsan_option_default_text(const struct loopsan_option_desc *d) {
+  return d->cli_def ? d->cli_def : d->def;
 }
 
-const char *loopsan_options_names(void) {
-  return "slow_ms, blocking_ms, stack_depth, record, trace_dir";
+/* Where a LOOPSAN_OPTIONS key's value lives. */
+static void *field_of(struct loopsan_options *opts, enum loopsan_option_id id) {
+  switch (id) {
+  case LOOPSAN_OPT_SLOW_MS: return &opts->slow_ms;
+  case LOOPSAN_OPT_BLOCKING_MS: return &opts->blocking_ms;
+  case LOOPSAN_OPT_STACK_DEPTH: return &opts->stack_depth;
+  case LOOPSAN_OPT_RECORD: return &opts->record_mode;
+  case LOOPSAN_OPT_TRACE_DIR: return opts->trace_dir;
+  default: return NULL;
+  }
+}
+
+/* "slow_ms, blocking_ms, ..." for error messages. */
+static void key_names(char *buf, size_t n) {
+  size_t off = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < LOOPSAN_OPTION_COUNT && off < n; i++)
+    if (loopsan_option_table[i].key)
+      off += (size_t)snprintf(buf + off, n - off, "%s%s", off ? ", " : "",
+                              loopsan_option_table[i].key);
 }
 
 static int parse_uint(const char *v, size_t n, unsigned min, unsigned max, unsigned *out) {
@@ -55,51 +57,62 @@ static int parse_uint(const char *v, size_t n, unsigned min, unsigned max, unsig
 
 int loopsan_options_set(struct loopsan_options *opts, const char *key, size_t key_len,
                         const char *value, size_t value_len, char *err, size_t err_len) {
-  const struct option_desc *d = NULL;
-  for (size_t i = 0; i < N_OPTIONS; i++) {
-    if (strlen(option_table[i].name) == key_len && memcmp(option_table[i].name, key, key_len) == 0) {
-      d = &option_table[i];
-      break;
-    }
+  const struct loopsan_option_desc *d = NULL;
+  for (size_t i = 0; i < LOOPSAN_OPTION_COUNT && !d; i++) {
+    const char *k = loopsan_option_table[i].key;
+    if (k && strlen(k) == key_len && memcmp(k, key, key_len) == 0)
+      d = &loopsan_option_table[i];
   }
   if (!d) {
-    snprintf(err, err_len, "unknown option '%.*s'; valid options: %s", (int)key_len, key,
-             loopsan_options_names());
+    char names[256];
+    key_names(names, sizeof names);
+    snprintf(err, err_len, "unknown option '%.*s'; valid options: %s", (int)key_len, key, names);
     return -1;
   }
-  char *field = (char *)opts + d->offset;
+  char *field = field_of(opts, d->id);
   switch (d->type) {
-  case OPT_UINT:
+  case LOOPSAN_OPTTYPE_UINT:
     if (parse_uint(value, value_len, d->min, d->max, (unsigned *)(void *)field) != 0) {
-      snprintf(err, err_len, "option '%s' takes a whole number from %u to %u, not '%.*s'", d->name,
+      snprintf(err, err_len, "option '%s' takes a whole number from %u to %u, not '%.*s'", d->key,
                d->min, d->max, (int)value_len, value);
       return -1;
     }
     return 0;
-  case OPT_RECORD:
+  case LOOPSAN_OPTTYPE_RECORD:
     for (size_t i = 0; i < sizeof record_names / sizeof record_names[0]; i++) {
       if (strlen(record_names[i]) == value_len && memcmp(record_names[i], value, value_len) == 0) {
         *(int *)(void *)field = (int)i;
         return 0;
       }
     }
-    snprintf(err, err_len, "option '%s' takes 'findings' or 'all', not '%.*s'", d->name,
+    snprintf(err, err_len, "option '%s' takes 'findings' or 'all', not '%.*s'", d->key,
              (int)value_len, value);
     return -1;
-  case OPT_PATH:
+  case LOOPSAN_OPTTYPE_PATH:
     if (value_len == 0 || value_len >= LOOPSAN_PATH_MAX || memchr(value, '\0', value_len)) {
-      snprintf(err, err_len, "option '%s' takes a non-empty path shorter than %d bytes", d->name,
+      snprintf(err, err_len, "option '%s' takes a non-empty path shorter than %d bytes", d->key,
                LOOPSAN_PATH_MAX);
       return -1;
     }
     memcpy(field, value, value_len);
     field[value_len] = '\0';
     return 0;
+  default: snprintf(err, err_len, "option '%s' is not a shim option", d->key); return -1;
   }
-  return -1;
 }
 
-int loopsan_options_parse(struct loopsan_options *opts, const char *spec, char *err, size_t err_len) {
+void loopsan_options_default(struct loopsan_options *opts) {
+  char err[128];
+  memset(opts, 0, sizeof *opts);
+  for (size_t i = 0; i < LOOPSAN_OPTION_COUNT; i++) {
+    const struct loopsan_option_desc *d = &loopsan_option_table[i];
+    if (d->key && d->def)
+      loopsan_options_set(opts, d->key, strlen(d->key), d->def, strlen(d->def), err, sizeof err);
+  }
+}
+
+int loopsan_options_parse(struct loopsan_options *opts, const char *spec, char *err,
+                          size_t err_len) {
   const char *p = spec;
   while (p && *p) {
     const char *end = strchr(p, ':');
@@ -107,8 +120,9 @@ int loopsan_options_parse(struct loopsan_options *opts, const char *spec, char *
     if (len > 0) {
       const char *eq = memchr(p, '=', len);
       if (!eq) {
-        snprintf(err, err_len, "'%.*s' is not key=value; valid keys: %s", (int)len, p,
-                 loopsan_options_names());
+        char names[256];
+        key_names(names, sizeof names);
+        snprintf(err, err_len, "'%.*s' is not key=value; valid keys: %s", (int)len, p, names);
         return -1;
       }
       if (loopsan_options_set(opts, p, (size_t)(eq - p), eq + 1, len - (size_t)(eq - p) - 1, err,

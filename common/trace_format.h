@@ -19,7 +19,7 @@
 
 #define LOOPSAN_TRACE_MAGIC "LOOPSANT" /* 8 bytes, no NUL */
 #define LOOPSAN_TRACE_VERSION 2u
-#define LOOPSAN_TRACE_VERSION_MIN 1u /* the oldest this reader still reads */
+#define LOOPSAN_TRACE_VERSION_MIN 1u    /* the oldest this reader still reads */
 #define LOOPSAN_CHUNK_MAGIC 0x4b43534cu /* "LSCK" */
 #define LOOPSAN_CHUNK_MAX_PAYLOAD (1u << 20)
 #define LOOPSAN_STACK_MAX_FRAMES 256u
@@ -33,10 +33,10 @@ struct loopsan_file_header {
 
 struct loopsan_chunk_header {
   uint32_t magic;
-  uint32_t size;  /* payload bytes after this header */
-  uint32_t crc;   /* CRC-32C (Castagnoli) of the payload */
-  uint32_t tid;   /* thread whose buffer this was */
-  uint64_t seq;   /* per-file sequence number, for ordering and gap counts */
+  uint32_t size; /* payload bytes after this header */
+  uint32_t crc;  /* CRC-32C (Castagnoli) of the payload */
+  uint32_t tid;  /* thread whose buffer this was */
+  uint64_t seq;  /* per-file sequence number, for ordering and gap counts */
 };
 
 struct loopsan_record_header {
@@ -55,10 +55,10 @@ struct loopsan_record_header {
  * inside a callback is still reported with it. A process that exits
  * normally writes everything out and removes its spill files. */
 #define LOOPSAN_SPILL_MAGIC "LOOPSPIL"
-#define LOOPSAN_SPILL_DATA_OFFSET 256u   /* format 2; 64 in format 1 */
+#define LOOPSAN_SPILL_DATA_OFFSET 256u /* format 2; 64 in format 1 */
 #define LOOPSAN_SPILL_DATA_OFFSET_V1 64u
-#define LOOPSAN_INFLIGHT_MAX 4u           /* nested dispatches published */
-#define LOOPSAN_LIBRARY_SLOTS 8u          /* >= LOOPSAN_LIB_COUNT */
+#define LOOPSAN_INFLIGHT_MAX 4u  /* nested dispatches published */
+#define LOOPSAN_LIBRARY_SLOTS 8u /* >= LOOPSAN_LIB_COUNT */
 
 /* A dispatch in progress. obj 0: not ours (inherited across fork). */
 struct loopsan_inflight {
@@ -207,19 +207,19 @@ struct loopsan_rec_obj_new {
 };
 
 enum loopsan_obj_op {
-  LOOPSAN_OP_START = 1,  /* armed with callback cb; arg: LOOPSAN_START_* */
-  LOOPSAN_OP_STOP = 2,   /* disarmed by the program */
-  LOOPSAN_OP_USE = 3,    /* any other use by the program (bind, write, ...) */
-  LOOPSAN_OP_CLOSE = 4,  /* close requested (uv_close); cb = close callback */
-  LOOPSAN_OP_CLOSED = 5, /* gone for good: close completed, loop closed */
-  LOOPSAN_OP_FIRED = 6,  /* first dispatch since the last START */
+  LOOPSAN_OP_START = 1,    /* armed with callback cb; arg: LOOPSAN_START_* */
+  LOOPSAN_OP_STOP = 2,     /* disarmed by the program */
+  LOOPSAN_OP_USE = 3,      /* any other use by the program (bind, write, ...) */
+  LOOPSAN_OP_CLOSE = 4,    /* close requested (uv_close); cb = close callback */
+  LOOPSAN_OP_CLOSED = 5,   /* gone for good: close completed, loop closed */
+  LOOPSAN_OP_FIRED = 6,    /* first dispatch since the last START */
   LOOPSAN_OP_COMPLETE = 7, /* a request's callback ran; arg: its status */
-  LOOPSAN_OP_RUN = 8,    /* a loop started running (uv_run); arg: mode */
+  LOOPSAN_OP_RUN = 8,      /* a loop started running (uv_run); arg: mode */
   LOOPSAN_OP_COUNT
 };
 
 enum loopsan_start_flags {
-  LOOPSAN_START_ONESHOT = 1u << 0, /* fires once then disarms itself */
+  LOOPSAN_START_ONESHOT = 1u << 0,  /* fires once then disarms itself */
   LOOPSAN_START_SCHEDULED = 1u << 1 /* a deadline: never firing is "pending" */
 };
 
@@ -237,7 +237,7 @@ struct loopsan_rec_obj_op {
 };
 #define LOOPSAN_OBJ_OP_SIZE_MIN 24u
 #define LOOPSAN_OP_AUX(op, arg) ((uint32_t)(op) | ((uint32_t)(arg) << 8))
-#define LOOPSAN_OP_OF(aux) ((aux) & 0xffu)
+#define LOOPSAN_OP_OF(aux) ((aux)&0xffu)
 #define LOOPSAN_ARG_OF(aux) ((int32_t)(aux) >> 8)
 
 /* One callback dispatch. In record mode "findings" only those at or over
@@ -321,9 +321,9 @@ struct loopsan_rec_unfinished {
   uint64_t end_ts; /* when the process ended (or was last seen) */
   uint64_t obj;
   uint64_t cb;
-  uint32_t tid;    /* the thread running it */
+  uint32_t tid; /* the thread running it */
   uint16_t library;
-  uint16_t how;    /* enum loopsan_end_how */
+  uint16_t how; /* enum loopsan_end_how */
 };
 
 /* A child this process reaped (waitpid and its kin): when it died and how,

@@ -55,8 +55,8 @@ static uint64_t record_object(const struct loopsan_record_header *h, uint8_t *ma
   case LOOPSAN_REC_OBJ_OP: {
     uint32_t op = LOOPSAN_OP_OF(h->aux);
     *mark = op == LOOPSAN_OP_CLOSED || op == LOOPSAN_OP_COMPLETE ? SEEN_END
-            : op == LOOPSAN_OP_CLOSE                           ? 0
-                                                               : SEEN_USE;
+            : op == LOOPSAN_OP_CLOSE                             ? 0
+                                                                 : SEEN_USE;
     /* A request completing with an error may be worth a finding later. */
     if (op == LOOPSAN_OP_COMPLETE && LOOPSAN_ARG_OF(h->aux) < 0)
       *mark |= SEEN_BAD;
@@ -68,8 +68,7 @@ static uint64_t record_object(const struct loopsan_record_header *h, uint8_t *ma
   case LOOPSAN_REC_API_ERROR:
     *mark = SEEN_BAD;
     return ((const struct loopsan_rec_api_error *)(const void *)h)->obj;
-  default:
-    return 0;
+  default: return 0;
   }
 }
 

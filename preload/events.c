@@ -8,7 +8,6 @@
 
 #include "preload/shim.h"
 
-
 #define MAX_TYPES 128
 #define TYPES_PER_LIBRARY 64
 static struct loopsan_type_desc types[MAX_TYPES];
@@ -44,7 +43,8 @@ void loopsan__emit_types(void) {
 uint64_t loopsan__record_new(const void *addr, uint8_t library, uint8_t type, uint64_t loop,
                              uint32_t flags, void **ref_out) {
   int saved = errno;
-  struct loopsan_obj o = {.id = loopsan__obj_new_id(), .loop = loop, .library = library, .type = type};
+  struct loopsan_obj o = {
+      .id = loopsan__obj_new_id(), .loop = loop, .library = library, .type = type};
   void *ref = loopsan__obj_put(addr, &o, 1);
   if (!ref) {
     loopsan__note_lost(LOOPSAN_LOST_OBJECT_TABLE_FULL, 1);
@@ -107,14 +107,16 @@ void loopsan__emit_counts(void) {
       continue;
     uint64_t c = atomic_load_explicit(&created[lib][type], memory_order_relaxed);
     if (c)
-      entries[n++] = (struct loopsan_count){.library = (uint16_t)lib, .type = (uint16_t)type,
-                                            .created = c,
-                                            .ended = atomic_load_explicit(&ended[lib][type],
-                                                                          memory_order_relaxed)};
+      entries[n++] = (struct loopsan_count){
+          .library = (uint16_t)lib,
+          .type = (uint16_t)type,
+          .created = c,
+          .ended = atomic_load_explicit(&ended[lib][type], memory_order_relaxed)};
   }
   loopsan__writer_dispatch_totals(head.dispatches);
   head.r.n_types = n;
-  loopsan__emit_tail(LOOPSAN_REC_COUNTS, &head, sizeof head, entries, n * sizeof entries[0], NULL, 0);
+  loopsan__emit_tail(LOOPSAN_REC_COUNTS, &head, sizeof head, entries, n * sizeof entries[0], NULL,
+                     0);
 }
 
 void loopsan__events_atfork_child(void) {
@@ -152,4 +154,3 @@ void loopsan__dispatch_slow(const struct loopsan_dispatch *d, uint64_t duration)
   loopsan__emit(LOOPSAN_REC_DISPATCH, &r, sizeof r);
   errno = saved;
 }
-

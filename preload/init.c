@@ -1,8 +1,8 @@
 /* Start-up, fork, exec and exit.
  *
  * There is no helper thread: records are written out by the threads that
- * make them (writer.c, loopsan__before_wait). The shim stays passive (every interposed function a plain pass-through)
- * in setuid/setgid programs, when LOOPSAN_OPTIONS is wrong, or when the trace
+ * make them (writer.c, loopsan__before_wait). The shim stays passive (every interposed function a
+ * plain pass-through) in setuid/setgid programs, when LOOPSAN_OPTIONS is wrong, or when the trace
  * file cannot be created: when in doubt it stops observing, never the
  * program. */
 #include <dlfcn.h>
@@ -153,38 +153,39 @@ LOOPSAN_INTERPOSE int dlclose(void *handle) {
 /* exec: the trace is ended (how=exec) and written out first; if exec fails
  * the process goes on and a later END supersedes it. In a vfork child the
  * pid differs from ours: nothing is touched. */
-#define EXEC_WRAPPER(name, params, args)                                            \
-  LOOPSAN_INTERPOSE int name params {                                               \
-    static int(*real) params;                                                       \
-    if (!real)                                                                      \
-      real = (int(*) params)real_fn(#name);                                         \
-    if (!real) {                                                                    \
-      errno = ENOSYS;                                                               \
-      return -1;                                                                    \
-    }                                                                               \
-    end_now(LOOPSAN_END_EXEC, -1);                                                  \
-    return real args;                                                               \
+#define EXEC_WRAPPER(name, params, args)    \
+  LOOPSAN_INTERPOSE int name params {       \
+    static int(*real) params;               \
+    if (!real)                              \
+      real = (int(*) params)real_fn(#name); \
+    if (!real) {                            \
+      errno = ENOSYS;                       \
+      return -1;                            \
+    }                                       \
+    end_now(LOOPSAN_END_EXEC, -1);          \
+    return real args;                       \
   }
 
 EXEC_WRAPPER(execve, (const char *path, char *const argv[], char *const envp[]), (path, argv, envp))
 EXEC_WRAPPER(execv, (const char *path, char *const argv[]), (path, argv))
 EXEC_WRAPPER(execvp, (const char *file, char *const argv[]), (file, argv))
-EXEC_WRAPPER(execvpe, (const char *file, char *const argv[], char *const envp[]), (file, argv, envp))
+EXEC_WRAPPER(execvpe, (const char *file, char *const argv[], char *const envp[]),
+             (file, argv, envp))
 EXEC_WRAPPER(fexecve, (int fd, char *const argv[], char *const envp[]), (fd, argv, envp))
 
 /* execl, execlp and execle take their arguments as varargs and reach
  * execve inside libc, where no interposer sees them: they are rebuilt here
  * on top of the wrappers above (an array on the stack, no malloc). */
-#define COLLECT_ARGS(first, ap, argv)                      \
-  size_t n_args = 1;                                       \
-  va_start(ap, first);                                     \
-  while (va_arg(ap, char *) != NULL)                       \
-    n_args++;                                              \
-  va_end(ap);                                              \
-  char *argv[n_args + 1];                                  \
-  argv[0] = (char *)(first);                               \
-  va_start(ap, first);                                     \
-  for (size_t i = 1; i <= n_args; i++)                     \
+#define COLLECT_ARGS(first, ap, argv)  \
+  size_t n_args = 1;                   \
+  va_start(ap, first);                 \
+  while (va_arg(ap, char *) != NULL)   \
+    n_args++;                          \
+  va_end(ap);                          \
+  char *argv[n_args + 1];              \
+  argv[0] = (char *)(first);           \
+  va_start(ap, first);                 \
+  for (size_t i = 1; i <= n_args; i++) \
     argv[i] = va_arg(ap, char *);
 
 LOOPSAN_INTERPOSE int execl(const char *path, const char *arg, ...) {

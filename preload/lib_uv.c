@@ -8,10 +8,13 @@
  *
  * libuv calls its own exported functions through the PLT (uv_timer_again ->
  * uv_timer_start, uv_write -> uv_write2, uv_loop_init for the default loop,
- * uv_async_init for its threadpool): calls whose return address lies in
- * libuv (or in the shim) pass straight through. That is what keeps libuv's
- * internal handles out of every report, and what lets uv_timer_again restart
- * a timer with the trampoline already in place. */
+ * uv_async_init for its threadpool): those calls pass straight through
+ * (from_program() in lib_uv_internal.h tells them apart by return address:
+ * a direct call from libuv's code, or libuv tail-calling itself from a
+ * call the shim made; a program callback that tail-called the API from a
+ * trampoline or a uv_walk callback is the program's). That is what keeps
+ * libuv's internal handles out of every report, and what lets
+ * uv_timer_again restart a timer with the trampoline already in place. */
 #include "preload/lib_uv_internal.h"
 
 static const struct loopsan_type_desc uv_types[] = {
@@ -80,6 +83,13 @@ static void forget_loop(const uv_loop_t *loop) {
     last_loop = NULL;
 }
 
+/* A loop the program made (or first asked for: the default loop). Its
+ * address may be a freed loop's: forget that one's cached id. */
+static void loop_new(const uv_loop_t *loop, uint32_t flags) {
+  forget_loop(loop);
+  loopsan__record_new(loop, LOOPSAN_LIB_UV, T_LOOP, 0, flags, NULL);
+}
+
 static void handle_new(const void *h, int type, const uv_loop_t *loop) {
   loopsan__record_new(h, LOOPSAN_LIB_UV, (uint8_t)type, loopsan__uv_loop_id(loop), 0, NULL);
 }
@@ -122,20 +132,20 @@ static void handle_started(void *ref, const void *h, int rc, const char *fn, uin
 /* ---- trampolines --------------------------------------------------------- */
 
 /* A handle callback: look up, mark the first firing since start, time. */
-#define HANDLE_TRAMPOLINE(name, slot, cb_type, handle_param, params, args)     \
-  TRAMPOLINE static void name params {                                         \
-    struct loopsan_obj_cb o;                                                   \
-    void *ref = loopsan__obj_dispatch(handle_param, slot, &o);                 \
-    if (LOOPSAN_UNLIKELY(!ref || !o.cb))                                       \
-      return;                                                                  \
-    struct loopsan_dispatch d;                                                 \
+#define HANDLE_TRAMPOLINE(name, slot, cb_type, handle_param, params, args)                   \
+  TRAMPOLINE static void name params {                                                       \
+    struct loopsan_obj_cb o;                                                                 \
+    void *ref = loopsan__obj_dispatch(handle_param, slot, &o);                               \
+    if (LOOPSAN_UNLIKELY(!ref || !o.cb))                                                     \
+      return;                                                                                \
+    struct loopsan_dispatch d;                                                               \
     if ((slot) == LOOPSAN_SLOT_MAIN && LOOPSAN_UNLIKELY(!(o.state & LOOPSAN_STATE_FIRED))) { \
-      loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);                        \
-      loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);                  \
-    }                                                                          \
-    loopsan__dispatch_begin(&d, o.id, o.cb, slot, LOOPSAN_LIB_UV);             \
-    ((cb_type)o.cb) args;                                                      \
-    loopsan__dispatch_end(&d);                                                 \
+      loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);                                      \
+      loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);                                \
+    }                                                                                        \
+    loopsan__dispatch_begin(&d, o.id, o.cb, slot, LOOPSAN_LIB_UV);                           \
+    ((cb_type)o.cb) args;                                                                    \
+    loopsan__dispatch_end(&d);                                                               \
   }
 
 HANDLE_TRAMPOLINE(tr_timer, LOOPSAN_SLOT_MAIN, uv_timer_cb, h, (uv_timer_t * h), (h))
@@ -143,8 +153,8 @@ HANDLE_TRAMPOLINE(tr_idle, LOOPSAN_SLOT_MAIN, uv_idle_cb, h, (uv_idle_t * h), (h
 HANDLE_TRAMPOLINE(tr_prepare, LOOPSAN_SLOT_MAIN, uv_prepare_cb, h, (uv_prepare_t * h), (h))
 HANDLE_TRAMPOLINE(tr_check, LOOPSAN_SLOT_MAIN, uv_check_cb, h, (uv_check_t * h), (h))
 HANDLE_TRAMPOLINE(tr_async, LOOPSAN_SLOT_MAIN, uv_async_cb, h, (uv_async_t * h), (h))
-HANDLE_TRAMPOLINE(tr_connection, LOOPSAN_SLOT_MAIN, uv_connection_cb, s, (uv_stream_t * s, int status),
-                  (s, status))
+HANDLE_TRAMPOLINE(tr_connection, LOOPSAN_SLOT_MAIN, uv_connection_cb, s,
+                  (uv_stream_t * s, int status), (s, status))
 HANDLE_TRAMPOLINE(tr_alloc_known, LOOPSAN_SLOT_ALLOC, uv_alloc_cb, h,
                   (uv_handle_t * h, size_t size, uv_buf_t *buf), (h, size, buf))
 /* libuv reads the buffer the allocation callback fills: should the program's
@@ -161,8 +171,8 @@ HANDLE_TRAMPOLINE(tr_udp_recv, LOOPSAN_SLOT_MAIN, uv_udp_recv_cb, h,
                   (uv_udp_t * h, ssize_t n, const uv_buf_t *buf, const struct sockaddr *addr,
                    unsigned flags),
                   (h, n, buf, addr, flags))
-HANDLE_TRAMPOLINE(tr_poll, LOOPSAN_SLOT_MAIN, uv_poll_cb, h, (uv_poll_t * h, int status, int events),
-                  (h, status, events))
+HANDLE_TRAMPOLINE(tr_poll, LOOPSAN_SLOT_MAIN, uv_poll_cb, h,
+                  (uv_poll_t * h, int status, int events), (h, status, events))
 HANDLE_TRAMPOLINE(tr_signal, LOOPSAN_SLOT_MAIN, uv_signal_cb, h, (uv_signal_t * h, int signum),
                   (h, signum))
 HANDLE_TRAMPOLINE(tr_exit, LOOPSAN_SLOT_MAIN, uv_exit_cb, h,
@@ -204,7 +214,7 @@ LOOPSAN_INTERPOSE int uv_loop_init(uv_loop_t *loop) {
     return UV_ENOSYS;
   int rc = REAL(uv_loop_init)(loop);
   if (rc == 0 && from_program(CALLER))
-    forget_loop(loop), loopsan__record_new(loop, LOOPSAN_LIB_UV, T_LOOP, 0, 0, NULL);
+    loop_new(loop, 0);
   return rc;
 }
 
@@ -213,7 +223,7 @@ LOOPSAN_INTERPOSE uv_loop_t *uv_loop_new(void) {
     return NULL;
   uv_loop_t *loop = REAL(uv_loop_new)();
   if (loop && from_program(CALLER))
-    forget_loop(loop), loopsan__record_new(loop, LOOPSAN_LIB_UV, T_LOOP, 0, 0, NULL);
+    loop_new(loop, 0);
   return loop;
 }
 
@@ -223,7 +233,7 @@ LOOPSAN_INTERPOSE uv_loop_t *uv_default_loop(void) {
   uv_loop_t *loop = REAL(uv_default_loop)();
   struct loopsan_obj o;
   if (loop && from_program(CALLER) && !loopsan__obj_get(loop, &o))
-    forget_loop(loop), loopsan__record_new(loop, LOOPSAN_LIB_UV, T_LOOP, 0, LOOPSAN_OBJF_DEFAULT_LOOP, NULL);
+    loop_new(loop, LOOPSAN_OBJF_DEFAULT_LOOP);
   return loop;
 }
 
@@ -268,15 +278,15 @@ LOOPSAN_INTERPOSE void uv_loop_delete(uv_loop_t *loop) {
 
 /* ---- handle initialisation ----------------------------------------------- */
 
-#define HANDLE_INIT(fn, type, params, args, loop_arg, handle_arg)          \
-  DECLARE_REAL(fn);                                                         \
-  LOOPSAN_INTERPOSE int fn params {                                         \
-    if (!RESOLVE(fn))                                                       \
-      return UV_ENOSYS;                                                     \
-    int rc = REAL(fn) args;                                                 \
-    if (rc == 0 && from_program(CALLER))                                    \
-      handle_new(handle_arg, type, loop_arg);                               \
-    return rc;                                                              \
+#define HANDLE_INIT(fn, type, params, args, loop_arg, handle_arg) \
+  DECLARE_REAL(fn);                                               \
+  LOOPSAN_INTERPOSE int fn params {                               \
+    if (!RESOLVE(fn))                                             \
+      return UV_ENOSYS;                                           \
+    int rc = REAL(fn) args;                                       \
+    if (rc == 0 && from_program(CALLER))                          \
+      handle_new(handle_arg, type, loop_arg);                     \
+    return rc;                                                    \
   }
 
 HANDLE_INIT(uv_timer_init, T_TIMER, (uv_loop_t * l, uv_timer_t *h), (l, h), l, h)
@@ -291,7 +301,8 @@ HANDLE_INIT(uv_pipe_init, T_PIPE, (uv_loop_t * l, uv_pipe_t *h, int ipc), (l, h,
 HANDLE_INIT(uv_tty_init, T_TTY, (uv_loop_t * l, uv_tty_t *h, uv_file fd, int readable),
             (l, h, fd, readable), l, h)
 HANDLE_INIT(uv_poll_init, T_POLL, (uv_loop_t * l, uv_poll_t *h, int fd), (l, h, fd), l, h)
-HANDLE_INIT(uv_poll_init_socket, T_POLL, (uv_loop_t * l, uv_poll_t *h, uv_os_sock_t s), (l, h, s), l, h)
+HANDLE_INIT(uv_poll_init_socket, T_POLL, (uv_loop_t * l, uv_poll_t *h, uv_os_sock_t s), (l, h, s),
+            l, h)
 HANDLE_INIT(uv_signal_init, T_SIGNAL, (uv_loop_t * l, uv_signal_t *h), (l, h), l, h)
 HANDLE_INIT(uv_fs_event_init, T_FS_EVENT, (uv_loop_t * l, uv_fs_event_t *h), (l, h), l, h)
 HANDLE_INIT(uv_fs_poll_init, T_FS_POLL, (uv_loop_t * l, uv_fs_poll_t *h), (l, h), l, h)
@@ -321,7 +332,8 @@ LOOPSAN_INTERPOSE int uv_spawn(uv_loop_t *l, uv_process_t *h, const uv_process_o
   handle_new(h, T_PROCESS, l);
   uv_process_options_t copy = *options;
   void *ref = NULL;
-  if (copy.exit_cb && (ref = handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)copy.exit_cb, (void *)tr_exit)))
+  if (copy.exit_cb &&
+      (ref = handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)copy.exit_cb, (void *)tr_exit)))
     copy.exit_cb = tr_exit;
   int rc = REAL(uv_spawn)(l, h, &copy);
   if (!ref) {
@@ -335,19 +347,19 @@ LOOPSAN_INTERPOSE int uv_spawn(uv_loop_t *l, uv_process_t *h, const uv_process_o
 /* ---- start / stop ------------------------------------------------------------ */
 
 /* Start functions: CB is the callback parameter, TRAMP its trampoline. */
-#define HANDLE_START(fn, params, args_real, h, cb, tramp, flags)                 \
-  DECLARE_REAL(fn);                                                               \
-  LOOPSAN_INTERPOSE int fn params {                                               \
-    if (!RESOLVE(fn))                                                             \
-      return UV_ENOSYS;                                                           \
-    void *ref;                                                                    \
-    if (!from_program(CALLER) ||                                                  \
-        !(ref = handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tramp)))     \
-      return REAL(fn) args_real(cb);                                              \
-    /* A NULL callback is legal (uv_poll_start, uv_listen): still a start. */     \
-    int rc = cb ? REAL(fn) args_real(tramp) : REAL(fn) args_real(cb);             \
-    handle_started(ref, h, rc, #fn, flags);                                       \
-    return rc;                                                                    \
+#define HANDLE_START(fn, params, args_real, h, cb, tramp, flags)              \
+  DECLARE_REAL(fn);                                                           \
+  LOOPSAN_INTERPOSE int fn params {                                           \
+    if (!RESOLVE(fn))                                                         \
+      return UV_ENOSYS;                                                       \
+    void *ref;                                                                \
+    if (!from_program(CALLER) ||                                              \
+        !(ref = handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tramp))) \
+      return REAL(fn) args_real(cb);                                          \
+    /* A NULL callback is legal (uv_poll_start, uv_listen): still a start. */ \
+    int rc = cb ? REAL(fn) args_real(tramp) : REAL(fn) args_real(cb);         \
+    handle_started(ref, h, rc, #fn, flags);                                   \
+    return rc;                                                                \
   }
 
 #define A_TIMER(c) (h, c, timeout, repeat)
@@ -370,40 +382,41 @@ HANDLE_START(uv_signal_start_oneshot, (uv_signal_t * h, uv_signal_cb cb, int sig
 HANDLE_START(uv_fs_event_start,
              (uv_fs_event_t * h, uv_fs_event_cb cb, const char *path, unsigned int x), A_PATH, h,
              cb, tr_fs_event, 0)
-HANDLE_START(uv_fs_poll_start, (uv_fs_poll_t * h, uv_fs_poll_cb cb, const char *path, unsigned int x),
-             A_PATH, h, cb, tr_fs_poll, 0)
+HANDLE_START(uv_fs_poll_start,
+             (uv_fs_poll_t * h, uv_fs_poll_cb cb, const char *path, unsigned int x), A_PATH, h, cb,
+             tr_fs_poll, 0)
 HANDLE_START(uv_listen, (uv_stream_t * s, int backlog, uv_connection_cb cb), A_LISTEN, s, cb,
              tr_connection, 0)
 
 /* Reading arms two callbacks: allocation and the read itself. */
-#define HANDLE_READ_START(fn, type, read_type, tr_recv)                                     \
-  DECLARE_REAL(fn);                                                                         \
-  LOOPSAN_INTERPOSE int fn(type *h, uv_alloc_cb alloc_cb, read_type read_cb) {              \
-    if (!RESOLVE(fn))                                                                       \
-      return UV_ENOSYS;                                                                     \
-    void *ref;                                                                              \
-    if (!from_program(CALLER) || !alloc_cb || !read_cb ||                                   \
-        !(ref = handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)read_cb, (void *)tr_recv)))        \
-      return REAL(fn)(h, alloc_cb, read_cb);                                                \
-    if ((void *)alloc_cb != (void *)tr_alloc)                                               \
-      loopsan__obj_set_cb(ref, LOOPSAN_SLOT_ALLOC, (void *)alloc_cb);                       \
-    int rc = REAL(fn)(h, tr_alloc, tr_recv);                                                \
-    handle_started(ref, h, rc, #fn, 0);                                                     \
-    return rc;                                                                              \
+#define HANDLE_READ_START(fn, type, read_type, tr_recv)                              \
+  DECLARE_REAL(fn);                                                                  \
+  LOOPSAN_INTERPOSE int fn(type *h, uv_alloc_cb alloc_cb, read_type read_cb) {       \
+    if (!RESOLVE(fn))                                                                \
+      return UV_ENOSYS;                                                              \
+    void *ref;                                                                       \
+    if (!from_program(CALLER) || !alloc_cb || !read_cb ||                            \
+        !(ref = handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)read_cb, (void *)tr_recv))) \
+      return REAL(fn)(h, alloc_cb, read_cb);                                         \
+    if ((void *)alloc_cb != (void *)tr_alloc)                                        \
+      loopsan__obj_set_cb(ref, LOOPSAN_SLOT_ALLOC, (void *)alloc_cb);                \
+    int rc = REAL(fn)(h, tr_alloc, tr_recv);                                         \
+    handle_started(ref, h, rc, #fn, 0);                                              \
+    return rc;                                                                       \
   }
 HANDLE_READ_START(uv_read_start, uv_stream_t, uv_read_cb, tr_read)
 HANDLE_READ_START(uv_udp_recv_start, uv_udp_t, uv_udp_recv_cb, tr_udp_recv)
 
-#define HANDLE_STOP(fn, type)                                          \
-  DECLARE_REAL(fn);                                                    \
-  LOOPSAN_INTERPOSE int fn(type *h) {                                  \
-    if (!RESOLVE(fn))                                                  \
-      return UV_ENOSYS;                                                \
-    int rc = REAL(fn)(h);                                              \
-    struct loopsan_obj o;                                              \
-    if (from_program(CALLER) && loopsan__obj_get(h, &o))               \
-      loopsan__record_op(o.id, LOOPSAN_OP_STOP, NULL, 0, 0);           \
-    return rc;                                                         \
+#define HANDLE_STOP(fn, type)                                \
+  DECLARE_REAL(fn);                                          \
+  LOOPSAN_INTERPOSE int fn(type *h) {                        \
+    if (!RESOLVE(fn))                                        \
+      return UV_ENOSYS;                                      \
+    int rc = REAL(fn)(h);                                    \
+    struct loopsan_obj o;                                    \
+    if (from_program(CALLER) && loopsan__obj_get(h, &o))     \
+      loopsan__record_op(o.id, LOOPSAN_OP_STOP, NULL, 0, 0); \
+    return rc;                                               \
   }
 HANDLE_STOP(uv_timer_stop, uv_timer_t)
 HANDLE_STOP(uv_idle_stop, uv_idle_t)
@@ -434,15 +447,15 @@ LOOPSAN_INTERPOSE int uv_timer_again(uv_timer_t *h) {
 }
 
 /* Other uses that count as putting a handle to work. */
-#define HANDLE_USE(fn, params, args, h)                    \
-  DECLARE_REAL(fn);                                        \
-  LOOPSAN_INTERPOSE int fn params {                        \
-    if (!RESOLVE(fn))                                      \
-      return UV_ENOSYS;                                    \
-    int rc = REAL(fn) args;                                \
-    if (from_program(CALLER))                              \
-      loopsan__uv_handle_used(h);                                      \
-    return rc;                                             \
+#define HANDLE_USE(fn, params, args, h) \
+  DECLARE_REAL(fn);                     \
+  LOOPSAN_INTERPOSE int fn params {     \
+    if (!RESOLVE(fn))                   \
+      return UV_ENOSYS;                 \
+    int rc = REAL(fn) args;             \
+    if (from_program(CALLER))           \
+      loopsan__uv_handle_used(h);       \
+    return rc;                          \
   }
 HANDLE_USE(uv_tcp_bind, (uv_tcp_t * h, const struct sockaddr *a, unsigned int f), (h, a, f), h)
 HANDLE_USE(uv_tcp_open, (uv_tcp_t * h, uv_os_sock_t s), (h, s), h)
@@ -504,4 +517,3 @@ LOOPSAN_INTERPOSE int uv_tcp_close_reset(uv_tcp_t *h, uv_close_cb cb) {
   }
   return rc;
 }
-

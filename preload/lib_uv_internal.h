@@ -11,30 +11,30 @@
 
 /* ---- types -------------------------------------------------------------- */
 
-#define UV_OBJECT_TYPES(X)                  \
-  X(LOOP, "uv_loop_t", LOOP)                \
-  X(TIMER, "uv_timer_t", HANDLE)            \
-  X(IDLE, "uv_idle_t", HANDLE)              \
-  X(PREPARE, "uv_prepare_t", HANDLE)        \
-  X(CHECK, "uv_check_t", HANDLE)            \
-  X(ASYNC, "uv_async_t", HANDLE)            \
-  X(TCP, "uv_tcp_t", HANDLE)                \
-  X(UDP, "uv_udp_t", HANDLE)                \
-  X(PIPE, "uv_pipe_t", HANDLE)              \
-  X(TTY, "uv_tty_t", HANDLE)                \
-  X(POLL, "uv_poll_t", HANDLE)              \
-  X(SIGNAL, "uv_signal_t", HANDLE)          \
-  X(PROCESS, "uv_process_t", HANDLE)        \
-  X(FS_EVENT, "uv_fs_event_t", HANDLE)      \
-  X(FS_POLL, "uv_fs_poll_t", HANDLE)        \
-  X(WRITE, "uv_write_t", REQUEST)           \
-  X(SHUTDOWN, "uv_shutdown_t", REQUEST)     \
-  X(CONNECT, "uv_connect_t", REQUEST)       \
-  X(UDP_SEND, "uv_udp_send_t", REQUEST)     \
+#define UV_OBJECT_TYPES(X)                    \
+  X(LOOP, "uv_loop_t", LOOP)                  \
+  X(TIMER, "uv_timer_t", HANDLE)              \
+  X(IDLE, "uv_idle_t", HANDLE)                \
+  X(PREPARE, "uv_prepare_t", HANDLE)          \
+  X(CHECK, "uv_check_t", HANDLE)              \
+  X(ASYNC, "uv_async_t", HANDLE)              \
+  X(TCP, "uv_tcp_t", HANDLE)                  \
+  X(UDP, "uv_udp_t", HANDLE)                  \
+  X(PIPE, "uv_pipe_t", HANDLE)                \
+  X(TTY, "uv_tty_t", HANDLE)                  \
+  X(POLL, "uv_poll_t", HANDLE)                \
+  X(SIGNAL, "uv_signal_t", HANDLE)            \
+  X(PROCESS, "uv_process_t", HANDLE)          \
+  X(FS_EVENT, "uv_fs_event_t", HANDLE)        \
+  X(FS_POLL, "uv_fs_poll_t", HANDLE)          \
+  X(WRITE, "uv_write_t", REQUEST)             \
+  X(SHUTDOWN, "uv_shutdown_t", REQUEST)       \
+  X(CONNECT, "uv_connect_t", REQUEST)         \
+  X(UDP_SEND, "uv_udp_send_t", REQUEST)       \
   X(GETADDRINFO, "uv_getaddrinfo_t", REQUEST) \
   X(GETNAMEINFO, "uv_getnameinfo_t", REQUEST) \
-  X(WORK, "uv_work_t", REQUEST)             \
-  X(FS, "uv_fs_t", REQUEST)                 \
+  X(WORK, "uv_work_t", REQUEST)               \
+  X(FS, "uv_fs_t", REQUEST)                   \
   X(RANDOM, "uv_random_t", REQUEST)
 
 enum uv_object_type {
@@ -51,9 +51,10 @@ extern struct loopsan_library_ref loopsan__uv_lib;
 #define DECLARE_REAL(fn) static __typeof__(fn) *real_##fn
 /* Resolve on first use; NULL only if libuv is not loaded at all, which
  * cannot happen for a program that called into it. */
-#define RESOLVE(fn)                                                                   \
-  (LOOPSAN_LIKELY(real_##fn) ? 1                                                      \
-                             : ((real_##fn = (__typeof__(fn) *)loopsan__resolve(&loopsan__uv_lib, #fn)) != NULL))
+#define RESOLVE(fn)          \
+  (LOOPSAN_LIKELY(real_##fn) \
+       ? 1                   \
+       : ((real_##fn = (__typeof__(fn) *)loopsan__resolve(&loopsan__uv_lib, #fn)) != NULL))
 
 /* Trampolines live in a section of their own: a return address inside it
  * belongs to a program callback that tail-called into libuv (uv_close() as

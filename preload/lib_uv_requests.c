@@ -5,8 +5,8 @@
  * request's memory (free it, reuse it for the next request) is its own. */
 #include "preload/lib_uv_internal.h"
 
-/* A request with callback CB begins: returns 1 if tracked (pass the
- * trampoline), 0 otherwise. */
+/* A request with callback CB begins: its reference if tracked (pass libuv
+ * the trampoline), NULL otherwise (pass CB through). */
 void *loopsan__uv_request_begin(const void *req, int type, uint64_t loop, void *cb) {
   void *ref = NULL;
   if (!loopsan__record_new(req, LOOPSAN_LIB_UV, (uint8_t)type, loop, 0, &ref) || !ref)
@@ -48,26 +48,30 @@ static inline int32_t clamp_status(ssize_t status) {
 /* A request callback: the request leaves the table before its callback
  * runs (the callback may free or reuse it); COMPLETE is recorded after it,
  * so that a slow callback's DISPATCH still finds its request alive. */
-#define REQUEST_TRAMPOLINE(name, cb_type, req_param, status_expr, params, args) \
-  TRAMPOLINE static void name params {                                         \
-    struct loopsan_obj o;                                                      \
-    if (LOOPSAN_UNLIKELY(loopsan__obj_take(req_param, &o) != 0))               \
-      return;                                                                  \
-    int32_t complete_status = clamp_status(status_expr);                       \
-    if (o.cb[0]) {                                                             \
-      struct loopsan_dispatch d;                                               \
+#define REQUEST_TRAMPOLINE(name, cb_type, req_param, status_expr, params, args)      \
+  TRAMPOLINE static void name params {                                               \
+    struct loopsan_obj o;                                                            \
+    if (LOOPSAN_UNLIKELY(loopsan__obj_take(req_param, &o) != 0))                     \
+      return;                                                                        \
+    int32_t complete_status = clamp_status(status_expr);                             \
+    if (o.cb[0]) {                                                                   \
+      struct loopsan_dispatch d;                                                     \
       loopsan__dispatch_begin(&d, o.id, o.cb[0], LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_UV); \
-      ((cb_type)o.cb[0]) args;                                                 \
-      loopsan__dispatch_end(&d);                                               \
-    }                                                                          \
-    loopsan__record_end(&o, LOOPSAN_OP_COMPLETE, o.cb[0], complete_status, 0);  \
+      ((cb_type)o.cb[0]) args;                                                       \
+      loopsan__dispatch_end(&d);                                                     \
+    }                                                                                \
+    loopsan__record_end(&o, LOOPSAN_OP_COMPLETE, o.cb[0], complete_status, 0);       \
   }
 
 REQUEST_TRAMPOLINE(tr_write, uv_write_cb, r, status, (uv_write_t * r, int status), (r, status))
-REQUEST_TRAMPOLINE(tr_shutdown, uv_shutdown_cb, r, status, (uv_shutdown_t * r, int status), (r, status))
-REQUEST_TRAMPOLINE(tr_connect, uv_connect_cb, r, status, (uv_connect_t * r, int status), (r, status))
-REQUEST_TRAMPOLINE(tr_udp_send, uv_udp_send_cb, r, status, (uv_udp_send_t * r, int status), (r, status))
-REQUEST_TRAMPOLINE(tr_after_work, uv_after_work_cb, r, status, (uv_work_t * r, int status), (r, status))
+REQUEST_TRAMPOLINE(tr_shutdown, uv_shutdown_cb, r, status, (uv_shutdown_t * r, int status),
+                   (r, status))
+REQUEST_TRAMPOLINE(tr_connect, uv_connect_cb, r, status, (uv_connect_t * r, int status),
+                   (r, status))
+REQUEST_TRAMPOLINE(tr_udp_send, uv_udp_send_cb, r, status, (uv_udp_send_t * r, int status),
+                   (r, status))
+REQUEST_TRAMPOLINE(tr_after_work, uv_after_work_cb, r, status, (uv_work_t * r, int status),
+                   (r, status))
 REQUEST_TRAMPOLINE(tr_getaddrinfo, uv_getaddrinfo_cb, r, status,
                    (uv_getaddrinfo_t * r, int status, struct addrinfo *res), (r, status, res))
 REQUEST_TRAMPOLINE(tr_getnameinfo, uv_getnameinfo_cb, r, status,
@@ -79,20 +83,21 @@ REQUEST_TRAMPOLINE(tr_random, uv_random_cb, r, status,
 
 /* ---- requests ----------------------------------------------------------------- */
 
-#define STREAM_REQUEST(fn, type, params, args_real, req, stream, cb, tramp)       \
-  DECLARE_REAL(fn);                                                               \
-  LOOPSAN_INTERPOSE int fn params {                                               \
-    if (!RESOLVE(fn))                                                             \
-      return UV_ENOSYS;                                                           \
-    if (!from_program(CALLER) || !cb)                                             \
-      return REAL(fn) args_real(cb);                                              \
+#define STREAM_REQUEST(fn, type, params, args_real, req, stream, cb, tramp)                   \
+  DECLARE_REAL(fn);                                                                           \
+  LOOPSAN_INTERPOSE int fn params {                                                           \
+    if (!RESOLVE(fn))                                                                         \
+      return UV_ENOSYS;                                                                       \
+    if (!from_program(CALLER) || !cb)                                                         \
+      return REAL(fn) args_real(cb);                                                          \
     loopsan__uv_handle_used(stream);                                                          \
-    void *ref = loopsan__uv_request_begin(req, type, loopsan__uv_stream_loop_id(stream), (void *)cb);     \
-    if (!ref)                                                                     \
-      return REAL(fn) args_real(cb);                                              \
-    int rc = REAL(fn) args_real(tramp);                                           \
+    void *ref =                                                                               \
+        loopsan__uv_request_begin(req, type, loopsan__uv_stream_loop_id(stream), (void *)cb); \
+    if (!ref)                                                                                 \
+      return REAL(fn) args_real(cb);                                                          \
+    int rc = REAL(fn) args_real(tramp);                                                       \
     loopsan__uv_request_submitted(ref, req, rc, #fn);                                         \
-    return rc;                                                                    \
+    return rc;                                                                                \
   }
 
 #define A_WRITE(c) (req, s, bufs, n, c)
@@ -101,7 +106,8 @@ REQUEST_TRAMPOLINE(tr_random, uv_random_cb, r, status,
 #define A_TCP_CONNECT(c) (req, s, addr, c)
 #define A_UDP_SEND(c) (req, s, bufs, n, addr, c)
 STREAM_REQUEST(uv_write, T_WRITE,
-               (uv_write_t * req, uv_stream_t *s, const uv_buf_t bufs[], unsigned int n, uv_write_cb cb),
+               (uv_write_t * req, uv_stream_t *s, const uv_buf_t bufs[], unsigned int n,
+                uv_write_cb cb),
                A_WRITE, req, s, cb, tr_write)
 STREAM_REQUEST(uv_write2, T_WRITE,
                (uv_write_t * req, uv_stream_t *s, const uv_buf_t bufs[], unsigned int n,
@@ -138,18 +144,18 @@ LOOPSAN_INTERPOSE void uv_pipe_connect(uv_connect_t *req, uv_pipe_t *s, const ch
 }
 
 /* Requests on a loop, whose callback argument may be NULL (synchronous). */
-#define LOOP_REQUEST(fn, type, params, args_real, loop, req, cb, tramp)            \
-  DECLARE_REAL(fn);                                                               \
-  LOOPSAN_INTERPOSE int fn params {                                               \
-    if (!RESOLVE(fn))                                                             \
-      return UV_ENOSYS;                                                           \
-    void *ref;                                                                    \
-    if (!cb || !from_program(CALLER) ||                                           \
-        !(ref = loopsan__uv_request_begin(req, type, loopsan__uv_loop_id(loop), (void *)cb)))             \
-      return REAL(fn) args_real(cb);                                              \
-    int rc = REAL(fn) args_real(tramp);                                           \
+#define LOOP_REQUEST(fn, type, params, args_real, loop, req, cb, tramp)                       \
+  DECLARE_REAL(fn);                                                                           \
+  LOOPSAN_INTERPOSE int fn params {                                                           \
+    if (!RESOLVE(fn))                                                                         \
+      return UV_ENOSYS;                                                                       \
+    void *ref;                                                                                \
+    if (!cb || !from_program(CALLER) ||                                                       \
+        !(ref = loopsan__uv_request_begin(req, type, loopsan__uv_loop_id(loop), (void *)cb))) \
+      return REAL(fn) args_real(cb);                                                          \
+    int rc = REAL(fn) args_real(tramp);                                                       \
     loopsan__uv_request_submitted(ref, req, rc, #fn);                                         \
-    return rc;                                                                    \
+    return rc;                                                                                \
   }
 
 #define A_GAI(c) (loop, req, c, node, service, hints)
@@ -176,7 +182,8 @@ LOOPSAN_INTERPOSE int uv_queue_work(uv_loop_t *loop, uv_work_t *req, uv_work_cb 
   if (!RESOLVE(uv_queue_work))
     return UV_ENOSYS;
   void *ref;
-  if (!from_program(CALLER) || !(ref = loopsan__uv_request_begin(req, T_WORK, loopsan__uv_loop_id(loop), (void *)after_cb)))
+  if (!from_program(CALLER) ||
+      !(ref = loopsan__uv_request_begin(req, T_WORK, loopsan__uv_loop_id(loop), (void *)after_cb)))
     return REAL(uv_queue_work)(loop, req, work_cb, after_cb);
   int rc = REAL(uv_queue_work)(loop, req, work_cb, tr_after_work);
   loopsan__uv_request_submitted(ref, req, rc, "uv_queue_work");
@@ -185,57 +192,58 @@ LOOPSAN_INTERPOSE int uv_queue_work(uv_loop_t *loop, uv_work_t *req, uv_work_cb 
 
 /* Every uv_fs_* with a callback: (name, parameters after loop and req,
  * the same as arguments). A NULL callback makes the call synchronous. */
-#define UV_FS_FUNCTIONS(X)                                                                       \
-  X(uv_fs_close, (uv_file file), (file))                                                         \
-  X(uv_fs_open, (const char *path, int flags, int mode), (path, flags, mode))                    \
-  X(uv_fs_read, (uv_file file, const uv_buf_t bufs[], unsigned int n, int64_t off),             \
-    (file, bufs, n, off))                                                                        \
-  X(uv_fs_unlink, (const char *path), (path))                                                    \
-  X(uv_fs_write, (uv_file file, const uv_buf_t bufs[], unsigned int n, int64_t off),            \
-    (file, bufs, n, off))                                                                        \
+#define UV_FS_FUNCTIONS(X)                                                                        \
+  X(uv_fs_close, (uv_file file), (file))                                                          \
+  X(uv_fs_open, (const char *path, int flags, int mode), (path, flags, mode))                     \
+  X(uv_fs_read, (uv_file file, const uv_buf_t bufs[], unsigned int n, int64_t off),               \
+    (file, bufs, n, off))                                                                         \
+  X(uv_fs_unlink, (const char *path), (path))                                                     \
+  X(uv_fs_write, (uv_file file, const uv_buf_t bufs[], unsigned int n, int64_t off),              \
+    (file, bufs, n, off))                                                                         \
   X(uv_fs_copyfile, (const char *path, const char *new_path, int flags), (path, new_path, flags)) \
-  X(uv_fs_mkdir, (const char *path, int mode), (path, mode))                                     \
-  X(uv_fs_mkdtemp, (const char *tpl), (tpl))                                                     \
-  X(uv_fs_mkstemp, (const char *tpl), (tpl))                                                     \
-  X(uv_fs_rmdir, (const char *path), (path))                                                     \
-  X(uv_fs_scandir, (const char *path, int flags), (path, flags))                                 \
-  X(uv_fs_opendir, (const char *path), (path))                                                   \
-  X(uv_fs_readdir, (uv_dir_t * dir), (dir))                                                      \
-  X(uv_fs_closedir, (uv_dir_t * dir), (dir))                                                     \
-  X(uv_fs_stat, (const char *path), (path))                                                      \
-  X(uv_fs_fstat, (uv_file file), (file))                                                         \
-  X(uv_fs_rename, (const char *path, const char *new_path), (path, new_path))                    \
-  X(uv_fs_fsync, (uv_file file), (file))                                                         \
-  X(uv_fs_fdatasync, (uv_file file), (file))                                                     \
-  X(uv_fs_ftruncate, (uv_file file, int64_t off), (file, off))                                   \
-  X(uv_fs_sendfile, (uv_file out, uv_file in, int64_t off, size_t len), (out, in, off, len))     \
-  X(uv_fs_access, (const char *path, int mode), (path, mode))                                    \
-  X(uv_fs_chmod, (const char *path, int mode), (path, mode))                                     \
-  X(uv_fs_utime, (const char *path, double at, double mt), (path, at, mt))                       \
-  X(uv_fs_futime, (uv_file file, double at, double mt), (file, at, mt))                          \
-  X(uv_fs_lutime, (const char *path, double at, double mt), (path, at, mt))                      \
-  X(uv_fs_lstat, (const char *path), (path))                                                     \
-  X(uv_fs_link, (const char *path, const char *new_path), (path, new_path))                      \
+  X(uv_fs_mkdir, (const char *path, int mode), (path, mode))                                      \
+  X(uv_fs_mkdtemp, (const char *tpl), (tpl))                                                      \
+  X(uv_fs_mkstemp, (const char *tpl), (tpl))                                                      \
+  X(uv_fs_rmdir, (const char *path), (path))                                                      \
+  X(uv_fs_scandir, (const char *path, int flags), (path, flags))                                  \
+  X(uv_fs_opendir, (const char *path), (path))                                                    \
+  X(uv_fs_readdir, (uv_dir_t * dir), (dir))                                                       \
+  X(uv_fs_closedir, (uv_dir_t * dir), (dir))                                                      \
+  X(uv_fs_stat, (const char *path), (path))                                                       \
+  X(uv_fs_fstat, (uv_file file), (file))                                                          \
+  X(uv_fs_rename, (const char *path, const char *new_path), (path, new_path))                     \
+  X(uv_fs_fsync, (uv_file file), (file))                                                          \
+  X(uv_fs_fdatasync, (uv_file file), (file))                                                      \
+  X(uv_fs_ftruncate, (uv_file file, int64_t off), (file, off))                                    \
+  X(uv_fs_sendfile, (uv_file out, uv_file in, int64_t off, size_t len), (out, in, off, len))      \
+  X(uv_fs_access, (const char *path, int mode), (path, mode))                                     \
+  X(uv_fs_chmod, (const char *path, int mode), (path, mode))                                      \
+  X(uv_fs_utime, (const char *path, double at, double mt), (path, at, mt))                        \
+  X(uv_fs_futime, (uv_file file, double at, double mt), (file, at, mt))                           \
+  X(uv_fs_lutime, (const char *path, double at, double mt), (path, at, mt))                       \
+  X(uv_fs_lstat, (const char *path), (path))                                                      \
+  X(uv_fs_link, (const char *path, const char *new_path), (path, new_path))                       \
   X(uv_fs_symlink, (const char *path, const char *new_path, int flags), (path, new_path, flags))  \
-  X(uv_fs_readlink, (const char *path), (path))                                                  \
-  X(uv_fs_realpath, (const char *path), (path))                                                  \
-  X(uv_fs_fchmod, (uv_file file, int mode), (file, mode))                                        \
-  X(uv_fs_chown, (const char *path, uv_uid_t u, uv_gid_t g), (path, u, g))                       \
-  X(uv_fs_fchown, (uv_file file, uv_uid_t u, uv_gid_t g), (file, u, g))                          \
-  X(uv_fs_lchown, (const char *path, uv_uid_t u, uv_gid_t g), (path, u, g))                      \
+  X(uv_fs_readlink, (const char *path), (path))                                                   \
+  X(uv_fs_realpath, (const char *path), (path))                                                   \
+  X(uv_fs_fchmod, (uv_file file, int mode), (file, mode))                                         \
+  X(uv_fs_chown, (const char *path, uv_uid_t u, uv_gid_t g), (path, u, g))                        \
+  X(uv_fs_fchown, (uv_file file, uv_uid_t u, uv_gid_t g), (file, u, g))                           \
+  X(uv_fs_lchown, (const char *path, uv_uid_t u, uv_gid_t g), (path, u, g))                       \
   X(uv_fs_statfs, (const char *path), (path))
 
 #define UNPAREN(...) __VA_ARGS__
-#define FS_WRAPPER(fn, params, args)                                                      \
-  DECLARE_REAL(fn);                                                                       \
-  LOOPSAN_INTERPOSE int fn(uv_loop_t *loop, uv_fs_t *req, UNPAREN params, uv_fs_cb cb) {  \
-    if (!RESOLVE(fn))                                                                     \
-      return UV_ENOSYS;                                                                   \
-    void *ref;                                                                            \
-    if (!cb || !from_program(CALLER) || !(ref = loopsan__uv_request_begin(req, T_FS, loopsan__uv_loop_id(loop), (void *)cb))) \
-      return REAL(fn)(loop, req, UNPAREN args, cb);                                       \
-    int rc = REAL(fn)(loop, req, UNPAREN args, tr_fs);                                    \
-    loopsan__uv_request_submitted(ref, req, rc, #fn);                                                 \
-    return rc;                                                                            \
+#define FS_WRAPPER(fn, params, args)                                                          \
+  DECLARE_REAL(fn);                                                                           \
+  LOOPSAN_INTERPOSE int fn(uv_loop_t *loop, uv_fs_t *req, UNPAREN params, uv_fs_cb cb) {      \
+    if (!RESOLVE(fn))                                                                         \
+      return UV_ENOSYS;                                                                       \
+    void *ref;                                                                                \
+    if (!cb || !from_program(CALLER) ||                                                       \
+        !(ref = loopsan__uv_request_begin(req, T_FS, loopsan__uv_loop_id(loop), (void *)cb))) \
+      return REAL(fn)(loop, req, UNPAREN args, cb);                                           \
+    int rc = REAL(fn)(loop, req, UNPAREN args, tr_fs);                                        \
+    loopsan__uv_request_submitted(ref, req, rc, #fn);                                         \
+    return rc;                                                                                \
   }
 UV_FS_FUNCTIONS(FS_WRAPPER)

@@ -5,7 +5,8 @@
  * kernel gave it: low ones, the program's. A daemon that closes every fd
  * and opens its own files would then have libunwind read from and write
  * into them. The pipe libunwind asks for is therefore moved above 1000,
- * where the trace file also lives; every other caller's pipe is untouched. */
+ * (LOOPSAN_HIGH_FD_MIN), where the trace file also lives; every other
+ * caller's pipe is untouched. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,8 +17,6 @@
 
 #include "preload/shim.h"
 
-#define HIGH_FD_MIN 1000
-
 static struct loopsan_library_ref unwind_lib = {.soname_prefix = "libunwind.so"};
 
 static int from_libunwind(uintptr_t ra) {
@@ -27,13 +26,8 @@ static int from_libunwind(uintptr_t ra) {
 }
 
 static void move_high(int fds[2]) {
-  for (int i = 0; i < 2; i++) {
-    int high = fcntl(fds[i], F_DUPFD_CLOEXEC, HIGH_FD_MIN);
-    if (high >= 0) {
-      close(fds[i]);
-      fds[i] = high;
-    }
-  }
+  for (int i = 0; i < 2; i++)
+    fds[i] = loopsan__fd_move_high(fds[i]);
 }
 
 LOOPSAN_INTERPOSE int pipe2(int fds[2], int flags) {

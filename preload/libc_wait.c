@@ -21,36 +21,34 @@ static int timespec_ms(const struct timespec *ts) {
 }
 
 /* (name, return type, parameters, arguments, timeout in ms as an expression) */
-#define LIBC_WAITS(X)                                                                          \
-  X(epoll_wait, int, (int epfd, struct epoll_event *ev, int max, int timeout),                 \
-    (epfd, ev, max, timeout), timeout)                                                         \
-  X(epoll_pwait, int,                                                                          \
-    (int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask),            \
-    (epfd, ev, max, timeout, mask), timeout)                                                   \
-  X(epoll_pwait2, int,                                                                         \
-    (int epfd, struct epoll_event *ev, int max, const struct timespec *ts,                     \
-     const sigset_t *mask),                                                                    \
-    (epfd, ev, max, ts, mask), timespec_ms(ts))                                                \
-  X(poll, int, (struct pollfd *fds, nfds_t n, int timeout), (fds, n, timeout), timeout)        \
-  X(ppoll, int,                                                                                \
-    (struct pollfd *fds, nfds_t n, const struct timespec *ts, const sigset_t *mask),           \
+#define LIBC_WAITS(X)                                                                             \
+  X(epoll_wait, int, (int epfd, struct epoll_event *ev, int max, int timeout),                    \
+    (epfd, ev, max, timeout), timeout)                                                            \
+  X(epoll_pwait, int,                                                                             \
+    (int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask),               \
+    (epfd, ev, max, timeout, mask), timeout)                                                      \
+  X(epoll_pwait2, int,                                                                            \
+    (int epfd, struct epoll_event *ev, int max, const struct timespec *ts, const sigset_t *mask), \
+    (epfd, ev, max, ts, mask), timespec_ms(ts))                                                   \
+  X(poll, int, (struct pollfd * fds, nfds_t n, int timeout), (fds, n, timeout), timeout)          \
+  X(ppoll, int, (struct pollfd * fds, nfds_t n, const struct timespec *ts, const sigset_t *mask), \
     (fds, n, ts, mask), timespec_ms(ts))
 
-#define WAIT_WRAPPER(name, ret, params, args, timeout_expr)                      \
-  LOOPSAN_INTERPOSE ret name params {                                           \
-    static ret(*real) params;                                                   \
-    if (LOOPSAN_UNLIKELY(!real)) {                                              \
-      int saved = errno;                                                        \
-      real = (ret(*) params)dlsym(RTLD_NEXT, #name);                            \
-      errno = saved;                                                            \
-      if (!real) {                                                              \
-        errno = ENOSYS;                                                         \
-        return -1;                                                              \
-      }                                                                         \
-    }                                                                           \
-    if (loopsan__state.active)                                                  \
-      loopsan__before_wait(timeout_expr);                                       \
-    return real args;                                                           \
+#define WAIT_WRAPPER(name, ret, params, args, timeout_expr) \
+  LOOPSAN_INTERPOSE ret name params {                       \
+    static ret(*real) params;                               \
+    if (LOOPSAN_UNLIKELY(!real)) {                          \
+      int saved = errno;                                    \
+      real = (ret(*) params)dlsym(RTLD_NEXT, #name);        \
+      errno = saved;                                        \
+      if (!real) {                                          \
+        errno = ENOSYS;                                     \
+        return -1;                                          \
+      }                                                     \
+    }                                                       \
+    if (loopsan__state.active)                              \
+      loopsan__before_wait(timeout_expr);                   \
+    return real args;                                       \
   }
 
 LIBC_WAITS(WAIT_WRAPPER)

@@ -24,16 +24,16 @@ static void child_ended(pid_t pid, int wstatus) {
   errno = saved;
 }
 
-#define REAL_OR_ENOSYS(fn, fail)                                           \
-  static __typeof__(&fn) real;                                             \
-  if (LOOPSAN_UNLIKELY(!real)) {                                           \
-    int saved_ = errno;                                                    \
-    real = (__typeof__(&fn))dlsym(RTLD_NEXT, #fn);                         \
-    errno = saved_;                                                        \
-    if (!real) {                                                           \
-      errno = ENOSYS;                                                      \
-      return fail;                                                         \
-    }                                                                      \
+#define REAL_OR_ENOSYS(fn, fail)                   \
+  static __typeof__(&fn) real;                     \
+  if (LOOPSAN_UNLIKELY(!real)) {                   \
+    int saved_ = errno;                            \
+    real = (__typeof__(&fn))dlsym(RTLD_NEXT, #fn); \
+    errno = saved_;                                \
+    if (!real) {                                   \
+      errno = ENOSYS;                              \
+      return fail;                                 \
+    }                                              \
   }
 
 LOOPSAN_INTERPOSE pid_t waitpid(pid_t pid, int *wstatus, int options) {

@@ -1,9 +1,11 @@
 /* The module map: every mapped ELF object with its load bias, range and
  * GNU build-id, so that the analyzer can symbolise later, elsewhere, or
  * from a debug directory. Re-emitted whole whenever glibc's load/unload
- * counters (dlpi_adds/dlpi_subs) say dlopen or dlclose changed the map;
- * checked by the flusher every second and at exit, without interposing
- * dlopen (which would change how the loader resolves $ORIGIN for callers). */
+ * counters (dlpi_adds/dlpi_subs) say dlopen or dlclose changed the map:
+ * checked at most once a second before a thread waits, at exit, and before
+ * every dlclose (init.c), so that a library unloaded at once is still
+ * known. dlopen is not interposed: that would change how the loader
+ * resolves $ORIGIN for its callers. */
 #include <link.h>
 #include <string.h>
 #include <unistd.h>

@@ -32,7 +32,9 @@ _Static_assert(sizeof(struct obj_slot) == 64, "one cache line per slot");
 static struct obj_slot *table;
 static _Atomic uint64_t next_id = 1;
 
-uint64_t loopsan__obj_new_id(void) { return atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed); }
+uint64_t loopsan__obj_new_id(void) {
+  return atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+}
 
 static int table_init(void) {
   static _Atomic int failed;

@@ -22,13 +22,20 @@
 
 /* ---- init.c: global state ---- */
 struct loopsan_shim_state {
-  int active;               /* 0: pass everything through (setuid, bad options, init failed) */
+  int active; /* 0: pass everything through (setuid, bad options, init failed) */
   uint32_t pid;
   struct loopsan_options opts;
-  uint64_t slow_ticks;      /* opts.slow_ms in clock ticks; 0 records every dispatch */
+  uint64_t slow_ticks; /* opts.slow_ms in clock ticks; 0 records every dispatch */
   int record_all;
 };
 extern struct loopsan_shim_state loopsan__state;
+
+/* The shim's descriptors (trace, spill files, libunwind's pipe) live at or
+ * above this number, clear of the ones programs expect. */
+#define LOOPSAN_HIGH_FD_MIN 1000
+/* Move FD there (close-on-exec); returns the fd to keep (FD itself if it
+ * could not be moved). tracefile.c */
+int loopsan__fd_move_high(int fd);
 
 /* Is ADDR inside the shim itself? (its own frames, its own calls) */
 int loopsan__is_self(uintptr_t addr);
@@ -36,7 +43,7 @@ int loopsan__is_self(uintptr_t addr);
 uint32_t loopsan__tid(void);
 
 /* ---- writer.c: per-thread buffers, chunks, the trace file ---- */
-int loopsan__writer_open(void);          /* create this process's trace file */
+int loopsan__writer_open(void); /* create this process's trace file */
 void loopsan__writer_close(uint32_t how, int status);
 void loopsan__writer_atfork_child(void); /* drop the parent's file and buffers */
 /* Append one record (size a multiple of 8, header filled in by caller except
@@ -79,9 +86,9 @@ enum loopsan_cb_slot {
 };
 
 enum loopsan_obj_state_flags {
-  LOOPSAN_STATE_FIRED = 1u << 0,  /* dispatched since the last start */
-  LOOPSAN_STATE_RAN = 1u << 1,    /* loop: uv_run seen */
-  LOOPSAN_STATE_USED = 1u << 2,   /* started or otherwise put to work */
+  LOOPSAN_STATE_FIRED = 1u << 0, /* dispatched since the last start */
+  LOOPSAN_STATE_RAN = 1u << 1,   /* loop: uv_run seen */
+  LOOPSAN_STATE_USED = 1u << 2,  /* started or otherwise put to work */
 };
 
 struct loopsan_obj {
@@ -162,8 +169,8 @@ extern LOOPSAN_TLS struct loopsan_spill_header *loopsan__tls_region;
 /* Give the calling thread its buffer; its spill header, or NULL. */
 struct loopsan_spill_header *loopsan__region_for_thread(void);
 
-static inline void loopsan__dispatch_begin(struct loopsan_dispatch *d, uint64_t obj,
-                                           const void *cb, uint32_t slot, uint32_t library) {
+static inline void loopsan__dispatch_begin(struct loopsan_dispatch *d, uint64_t obj, const void *cb,
+                                           uint32_t slot, uint32_t library) {
   struct loopsan_spill_header *h = loopsan__tls_region;
   if (LOOPSAN_UNLIKELY(!h))
     h = loopsan__region_for_thread();
@@ -195,9 +202,9 @@ static inline void loopsan__dispatch_end(struct loopsan_dispatch *d) {
 
 /* ---- resolve.c ---- */
 struct loopsan_library_ref {
-  const char *soname_prefix; /* "libuv.so" */
+  const char *soname_prefix;    /* "libuv.so" */
   _Atomic uintptr_t start, end; /* its mapped range, once known */
-  void *handle;               /* dlopen(RTLD_NOLOAD) handle when RTLD_LOCAL */
+  void *handle;                 /* dlopen(RTLD_NOLOAD) handle when RTLD_LOCAL */
 };
 /* The real NAME: the next definition after the shim, else the one inside
  * LIB even when LIB was loaded RTLD_LOCAL. Learns LIB's address range. */

@@ -18,8 +18,6 @@
 #include "preload/shim.h"
 #include "preload/tracefile.h"
 
-#define TRACE_FD_MIN 1000 /* keep clear of the fd numbers programs expect */
-
 static struct {
   pthread_mutex_t file_lock;  /* open/reopen of the file */
   pthread_mutex_t write_lock; /* one chunk at a time into the file */
@@ -52,9 +50,8 @@ static int write_all_fd(int fd, struct iovec *iov, int iovcnt) {
   return 0;
 }
 
-/* Move FD above the numbers programs use; returns the fd to keep. */
-static int move_high(int fd) {
-  int high = fcntl(fd, F_DUPFD_CLOEXEC, TRACE_FD_MIN);
+int loopsan__fd_move_high(int fd) {
+  int high = fcntl(fd, F_DUPFD_CLOEXEC, LOOPSAN_HIGH_FD_MIN);
   if (high < 0)
     return fd;
   close(fd);
@@ -77,7 +74,7 @@ int loopsan__trace_create(void) {
   }
   if (fd < 0)
     goto fail;
-  fd = move_high(fd);
+  fd = loopsan__fd_move_high(fd);
   struct stat st;
   struct loopsan_file_header fh = {.version = LOOPSAN_TRACE_VERSION, .header_size = sizeof fh};
   memcpy(fh.magic, LOOPSAN_TRACE_MAGIC, sizeof fh.magic);
@@ -115,7 +112,7 @@ static int trace_fd(void) {
     if (T.path[0]) {
       int nfd = open(T.path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
       if (nfd >= 0 && fstat(nfd, &st) == 0 && st.st_dev == T.dev && st.st_ino == T.ino)
-        fd = move_high(nfd);
+        fd = loopsan__fd_move_high(nfd);
       else if (nfd >= 0)
         close(nfd);
     }
@@ -162,7 +159,7 @@ int loopsan__spill_create(size_t size, unsigned *index) {
     return -1;
   }
   *index = n;
-  return move_high(fd);
+  return loopsan__fd_move_high(fd);
 }
 
 void loopsan__spill_remove_all(void) {

@@ -12,7 +12,12 @@
  * epoll_wait/poll), at thread exit, and at exit, _exit and exec. A
  * per-buffer mutex is taken only for those write-outs, never per record.
  * There is no helper thread: a second thread alone makes every epoll_wait of
- * the program slower (the kernel's files table is then shared). */
+ * the program slower (the kernel's files table is then shared).
+ *
+ * The spill header also holds what its thread is doing: the dispatches in
+ * progress and how many it has made (shim.h, loopsan__dispatch_begin). At
+ * exit, _exit and exec they become UNFINISHED records and the COUNTS
+ * record; after SIGKILL the analyzer reads them from the spill file. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -32,14 +37,14 @@
 #define TBUF_CAPACITY (REGION_SIZE - LOOPSAN_SPILL_DATA_OFFSET)
 
 struct tbuf {
-  pthread_mutex_t lock;   /* taken only to write the buffer out */
-  _Atomic int in_use;     /* owned by a live thread */
-  int attached;           /* 1: region maps a spill file; -1: never (scratch, or failed) */
+  pthread_mutex_t lock; /* taken only to write the buffer out */
+  _Atomic int in_use;   /* owned by a live thread */
+  int attached;         /* 1: region maps a spill file; -1: never (scratch, or failed) */
   uint32_t tid;
-  uint64_t last_check;    /* owner's clock at its last periodic write-out */
-  uint64_t first_new;     /* id of the first object created in the unwritten part */
-  int may_compact;        /* an object created there also ended there */
-  struct tbuf *next;      /* registry list, push-only */
+  uint64_t last_check;              /* owner's clock at its last periodic write-out */
+  uint64_t first_new;               /* id of the first object created in the unwritten part */
+  int may_compact;                  /* an object created there also ended there */
+  struct tbuf *next;                /* registry list, push-only */
   struct loopsan_spill_header *hdr; /* the region: header, then data */
   unsigned char *data;
 };
@@ -47,14 +52,14 @@ struct tbuf {
 static struct {
   pthread_mutex_t open_lock;
   _Atomic(struct tbuf *) buffers;
-  struct tbuf *scratch;   /* the preamble of a new trace file is built here */
+  struct tbuf *scratch; /* the preamble of a new trace file is built here */
   _Atomic uint64_t lost;
   _Atomic uint64_t last_periodic;
   pthread_key_t key;
   int key_ok;
-  int closed;             /* after exit's final write-out */
-  int pending_open;       /* a forked child opens its trace when it first records */
-  _Atomic int ready;      /* the trace file exists and starts with its preamble */
+  int closed;        /* after exit's final write-out */
+  int pending_open;  /* a forked child opens its trace when it first records */
+  _Atomic int ready; /* the trace file exists and starts with its preamble */
 } W = {.open_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static LOOPSAN_TLS struct tbuf *my_buf;
@@ -169,8 +174,8 @@ static void tbuf_release(void *arg) {
 }
 
 static struct tbuf *tbuf_new(void) {
-  unsigned char *mem = mmap(NULL, PAGE + REGION_SIZE, PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  unsigned char *mem =
+      mmap(NULL, PAGE + REGION_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED)
     return NULL;
   struct tbuf *b = (struct tbuf *)(void *)mem;
@@ -304,9 +309,14 @@ static void emit_unfinished(uint32_t how) {
       struct loopsan_inflight f = b->hdr->inflight[i];
       if (!f.obj)
         continue;
-      struct loopsan_rec_unfinished r = {
-          .h.aux = f.slot, .ts = f.t0, .end_ts = now, .obj = f.obj, .cb = f.cb,
-          .tid = b->tid, .library = (uint16_t)f.library, .how = (uint16_t)how};
+      struct loopsan_rec_unfinished r = {.h.aux = f.slot,
+                                         .ts = f.t0,
+                                         .end_ts = now,
+                                         .obj = f.obj,
+                                         .cb = f.cb,
+                                         .tid = b->tid,
+                                         .library = (uint16_t)f.library,
+                                         .how = (uint16_t)how};
       loopsan__emit(LOOPSAN_REC_UNFINISHED, &r, sizeof r);
     }
   }
@@ -371,8 +381,7 @@ static void emit_process_record(void) {
   int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     ssize_t r;
-    while (args_len < sizeof args &&
-           (r = read(fd, args + args_len, sizeof args - args_len)) > 0)
+    while (args_len < sizeof args && (r = read(fd, args + args_len, sizeof args - args_len)) > 0)
       args_len += (size_t)r;
     close(fd);
   }

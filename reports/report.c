@@ -2,7 +2,8 @@
 
 #include <string.h>
 
-typedef int (*render_fn)(const struct loopsan_report *, const struct loopsan_render_options *, FILE *);
+typedef int (*render_fn)(const struct loopsan_report *, const struct loopsan_render_options *,
+                         FILE *);
 
 static const struct {
   const char *name;

@@ -26,7 +26,8 @@ static void print_location(FILE *out, const struct loopsan_frame_owned *f) {
   }
 }
 
-static void print_frames(FILE *out, const char *prefix, const struct loopsan_frame_owned *f, size_t n) {
+static void print_frames(FILE *out, const char *prefix, const struct loopsan_frame_owned *f,
+                         size_t n) {
   for (size_t i = 0; i < n; i++) {
     fprintf(out, "%s    #%zu 0x%" PRIx64 " in ", prefix, i, f[i].address);
     print_location(out, &f[i]);
@@ -35,8 +36,9 @@ static void print_frames(FILE *out, const char *prefix, const struct loopsan_fra
 }
 
 static void print_finding(FILE *out, const char *prefix, const struct loopsan_finding *f) {
-  const char *sev = f->severity == LOOPSAN_SEV_ERROR ? "ERROR" :
-                    f->severity == LOOPSAN_SEV_WARNING ? "WARNING" : "NOTE";
+  const char *sev = f->severity == LOOPSAN_SEV_ERROR     ? "ERROR"
+                    : f->severity == LOOPSAN_SEV_WARNING ? "WARNING"
+                                                         : "NOTE";
   fprintf(out, "%s %s: %s: %s%s\n", prefix, sev, loopsan_kind_name(f->kind), f->message,
           f->suppressed ? " [suppressed]" : "");
   if (f->count > 1 && f->kind != LOOPSAN_KIND_SLOW_CALLBACK)
@@ -68,7 +70,8 @@ static void print_observed(FILE *out, const char *prefix, const struct loopsan_p
   for (size_t i = 0; i < p->n_observations; i++) {
     const struct loopsan_observed *o = &p->observations[i];
     fprintf(out, "%s observed %s: %" PRIu64 " loop%s, %" PRIu64 " callback%s dispatched", prefix,
-            o->library, o->loops, o->loops == 1 ? "" : "s", o->callbacks, o->callbacks == 1 ? "" : "s");
+            o->library, o->loops, o->loops == 1 ? "" : "s", o->callbacks,
+            o->callbacks == 1 ? "" : "s");
     const char *sep = "; created (ended): ";
     for (size_t k = 0; k < o->n_types; k++) {
       if (o->types[k].is_loop)
@@ -123,7 +126,8 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
         print_finding(out, prefix, &r->findings[i]);
   }
   if (quiet)
-    fprintf(out, "loopsan: %zu %sprocess%s used no event loop loopsan observes (see --format=json)\n",
+    fprintf(out,
+            "loopsan: %zu %sprocess%s used no event loop loopsan observes (see --format=json)\n",
             quiet, quiet < r->n_processes ? "other " : "", quiet == 1 ? "" : "es");
   fprintf(out, "SUMMARY: loopsan: ");
   if (!total) {

@@ -39,8 +39,7 @@ FIXTURE_OPAQUE void fixture_record(int line) {
   recorded_line = line;
 }
 
-static inline __attribute__((always_inline)) int fixture_inlined(int x,
-                                                                 int line) {
+static inline __attribute__((always_inline)) int fixture_inlined(int x, int line) {
   inline_call_line = line;
   fixture_record(__LINE__);
   /* Work after the call keeps it from being a tail call. */
@@ -87,8 +86,7 @@ static int first_object(struct dl_phdr_info *info, size_t size, void *data) {
       while (p + sizeof(ElfW(Nhdr)) <= end) {
         const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
         const unsigned char *desc = p + sizeof *nh + ((nh->n_namesz + 3) & ~3u);
-        if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
-            desc + nh->n_descsz <= end) {
+        if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && desc + nh->n_descsz <= end) {
           map->build_id = desc;
           map->build_id_len = nh->n_descsz;
         }

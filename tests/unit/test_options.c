@@ -3,6 +3,7 @@
 #include <check.h>
 
 #include "tests/unit/unit.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +18,8 @@ START_TEST(env_options) {
   ck_assert_uint_eq(o.slow_ms, 100);
   ck_assert_uint_eq(o.stack_depth, 32);
   ck_assert_int_eq(loopsan_options_parse(&o, "slow_ms=50:trace_dir=/tmp/t:record=all:stack_depth=8",
-                                         err, sizeof err), 0);
+                                         err, sizeof err),
+                   0);
   ck_assert_uint_eq(o.slow_ms, 50);
   ck_assert_str_eq(o.trace_dir, "/tmp/t");
   ck_assert_int_eq(o.record_mode, LOOPSAN_RECORD_ALL);
@@ -57,15 +59,26 @@ static int parse(struct loopsan_cli *cli, char *err, const char *const *args) {
 START_TEST(command_line) {
   struct loopsan_cli cli;
   char err[512];
-  const char *run[] = {"loopsan", "run", "--slow-ms=50", "--format", "json", "-o", "r.json",
-                       "--error-exitcode=3", "--fail-on=slow-callback,unclosed-handle", "--",
-                       "./prog", "--format=x", NULL};
+  const char *run[] = {"loopsan",
+                       "run",
+                       "--slow-ms=50",
+                       "--format",
+                       "json",
+                       "-o",
+                       "r.json",
+                       "--error-exitcode=3",
+                       "--fail-on=slow-callback,unclosed-handle",
+                       "--",
+                       "./prog",
+                       "--format=x",
+                       NULL};
   ck_assert_int_eq(parse(&cli, err, run), 0);
   ck_assert_int_eq(cli.command, LOOPSAN_CMD_RUN);
   ck_assert_uint_eq(cli.shim.slow_ms, 50);
   ck_assert_str_eq(cli.output, "r.json");
   ck_assert_int_eq(cli.error_exitcode, 3);
-  ck_assert_uint_eq(cli.fail_on, (1ul << LOOPSAN_KIND_SLOW_CALLBACK) | (1ul << LOOPSAN_KIND_UNCLOSED_HANDLE));
+  ck_assert_uint_eq(cli.fail_on,
+                    (1ul << LOOPSAN_KIND_SLOW_CALLBACK) | (1ul << LOOPSAN_KIND_UNCLOSED_HANDLE));
   ck_assert_int_eq(cli.n_args, 2);
   ck_assert_str_eq(cli.args[0], "./prog");
   ck_assert_str_eq(cli.args[1], "--format=x"); /* the program's own option */
@@ -116,11 +129,44 @@ START_TEST(command_line) {
 }
 END_TEST
 
+/* The one table: every default parses, and --help shows every option with
+ * its default (the man page's lists come from the same rows). */
+START_TEST(one_table) {
+  char err[256], *help = NULL;
+  size_t len = 0;
+  struct loopsan_options o;
+  loopsan_options_default(&o);
+  ck_assert_str_eq(o.trace_dir, ".");
+  ck_assert_int_eq(o.record_mode, LOOPSAN_RECORD_FINDINGS);
+  FILE *f = open_memstream(&help, &len);
+  loopsan_cli_usage(f);
+  fclose(f);
+  for (size_t i = 0; i < LOOPSAN_OPTION_COUNT; i++) {
+    const struct loopsan_option_desc *d = &loopsan_option_table[i];
+    char want[128];
+    snprintf(want, sizeof want, "--%s", d->name);
+    ck_assert_msg(strstr(help, want) != NULL, "--help lacks %s", want);
+    ck_assert_ptr_nonnull(d->help);
+    ck_assert_ptr_nonnull(d->man);
+    if (d->key && d->def)
+      ck_assert_int_eq(
+          loopsan_options_set(&o, d->key, strlen(d->key), d->def, strlen(d->def), err, sizeof err),
+          0);
+    if (loopsan_option_default_text(d)) {
+      snprintf(want, sizeof want, "(default: %s)", loopsan_option_default_text(d));
+      ck_assert_msg(strstr(help, want) != NULL, "--help lacks %s", want);
+    }
+  }
+  free(help);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("options");
   TCase *tc = tcase_create("parse");
   tcase_add_test(tc, env_options);
   tcase_add_test(tc, command_line);
+  tcase_add_test(tc, one_table);
   suite_add_tcase(s, tc);
   return loopsan_unit_run(s);
 }

@@ -26,7 +26,8 @@ static void make_report(struct loopsan_report *r) {
   r->n_processes = 1;
   r->processes = calloc(1, sizeof *r->processes);
   r->processes[0].pid = 42;
-  r->processes[0].exe = strdup("/tmp/we\"ird\n\xff" "exe");
+  r->processes[0].exe = strdup("/tmp/we\"ird\n\xff"
+                               "exe");
   r->processes[0].observed = 1;
   struct loopsan_observed *ob = calloc(1, sizeof *ob);
   ob->library = "libuv";
@@ -67,14 +68,19 @@ START_TEST(json_fields_and_escaping) {
   struct loopsan_report r;
   make_report(&r);
   char *json = render(&r, LOOPSAN_FORMAT_JSON);
-  ck_assert_ptr_nonnull(strstr(json, "\"tool\": \"loopsan\", \"version\": \"9.9.9\", \"format\": 1"));
+  ck_assert_ptr_nonnull(
+      strstr(json, "\"tool\": \"loopsan\", \"version\": \"9.9.9\", \"format\": 1"));
   ck_assert_ptr_nonnull(strstr(json, "\"exe\": \"/tmp/we\\\"ird\\n\\ufffdexe\""));
   ck_assert_ptr_nonnull(strstr(json, "\"exit\": {\"status\": 3}"));
   ck_assert_ptr_nonnull(strstr(json, "\"kind\": \"slow-callback\""));
-  ck_assert_ptr_nonnull(strstr(json, "\"object\": {\"type\": \"uv_timer_t\", \"address\": \"0x1234\"}"));
-  ck_assert_ptr_nonnull(strstr(json, "\"callback\": {\"function\": \"on_tick\", \"file\": \"server.c\", \"line\": 42"));
-  ck_assert_ptr_nonnull(strstr(json, "{\"function\": \"start_ticker\", \"file\": null, \"line\": null"));
-  ck_assert_ptr_nonnull(strstr(json, "\"duration_ms\": 152.301, \"also\": [], \"count\": 2, \"suppressed\": false"));
+  ck_assert_ptr_nonnull(
+      strstr(json, "\"object\": {\"type\": \"uv_timer_t\", \"address\": \"0x1234\"}"));
+  ck_assert_ptr_nonnull(strstr(
+      json, "\"callback\": {\"function\": \"on_tick\", \"file\": \"server.c\", \"line\": 42"));
+  ck_assert_ptr_nonnull(
+      strstr(json, "{\"function\": \"start_ticker\", \"file\": null, \"line\": null"));
+  ck_assert_ptr_nonnull(
+      strstr(json, "\"duration_ms\": 152.301, \"also\": [], \"count\": 2, \"suppressed\": false"));
   ck_assert_ptr_nonnull(strstr(json, "\"observed\": {\"libuv\": {\"loops\": 1, \"callbacks\": 7, "
                                      "\"objects\": {\"uv_loop_t\": 1, \"uv_timer_t\": 3}, "
                                      "\"ended\": {\"uv_loop_t\": 1, \"uv_timer_t\": 2}}}"));
@@ -88,7 +94,8 @@ START_TEST(text_headline_and_summary) {
   struct loopsan_report r;
   make_report(&r);
   char *text = render(&r, LOOPSAN_FORMAT_TEXT);
-  ck_assert_ptr_nonnull(strstr(text, "==42== WARNING: slow-callback: callback on_tick() of uv_timer_t took 152.301 ms"));
+  ck_assert_ptr_nonnull(strstr(
+      text, "==42== WARNING: slow-callback: callback on_tick() of uv_timer_t took 152.301 ms"));
   ck_assert_ptr_nonnull(strstr(text, "callback: on_tick server.c:42"));
   ck_assert_ptr_nonnull(strstr(text, "uv_timer_t 0x1234 created at:"));
   ck_assert_ptr_nonnull(strstr(text, "#0 0x5678 in start_ticker"));

@@ -61,7 +61,8 @@ static void read_stacks(struct stacks_seen *s) {
   struct loopsan_read_stats st;
   char err[256];
   memset(s, 0, sizeof *s);
-  ck_assert_int_eq(loopsan_read_trace(harness_trace_path(), collect_stacks, s, &st, err, sizeof err), 0);
+  ck_assert_int_eq(
+      loopsan_read_trace(harness_trace_path(), collect_stacks, s, &st, err, sizeof err), 0);
 }
 
 static int in_function(uint64_t addr, void *fn) {

@@ -81,8 +81,7 @@ static void run_fixture(fixture_info *fx) {
     sscanf(line, "start %" SCNx64, &fx->mod.start);
     sscanf(line, "end %" SCNx64, &fx->mod.end);
     if (sscanf(line, "build_id %199s", hex) == 1)
-      fx->mod.build_id_len =
-          parse_hex_bytes(hex, fx->mod.build_id, sizeof fx->mod.build_id);
+      fx->mod.build_id_len = parse_hex_bytes(hex, fx->mod.build_id, sizeof fx->mod.build_id);
     sscanf(line, "return_address %" SCNx64, &fx->return_address);
     sscanf(line, "outer_entry %" SCNx64, &fx->outer_entry);
     sscanf(line, "label %" SCNx64, &fx->label);
@@ -90,21 +89,19 @@ static void run_fixture(fixture_info *fx) {
     sscanf(line, "inline_call_line %d", &fx->inline_call_line);
   }
   ck_assert_int_eq(pclose(p), 0);
-  ck_assert_msg(fx->mod.path[0] && fx->mod.end > fx->mod.start &&
-                    fx->return_address && fx->label && fx->record_line > 0 &&
-                    fx->inline_call_line > 0 && fx->mod.build_id_len > 0,
+  ck_assert_msg(fx->mod.path[0] && fx->mod.end > fx->mod.start && fx->return_address && fx->label &&
+                    fx->record_line > 0 && fx->inline_call_line > 0 && fx->mod.build_id_len > 0,
                 "unexpected output from %s", exe);
 }
 
 static void add(loopsan_symbolizer *sym, const module_info *m) {
-  ck_assert_int_eq(loopsan_symbolizer_add_module(sym, m->path, m->bias,
-                                                 m->start, m->end, m->build_id,
-                                                 m->build_id_len),
+  ck_assert_int_eq(loopsan_symbolizer_add_module(sym, m->path, m->bias, m->start, m->end,
+                                                 m->build_id, m->build_id_len),
                    0);
 }
 
-static const loopsan_frame *resolve(loopsan_symbolizer *sym, uint64_t addr,
-                                    int is_return, size_t *n) {
+static const loopsan_frame *resolve(loopsan_symbolizer *sym, uint64_t addr, int is_return,
+                                    size_t *n) {
   const loopsan_frame *frames = NULL;
   ck_assert_int_eq(loopsan_symbolize(sym, addr, is_return, &frames, n), 0);
   ck_assert_ptr_nonnull(frames);
@@ -242,9 +239,8 @@ END_TEST
 START_TEST(test_missing_file) {
   loopsan_symbolizer *sym = loopsan_symbolizer_new();
   static const uint8_t id[] = {1, 2, 3, 4};
-  ck_assert_int_eq(loopsan_symbolizer_add_module(
-                       sym, "/nonexistent/libgone.so.1", 0x7f0000000000,
-                       0x7f0000000000, 0x7f0000010000, id, sizeof id),
+  ck_assert_int_eq(loopsan_symbolizer_add_module(sym, "/nonexistent/libgone.so.1", 0x7f0000000000,
+                                                 0x7f0000000000, 0x7f0000010000, id, sizeof id),
                    0);
   size_t n;
   const loopsan_frame *f = resolve(sym, 0x7f0000001234, 1, &n);
@@ -303,8 +299,10 @@ static int by_value(const void *a, const void *b) {
  * between exported functions (static functions live there) and check that
  * it is not blamed on the exported function before it. */
 START_TEST(test_libuv_gap) {
-  ck_assert_msg(access(LIBUV_PATH, R_OK) == 0, "%s missing (apt-get install "
-                                               "libuv1)", LIBUV_PATH);
+  ck_assert_msg(access(LIBUV_PATH, R_OK) == 0,
+                "%s missing (apt-get install "
+                "libuv1)",
+                LIBUV_PATH);
   elf_version(EV_CURRENT);
   int fd = open(LIBUV_PATH, O_RDONLY);
   ck_assert_int_ge(fd, 0);
@@ -351,11 +349,10 @@ START_TEST(test_libuv_gap) {
     for (size_t i = 0; i < count; i++) {
       GElf_Sym s;
       gelf_getsym(data, (int)i, &s);
-      if (s.st_shndx == SHN_UNDEF || GELF_ST_TYPE(s.st_info) != STT_FUNC ||
-          s.st_value < text_lo || s.st_value >= text_hi)
+      if (s.st_shndx == SHN_UNDEF || GELF_ST_TYPE(s.st_info) != STT_FUNC || s.st_value < text_lo ||
+          s.st_value >= text_hi)
         continue;
-      syms[nsyms++] = (dynsym){s.st_value, s.st_size,
-                               elf_strptr(elf, sh.sh_link, s.st_name)};
+      syms[nsyms++] = (dynsym){s.st_value, s.st_size, elf_strptr(elf, sh.sh_link, s.st_name)};
     }
   }
   ck_assert_uint_gt(nsyms, 10);
@@ -378,15 +375,13 @@ START_TEST(test_libuv_gap) {
   for (int ret = 0; ret < 2; ret++) {
     const loopsan_frame *f = resolve(sym, m.bias + gap_off, ret, &n);
     ck_assert_uint_eq(n, 1);
-    ck_assert_msg(f[0].function == NULL,
-                  "0x%" PRIx64 " (gap after %s) resolved to %s", gap_off,
+    ck_assert_msg(f[0].function == NULL, "0x%" PRIx64 " (gap after %s) resolved to %s", gap_off,
                   syms[best].name, f[0].function);
     ck_assert_str_eq(f[0].module, LIBUV_PATH);
     ck_assert_uint_eq(f[0].module_offset, gap_off);
   }
   /* Just past the end of the symbol before the gap: still not it. */
-  const loopsan_frame *f =
-      resolve(sym, m.bias + syms[best].value + syms[best].size, 0, &n);
+  const loopsan_frame *f = resolve(sym, m.bias + syms[best].value + syms[best].size, 0, &n);
   ck_assert_ptr_null(f[0].function);
   /* Inside an exported function: its name. */
   f = resolve(sym, m.bias + syms[best].value + 1, 1, &n);
@@ -411,11 +406,9 @@ START_TEST(test_libc_debuginfo) {
   find_loaded(fn, &m);
 
   char debug[256];
-  int off = snprintf(debug, sizeof debug, "/usr/lib/debug/.build-id/%02x/",
-                     m.build_id[0]);
+  int off = snprintf(debug, sizeof debug, "/usr/lib/debug/.build-id/%02x/", m.build_id[0]);
   for (size_t i = 1; i < m.build_id_len; i++)
-    off += snprintf(debug + off, sizeof debug - (size_t)off, "%02x",
-                    m.build_id[i]);
+    off += snprintf(debug + off, sizeof debug - (size_t)off, "%02x", m.build_id[i]);
   snprintf(debug + off, sizeof debug - (size_t)off, ".debug");
 
   loopsan_symbolizer *sym = loopsan_symbolizer_new();

@@ -82,7 +82,8 @@ START_TEST(round_trip) {
   struct tally t = {0};
   struct loopsan_read_stats st;
   char err[256];
-  ck_assert_int_eq(loopsan_read_trace(harness_trace_path(), count_record, &t, &st, err, sizeof err), 0);
+  ck_assert_int_eq(loopsan_read_trace(harness_trace_path(), count_record, &t, &st, err, sizeof err),
+                   0);
   ck_assert_int_eq(t.first_type, LOOPSAN_REC_PROCESS);
   ck_assert_uint_eq(t.version, LOOPSAN_TRACE_VERSION);
   ck_assert_uint_eq(t.counts[LOOPSAN_REC_OBJ_OP], 20000);

@@ -12,7 +12,7 @@
  * (no callback: it was never started; nothing else is reported.)
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE   /* uv.h needs POSIX types under -std=c11 */
+#define _GNU_SOURCE /* uv.h needs POSIX types under -std=c11 */
 #endif
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,44 +22,39 @@ static uv_idle_t idle;
 static uv_timer_t done_timer;
 static int idle_closed;
 
-static void on_idle_closed(uv_handle_t *handle)
-{
-    (void)handle;
-    idle_closed = 1;
+static void on_idle_closed(uv_handle_t *handle) {
+  (void)handle;
+  idle_closed = 1;
 }
 
-static void prepare_idle(uv_loop_t *loop)
-{
-    if (uv_idle_init(loop, &idle) != 0)
-        abort();
-    /* BUG: uv_idle_start(&idle, ...) is never called */
+static void prepare_idle(uv_loop_t *loop) {
+  if (uv_idle_init(loop, &idle) != 0)
+    abort();
+  /* BUG: uv_idle_start(&idle, ...) is never called */
 }
 
-static void on_done_timer(uv_timer_t *timer)
-{
-    uv_close((uv_handle_t *)&idle, on_idle_closed);
-    uv_close((uv_handle_t *)timer, NULL);
+static void on_done_timer(uv_timer_t *timer) {
+  uv_close((uv_handle_t *)&idle, on_idle_closed);
+  uv_close((uv_handle_t *)timer, NULL);
 }
 
-static void start_done_timer(uv_loop_t *loop)
-{
-    if (uv_timer_init(loop, &done_timer) != 0 ||
-        uv_timer_start(&done_timer, on_done_timer, 5, 0) != 0)
-        abort();
+static void start_done_timer(uv_loop_t *loop) {
+  if (uv_timer_init(loop, &done_timer) != 0 ||
+      uv_timer_start(&done_timer, on_done_timer, 5, 0) != 0)
+    abort();
 }
 
-int main(void)
-{
-    uv_loop_t loop;
-    if (uv_loop_init(&loop) != 0)
-        abort();
-    prepare_idle(&loop);
-    start_done_timer(&loop);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    int rc = uv_loop_close(&loop);
-    if (rc != 0 || !idle_closed) {
-        fprintf(stderr, "never_started: uv_loop_close: %s\n", uv_strerror(rc));
-        return 1;
-    }
-    return 0;
+int main(void) {
+  uv_loop_t loop;
+  if (uv_loop_init(&loop) != 0)
+    abort();
+  prepare_idle(&loop);
+  start_done_timer(&loop);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  int rc = uv_loop_close(&loop);
+  if (rc != 0 || !idle_closed) {
+    fprintf(stderr, "never_started: uv_loop_close: %s\n", uv_strerror(rc));
+    return 1;
+  }
+  return 0;
 }

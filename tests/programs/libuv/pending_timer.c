@@ -15,7 +15,7 @@
  * is reported as unclosed-loop is up to the tool's default-loop policy.)
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE   /* uv.h needs POSIX types under -std=c11 */
+#define _GNU_SOURCE /* uv.h needs POSIX types under -std=c11 */
 #endif
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,23 +23,20 @@
 
 static uv_timer_t timeout_timer;
 
-static void on_timeout(uv_timer_t *timer)
-{
-    (void)timer;
-    fprintf(stderr, "pending_timer: timeout fired (unexpected)\n");
-    exit(1);
+static void on_timeout(uv_timer_t *timer) {
+  (void)timer;
+  fprintf(stderr, "pending_timer: timeout fired (unexpected)\n");
+  exit(1);
 }
 
-static void arm_timeout(uv_loop_t *loop)
-{
-    if (uv_timer_init(loop, &timeout_timer) != 0 ||
-        uv_timer_start(&timeout_timer, on_timeout, 10000, 0) != 0)
-        abort();
+static void arm_timeout(uv_loop_t *loop) {
+  if (uv_timer_init(loop, &timeout_timer) != 0 ||
+      uv_timer_start(&timeout_timer, on_timeout, 10000, 0) != 0)
+    abort();
 }
 
-int main(void)
-{
-    arm_timeout(uv_default_loop());
-    uv_run(uv_default_loop(), UV_RUN_NOWAIT);
-    return 0;                        /* BUG: exits with the timer armed */
+int main(void) {
+  arm_timeout(uv_default_loop());
+  uv_run(uv_default_loop(), UV_RUN_NOWAIT);
+  return 0; /* BUG: exits with the timer armed */
 }

@@ -16,7 +16,7 @@
  * that is reported is up to the tool's default-loop policy.)
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE   /* uv.h needs POSIX types under -std=c11 */
+#define _GNU_SOURCE /* uv.h needs POSIX types under -std=c11 */
 #endif
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,27 +24,24 @@
 
 static uv_work_t work_req;
 
-static void do_work(uv_work_t *req)
-{
-    (void)req;
-    uv_sleep(1000);
+static void do_work(uv_work_t *req) {
+  (void)req;
+  uv_sleep(1000);
 }
 
-static void after_work(uv_work_t *req, int status)
-{
-    (void)req; (void)status;
-    fprintf(stderr, "pending_work: after_work ran (unexpected)\n");
+static void after_work(uv_work_t *req, int status) {
+  (void)req;
+  (void)status;
+  fprintf(stderr, "pending_work: after_work ran (unexpected)\n");
 }
 
-static void submit_work(uv_loop_t *loop)
-{
-    if (uv_queue_work(loop, &work_req, do_work, after_work) != 0)
-        abort();
+static void submit_work(uv_loop_t *loop) {
+  if (uv_queue_work(loop, &work_req, do_work, after_work) != 0)
+    abort();
 }
 
-int main(void)
-{
-    submit_work(uv_default_loop());
-    uv_run(uv_default_loop(), UV_RUN_NOWAIT);
-    return 0;                        /* BUG: exits with the work pending */
+int main(void) {
+  submit_work(uv_default_loop());
+  uv_run(uv_default_loop(), UV_RUN_NOWAIT);
+  return 0; /* BUG: exits with the work pending */
 }

@@ -15,7 +15,9 @@ static uv_timer_t timer;
 
 static void on_timer(uv_timer_t *t) { uv_close((uv_handle_t *)t, NULL); }
 
-__attribute__((noinline)) static void open_watchdog(uv_loop_t *loop) { uv_idle_init(loop, &watchdog); }
+__attribute__((noinline)) static void open_watchdog(uv_loop_t *loop) {
+  uv_idle_init(loop, &watchdog);
+}
 
 __attribute__((noinline)) static int arm_timer(uv_loop_t *loop) {
   uv_timer_init(loop, &timer);

@@ -11,7 +11,7 @@
  * (no unclosed-handle: the timer was closed; no slow-callback.)
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE   /* uv.h needs POSIX types under -std=c11 */
+#define _GNU_SOURCE /* uv.h needs POSIX types under -std=c11 */
 #endif
 #include <stdlib.h>
 #include <uv.h>
@@ -19,31 +19,27 @@
 static uv_timer_t worker_timer;
 static int fired;
 
-static void on_worker_timer(uv_timer_t *timer)
-{
-    fired = 1;
-    uv_close((uv_handle_t *)timer, NULL);
+static void on_worker_timer(uv_timer_t *timer) {
+  fired = 1;
+  uv_close((uv_handle_t *)timer, NULL);
 }
 
-static uv_loop_t *create_worker_loop(void)
-{
-    uv_loop_t *loop = malloc(sizeof *loop);
-    if (!loop || uv_loop_init(loop) != 0)
-        abort();
-    return loop;
+static uv_loop_t *create_worker_loop(void) {
+  uv_loop_t *loop = malloc(sizeof *loop);
+  if (!loop || uv_loop_init(loop) != 0)
+    abort();
+  return loop;
 }
 
-static void start_worker_timer(uv_loop_t *loop)
-{
-    if (uv_timer_init(loop, &worker_timer) != 0 ||
-        uv_timer_start(&worker_timer, on_worker_timer, 5, 0) != 0)
-        abort();
+static void start_worker_timer(uv_loop_t *loop) {
+  if (uv_timer_init(loop, &worker_timer) != 0 ||
+      uv_timer_start(&worker_timer, on_worker_timer, 5, 0) != 0)
+    abort();
 }
 
-int main(void)
-{
-    uv_loop_t *loop = create_worker_loop();
-    start_worker_timer(loop);
-    uv_run(loop, UV_RUN_DEFAULT);
-    return fired ? 0 : 1;            /* BUG: no uv_loop_close(loop) */
+int main(void) {
+  uv_loop_t *loop = create_worker_loop();
+  start_worker_timer(loop);
+  uv_run(loop, UV_RUN_DEFAULT);
+  return fired ? 0 : 1; /* BUG: no uv_loop_close(loop) */
 }

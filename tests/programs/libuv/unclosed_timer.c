@@ -14,7 +14,7 @@
  *   kind = unclosed-loop,   type = uv_loop_t,  created = main
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE   /* uv.h needs POSIX types under -std=c11 */
+#define _GNU_SOURCE /* uv.h needs POSIX types under -std=c11 */
 #endif
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,33 +22,29 @@
 
 static int heartbeats;
 
-static void on_heartbeat(uv_timer_t *timer)
-{
-    if (++heartbeats == 3)
-        uv_timer_stop(timer);        /* BUG: stopped, but never uv_close'd */
+static void on_heartbeat(uv_timer_t *timer) {
+  if (++heartbeats == 3)
+    uv_timer_stop(timer); /* BUG: stopped, but never uv_close'd */
 }
 
-static uv_timer_t *make_heartbeat(uv_loop_t *loop)
-{
-    uv_timer_t *timer = malloc(sizeof *timer);
-    if (!timer || uv_timer_init(loop, timer) != 0)
-        abort();
-    if (uv_timer_start(timer, on_heartbeat, 5, 5) != 0)
-        abort();
-    return timer;
+static uv_timer_t *make_heartbeat(uv_loop_t *loop) {
+  uv_timer_t *timer = malloc(sizeof *timer);
+  if (!timer || uv_timer_init(loop, timer) != 0)
+    abort();
+  if (uv_timer_start(timer, on_heartbeat, 5, 5) != 0)
+    abort();
+  return timer;
 }
 
-int main(void)
-{
-    uv_loop_t *loop = malloc(sizeof *loop);
-    if (!loop || uv_loop_init(loop) != 0)
-        abort();
-    make_heartbeat(loop);
-    uv_run(loop, UV_RUN_DEFAULT);
-    int rc = uv_loop_close(loop);
-    printf("unclosed_timer: uv_loop_close = %s\n",
-           rc == 0 ? "0" : uv_err_name(rc));
-    if (rc != UV_EBUSY || heartbeats != 3)
-        return 1;
-    return 0;                        /* leaks the loop and the timer */
+int main(void) {
+  uv_loop_t *loop = malloc(sizeof *loop);
+  if (!loop || uv_loop_init(loop) != 0)
+    abort();
+  make_heartbeat(loop);
+  uv_run(loop, UV_RUN_DEFAULT);
+  int rc = uv_loop_close(loop);
+  printf("unclosed_timer: uv_loop_close = %s\n", rc == 0 ? "0" : uv_err_name(rc));
+  if (rc != UV_EBUSY || heartbeats != 3)
+    return 1;
+  return 0; /* leaks the loop and the timer */
 }
