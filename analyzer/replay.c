@@ -523,16 +523,18 @@ static void on_unfinished(struct loopsan_replay *r, const struct loopsan_rec_unf
 /* The timestamp a record carries, if any: the latest one tells how long a
  * killed process was seen alive. */
 static uint64_t record_ts(const struct loopsan_record_header *rec) {
+  /* Each of these has its ts at offset 8 (a dispatch: start, then duration);
+   * copied out, since a record found after a damaged region may sit at an
+   * odd offset. */
+  uint64_t ts = 0, duration = 0;
   switch (rec->type) {
-  case LOOPSAN_REC_CLOCK: return ((const struct loopsan_rec_clock *)(const void *)rec)->ts;
-  case LOOPSAN_REC_OBJ_NEW: return ((const struct loopsan_rec_obj_new *)(const void *)rec)->ts;
-  case LOOPSAN_REC_OBJ_OP: return ((const struct loopsan_rec_obj_op *)(const void *)rec)->ts;
-  case LOOPSAN_REC_DISPATCH: {
-    const struct loopsan_rec_dispatch *d = (const void *)rec;
-    return d->ts + d->duration;
-  }
-  case LOOPSAN_REC_API_ERROR: return ((const struct loopsan_rec_api_error *)(const void *)rec)->ts;
-  case LOOPSAN_REC_END: return ((const struct loopsan_rec_end *)(const void *)rec)->ts;
+  case LOOPSAN_REC_DISPATCH:
+    memcpy(&duration, (const char *)rec + 16, sizeof duration); /* fall through */
+  case LOOPSAN_REC_CLOCK:
+  case LOOPSAN_REC_OBJ_NEW:
+  case LOOPSAN_REC_OBJ_OP:
+  case LOOPSAN_REC_API_ERROR:
+  case LOOPSAN_REC_END: memcpy(&ts, (const char *)rec + 8, sizeof ts); return ts + duration;
   default: return 0;
   }
 }

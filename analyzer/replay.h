@@ -96,7 +96,7 @@ struct replay_count {
 struct replay_orphan {
   uint64_t obj;
   uint32_t tid;
-  unsigned char rec[REPLAY_ORPHAN_MAX_SIZE];
+  _Alignas(8) unsigned char rec[REPLAY_ORPHAN_MAX_SIZE]; /* read back as a record */
 };
 
 struct loopsan_replay {
