@@ -182,8 +182,8 @@ static uint64_t mono_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Is SIG already pending for PID (sent to its whole process group, as
- * timeout(1) does after signalling us)? Then it needs no second copy. */
+/* Is SIG already pending for PID (a user's kill of the whole foreground
+ * group)? Then a second copy would be one too many. */
 static int pending_in(pid_t pid, int sig) {
   char path[64], line[256];
   snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
@@ -200,10 +200,15 @@ static int pending_in(pid_t pid, int sig) {
   return pending;
 }
 
-/* Wait for CHILD, passing on the stop signals it did not get itself (the
- * terminal's ^C reaches the whole foreground group: that one it has).
- * Returns when it ended, in CLOCK_MONOTONIC nanoseconds. */
-static uint64_t wait_for_program(pid_t child, const sigset_t *set, int *wstatus, int *stopped) {
+/* Wait for CHILD, passing on each stop signal exactly once. At a terminal
+ * the program shares our foreground group, so the terminal's ^C reaches
+ * it directly (SI_KERNEL: not passed on). Elsewhere (CI, timeout(1), a
+ * script) it has a group of its own, so that a group kill such as
+ * timeout's reaches only us and is passed on once, to the program's whole
+ * group as the kill would have reached it. Returns when the program ended,
+ * in CLOCK_MONOTONIC nanoseconds. */
+static uint64_t wait_for_program(pid_t child, int own_group, const sigset_t *set, int *wstatus,
+                                 int *stopped) {
   for (;;) {
     pid_t w = waitpid(child, wstatus, WNOHANG);
     if (w == child || (w < 0 && errno != EINTR))
@@ -212,7 +217,9 @@ static uint64_t wait_for_program(pid_t child, const sigset_t *set, int *wstatus,
     if (sigwaitinfo(set, &si) < 0 || si.si_signo == SIGCHLD)
       continue;
     *stopped = 1;
-    if (si.si_code != SI_KERNEL && !pending_in(child, si.si_signo))
+    if (own_group)
+      kill(-child, si.si_signo);
+    else if (si.si_code != SI_KERNEL && !pending_in(child, si.si_signo))
       kill(child, si.si_signo);
   }
 }
@@ -264,6 +271,8 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
   /* Orphaned descendants (double-forked helpers) come back to us, so that
    * a stopped run can wait for them to write out their traces. */
   prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  int own_group = !(isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp());
+  pid_t parent = getpid();
   fflush(NULL);
   pid_t child = fork();
   if (child < 0) {
@@ -271,6 +280,15 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
     return 2;
   }
   if (child == 0) {
+    if (own_group) {
+      /* Away from group kills meant for the run (we pass them on); and
+       * should loopsan itself be SIGKILLed, the program goes with it, as
+       * it would have in the same group. */
+      setpgid(0, 0);
+      prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+      if (getppid() != parent)
+        _exit(128 + SIGKILL);
+    }
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
     if (set_environment(cli, shim, err, sizeof err) != 0) {
       fprintf(stderr, "loopsan: %s\n", err);
@@ -280,8 +298,10 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
     fprintf(stderr, "loopsan: cannot run '%s': %s\n", cli->args[0], strerror(errno));
     _exit(errno == ENOENT ? 127 : 126);
   }
+  if (own_group)
+    setpgid(child, child); /* also here: no window where a kill of it misses */
   int wstatus = 0, stopped = 0;
-  uint64_t end_mono_ns = wait_for_program(child, &stop_set, &wstatus, &stopped);
+  uint64_t end_mono_ns = wait_for_program(child, own_group, &stop_set, &wstatus, &stopped);
   reap_descendants(&stop_set, stopped);
   int status = WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : WEXITSTATUS(wstatus);
 
