@@ -107,30 +107,19 @@ static void end_now(uint32_t how, int status) {
   }
 }
 
-LOOPSAN_INTERPOSE void _exit(int status) {
-  static noreturn_fn real;
-  if (!real)
-    real = (noreturn_fn)real_fn("_exit");
-  end_now(LOOPSAN_END__EXIT, status);
-  real(status);
-}
-
-LOOPSAN_INTERPOSE void _Exit(int status) {
-  static noreturn_fn real;
-  if (!real)
-    real = (noreturn_fn)real_fn("_Exit");
-  end_now(LOOPSAN_END__EXIT, status);
-  real(status);
-}
-
-/* quick_exit runs no destructors (ours included): the trace ends here. */
-LOOPSAN_INTERPOSE void quick_exit(int status) {
-  static noreturn_fn real;
-  if (!real)
-    real = (noreturn_fn)real_fn("quick_exit");
-  end_now(LOOPSAN_END__EXIT, status);
-  real(status);
-}
+/* The ways out that run no destructors (ours included): the trace ends
+ * before the real call. */
+#define END_WRAPPER(name)                   \
+  LOOPSAN_INTERPOSE void name(int status) { \
+    static noreturn_fn real;                \
+    if (!real)                              \
+      real = (noreturn_fn)real_fn(#name);   \
+    end_now(LOOPSAN_END__EXIT, status);     \
+    real(status);                           \
+  }
+END_WRAPPER(_exit)
+END_WRAPPER(_Exit)
+END_WRAPPER(quick_exit)
 
 /* A library about to be unloaded is recorded first, so that frames and
  * callbacks inside it can still be named (the map is otherwise re-read at
