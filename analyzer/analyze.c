@@ -82,10 +82,7 @@ static int collect(const char *path, struct path_list *l, struct loopsan_report 
 
 /* A child's end as its parent reaped it (CHILD_EXIT records), or as `loopsan
  * run` saw its own child end: when, in CLOCK_MONOTONIC, and by which signal. */
-struct child_end {
-  int pid, signal;
-  uint64_t mono_ns;
-};
+#define child_end loopsan_process_end
 
 struct end_scan {
   uint64_t clock_ts, clock_mono_ns, ticks_per_sec;
@@ -133,10 +130,11 @@ static void collect_child_ends(const struct path_list *files, struct end_scan *e
  * saw of its own child, else what a parent reaped (the last such record). */
 static int find_end(const struct loopsan_analyze_options *opts, const struct end_scan *ends,
                     int pid, struct child_end *out) {
-  if (opts->child_pid && pid == opts->child_pid && opts->child_end_mono_ns) {
-    *out = (struct child_end){pid, opts->child_signal, opts->child_end_mono_ns};
-    return 1;
-  }
+  for (size_t i = opts->n_ends; i-- > 0;)
+    if (opts->ends[i].pid == pid) {
+      *out = opts->ends[i];
+      return 1;
+    }
   for (size_t i = ends ? ends->n : 0; i-- > 0;)
     if (ends->v[i].pid == pid) {
       *out = ends->v[i];
@@ -580,8 +578,13 @@ static uint64_t read_spills(const char *trace, struct loopsan_replay *r, struct 
   uint64_t end_ts = 0;
   if (!r->ended && end)
     end_ts = loopsan_replay_ts_of_mono(r, end->mono_ns);
-  for (size_t i = 0; i < n_headers && !r->ended; i++)
+  uint64_t dispatches[LOOPSAN_LIBRARY_SLOTS] = {0};
+  for (size_t i = 0; i < n_headers && !r->ended; i++) {
     loopsan_replay_spill_header(r, &headers[i], end_ts);
+    for (unsigned l = 0; l < LOOPSAN_LIBRARY_SLOTS; l++)
+      dispatches[l] += headers[i].dispatches[l];
+  }
+  loopsan_replay_spill_counts(r, dispatches);
   free(headers);
   return recovered;
 }

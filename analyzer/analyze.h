@@ -7,14 +7,20 @@
 
 #include "analyzer/findings.h"
 
+/* How a process ended, as the one that reaped it saw it. */
+struct loopsan_process_end {
+  int pid;
+  int signal;       /* 0: it exited */
+  uint64_t mono_ns; /* CLOCK_MONOTONIC */
+};
+
 struct loopsan_analyze_options {
   uint64_t slow_ns; /* 0: the threshold each trace was recorded with */
-  /* What `loopsan run` knows of the process it started: when it died
-   * (CLOCK_MONOTONIC) and by which signal, so that a callback it was stuck
-   * in runs to that moment. 0: unknown. */
-  int child_pid;
-  int child_signal;
-  uint64_t child_end_mono_ns;
+  /* The processes `loopsan run` reaped itself (the program, and the
+   * orphans it inherited as a subreaper): when each died and how, so that
+   * a callback it was stuck in runs to that moment. */
+  const struct loopsan_process_end *ends;
+  size_t n_ends;
 };
 
 /* Read every trace named in PATHS (files, or directories holding

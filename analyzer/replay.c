@@ -607,9 +607,6 @@ uint64_t loopsan_replay_ts_of_mono(const struct loopsan_replay *r, uint64_t mono
 
 void loopsan_replay_spill_header(struct loopsan_replay *r, const struct loopsan_spill_header *h,
                                  uint64_t end_ts) {
-  for (unsigned l = 0; l < LOOPSAN_LIBRARY_SLOTS; l++)
-    if (h->dispatches[l] > r->dispatches[l])
-      r->dispatches[l] = h->dispatches[l];
   for (uint32_t i = 0; i < h->depth && i < LOOPSAN_INFLIGHT_MAX; i++) {
     const struct loopsan_inflight *f = &h->inflight[i];
     if (!f->obj)
@@ -632,6 +629,12 @@ void loopsan_replay_spill_header(struct loopsan_replay *r, const struct loopsan_
     }
     on_unfinished(r, &u);
   }
+}
+
+void loopsan_replay_spill_counts(struct loopsan_replay *r, const uint64_t *dispatches) {
+  for (unsigned l = 0; l < LOOPSAN_LIBRARY_SLOTS; l++)
+    if (dispatches[l] > r->dispatches[l])
+      r->dispatches[l] = dispatches[l];
 }
 
 void loopsan_replay_finish(struct loopsan_replay *r) {

@@ -157,10 +157,13 @@ void loopsan_replay_init(struct loopsan_replay *r, uint64_t threshold_ns);
 void loopsan_replay_free(struct loopsan_replay *r);
 /* The loopsan_record_fn for loopsan_read_trace. */
 int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, uint32_t tid);
-/* A killed process's spill header: its counts, and the callbacks it was
- * inside of (they ran until END_TS, or until its last record if 0). */
+/* A killed process's spill header: the callbacks its thread was inside of
+ * (they ran until END_TS, or until its last record if 0). */
 void loopsan_replay_spill_header(struct loopsan_replay *r, const struct loopsan_spill_header *h,
                                  uint64_t end_ts);
+/* Its threads' dispatch counts, summed over its spill headers (each
+ * thread buffer counts its own): fresher than its last COUNTS record. */
+void loopsan_replay_spill_counts(struct loopsan_replay *r, const uint64_t *dispatches);
 /* A CLOCK_MONOTONIC time as a trace timestamp (through the last clock pair). */
 uint64_t loopsan_replay_ts_of_mono(const struct loopsan_replay *r, uint64_t mono_ns);
 /* After the last record: what is still alive is judged as at exit; in a

@@ -200,19 +200,45 @@ static int pending_in(pid_t pid, int sig) {
   return pending;
 }
 
+/* Every process this front end reaped, for the analysis. */
+struct reaped {
+  struct loopsan_process_end *v;
+  size_t n;
+};
+
+/* Reap whatever has ended; CHILD's status goes to *wstatus. Returns 0
+ * while children remain, -1 when none is left. */
+static int reap(struct reaped *r, pid_t child, int *wstatus, int *child_done) {
+  pid_t w;
+  int st;
+  while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+    if (w == child) {
+      *wstatus = st;
+      *child_done = 1;
+    }
+    struct loopsan_process_end *t = realloc(r->v, (r->n + 1) * sizeof *t);
+    if (!t)
+      continue;
+    r->v = t;
+    r->v[r->n++] = (struct loopsan_process_end){
+        .pid = w, .signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0, .mono_ns = mono_ns()};
+  }
+  return w < 0 && errno == ECHILD ? -1 : 0;
+}
+
 /* Wait for CHILD, passing on each stop signal exactly once. At a terminal
  * the program shares our foreground group, so the terminal's ^C reaches
  * it directly (SI_KERNEL: not passed on). Elsewhere (CI, timeout(1), a
  * script) it has a group of its own, so that a group kill such as
  * timeout's reaches only us and is passed on once, to the program's whole
- * group as the kill would have reached it. Returns when the program ended,
- * in CLOCK_MONOTONIC nanoseconds. */
-static uint64_t wait_for_program(pid_t child, int own_group, const sigset_t *set, int *wstatus,
-                                 int *stopped) {
+ * group as the kill would have reached it. Orphans that end meanwhile are
+ * reaped as they go (we are their subreaper). */
+static void wait_for_program(pid_t child, int own_group, const sigset_t *set, struct reaped *r,
+                             int *wstatus, int *stopped) {
+  int done = 0;
   for (;;) {
-    pid_t w = waitpid(child, wstatus, WNOHANG);
-    if (w == child || (w < 0 && errno != EINTR))
-      return mono_ns();
+    if (reap(r, child, wstatus, &done) < 0 || done)
+      return;
     siginfo_t si;
     if (sigwaitinfo(set, &si) < 0 || si.si_signo == SIGCHLD)
       continue;
@@ -224,17 +250,14 @@ static uint64_t wait_for_program(pid_t child, int own_group, const sigset_t *set
   }
 }
 
-/* The program is gone; descendants it left may still be writing their
- * traces. Reap those that ended; after a stop signal, give the rest up to
- * two seconds to follow (they were signalled too, or will be orphans). */
-static void reap_descendants(const sigset_t *set, int stopped) {
-  uint64_t deadline = mono_ns() + (stopped ? 2000000000u : 0u);
-  for (;;) {
-    pid_t w;
-    while ((w = waitpid(-1, NULL, WNOHANG)) > 0)
-      ;
-    if (w < 0 || mono_ns() >= deadline) /* ECHILD: none left */
-      return;
+/* The program is gone; descendants it left (orphans now, ours as
+ * subreaper) may still be writing their traces: give them half a second to
+ * end, two after a stop signal (they were signalled too). A daemon that
+ * outlives that is reported as far as it got. */
+static void reap_descendants(const sigset_t *set, struct reaped *r, int stopped) {
+  uint64_t deadline = mono_ns() + (stopped ? 2000000000u : 500000000u);
+  int ignored_status, ignored_done;
+  while (reap(r, 0, &ignored_status, &ignored_done) == 0 && mono_ns() < deadline) {
     struct timespec tick = {0, 20000000};
     sigtimedwait(set, NULL, &tick);
   }
@@ -301,15 +324,14 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
   if (own_group)
     setpgid(child, child); /* also here: no window where a kill of it misses */
   int wstatus = 0, stopped = 0;
-  uint64_t end_mono_ns = wait_for_program(child, own_group, &stop_set, &wstatus, &stopped);
-  reap_descendants(&stop_set, stopped);
+  struct reaped reaped = {0};
+  wait_for_program(child, own_group, &stop_set, &reaped, &wstatus, &stopped);
+  reap_descendants(&stop_set, &reaped, stopped);
   int status = WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : WEXITSTATUS(wstatus);
 
   struct loopsan_report report = {0};
-  struct loopsan_analyze_options ao = {.slow_ns = (uint64_t)cli->shim.slow_ms * 1000000u,
-                                       .child_pid = child,
-                                       .child_signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0,
-                                       .child_end_mono_ns = end_mono_ns};
+  struct loopsan_analyze_options ao = {
+      .slow_ns = (uint64_t)cli->shim.slow_ms * 1000000u, .ends = reaped.v, .n_ends = reaped.n};
   struct name_set after = {0};
   list_traces(cli->shim.trace_dir, &after);
   char **paths = calloc(after.n + 1, sizeof *paths);
@@ -325,6 +347,7 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
   for (size_t i = 0; i < n_paths; i++)
     free(paths[i]);
   free(paths);
+  free(reaped.v);
   if (!analysed) {
     if (status != 126 && status != 127) /* else the program never ran: said above */
       fprintf(stderr,

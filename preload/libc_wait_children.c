@@ -75,7 +75,7 @@ LOOPSAN_INTERPOSE pid_t wait4(pid_t pid, int *wstatus, int options, struct rusag
 LOOPSAN_INTERPOSE int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options) {
   REAL_OR_ENOSYS(waitid, -1);
   int rc = real(idtype, id, info, options);
-  if (rc == 0 && info && info->si_pid > 0) {
+  if (rc == 0 && info && info->si_pid > 0 && !(options & WNOWAIT)) { /* WNOWAIT: not reaped yet */
     if (info->si_code == CLD_EXITED)
       child_ended(info->si_pid, W_EXITCODE(info->si_status, 0));
     else if (info->si_code == CLD_KILLED || info->si_code == CLD_DUMPED)

@@ -6,13 +6,17 @@
  * in its last chunk keeps what came before. With the argument "busy" the
  * first tick never returns: the loop never reaches a wait again, and what
  * it recorded survives only in its spill file. With "fork" the same happens
- * in a forked child (no exec), which the parent kills after a second. */
+ * in a forked child (no exec), which the parent kills after a second. With
+ * "orphan" the parent exits at once and leaves the child, stuck in its
+ * first tick, to be killed by its own SIGALRM 300 ms later: loopsan run
+ * reaps it (as subreaper) and knows when it died. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +57,13 @@ int main(int argc, char **argv) {
       waitpid(child, NULL, 0);
       return 0;
     }
+  }
+  if (argc > 1 && argv[1][0] == 'o') {
+    if (fork() != 0)
+      return 0;
+    busy = 1;
+    struct itimerval in_300ms = {{0, 0}, {0, 300000}};
+    setitimer(ITIMER_REAL, &in_300ms, NULL);
   }
   busy |= argc > 1 && argv[1][0] == 'b';
   uv_loop_t *loop = uv_default_loop();
