@@ -90,6 +90,18 @@ struct end_scan {
   size_t n, cap;
 };
 
+static void push_end(struct end_scan *e, struct child_end end) {
+  if (e->n == e->cap) {
+    size_t cap = e->cap ? e->cap * 2 : 16;
+    struct child_end *t = realloc(e->v, cap * sizeof *t);
+    if (!t)
+      return;
+    e->v = t;
+    e->cap = cap;
+  }
+  e->v[e->n++] = end;
+}
+
 static int scan_child_exits(void *ctx, const struct loopsan_record_header *rec, uint32_t tid) {
   (void)tid;
   struct end_scan *e = ctx;
@@ -100,29 +112,49 @@ static int scan_child_exits(void *ctx, const struct loopsan_record_header *rec, 
     e->ticks_per_sec = c->ticks_per_sec ? c->ticks_per_sec : 1000000000u;
   } else if (rec->type == LOOPSAN_REC_CHILD_EXIT && e->ticks_per_sec) {
     const struct loopsan_rec_child_exit *x = (const void *)rec;
-    if (e->n == e->cap) {
-      size_t cap = e->cap ? e->cap * 2 : 16;
-      struct child_end *t = realloc(e->v, cap * sizeof *t);
-      if (!t)
-        return 0;
-      e->v = t;
-      e->cap = cap;
-    }
     double dt = ((double)x->ts - (double)e->clock_ts) * 1e9 / (double)e->ticks_per_sec;
-    e->v[e->n++] = (struct child_end){.pid = (int)x->pid,
-                                      .signal = WIFSIGNALED(x->status) ? WTERMSIG(x->status) : 0,
-                                      .mono_ns = (uint64_t)((double)e->clock_mono_ns + dt)};
+    push_end(e, (struct child_end){.pid = (int)x->pid,
+                                   .signal = WIFSIGNALED(x->status) ? WTERMSIG(x->status) : 0,
+                                   .mono_ns = (uint64_t)((double)e->clock_mono_ns + dt)});
   }
   return 0;
 }
 
-/* Every reaped child of every process of the run. */
+/* The ends `loopsan run` saw of the processes it reaped, kept next to the
+ * traces (LOOPSAN_ENDS_FILE) so that a later `loopsan report` knows them
+ * too. Lines "pid signal mono_ns"; anything else is skipped. */
+static void read_ends_file(const char *dir, struct end_scan *ends) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/%s", dir, LOOPSAN_ENDS_FILE);
+  FILE *f = fopen(path, "re");
+  char line[128];
+  while (f && fgets(line, sizeof line, f)) {
+    int pid, sig;
+    unsigned long long mono;
+    if (sscanf(line, "%d %d %llu", &pid, &sig, &mono) == 3 && pid > 0 && sig >= 0 && sig < 65)
+      push_end(ends, (struct child_end){pid, sig, (uint64_t)mono});
+  }
+  if (f)
+    fclose(f);
+}
+
+/* How the processes of the run ended, as those that reaped them saw it:
+ * every parent's CHILD_EXIT records, and the ends file `loopsan run` left
+ * in each directory. */
 static void collect_child_ends(const struct path_list *files, struct end_scan *ends) {
+  char last_dir[4096] = "";
   for (size_t i = 0; i < files->n; i++) {
     struct loopsan_read_stats st;
-    char err[512];
+    char err[512], dir[4096];
     ends->ticks_per_sec = 0;
     loopsan_read_trace(files->v[i], scan_child_exits, ends, &st, err, sizeof err);
+    const char *slash = strrchr(files->v[i], '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - files->v[i]) : 1,
+             slash ? files->v[i] : ".");
+    if (strcmp(dir, last_dir) != 0) { /* files come sorted: a directory's are together */
+      read_ends_file(dir, ends);
+      snprintf(last_dir, sizeof last_dir, "%s", dir);
+    }
   }
 }
 
@@ -232,11 +264,13 @@ static const char *const unfinished_why[] = {
 };
 
 /* The sentence on the object's other problems (one object, one finding). */
-static void also_phrase(struct loopsan_strbuf *d, const struct raw_finding *raw) {
+/* The sentence on the object's other problems (one object, one finding).
+ * WHAT names the object ("it", or "its uv_timer_t" beside a callback). */
+static void also_phrase(struct loopsan_strbuf *d, const struct raw_finding *raw, const char *what) {
   if (raw->also & (1u << LOOPSAN_KIND_NEVER_STARTED))
-    loopsan_sb_printf(d, "%sit was never started either", d->len ? "; " : "");
+    loopsan_sb_printf(d, "%s%s was never started either", d->len ? "; " : "", what);
   if (raw->also & (1u << LOOPSAN_KIND_UNCLOSED_HANDLE))
-    loopsan_sb_printf(d, "%sit was never closed either", d->len ? "; " : "");
+    loopsan_sb_printf(d, "%s%s was never closed either", d->len ? "; " : "", what);
 }
 
 static void compose_message(struct loopsan_finding *f, const struct raw_finding *raw,
@@ -296,8 +330,12 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
     break;
   default: loopsan_sb_printf(&m, "%s: %s", loopsan_kind_name(f->kind), type);
   }
-  if (f->kind != LOOPSAN_KIND_UNCLOSED_LOOP && f->kind != LOOPSAN_KIND_SLOW_CALLBACK) {
-    also_phrase(&d, raw);
+  if (f->kind == LOOPSAN_KIND_SLOW_CALLBACK) {
+    char its[96];
+    snprintf(its, sizeof its, "its %s", type);
+    also_phrase(&d, raw, its);
+  } else if (f->kind != LOOPSAN_KIND_UNCLOSED_LOOP) {
+    also_phrase(&d, raw, "it");
     if (raw->detail == RAW_DETAIL_LOOP_CLOSE_EBUSY)
       loopsan_sb_printf(&d, "%sit kept uv_loop_close() from succeeding (UV_EBUSY)",
                         d.len ? "; " : "");
@@ -449,16 +487,19 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
     if (end && end->signal)
       snprintf(how, sizeof how, "killed by signal %d, %s", end->signal,
                sigabbrev_np(end->signal) ? sigabbrev_np(end->signal) : "?");
-    uint64_t open = r->open_at_end[LOOPSAN_OBJ_LOOP] + r->open_at_end[LOOPSAN_OBJ_HANDLE] +
-                    r->open_at_end[LOOPSAN_OBJ_REQUEST] + r->open_at_end[0];
+    struct loopsan_strbuf open_sb;
+    loopsan_sb_init(&open_sb);
+    static const char *const kinds[4][2] = {
+        {"object", "objects"}, {"loop", "loops"}, {"handle", "handles"}, {"request", "requests"}};
+    for (int k = 1; k < 4; k++)
+      if (r->open_at_end[k])
+        loopsan_sb_printf(&open_sb, "%s%llu %s", open_sb.len ? ", " : "",
+                          (unsigned long long)r->open_at_end[k], kinds[k][r->open_at_end[k] != 1]);
     loopsan_report_add_note(&p->notes, &p->n_notes,
                             "the process did not exit normally (%s): it never got to clean up, so "
-                            "the %llu object(s) still open (%llu loop(s), %llu handle(s), %llu "
-                            "request(s)) are not reported as leaks",
-                            how, (unsigned long long)open,
-                            (unsigned long long)r->open_at_end[LOOPSAN_OBJ_LOOP],
-                            (unsigned long long)r->open_at_end[LOOPSAN_OBJ_HANDLE],
-                            (unsigned long long)r->open_at_end[LOOPSAN_OBJ_REQUEST]);
+                            "what it still had open (%s) is not reported as leaks",
+                            how, open_sb.len ? open_sb.data : "nothing");
+    loopsan_sb_free(&open_sb);
     if (r->untimed_cb) {
       struct loopsan_finding cbf = {0};
       const loopsan_frame *fr;

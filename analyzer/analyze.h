@@ -7,6 +7,10 @@
 
 #include "analyzer/findings.h"
 
+/* In a trace directory: how the processes `loopsan run` reaped ended, one
+ * "pid signal mono_ns" line each (written by run, read by the analysis). */
+#define LOOPSAN_ENDS_FILE "loopsan.ends"
+
 /* How a process ended, as the one that reaped it saw it. */
 struct loopsan_process_end {
   int pid;

@@ -512,12 +512,22 @@ static void on_unfinished(struct loopsan_replay *r, const struct loopsan_rec_unf
     keep_orphan(r, u->obj, &u->h, u->tid); /* judged when its object appears, or at the end */
     return;
   }
-  if (o && u->h.aux == 0 /* the main callback */) {
+  if (!o) {
+    loopsan_rules_unfinished(r, NULL, u, 0);
+    return;
+  }
+  if (u->h.aux == 0 /* the main callback */) {
     o->completed = 1;
     if (u->ts > o->last_fire_ts)
       o->last_fire_ts = u->ts;
   }
-  loopsan_rules_unfinished(r, o, u);
+  /* Judged with the object at the end: whatever else is wrong with it (a
+   * handle never closed because its callback called exit()) is part of the
+   * same finding. */
+  if (!o->has_unfinished || u->end_ts - u->ts > o->unfinished.end_ts - o->unfinished.ts) {
+    o->unfinished = *u;
+    o->has_unfinished = 1;
+  }
 }
 
 /* The timestamp a record carries, if any: the latest one tells how long a
@@ -646,7 +656,7 @@ void loopsan_replay_finish(struct loopsan_replay *r) {
     if (h->type == LOOPSAN_REC_DISPATCH)
       loopsan_rules_dispatch(r, NULL, (const void *)h, r->orphans[i].tid);
     else if (h->type == LOOPSAN_REC_UNFINISHED)
-      loopsan_rules_unfinished(r, NULL, (const void *)h);
+      loopsan_rules_unfinished(r, NULL, (const void *)h, 0);
   }
   r->n_orphans = 0;
   if (r->orphan_ids)
@@ -659,7 +669,10 @@ void loopsan_replay_finish(struct loopsan_replay *r) {
       loopsan_rules_at_exit(r, o);
     } else {
       /* Killed (or crashed): it never got to clean up, so what it had
-       * open is no leak. It is counted for the report's notes. */
+       * open is no leak. It is counted for the report's notes; a callback
+       * it was stuck in is still reported. */
+      if (o->has_unfinished)
+        loopsan_rules_unfinished(r, o, &o->unfinished, 0);
       const struct replay_type *t = loopsan_replay_type(r, o->library, o->type);
       r->open_at_end[t && t->kind < 4 ? t->kind : 0]++;
     }

@@ -25,9 +25,11 @@ struct replay_object {
   uint64_t close_ts; /* close requested */
   uint32_t close_stack;
   int used, closing;
-  int start_failed;      /* a start was attempted and refused (uv_spawn ENOENT) */
-  int completed;         /* request: its callback ran (it may never have returned) */
-  int loop_close_failed; /* loop: a close returned an error */
+  int start_failed;   /* a start was attempted and refused (uv_spawn ENOENT) */
+  int completed;      /* request: its callback ran (it may never have returned) */
+  int has_unfinished; /* one of its callbacks was running when the process ended: */
+  struct loopsan_rec_unfinished unfinished; /* judged with the object at the end */
+  int loop_close_failed;                    /* loop: a close returned an error */
   int32_t loop_close_result;
   uint32_t loop_close_stack;
 };

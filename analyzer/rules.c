@@ -58,11 +58,11 @@ void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object
 /* A callback that was still running when the process ended is slow for as
  * long as it ran: to exit(), to the kill, or (kill time unknown) to the
  * process's last record. */
-void loopsan_rules_unfinished(struct loopsan_replay *r, const struct replay_object *obj,
-                              const struct loopsan_rec_unfinished *u) {
+int loopsan_rules_unfinished(struct loopsan_replay *r, const struct replay_object *obj,
+                             const struct loopsan_rec_unfinished *u, uint32_t also) {
   uint64_t duration = u->end_ts > u->ts ? u->end_ts - u->ts : 0;
   if (!over_threshold(r, duration))
-    return;
+    return 0;
   struct raw_finding f;
   fill(&f, r, LOOPSAN_KIND_SLOW_CALLBACK, obj);
   f.cb = u->cb;
@@ -71,7 +71,9 @@ void loopsan_rules_unfinished(struct loopsan_replay *r, const struct replay_obje
   f.max_duration = duration;
   f.detail = (enum raw_detail)(RAW_DETAIL_UNFINISHED +
                                (u->how <= REPLAY_END_KILLED_UNTIMED ? u->how : LOOPSAN_END_KILLED));
+  f.also = also;
   loopsan_replay_report(r, &f);
+  return 1;
 }
 
 /* ---- what an object's end (or the process's) says about it ---- */
@@ -144,6 +146,10 @@ void loopsan_rules_at_exit(struct loopsan_replay *r, const struct replay_object 
   uint32_t kinds = (pending(r, o) ? BIT(LOOPSAN_KIND_PENDING_AT_EXIT) : 0) |
                    (never_started(r, o) ? BIT(LOOPSAN_KIND_NEVER_STARTED) : 0) |
                    (unclosed(r, o, &detail) ? BIT(LOOPSAN_KIND_UNCLOSED_HANDLE) : 0);
+  /* A callback that never returned because the process ended inside it
+   * is the story: the handle it left open is part of it. */
+  if (o->has_unfinished && loopsan_rules_unfinished(r, o, &o->unfinished, kinds))
+    return;
   static const enum loopsan_kind order[] = {
       LOOPSAN_KIND_PENDING_AT_EXIT, LOOPSAN_KIND_NEVER_STARTED, LOOPSAN_KIND_UNCLOSED_HANDLE};
   for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {

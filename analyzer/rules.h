@@ -12,8 +12,10 @@ void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object
                             const struct loopsan_rec_dispatch *d, uint32_t tid);
 /* A callback (of OBJ, which may be NULL) still running when its process
  * ended. */
-void loopsan_rules_unfinished(struct loopsan_replay *r, const struct replay_object *obj,
-                              const struct loopsan_rec_unfinished *u);
+/* ALSO: the object's other problems (1 << kind). Returns 1 when it was
+ * slow enough to be reported. */
+int loopsan_rules_unfinished(struct loopsan_replay *r, const struct replay_object *obj,
+                             const struct loopsan_rec_unfinished *u, uint32_t also);
 /* OBJ ended well or badly during the run (closed, completed). */
 void loopsan_rules_object_ended(struct loopsan_replay *r, const struct replay_object *obj);
 /* OBJ is still alive when the process ends (normally: a killed process's

@@ -3,6 +3,7 @@
  * then analyse every trace it and its children wrote. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -226,6 +227,23 @@ static int reap(struct reaped *r, pid_t child, int *wstatus, int *child_done) {
   return w < 0 && errno == ECHILD ? -1 : 0;
 }
 
+/* Keep the ends next to the traces, for a later `loopsan report`. */
+static void save_ends(const char *dir, const struct reaped *r) {
+  char path[PATH_MAX + 64];
+  snprintf(path, sizeof path, "%s/%s", dir, LOOPSAN_ENDS_FILE);
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return;
+  FILE *f = fdopen(fd, "a");
+  if (!f) {
+    close(fd);
+    return;
+  }
+  for (size_t i = 0; i < r->n; i++)
+    fprintf(f, "%d %d %llu\n", r->v[i].pid, r->v[i].signal, (unsigned long long)r->v[i].mono_ns);
+  fclose(f);
+}
+
 /* Wait for CHILD, passing on each stop signal exactly once. At a terminal
  * the program shares our foreground group, so the terminal's ^C reaches
  * it directly (SI_KERNEL: not passed on). Elsewhere (CI, timeout(1), a
@@ -327,6 +345,7 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
   struct reaped reaped = {0};
   wait_for_program(child, own_group, &stop_set, &reaped, &wstatus, &stopped);
   reap_descendants(&stop_set, &reaped, stopped);
+  save_ends(cli->shim.trace_dir, &reaped);
   int status = WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : WEXITSTATUS(wstatus);
 
   struct loopsan_report report = {0};
@@ -372,9 +391,13 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
   int keep = cli->trace_dir_set || report.n_findings > 0 || report.n_notes > 0;
   for (size_t i = 0; i < report.n_processes; i++)
     keep |= !report.processes[i].ended; /* killed or crashed: worth a look */
-  if (!keep) {
-    free(report.trace_dir); /* not named: it is about to go */
+  if (!keep) {                          /* not named: it is about to go */
+    free(report.trace_dir);
     report.trace_dir = NULL;
+    for (size_t i = 0; i < report.n_processes; i++) {
+      free(report.processes[i].trace);
+      report.processes[i].trace = NULL;
+    }
   }
   int rc = render(cli, &report, out, stderr, status);
   if (!keep)

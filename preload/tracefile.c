@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -52,6 +53,14 @@ static int write_all_fd(int fd, struct iovec *iov, int iovcnt) {
 
 int loopsan__fd_move_high(int fd) {
   int high = fcntl(fd, F_DUPFD_CLOEXEC, LOOPSAN_HIGH_FD_MIN);
+  if (high < 0 && errno == EINVAL) {
+    /* A descriptor limit of 1000 or less: as high as it allows, leaving
+     * a few at the very top (the shim keeps at most three open). */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 16 &&
+        rl.rlim_cur <= LOOPSAN_HIGH_FD_MIN)
+      high = fcntl(fd, F_DUPFD_CLOEXEC, (int)rl.rlim_cur - (rl.rlim_cur > 64 ? 16 : 4));
+  }
   if (high < 0)
     return fd;
   close(fd);

@@ -69,8 +69,13 @@ static void print_finding(FILE *out, const char *prefix, const struct loopsan_fi
 static void print_observed(FILE *out, const char *prefix, const struct loopsan_process *p) {
   for (size_t i = 0; i < p->n_observations; i++) {
     const struct loopsan_observed *o = &p->observations[i];
-    fprintf(out, "%s observed %s: %" PRIu64 " loop%s, %" PRIu64 " callback%s dispatched", prefix,
-            o->library, o->loops, o->loops == 1 ? "" : "s", o->callbacks,
+    uint64_t loops_ended = 0;
+    for (size_t k = 0; k < o->n_types; k++)
+      loops_ended += o->types[k].is_loop ? o->types[k].ended : 0;
+    fprintf(out,
+            "%s observed %s: %" PRIu64 " loop%s (%" PRIu64 " closed), %" PRIu64
+            " callback%s dispatched",
+            prefix, o->library, o->loops, o->loops == 1 ? "" : "s", loops_ended, o->callbacks,
             o->callbacks == 1 ? "" : "s");
     const char *sep = "; created (ended): ";
     for (size_t k = 0; k < o->n_types; k++) {
@@ -109,6 +114,11 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
       continue;
     }
     fprintf(out, "%s loopsan: %s (pid %d", prefix, p->exe && p->exe[0] ? p->exe : "?", p->pid);
+    for (size_t q = 0; q < r->n_processes; q++)
+      if (q != pi && p->ppid && r->processes[q].pid == p->ppid) {
+        fprintf(out, ", child of %d", p->ppid);
+        break;
+      }
     if (p->replaced_by_exec)
       fprintf(out, ", image replaced by exec");
     if (p->n_libraries) {

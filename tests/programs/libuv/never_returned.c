@@ -8,7 +8,10 @@
  * sleeps 6 s and a forked helper kills the process with SIGKILL after
  * 400 ms. Expected: slow-callback running until the kill (about 400 ms, far
  * from 6 s), and no leak finding: a killed process never got to clean up.
- * Exit status 137. */
+ * Exit status 137.
+ * With "exit-timer": a timer callback (on_last_tick, created in
+ * arm_last_tick) sleeps 250 ms and calls exit(4), leaving its timer open:
+ * one finding, the slow callback, with "also": unclosed-handle. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -60,6 +63,17 @@ static void on_stuck(uv_timer_t *t) {
   sleep_ms(6000);
 }
 
+static void on_last_tick(uv_timer_t *t) {
+  (void)t;
+  sleep_ms(250);
+  exit(4);
+}
+
+static void arm_last_tick(uv_loop_t *loop) {
+  uv_timer_init(loop, &stuck_timer);
+  uv_timer_start(&stuck_timer, on_last_tick, 10, 0);
+}
+
 static void arm_stuck_timer(uv_loop_t *loop) {
   uv_timer_init(loop, &stuck_timer);
   uv_timer_start(&stuck_timer, on_stuck, 10, 0);
@@ -75,6 +89,8 @@ int main(int argc, char **argv) {
       _exit(0);
     }
     arm_stuck_timer(loop);
+  } else if (argc > 1 && strcmp(argv[1], "exit-timer") == 0) {
+    arm_last_tick(loop);
   } else {
     submit_slow_work(loop);
     open_config(loop);
