@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +116,8 @@ static int scan_child_exits(void *ctx, const struct loopsan_record_header *rec, 
     double dt = ((double)x->ts - (double)e->clock_ts) * 1e9 / (double)e->ticks_per_sec;
     push_end(e, (struct child_end){.pid = (int)x->pid,
                                    .signal = WIFSIGNALED(x->status) ? WTERMSIG(x->status) : 0,
-                                   .mono_ns = (uint64_t)((double)e->clock_mono_ns + dt)});
+                                   .mono_ns = (uint64_t)((double)e->clock_mono_ns + dt),
+                                   .status = WIFEXITED(x->status) ? WEXITSTATUS(x->status) : -1});
   }
   return 0;
 }
@@ -129,10 +131,11 @@ static void read_ends_file(const char *dir, struct end_scan *ends) {
   FILE *f = fopen(path, "re");
   char line[128];
   while (f && fgets(line, sizeof line, f)) {
-    int pid, sig;
+    int pid, sig, status = -1;
     unsigned long long mono;
-    if (sscanf(line, "%d %d %llu", &pid, &sig, &mono) == 3 && pid > 0 && sig >= 0 && sig < 65)
-      push_end(ends, (struct child_end){pid, sig, (uint64_t)mono});
+    if (sscanf(line, "%d %d %llu %d", &pid, &sig, &mono, &status) >= 3 && pid > 0 && sig >= 0 &&
+        sig < 65)
+      push_end(ends, (struct child_end){pid, sig, (uint64_t)mono, sig ? -1 : status});
   }
   if (f)
     fclose(f);
@@ -254,6 +257,11 @@ static void callback_phrase(struct loopsan_strbuf *sb, const struct loopsan_find
     loopsan_sb_printf(sb, "0x%llx", (unsigned long long)f->callback.address);
 }
 
+int loopsan_signal_is_crash(int sig) {
+  return sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGFPE || sig == SIGILL ||
+         sig == SIGTRAP || sig == SIGSYS;
+}
+
 static const char *const unfinished_why[] = {
     [LOOPSAN_END_EXIT] = "the process exited (exit() was called) while it ran",
     [LOOPSAN_END__EXIT] = "the process ended with _exit() while it ran",
@@ -287,10 +295,15 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
       unsigned how = raw->detail - RAW_DETAIL_UNFINISHED;
       loopsan_sb_printf(&m, " of %s ran for %s%.3f ms and never returned", type,
                         how == REPLAY_END_KILLED_UNTIMED ? "at least " : "", f->duration_ms);
-      loopsan_sb_puts(&d,
-                      how < sizeof unfinished_why / sizeof *unfinished_why && unfinished_why[how]
-                          ? unfinished_why[how]
-                          : "the process ended while it ran");
+      if (how == LOOPSAN_END_KILLED && raw->result > 0)
+        loopsan_sb_printf(&d, "the process %s (SIG%s) while it ran",
+                          loopsan_signal_is_crash(raw->result) ? "crashed" : "was killed",
+                          sigabbrev_np(raw->result) ? sigabbrev_np(raw->result) : "?");
+      else
+        loopsan_sb_puts(&d,
+                        how < sizeof unfinished_why / sizeof *unfinished_why && unfinished_why[how]
+                            ? unfinished_why[how]
+                            : "the process ended while it ran");
     } else {
       loopsan_sb_printf(&m, " of %s took %.3f ms", type, f->duration_ms);
       if (f->count > 1)
@@ -478,14 +491,17 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
                               lost_why[i] ? lost_why[i] : lost_why[0]);
   if (!r->have_process)
     loopsan_report_add_note(&p->notes, &p->n_notes, "the trace's process record is missing");
-  if (end && end->signal) { /* its parent (or loopsan run) saw it die */
+  if (end && !p->replaced_by_exec && (end->signal || end->status >= 0)) {
+    /* How its parent (or loopsan run) saw it end: the one true status. */
     p->has_exit = 1;
     p->exit_signal = end->signal;
+    p->exit_status = end->signal ? 0 : end->status;
   }
   if (!r->ended) {
     char how[64] = "killed or crashed";
     if (end && end->signal)
-      snprintf(how, sizeof how, "killed by signal %d, %s", end->signal,
+      snprintf(how, sizeof how, "%s signal %d, %s",
+               loopsan_signal_is_crash(end->signal) ? "crashed with" : "killed by", end->signal,
                sigabbrev_np(end->signal) ? sigabbrev_np(end->signal) : "?");
     struct loopsan_strbuf open_sb;
     loopsan_sb_init(&open_sb);
@@ -500,24 +516,32 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
                             "what it still had open (%s) is not reported as leaks",
                             how, open_sb.len ? open_sb.data : "nothing");
     loopsan_sb_free(&open_sb);
-    if (r->untimed_cb) {
+    if (r->last_cb) {
       struct loopsan_finding cbf = {0};
       const loopsan_frame *fr;
       size_t nf;
-      if (loopsan_symbolize(sym, r->untimed_cb, 0, &fr, &nf) == 0 && nf > 0) {
+      if (loopsan_symbolize(sym, r->last_cb, 0, &fr, &nf) == 0 && nf > 0) {
         own_frame(&cbf.callback, &fr[nf - 1]);
         cbf.has_callback = 1;
       }
       struct loopsan_strbuf sb;
       loopsan_sb_init(&sb);
       callback_phrase(&sb, &cbf);
-      char ran[64] = "";
-      if (r->untimed_ticks)
-        snprintf(ran, sizeof ran, ", for %.3f ms by then", loopsan_replay_ms(r, r->untimed_ticks));
-      loopsan_report_add_note(&p->notes, &p->n_notes,
-                              "when last seen it was running callback %s%s; when it was killed is "
-                              "unknown (loopsan run knows it for the program it starts)",
-                              sb.len ? sb.data : "?", ran);
+      double ms = loopsan_replay_ms(r, r->last_cb_ticks);
+      const char *unknown = "when it died is unknown (loopsan run knows it for the processes it "
+                            "reaps, a traced parent for the children it reaps)";
+      if (r->last_cb_timed)
+        loopsan_report_add_note(&p->notes, &p->n_notes,
+                                "when it died it was running callback %s, for %.3f ms", sb.data,
+                                ms);
+      else if (r->last_cb_ticks)
+        loopsan_report_add_note(
+            &p->notes, &p->n_notes,
+            "when last seen it was running callback %s, for %.3f ms by then; %s", sb.data, ms,
+            unknown);
+      else
+        loopsan_report_add_note(&p->notes, &p->n_notes,
+                                "when last seen it was running callback %s; %s", sb.data, unknown);
       loopsan_sb_free(&sb);
       free(cbf.callback.function);
       free(cbf.callback.file);
@@ -643,6 +667,8 @@ static int analyze_one(const char *path, const struct loopsan_analyze_options *o
   }
   struct child_end end_buf;
   const struct child_end *end = find_end(opts, ends, (int)r.pid, &end_buf) ? &end_buf : NULL;
+  if (end)
+    r.end_signal = end->signal;
   uint64_t recovered = read_spills(path, &r, rep, r.ended ? NULL : end);
   loopsan_replay_finish(&r);
   struct loopsan_process *procs = realloc(rep->processes, (rep->n_processes + 1) * sizeof *procs);
@@ -663,7 +689,7 @@ static int analyze_one(const char *path, const struct loopsan_analyze_options *o
     loopsan_symbolizer_add_module(sym, m->path, m->bias, m->start, m->end,
                                   m->build_id_len ? m->build_id : NULL, m->build_id_len);
   }
-  describe_process(p, &r, &st, path, r.ended ? NULL : end, sym);
+  describe_process(p, &r, &st, path, end, sym);
   if (recovered)
     loopsan_report_add_note(&p->notes, &p->n_notes,
                             "%llu record(s) recovered from the buffers the process left behind",

@@ -8,7 +8,8 @@
 #include "analyzer/findings.h"
 
 /* In a trace directory: how the processes `loopsan run` reaped ended, one
- * "pid signal mono_ns" line each (written by run, read by the analysis). */
+ * "pid signal mono_ns status" line each (written by run, read by the
+ * analysis). */
 #define LOOPSAN_ENDS_FILE "loopsan.ends"
 
 /* How a process ended, as the one that reaped it saw it. */
@@ -16,6 +17,7 @@ struct loopsan_process_end {
   int pid;
   int signal;       /* 0: it exited */
   uint64_t mono_ns; /* CLOCK_MONOTONIC */
+  int status;       /* its exit status when it exited, else -1 */
 };
 
 struct loopsan_analyze_options {
@@ -33,6 +35,9 @@ struct loopsan_analyze_options {
  * when nothing at all could be read (err says why). */
 int loopsan_analyze(char *const *paths, size_t n_paths, const struct loopsan_analyze_options *opts,
                     struct loopsan_report *out, char *err, size_t err_len);
+
+/* Does dying of SIG mean a crash (SIGSEGV, SIGABRT, ...) rather than a kill? */
+int loopsan_signal_is_crash(int sig);
 
 /* Is NAME (a file name, no directory) a trace file's: loopsan.PID[.N].trace? */
 int loopsan_is_trace_name(const char *name);

@@ -214,7 +214,7 @@ static uint64_t finding_key(const struct raw_finding *f) {
 static int same_finding(const struct raw_finding *a, const struct raw_finding *b) {
   return a->kind == b->kind && a->cb == b->cb && a->created_stack == b->created_stack &&
          a->library == b->library && a->detail == b->detail && a->also == b->also &&
-         strcmp(a->type_name, b->type_name) == 0;
+         a->result == b->result && strcmp(a->type_name, b->type_name) == 0;
 }
 
 void loopsan_replay_report(struct loopsan_replay *r, const struct raw_finding *f) {
@@ -633,10 +633,9 @@ void loopsan_replay_spill_header(struct loopsan_replay *r, const struct loopsan_
     };
     if (u.end_ts < u.ts)
       u.end_ts = u.ts;
-    if (!end_ts) {
-      r->untimed_cb = u.cb;
-      r->untimed_ticks = u.end_ts - u.ts;
-    }
+    r->last_cb = u.cb;
+    r->last_cb_ticks = u.end_ts - u.ts;
+    r->last_cb_timed = end_ts != 0;
     on_unfinished(r, &u);
   }
 }

@@ -126,11 +126,12 @@ struct loopsan_replay {
   /* time: the last clock pair, and the latest timestamp of any record */
   uint64_t clock_ts, clock_mono_ns, last_ts;
   /* a process that never ended: what it still had open (by object kind),
-   * and the callback it was last seen inside of when the kill time is
-   * unknown (it is a finding only when known to be slow) */
+   * and the callback it was inside of (a finding only when slow) */
   uint64_t open_at_end[4];
-  uint64_t untimed_cb;
-  uint64_t untimed_ticks; /* from its start to the last record */
+  uint64_t last_cb;       /* the callback it was inside of when it died */
+  uint64_t last_cb_ticks; /* for how long: to its death, or to its last record */
+  int last_cb_timed;      /* its death is known */
+  int end_signal;         /* what killed it, when known (else 0) */
   /* tables */
   struct replay_type *types;
   size_t n_types;

@@ -72,6 +72,8 @@ int loopsan_rules_unfinished(struct loopsan_replay *r, const struct replay_objec
   f.detail = (enum raw_detail)(RAW_DETAIL_UNFINISHED +
                                (u->how <= REPLAY_END_KILLED_UNTIMED ? u->how : LOOPSAN_END_KILLED));
   f.also = also;
+  if (u->how == LOOPSAN_END_KILLED)
+    f.result = r->end_signal; /* which signal, for the message */
   loopsan_replay_report(r, &f);
   return 1;
 }

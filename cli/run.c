@@ -221,8 +221,10 @@ static int reap(struct reaped *r, pid_t child, int *wstatus, int *child_done) {
     if (!t)
       continue;
     r->v = t;
-    r->v[r->n++] = (struct loopsan_process_end){
-        .pid = w, .signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0, .mono_ns = mono_ns()};
+    r->v[r->n++] = (struct loopsan_process_end){.pid = w,
+                                                .signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0,
+                                                .mono_ns = mono_ns(),
+                                                .status = WIFEXITED(st) ? WEXITSTATUS(st) : -1};
   }
   return w < 0 && errno == ECHILD ? -1 : 0;
 }
@@ -240,7 +242,8 @@ static void save_ends(const char *dir, const struct reaped *r) {
     return;
   }
   for (size_t i = 0; i < r->n; i++)
-    fprintf(f, "%d %d %llu\n", r->v[i].pid, r->v[i].signal, (unsigned long long)r->v[i].mono_ns);
+    fprintf(f, "%d %d %llu %d\n", r->v[i].pid, r->v[i].signal, (unsigned long long)r->v[i].mono_ns,
+            r->v[i].status);
   fclose(f);
 }
 

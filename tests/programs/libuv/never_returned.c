@@ -11,7 +11,10 @@
  * Exit status 137.
  * With "exit-timer": a timer callback (on_last_tick, created in
  * arm_last_tick) sleeps 250 ms and calls exit(4), leaving its timer open:
- * one finding, the slow callback, with "also": unclosed-handle. */
+ * one finding, the slow callback, with "also": unclosed-handle.
+ * With "abort": a timer callback (on_broken) aborts after 5 ms: a crash,
+ * too short for a slow callback, but the report's notes say it crashed
+ * inside on_broken. Exit status 134. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -74,6 +77,17 @@ static void arm_last_tick(uv_loop_t *loop) {
   uv_timer_start(&stuck_timer, on_last_tick, 10, 0);
 }
 
+static void on_broken(uv_timer_t *t) {
+  (void)t;
+  sleep_ms(5);
+  abort();
+}
+
+static void arm_broken_timer(uv_loop_t *loop) {
+  uv_timer_init(loop, &stuck_timer);
+  uv_timer_start(&stuck_timer, on_broken, 10, 0);
+}
+
 static void arm_stuck_timer(uv_loop_t *loop) {
   uv_timer_init(loop, &stuck_timer);
   uv_timer_start(&stuck_timer, on_stuck, 10, 0);
@@ -89,6 +103,8 @@ int main(int argc, char **argv) {
       _exit(0);
     }
     arm_stuck_timer(loop);
+  } else if (argc > 1 && strcmp(argv[1], "abort") == 0) {
+    arm_broken_timer(loop);
   } else if (argc > 1 && strcmp(argv[1], "exit-timer") == 0) {
     arm_last_tick(loop);
   } else {
