@@ -12,6 +12,7 @@
 #include "analyzer/reader.h"
 #include "analyzer/replay.h"
 #include "analyzer/strbuf.h"
+#include "analyzer/libraries.h"
 #include "common/names.h"
 
 /* ---- collecting trace files ---- */
@@ -286,7 +287,7 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
   struct loopsan_strbuf m, d;
   loopsan_sb_init(&m);
   loopsan_sb_init(&d);
-  const char *api = raw->library == LOOPSAN_LIB_UV ? "uv_close()" : "closing it";
+  const struct loopsan_library_vocab *v = loopsan_library_vocab(raw->library);
   switch (f->kind) {
   case LOOPSAN_KIND_SLOW_CALLBACK:
     loopsan_sb_puts(&m, "callback ");
@@ -325,9 +326,9 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
     loopsan_sb_printf(&m, "%s was never closed", type);
     if (raw->detail == RAW_DETAIL_LOOP_CLOSE_EBUSY)
       loopsan_sb_printf(&d,
-                        "uv_loop_close() returned UV_%s: handles were still open "
+                        "%s returned %s%s: handles were still open "
                         "(they are listed as findings of their own)",
-                        error_name(raw->result));
+                        v->loop_close_call, v->error_prefix, error_name(raw->result));
     break;
   case LOOPSAN_KIND_NEVER_STARTED:
     loopsan_sb_printf(&m, "%s was initialised but never started or used", type);
@@ -350,13 +351,14 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
   } else if (f->kind != LOOPSAN_KIND_UNCLOSED_LOOP) {
     also_phrase(&d, raw, "it");
     if (raw->detail == RAW_DETAIL_LOOP_CLOSE_EBUSY)
-      loopsan_sb_printf(&d, "%sit kept uv_loop_close() from succeeding (UV_EBUSY)",
-                        d.len ? "; " : "");
+      loopsan_sb_printf(&d, "%sit kept %s from succeeding (%s%s)", d.len ? "; " : "",
+                        v->loop_close_call, v->error_prefix, error_name(raw->result));
     else if (raw->detail == RAW_DETAIL_CLOSE_UNFINISHED)
       loopsan_sb_printf(&d,
                         "%s%s was called, but the loop never ran again to finish closing it, "
-                        "so closing the loop failed (UV_EBUSY)",
-                        d.len ? "; " : "", api);
+                        "so %s failed (%s%s)",
+                        d.len ? "; " : "", v->close_call, v->loop_close_call, v->error_prefix,
+                        error_name(raw->result));
   }
   f->message = loopsan_sb_steal(&m);
   f->detail = d.len ? loopsan_sb_steal(&d) : NULL;
@@ -364,22 +366,6 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
 }
 
 /* ---- one process ---- */
-
-static const char *library_of_module(const char *path) {
-  const char *base = strrchr(path, '/');
-  base = base ? base + 1 : path;
-  static const struct {
-    const char *prefix;
-    unsigned lib;
-  } known[] = {{"libuv.so", LOOPSAN_LIB_UV},
-               {"libevent", LOOPSAN_LIB_EVENT},
-               {"libev.so", LOOPSAN_LIB_EV},
-               {"libglib-2.0.so", LOOPSAN_LIB_GLIB}};
-  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-    if (strncmp(base, known[i].prefix, strlen(known[i].prefix)) == 0)
-      return loopsan_library_name(known[i].lib);
-  return NULL;
-}
 
 static int add_library(struct loopsan_process *p, const char *name) {
   for (size_t i = 0; i < p->n_libraries; i++)
@@ -455,9 +441,9 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
     }
   }
   for (size_t i = 0; i < r->n_modules; i++) {
-    const char *lib = library_of_module(r->modules[i].path);
-    if (lib)
-      add_library(p, lib);
+    unsigned lib = loopsan_library_of_module(r->modules[i].path);
+    if (lib != LOOPSAN_LIB_UNKNOWN)
+      add_library(p, loopsan_library_name(lib));
   }
   for (unsigned lib = 1; lib < LOOPSAN_LIB_COUNT; lib++)
     if (r->libraries_seen & (1u << lib))
@@ -552,7 +538,8 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
     if (p->n_libraries == 0)
       loopsan_report_add_note(&p->notes, &p->n_notes,
                               "nothing observed: the program loaded no event-loop library that "
-                              "loopsan supports (libuv)");
+                              "loopsan supports (%s)",
+                              loopsan_libraries_observed());
     else
       loopsan_report_add_note(&p->notes, &p->n_notes,
                               "nothing observed: %s was loaded, but the program made no call to it "

@@ -469,8 +469,7 @@ static void on_api_error(struct loopsan_replay *r, const struct loopsan_rec_api_
   /* A start that failed is not a start forgotten (uv_spawn of a missing
    * program): never-started is for objects nobody tried to use. */
   o->start_failed = 1;
-  const char *name = (const char *)(e + 1);
-  if (e->name_len == 13 && memcmp(name, "uv_loop_close", 13) == 0) {
+  if (e->h.aux & LOOPSAN_APIERR_LOOP_CLOSE) {
     o->loop_close_failed = 1;
     o->loop_close_result = e->result;
     o->loop_close_stack = e->stack;

@@ -28,6 +28,12 @@ static uint16_t object_kind(const struct loopsan_replay *r, const struct replay_
   return t ? t->kind : 0;
 }
 
+/* What closing the loop O belongs to returned (0: it did not fail). */
+static int32_t loop_close_result(struct loopsan_replay *r, const struct replay_object *o) {
+  const struct replay_object *loop = loopsan_replay_object(r, o->loop);
+  return loop && loop->loop_close_failed ? loop->loop_close_result : 0;
+}
+
 /* Is the loop OBJ belongs to known to have failed to close? */
 static int loop_close_failed(struct loopsan_replay *r, const struct replay_object *o) {
   const struct replay_object *loop = loopsan_replay_object(r, o->loop);
@@ -160,6 +166,8 @@ void loopsan_rules_at_exit(struct loopsan_replay *r, const struct replay_object 
     struct raw_finding f;
     fill(&f, r, order[i], o);
     f.detail = detail;
+    if (detail == RAW_DETAIL_LOOP_CLOSE_EBUSY || detail == RAW_DETAIL_CLOSE_UNFINISHED)
+      f.result = loop_close_result(r, o); /* why the loop's close failed */
     f.also = kinds & ~BIT(order[i]);
     loopsan_replay_report(r, &f);
     return;

@@ -251,7 +251,12 @@ struct loopsan_rec_dispatch {
   uint64_t cb;
 };
 
-/* A loop API call returned an error. The function name follows. */
+/* A loop API call returned an error. The function name follows. h.aux:
+ * enum loopsan_api_error_flags. */
+enum loopsan_api_error_flags {
+  LOOPSAN_APIERR_LOOP_CLOSE = 1u << 0, /* closing the loop failed: handles still open */
+};
+
 struct loopsan_rec_api_error {
   struct loopsan_record_header h;
   uint64_t ts;

@@ -128,9 +128,11 @@ void loopsan__events_atfork_child(void) {
     }
 }
 
-void loopsan__record_api_error(uint64_t obj, uint8_t library, const char *function, int result) {
+void loopsan__record_api_error(uint64_t obj, uint8_t library, const char *function, int result,
+                               uint32_t flags) {
   int saved = errno;
   struct loopsan_rec_api_error r = {
+      .h.aux = flags,
       .ts = loopsan__now(),
       .obj = obj,
       .result = result,

@@ -16,7 +16,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "preload/lib_uv.h"
+#include "preload/adapter.h"
 #include "preload/shim.h"
 #include "preload/tracefile.h"
 
@@ -61,7 +61,7 @@ __attribute__((constructor)) static void loopsan_init(void) {
   if (loopsan__state.record_all)
     loopsan__state.slow_ticks = 0; /* every dispatch is written */
   loopsan__state.pid = (uint32_t)getpid();
-  loopsan__uv_register();
+  loopsan__adapters_register();
   if (loopsan__writer_open() != 0) {
     fprintf(stderr, "loopsan: cannot create a trace file in '%s': %s; not observing this process\n",
             loopsan__state.opts.trace_dir, strerror(errno));

@@ -23,111 +23,10 @@ static const struct loopsan_type_desc uv_types[] = {
 #undef X
 };
 
-void loopsan__uv_register(void) {
-  loopsan__register_types(uv_types, sizeof uv_types / sizeof uv_types[0]);
-}
-
-/* ---- resolving libuv and telling its calls apart ------------------------ */
+const struct loopsan_adapter loopsan__uv_adapter = {
+    .library = LOOPSAN_LIB_UV, .types = uv_types, .n_types = sizeof uv_types / sizeof uv_types[0]};
 
 struct loopsan_library_ref loopsan__uv_lib = {.soname_prefix = "libuv.so"};
-
-/* A return address inside libuv is libuv calling its own export, unless
- * the instruction before it is an indirect call through a pointer held
- * outside libuv: that is libuv invoking one of the program's callbacks (a
- * uv_walk callback, say) which tail-called the export, and the call is the
- * program's. libuv's own calls are `call rel32` to its PLT or code, or
- * `call *GOT(%rip)` when built with -fno-plt. */
-int loopsan__uv_calls_itself(uintptr_t ra) {
-#if defined(__x86_64__)
-  uintptr_t start = atomic_load_explicit(&loopsan__uv_lib.start, memory_order_relaxed);
-  if (ra - start < 6)
-    return 1;
-  const unsigned char *p = (const unsigned char *)ra;
-  if (p[-5] == 0xe8) { /* call rel32 */
-    int32_t rel;
-    memcpy(&rel, p - 4, sizeof rel);
-    if (loopsan__in_range(&loopsan__uv_lib, ra + (uintptr_t)(intptr_t)rel))
-      return 1;
-  }
-  if (p[-6] == 0xff && p[-5] == 0x15) { /* call *disp32(%rip) */
-    int32_t disp;
-    memcpy(&disp, p - 4, sizeof disp);
-    if (loopsan__in_range(&loopsan__uv_lib, ra + (uintptr_t)(intptr_t)disp))
-      return 1;
-  }
-  return 0;
-#else
-  (void)ra;
-  return 1;
-#endif
-}
-
-/* ---- object helpers ----------------------------------------------------- */
-
-/* Handles are created in bursts on one loop: remember the last answer. */
-static LOOPSAN_TLS const uv_loop_t *last_loop;
-static LOOPSAN_TLS uint64_t last_loop_id;
-
-uint64_t loopsan__uv_loop_id(const uv_loop_t *loop) {
-  struct loopsan_obj o;
-  if (loop == last_loop && loop)
-    return last_loop_id;
-  uint64_t id = loop && loopsan__obj_get(loop, &o) ? o.id : 0;
-  last_loop = id ? loop : NULL;
-  last_loop_id = id;
-  return id;
-}
-
-static void forget_loop(const uv_loop_t *loop) {
-  if (last_loop == loop)
-    last_loop = NULL;
-}
-
-/* A loop the program made (or first asked for: the default loop). Its
- * address may be a freed loop's: forget that one's cached id. */
-static void loop_new(const uv_loop_t *loop, uint32_t flags) {
-  forget_loop(loop);
-  loopsan__record_new(loop, LOOPSAN_LIB_UV, T_LOOP, 0, flags, NULL);
-}
-
-static void handle_new(const void *h, int type, const uv_loop_t *loop) {
-  loopsan__record_new(h, LOOPSAN_LIB_UV, (uint8_t)type, loopsan__uv_loop_id(loop), 0, NULL);
-}
-
-/* The program used handle H in a way that counts as starting it. */
-void loopsan__uv_handle_used(const void *h) {
-  struct loopsan_obj o;
-  void *ref = loopsan__obj_get(h, &o);
-  if (ref && !loopsan__obj_state_set(ref, LOOPSAN_STATE_USED))
-    loopsan__record_op(o.id, LOOPSAN_OP_USE, NULL, 0, 0);
-}
-
-/* Arm callback SLOT of handle H with CB. Returns 1 when the trampoline must
- * be passed to libuv, 0 when the handle is not ours (pass CB through).
- * TRAMP tells a program that passes back the trampoline it read from the
- * handle (h->timer_cb) from a new callback. */
-static void *handle_arm(const void *h, int slot, void *cb, void *tramp) {
-  struct loopsan_obj o;
-  void *ref = loopsan__obj_get(h, &o);
-  if (!ref)
-    return NULL;
-  if (cb != tramp)
-    loopsan__obj_set_cb(ref, slot, cb);
-  if (slot == LOOPSAN_SLOT_MAIN)
-    loopsan__obj_state_clear(ref, LOOPSAN_STATE_FIRED);
-  loopsan__obj_state_set(ref, LOOPSAN_STATE_USED);
-  return ref;
-}
-
-static void handle_started(void *ref, const void *h, int rc, const char *fn, uint32_t flags) {
-  struct loopsan_obj o;
-  if (!loopsan__obj_read(ref, h, &o))
-    return;
-  if (rc == 0)
-    loopsan__record_op(o.id, LOOPSAN_OP_START, o.cb[LOOPSAN_SLOT_MAIN], flags, 0);
-  else
-    loopsan__record_api_error(o.id, LOOPSAN_LIB_UV, fn, rc);
-}
 
 /* ---- trampolines --------------------------------------------------------- */
 
@@ -214,7 +113,7 @@ LOOPSAN_INTERPOSE int uv_loop_init(uv_loop_t *loop) {
     return UV_ENOSYS;
   int rc = REAL(uv_loop_init)(loop);
   if (rc == 0 && from_program(CALLER))
-    loop_new(loop, 0);
+    loopsan__loop_new(loop, LOOPSAN_LIB_UV, T_LOOP, 0);
   return rc;
 }
 
@@ -223,7 +122,7 @@ LOOPSAN_INTERPOSE uv_loop_t *uv_loop_new(void) {
     return NULL;
   uv_loop_t *loop = REAL(uv_loop_new)();
   if (loop && from_program(CALLER))
-    loop_new(loop, 0);
+    loopsan__loop_new(loop, LOOPSAN_LIB_UV, T_LOOP, 0);
   return loop;
 }
 
@@ -233,7 +132,7 @@ LOOPSAN_INTERPOSE uv_loop_t *uv_default_loop(void) {
   uv_loop_t *loop = REAL(uv_default_loop)();
   struct loopsan_obj o;
   if (loop && from_program(CALLER) && !loopsan__obj_get(loop, &o))
-    loop_new(loop, LOOPSAN_OBJF_DEFAULT_LOOP);
+    loopsan__loop_new(loop, LOOPSAN_LIB_UV, T_LOOP, LOOPSAN_OBJF_DEFAULT_LOOP);
   return loop;
 }
 
@@ -256,11 +155,12 @@ LOOPSAN_INTERPOSE int uv_loop_close(uv_loop_t *loop) {
   struct loopsan_obj o;
   if (from_program(CALLER) && loopsan__obj_get(loop, &o)) {
     if (rc == 0) {
-      forget_loop(loop);
+      loopsan__loop_forget(loop);
       loopsan__obj_take(loop, &o);
       loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 1);
     } else {
-      loopsan__record_api_error(o.id, LOOPSAN_LIB_UV, "uv_loop_close", rc);
+      loopsan__record_api_error(o.id, LOOPSAN_LIB_UV, "uv_loop_close", rc,
+                                LOOPSAN_APIERR_LOOP_CLOSE);
     }
   }
   return rc;
@@ -270,7 +170,7 @@ LOOPSAN_INTERPOSE void uv_loop_delete(uv_loop_t *loop) {
   if (!RESOLVE(uv_loop_delete))
     return;
   struct loopsan_obj o;
-  forget_loop(loop);
+  loopsan__loop_forget(loop);
   if (from_program(CALLER) && loopsan__obj_take(loop, &o) == 0)
     loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 1);
   REAL(uv_loop_delete)(loop);
@@ -278,15 +178,15 @@ LOOPSAN_INTERPOSE void uv_loop_delete(uv_loop_t *loop) {
 
 /* ---- handle initialisation ----------------------------------------------- */
 
-#define HANDLE_INIT(fn, type, params, args, loop_arg, handle_arg) \
-  DECLARE_REAL(fn);                                               \
-  LOOPSAN_INTERPOSE int fn params {                               \
-    if (!RESOLVE(fn))                                             \
-      return UV_ENOSYS;                                           \
-    int rc = REAL(fn) args;                                       \
-    if (rc == 0 && from_program(CALLER))                          \
-      handle_new(handle_arg, type, loop_arg);                     \
-    return rc;                                                    \
+#define HANDLE_INIT(fn, type, params, args, loop_arg, handle_arg)                 \
+  DECLARE_REAL(fn);                                                               \
+  LOOPSAN_INTERPOSE int fn params {                                               \
+    if (!RESOLVE(fn))                                                             \
+      return UV_ENOSYS;                                                           \
+    int rc = REAL(fn) args;                                                       \
+    if (rc == 0 && from_program(CALLER))                                          \
+      loopsan__handle_new(handle_arg, LOOPSAN_LIB_UV, (uint8_t)(type), loop_arg); \
+    return rc;                                                                    \
   }
 
 HANDLE_INIT(uv_timer_init, T_TIMER, (uv_loop_t * l, uv_timer_t *h), (l, h), l, h)
@@ -314,10 +214,10 @@ LOOPSAN_INTERPOSE int uv_async_init(uv_loop_t *l, uv_async_t *h, uv_async_cb cb)
     return UV_ENOSYS;
   if (!from_program(CALLER))
     return REAL(uv_async_init)(l, h, cb);
-  handle_new(h, T_ASYNC, l);
-  void *ref = handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tr_async);
+  loopsan__handle_new(h, LOOPSAN_LIB_UV, (uint8_t)(T_ASYNC), l);
+  void *ref = loopsan__handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tr_async);
   int rc = REAL(uv_async_init)(l, h, ref && cb ? tr_async : cb);
-  handle_started(ref, h, rc, "uv_async_init", 0);
+  loopsan__handle_started(ref, h, rc, "uv_async_init", 0);
   return rc;
 }
 
@@ -329,37 +229,37 @@ LOOPSAN_INTERPOSE int uv_spawn(uv_loop_t *l, uv_process_t *h, const uv_process_o
     return UV_ENOSYS;
   if (!from_program(CALLER) || !options)
     return REAL(uv_spawn)(l, h, options);
-  handle_new(h, T_PROCESS, l);
+  loopsan__handle_new(h, LOOPSAN_LIB_UV, (uint8_t)(T_PROCESS), l);
   uv_process_options_t copy = *options;
   void *ref = NULL;
   if (copy.exit_cb &&
-      (ref = handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)copy.exit_cb, (void *)tr_exit)))
+      (ref = loopsan__handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)copy.exit_cb, (void *)tr_exit)))
     copy.exit_cb = tr_exit;
   int rc = REAL(uv_spawn)(l, h, &copy);
   if (!ref) {
     struct loopsan_obj o;
     ref = loopsan__obj_get(h, &o);
   }
-  handle_started(ref, h, rc, "uv_spawn", LOOPSAN_START_ONESHOT);
+  loopsan__handle_started(ref, h, rc, "uv_spawn", LOOPSAN_START_ONESHOT);
   return rc;
 }
 
 /* ---- start / stop ------------------------------------------------------------ */
 
 /* Start functions: CB is the callback parameter, TRAMP its trampoline. */
-#define HANDLE_START(fn, params, args_real, h, cb, tramp, flags)              \
-  DECLARE_REAL(fn);                                                           \
-  LOOPSAN_INTERPOSE int fn params {                                           \
-    if (!RESOLVE(fn))                                                         \
-      return UV_ENOSYS;                                                       \
-    void *ref;                                                                \
-    if (!from_program(CALLER) ||                                              \
-        !(ref = handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tramp))) \
-      return REAL(fn) args_real(cb);                                          \
-    /* A NULL callback is legal (uv_poll_start, uv_listen): still a start. */ \
-    int rc = cb ? REAL(fn) args_real(tramp) : REAL(fn) args_real(cb);         \
-    handle_started(ref, h, rc, #fn, flags);                                   \
-    return rc;                                                                \
+#define HANDLE_START(fn, params, args_real, h, cb, tramp, flags)                       \
+  DECLARE_REAL(fn);                                                                    \
+  LOOPSAN_INTERPOSE int fn params {                                                    \
+    if (!RESOLVE(fn))                                                                  \
+      return UV_ENOSYS;                                                                \
+    void *ref;                                                                         \
+    if (!from_program(CALLER) ||                                                       \
+        !(ref = loopsan__handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tramp))) \
+      return REAL(fn) args_real(cb);                                                   \
+    /* A NULL callback is legal (uv_poll_start, uv_listen): still a start. */          \
+    int rc = cb ? REAL(fn) args_real(tramp) : REAL(fn) args_real(cb);                  \
+    loopsan__handle_started(ref, h, rc, #fn, flags);                                   \
+    return rc;                                                                         \
   }
 
 #define A_TIMER(c) (h, c, timeout, repeat)
@@ -389,20 +289,20 @@ HANDLE_START(uv_listen, (uv_stream_t * s, int backlog, uv_connection_cb cb), A_L
              tr_connection, 0)
 
 /* Reading arms two callbacks: allocation and the read itself. */
-#define HANDLE_READ_START(fn, type, read_type, tr_recv)                              \
-  DECLARE_REAL(fn);                                                                  \
-  LOOPSAN_INTERPOSE int fn(type *h, uv_alloc_cb alloc_cb, read_type read_cb) {       \
-    if (!RESOLVE(fn))                                                                \
-      return UV_ENOSYS;                                                              \
-    void *ref;                                                                       \
-    if (!from_program(CALLER) || !alloc_cb || !read_cb ||                            \
-        !(ref = handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)read_cb, (void *)tr_recv))) \
-      return REAL(fn)(h, alloc_cb, read_cb);                                         \
-    if ((void *)alloc_cb != (void *)tr_alloc)                                        \
-      loopsan__obj_set_cb(ref, LOOPSAN_SLOT_ALLOC, (void *)alloc_cb);                \
-    int rc = REAL(fn)(h, tr_alloc, tr_recv);                                         \
-    handle_started(ref, h, rc, #fn, 0);                                              \
-    return rc;                                                                       \
+#define HANDLE_READ_START(fn, type, read_type, tr_recv)                                       \
+  DECLARE_REAL(fn);                                                                           \
+  LOOPSAN_INTERPOSE int fn(type *h, uv_alloc_cb alloc_cb, read_type read_cb) {                \
+    if (!RESOLVE(fn))                                                                         \
+      return UV_ENOSYS;                                                                       \
+    void *ref;                                                                                \
+    if (!from_program(CALLER) || !alloc_cb || !read_cb ||                                     \
+        !(ref = loopsan__handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)read_cb, (void *)tr_recv))) \
+      return REAL(fn)(h, alloc_cb, read_cb);                                                  \
+    if ((void *)alloc_cb != (void *)tr_alloc)                                                 \
+      loopsan__obj_set_cb(ref, LOOPSAN_SLOT_ALLOC, (void *)alloc_cb);                         \
+    int rc = REAL(fn)(h, tr_alloc, tr_recv);                                                  \
+    loopsan__handle_started(ref, h, rc, #fn, 0);                                              \
+    return rc;                                                                                \
   }
 HANDLE_READ_START(uv_read_start, uv_stream_t, uv_read_cb, tr_read)
 HANDLE_READ_START(uv_udp_recv_start, uv_udp_t, uv_udp_recv_cb, tr_udp_recv)
@@ -454,7 +354,7 @@ LOOPSAN_INTERPOSE int uv_timer_again(uv_timer_t *h) {
       return UV_ENOSYS;                 \
     int rc = REAL(fn) args;             \
     if (from_program(CALLER))           \
-      loopsan__uv_handle_used(h);       \
+      loopsan__handle_used(h);          \
     return rc;                          \
   }
 HANDLE_USE(uv_tcp_bind, (uv_tcp_t * h, const struct sockaddr *a, unsigned int f), (h, a, f), h)
@@ -477,7 +377,7 @@ LOOPSAN_INTERPOSE int uv_accept(uv_stream_t *server, uv_stream_t *client) {
     return UV_ENOSYS;
   int rc = REAL(uv_accept)(server, client);
   if (from_program(CALLER)) /* even refused (UV_EBUSY): the client was put to use */
-    loopsan__uv_handle_used(client);
+    loopsan__handle_used(client);
   return rc;
 }
 

@@ -5,31 +5,6 @@
  * request's memory (free it, reuse it for the next request) is its own. */
 #include "preload/lib_uv_internal.h"
 
-/* A request with callback CB begins: its reference if tracked (pass libuv
- * the trampoline), NULL otherwise (pass CB through). */
-void *loopsan__uv_request_begin(const void *req, int type, uint64_t loop, void *cb) {
-  void *ref = NULL;
-  if (!loopsan__record_new(req, LOOPSAN_LIB_UV, (uint8_t)type, loop, 0, &ref) || !ref)
-    return NULL;
-  loopsan__obj_set_cb(ref, LOOPSAN_SLOT_MAIN, cb);
-  return ref;
-}
-
-void loopsan__uv_request_submitted(void *ref, const void *req, int rc, const char *fn) {
-  struct loopsan_obj o;
-  if (rc == 0) {
-    if (loopsan__obj_read(ref, req, &o))
-      loopsan__record_op(o.id, LOOPSAN_OP_START, o.cb[LOOPSAN_SLOT_MAIN],
-                         LOOPSAN_START_ONESHOT | LOOPSAN_START_SCHEDULED, 0);
-    return;
-  }
-  /* Refused: the request never existed for libuv. */
-  if (loopsan__obj_take(req, &o) == 0) {
-    loopsan__record_api_error(o.id, LOOPSAN_LIB_UV, fn, rc);
-    loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 0);
-  }
-}
-
 uint64_t loopsan__uv_stream_loop_id(const void *stream) {
   struct loopsan_obj o;
   return loopsan__obj_get(stream, &o) ? o.loop : 0;
@@ -83,21 +58,21 @@ REQUEST_TRAMPOLINE(tr_random, uv_random_cb, r, status,
 
 /* ---- requests ----------------------------------------------------------------- */
 
-#define STREAM_REQUEST(fn, type, params, args_real, req, stream, cb, tramp)                   \
-  DECLARE_REAL(fn);                                                                           \
-  LOOPSAN_INTERPOSE int fn params {                                                           \
-    if (!RESOLVE(fn))                                                                         \
-      return UV_ENOSYS;                                                                       \
-    if (!from_program(CALLER) || !cb)                                                         \
-      return REAL(fn) args_real(cb);                                                          \
-    loopsan__uv_handle_used(stream);                                                          \
-    void *ref =                                                                               \
-        loopsan__uv_request_begin(req, type, loopsan__uv_stream_loop_id(stream), (void *)cb); \
-    if (!ref)                                                                                 \
-      return REAL(fn) args_real(cb);                                                          \
-    int rc = REAL(fn) args_real(tramp);                                                       \
-    loopsan__uv_request_submitted(ref, req, rc, #fn);                                         \
-    return rc;                                                                                \
+#define STREAM_REQUEST(fn, type, params, args_real, req, stream, cb, tramp)             \
+  DECLARE_REAL(fn);                                                                     \
+  LOOPSAN_INTERPOSE int fn params {                                                     \
+    if (!RESOLVE(fn))                                                                   \
+      return UV_ENOSYS;                                                                 \
+    if (!from_program(CALLER) || !cb)                                                   \
+      return REAL(fn) args_real(cb);                                                    \
+    loopsan__handle_used(stream);                                                       \
+    void *ref = loopsan__request_begin(req, LOOPSAN_LIB_UV, type,                       \
+                                       loopsan__uv_stream_loop_id(stream), (void *)cb); \
+    if (!ref)                                                                           \
+      return REAL(fn) args_real(cb);                                                    \
+    int rc = REAL(fn) args_real(tramp);                                                 \
+    loopsan__request_submitted(ref, req, rc, #fn);                                      \
+    return rc;                                                                          \
   }
 
 #define A_WRITE(c) (req, s, bufs, n, c)
@@ -133,29 +108,31 @@ LOOPSAN_INTERPOSE void uv_pipe_connect(uv_connect_t *req, uv_pipe_t *s, const ch
     REAL(uv_pipe_connect)(req, s, name, cb);
     return;
   }
-  loopsan__uv_handle_used(s);
-  void *ref = loopsan__uv_request_begin(req, T_CONNECT, loopsan__uv_stream_loop_id(s), (void *)cb);
+  loopsan__handle_used(s);
+  void *ref = loopsan__request_begin(req, LOOPSAN_LIB_UV, T_CONNECT, loopsan__uv_stream_loop_id(s),
+                                     (void *)cb);
   if (!ref) {
     REAL(uv_pipe_connect)(req, s, name, cb);
     return;
   }
-  loopsan__uv_request_submitted(ref, req, 0, "uv_pipe_connect");
+  loopsan__request_submitted(ref, req, 0, "uv_pipe_connect");
   REAL(uv_pipe_connect)(req, s, name, tr_connect);
 }
 
 /* Requests on a loop, whose callback argument may be NULL (synchronous). */
-#define LOOP_REQUEST(fn, type, params, args_real, loop, req, cb, tramp)                       \
-  DECLARE_REAL(fn);                                                                           \
-  LOOPSAN_INTERPOSE int fn params {                                                           \
-    if (!RESOLVE(fn))                                                                         \
-      return UV_ENOSYS;                                                                       \
-    void *ref;                                                                                \
-    if (!cb || !from_program(CALLER) ||                                                       \
-        !(ref = loopsan__uv_request_begin(req, type, loopsan__uv_loop_id(loop), (void *)cb))) \
-      return REAL(fn) args_real(cb);                                                          \
-    int rc = REAL(fn) args_real(tramp);                                                       \
-    loopsan__uv_request_submitted(ref, req, rc, #fn);                                         \
-    return rc;                                                                                \
+#define LOOP_REQUEST(fn, type, params, args_real, loop, req, cb, tramp)                   \
+  DECLARE_REAL(fn);                                                                       \
+  LOOPSAN_INTERPOSE int fn params {                                                       \
+    if (!RESOLVE(fn))                                                                     \
+      return UV_ENOSYS;                                                                   \
+    void *ref;                                                                            \
+    if (!cb || !from_program(CALLER) ||                                                   \
+        !(ref = loopsan__request_begin(req, LOOPSAN_LIB_UV, type, loopsan__loop_id(loop), \
+                                       (void *)cb)))                                      \
+      return REAL(fn) args_real(cb);                                                      \
+    int rc = REAL(fn) args_real(tramp);                                                   \
+    loopsan__request_submitted(ref, req, rc, #fn);                                        \
+    return rc;                                                                            \
   }
 
 #define A_GAI(c) (loop, req, c, node, service, hints)
@@ -183,10 +160,11 @@ LOOPSAN_INTERPOSE int uv_queue_work(uv_loop_t *loop, uv_work_t *req, uv_work_cb 
     return UV_ENOSYS;
   void *ref;
   if (!from_program(CALLER) ||
-      !(ref = loopsan__uv_request_begin(req, T_WORK, loopsan__uv_loop_id(loop), (void *)after_cb)))
+      !(ref = loopsan__request_begin(req, LOOPSAN_LIB_UV, T_WORK, loopsan__loop_id(loop),
+                                     (void *)after_cb)))
     return REAL(uv_queue_work)(loop, req, work_cb, after_cb);
   int rc = REAL(uv_queue_work)(loop, req, work_cb, tr_after_work);
-  loopsan__uv_request_submitted(ref, req, rc, "uv_queue_work");
+  loopsan__request_submitted(ref, req, rc, "uv_queue_work");
   return rc;
 }
 
@@ -233,17 +211,18 @@ LOOPSAN_INTERPOSE int uv_queue_work(uv_loop_t *loop, uv_work_t *req, uv_work_cb 
   X(uv_fs_statfs, (const char *path), (path))
 
 #define UNPAREN(...) __VA_ARGS__
-#define FS_WRAPPER(fn, params, args)                                                          \
-  DECLARE_REAL(fn);                                                                           \
-  LOOPSAN_INTERPOSE int fn(uv_loop_t *loop, uv_fs_t *req, UNPAREN params, uv_fs_cb cb) {      \
-    if (!RESOLVE(fn))                                                                         \
-      return UV_ENOSYS;                                                                       \
-    void *ref;                                                                                \
-    if (!cb || !from_program(CALLER) ||                                                       \
-        !(ref = loopsan__uv_request_begin(req, T_FS, loopsan__uv_loop_id(loop), (void *)cb))) \
-      return REAL(fn)(loop, req, UNPAREN args, cb);                                           \
-    int rc = REAL(fn)(loop, req, UNPAREN args, tr_fs);                                        \
-    loopsan__uv_request_submitted(ref, req, rc, #fn);                                         \
-    return rc;                                                                                \
+#define FS_WRAPPER(fn, params, args)                                                      \
+  DECLARE_REAL(fn);                                                                       \
+  LOOPSAN_INTERPOSE int fn(uv_loop_t *loop, uv_fs_t *req, UNPAREN params, uv_fs_cb cb) {  \
+    if (!RESOLVE(fn))                                                                     \
+      return UV_ENOSYS;                                                                   \
+    void *ref;                                                                            \
+    if (!cb || !from_program(CALLER) ||                                                   \
+        !(ref = loopsan__request_begin(req, LOOPSAN_LIB_UV, T_FS, loopsan__loop_id(loop), \
+                                       (void *)cb)))                                      \
+      return REAL(fn)(loop, req, UNPAREN args, cb);                                       \
+    int rc = REAL(fn)(loop, req, UNPAREN args, tr_fs);                                    \
+    loopsan__request_submitted(ref, req, rc, #fn);                                        \
+    return rc;                                                                            \
   }
 UV_FS_FUNCTIONS(FS_WRAPPER)

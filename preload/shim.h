@@ -130,7 +130,9 @@ uint64_t loopsan__obj_new_id(void);
 uint64_t loopsan__record_new(const void *addr, uint8_t library, uint8_t type, uint64_t loop,
                              uint32_t flags, void **ref_out);
 void loopsan__record_op(uint64_t obj, uint32_t op, const void *cb, uint32_t arg, int with_stack);
-void loopsan__record_api_error(uint64_t obj, uint8_t library, const char *function, int result);
+/* A call failed; FLAGS: enum loopsan_api_error_flags. */
+void loopsan__record_api_error(uint64_t obj, uint8_t library, const char *function, int result,
+                               uint32_t flags);
 /* Describe a (library, type) once at start-up: the TYPE record. */
 struct loopsan_type_desc {
   uint8_t library;

@@ -28,6 +28,7 @@ OP_START, OP_STOP, OP_USE, OP_CLOSE, OP_CLOSED, OP_FIRED, OP_COMPLETE, OP_RUN = 
 START_ONESHOT, START_SCHEDULED = 1, 2
 END_EXIT, END__EXIT, END_EXEC = 1, 2, 3
 OBJF_DEFAULT_LOOP = 1
+APIERR_LOOP_CLOSE = 1
 MS = 1000000  # timestamps are nanoseconds (ticks_per_sec 1e9)
 
 UV_TYPES = [  # (type id, name, kind): the shim's table (preload/lib_uv_internal.h)
@@ -114,9 +115,9 @@ class Trace:
     def dispatch(self, ts, duration, obj, cb, slot=0):
         self.add(record(DISPATCH, struct.pack("<QQQQ", ts, duration, obj, cb), aux=slot))
 
-    def api_error(self, ts, obj, name, result, stack=0):
+    def api_error(self, ts, obj, name, result, stack=0, loop_close=False):
         self.add(record(API_ERROR, struct.pack("<QQiIHHI", ts, obj, result, stack, LIB_UV, len(name), 0),
-                        tail=name.encode()))
+                        aux=APIERR_LOOP_CLOSE if loop_close else 0, tail=name.encode()))
 
     def counts(self, dispatches, per_type):
         libs = [0] * 8
@@ -206,7 +207,7 @@ def leaks_and_ebusy(out):
     t.op(1002 * MS, 3, OP_START, 0, cb=fn(ON_READ))
     t.op(1003 * MS, 1, OP_RUN)
     t.op(1100 * MS, 3, OP_CLOSE)
-    t.api_error(1101 * MS, 1, "uv_loop_close", -16, t.stack(MAIN))
+    t.api_error(1101 * MS, 1, "uv_loop_close", -16, t.stack(MAIN), loop_close=True)
     t.counts(3, {"uv_loop_t": (1, 0), "uv_timer_t": (1, 0), "uv_tcp_t": (1, 0)})
     t.end(1102 * MS)
     t.write(os.path.join(out, "leaks_and_ebusy.v2.trace"))

@@ -1,0 +1,112 @@
+/* The generic half of every adapter: whose call it is, and the object
+ * operations adapters express their library's API in (adapter.h). */
+#include "preload/adapter.h"
+
+int loopsan__calls_itself(const struct loopsan_library_ref *lib, uintptr_t ra) {
+#if defined(__x86_64__)
+  /* The library's own calls are `call rel32` to its PLT or code, or
+   * `call *GOT(%rip)` when built with -fno-plt. */
+  uintptr_t start = atomic_load_explicit(&lib->start, memory_order_relaxed);
+  if (ra - start < 6)
+    return 1;
+  const unsigned char *p = (const unsigned char *)ra;
+  if (p[-5] == 0xe8) { /* call rel32 */
+    int32_t rel;
+    memcpy(&rel, p - 4, sizeof rel);
+    if (loopsan__in_range(lib, ra + (uintptr_t)(intptr_t)rel))
+      return 1;
+  }
+  if (p[-6] == 0xff && p[-5] == 0x15) { /* call *disp32(%rip) */
+    int32_t disp;
+    memcpy(&disp, p - 4, sizeof disp);
+    if (loopsan__in_range(lib, ra + (uintptr_t)(intptr_t)disp))
+      return 1;
+  }
+  return 0;
+#else
+  (void)lib;
+  (void)ra;
+  return 1;
+#endif
+}
+
+static LOOPSAN_TLS const void *last_loop;
+static LOOPSAN_TLS uint64_t last_loop_id;
+
+uint64_t loopsan__loop_id(const void *loop) {
+  struct loopsan_obj o;
+  if (loop == last_loop && loop)
+    return last_loop_id;
+  uint64_t id = loop && loopsan__obj_get(loop, &o) ? o.id : 0;
+  last_loop = id ? loop : NULL;
+  last_loop_id = id;
+  return id;
+}
+
+void loopsan__loop_forget(const void *loop) {
+  if (last_loop == loop)
+    last_loop = NULL;
+}
+
+void loopsan__loop_new(const void *loop, uint8_t library, uint8_t type, uint32_t flags) {
+  loopsan__loop_forget(loop);
+  loopsan__record_new(loop, library, type, 0, flags, NULL);
+}
+
+void loopsan__handle_new(const void *h, uint8_t library, uint8_t type, const void *loop) {
+  loopsan__record_new(h, library, type, loopsan__loop_id(loop), 0, NULL);
+}
+
+void loopsan__handle_used(const void *h) {
+  struct loopsan_obj o;
+  void *ref = loopsan__obj_get(h, &o);
+  if (ref && !loopsan__obj_state_set(ref, LOOPSAN_STATE_USED))
+    loopsan__record_op(o.id, LOOPSAN_OP_USE, NULL, 0, 0);
+}
+
+void *loopsan__handle_arm(const void *h, int slot, void *cb, void *tramp) {
+  struct loopsan_obj o;
+  void *ref = loopsan__obj_get(h, &o);
+  if (!ref)
+    return NULL;
+  if (cb != tramp)
+    loopsan__obj_set_cb(ref, slot, cb);
+  if (slot == LOOPSAN_SLOT_MAIN)
+    loopsan__obj_state_clear(ref, LOOPSAN_STATE_FIRED);
+  loopsan__obj_state_set(ref, LOOPSAN_STATE_USED);
+  return ref;
+}
+
+void loopsan__handle_started(void *ref, const void *h, int rc, const char *fn, uint32_t flags) {
+  struct loopsan_obj o;
+  if (!loopsan__obj_read(ref, h, &o))
+    return;
+  if (rc == 0)
+    loopsan__record_op(o.id, LOOPSAN_OP_START, o.cb[LOOPSAN_SLOT_MAIN], flags, 0);
+  else
+    loopsan__record_api_error(o.id, o.library, fn, rc, 0);
+}
+
+void *loopsan__request_begin(const void *req, uint8_t library, uint8_t type, uint64_t loop,
+                             void *cb) {
+  void *ref = NULL;
+  if (!loopsan__record_new(req, library, type, loop, 0, &ref) || !ref)
+    return NULL;
+  loopsan__obj_set_cb(ref, LOOPSAN_SLOT_MAIN, cb);
+  return ref;
+}
+
+void loopsan__request_submitted(void *ref, const void *req, int rc, const char *fn) {
+  struct loopsan_obj o;
+  if (rc == 0) {
+    if (loopsan__obj_read(ref, req, &o))
+      loopsan__record_op(o.id, LOOPSAN_OP_START, o.cb[LOOPSAN_SLOT_MAIN],
+                         LOOPSAN_START_ONESHOT | LOOPSAN_START_SCHEDULED, 0);
+    return;
+  }
+  /* Refused: the request never existed for the library. */
+  if (loopsan__obj_take(req, &o) == 0) {
+    loopsan__record_api_error(o.id, o.library, fn, rc, 0);
+    loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 0);
+  }
+}

@@ -1,0 +1,91 @@
+/* What every library adapter (lib_*.c) shares: finding the library's real
+ * functions, telling the library's calls to itself from the program's,
+ * trampolines, and the object operations in a library's terms. An adapter
+ * is then its library's API and nothing else: a table of interposed
+ * functions written with these. Internal to the shim. */
+#ifndef LOOPSAN_ADAPTER_H
+#define LOOPSAN_ADAPTER_H
+
+#include <string.h>
+
+#include "preload/shim.h"
+
+/* ---- the registry (adapters.c): one row per library ---- */
+struct loopsan_adapter {
+  enum loopsan_library library;
+  const struct loopsan_type_desc *types; /* its object types (TYPE records) */
+  size_t n_types;
+};
+extern const struct loopsan_adapter *const loopsan__adapters[];
+extern const size_t loopsan__n_adapters;
+/* Describe every adapter's types to the core (at start-up). */
+void loopsan__adapters_register(void);
+
+/* ---- real functions ---- */
+#define REAL(fn) real_##fn
+#define DECLARE_REAL(fn) static __typeof__(fn) *real_##fn
+/* Resolve FN in library LIB on first use; NULL only if the library is not
+ * loaded at all, which cannot happen for a program that called into it. */
+#define RESOLVE_IN(lib, fn)  \
+  (LOOPSAN_LIKELY(real_##fn) \
+       ? 1                   \
+       : ((real_##fn = (__typeof__(fn) *)loopsan__resolve(lib, #fn)) != NULL))
+
+/* ---- trampolines ---- */
+/* Trampolines live in a section of their own: a return address inside it
+ * belongs to a program callback that tail-called into the library
+ * (uv_close() as the last statement of a callback compiles to a jump), so
+ * the call is the program's. Any other return address inside the shim is
+ * the library tail-calling itself from a call the shim made. */
+#define TRAMPOLINE __attribute__((section("loopsan_tramp"), noinline, used))
+extern const char __start_loopsan_tramp[] __attribute__((visibility("hidden")));
+extern const char __stop_loopsan_tramp[] __attribute__((visibility("hidden")));
+
+/* ---- whose call is it? ---- */
+/* A return address inside LIB is LIB calling its own export, unless the
+ * instruction before it is an indirect call through a pointer held outside
+ * LIB: that is LIB invoking one of the program's callbacks which
+ * tail-called the export, and the call is the program's. */
+int loopsan__calls_itself(const struct loopsan_library_ref *lib, uintptr_t ra);
+
+/* Is the call into LIB that returns to RA the program's (to be observed),
+ * rather than LIB's own or the shim's? */
+static inline int loopsan__from_program(const struct loopsan_library_ref *lib, uintptr_t ra) {
+  if (!loopsan__state.active)
+    return 0;
+  if (loopsan__in_range(lib, ra))
+    return !loopsan__calls_itself(lib, ra);
+  if (!loopsan__is_self(ra))
+    return 1;
+  return ra >= (uintptr_t)__start_loopsan_tramp && ra < (uintptr_t)__stop_loopsan_tramp;
+}
+#define CALLER ((uintptr_t)__builtin_return_address(0))
+
+/* ---- objects in a library's terms (adapter.c) ---- */
+/* The id of the loop object at LOOP (0: not tracked), cached per thread:
+ * handles are created in bursts on one loop. */
+uint64_t loopsan__loop_id(const void *loop);
+/* LOOP was made (or first handed out): its address may be a freed loop's. */
+void loopsan__loop_new(const void *loop, uint8_t library, uint8_t type, uint32_t flags);
+/* LOOP is gone: forget its cached id. */
+void loopsan__loop_forget(const void *loop);
+/* A handle (or watcher, event, source) H of TYPE on LOOP came to life. */
+void loopsan__handle_new(const void *h, uint8_t library, uint8_t type, const void *loop);
+/* The program used H in a way that counts as starting it. */
+void loopsan__handle_used(const void *h);
+/* Arm callback SLOT of H with CB (NULL is a legal callback): returns H's
+ * reference, or NULL when H is not tracked (pass CB through). TRAMP tells
+ * a program that passes back the trampoline it read from the handle from
+ * a new callback. */
+void *loopsan__handle_arm(const void *h, int slot, void *cb, void *tramp);
+/* The start that armed H returned RC: a START (FLAGS: LOOPSAN_START_*), or
+ * a failed call FN. */
+void loopsan__handle_started(void *ref, const void *h, int rc, const char *fn, uint32_t flags);
+/* A request with callback CB begins: its reference (pass the library the
+ * trampoline), or NULL when it is not tracked (pass CB through). */
+void *loopsan__request_begin(const void *req, uint8_t library, uint8_t type, uint64_t loop,
+                             void *cb);
+/* The library accepted (RC 0) or refused the request. */
+void loopsan__request_submitted(void *ref, const void *req, int rc, const char *fn);
+
+#endif
