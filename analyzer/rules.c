@@ -90,12 +90,16 @@ int loopsan_rules_unfinished(struct loopsan_replay *r, const struct replay_objec
 
 /* never-started: a handle nobody ever started or used (a start that was
  * refused counts as tried). */
-static int never_started(const struct loopsan_replay *r, const struct replay_object *o) {
+static int never_started(struct loopsan_replay *r, const struct replay_object *o,
+                         enum raw_detail *detail) {
+  (void)detail;
   return object_kind(r, o) == LOOPSAN_OBJ_HANDLE && !o->used && !o->start_failed;
 }
 
 /* pending-at-exit: scheduled work whose callback never ran. */
-static int pending(const struct loopsan_replay *r, const struct replay_object *o) {
+static int pending(struct loopsan_replay *r, const struct replay_object *o,
+                   enum raw_detail *detail) {
+  (void)detail;
   uint16_t kind = object_kind(r, o);
   if (kind == LOOPSAN_OBJ_REQUEST)
     return o->starts > 0 && !o->completed; /* submitted, its callback never ran */
@@ -121,7 +125,7 @@ static int unclosed(struct loopsan_replay *r, const struct replay_object *o,
 }
 
 void loopsan_rules_object_ended(struct loopsan_replay *r, const struct replay_object *obj) {
-  if (!never_started(r, obj))
+  if (!never_started(r, obj, NULL))
     return;
   struct raw_finding f;
   fill(&f, r, LOOPSAN_KIND_NEVER_STARTED, obj);
@@ -143,32 +147,42 @@ static void rule_unclosed_loop(struct loopsan_replay *r, const struct replay_obj
   loopsan_replay_report(r, &f);
 }
 
+/* What can be wrong with a handle or request still alive at the end, most
+ * specific first (asyncio says "Task was destroyed but it is pending!" and
+ * not also "unclosed"): a new kind of this sort is a row and a function. */
+static const struct {
+  enum loopsan_kind kind;
+  int (*applies)(struct loopsan_replay *, const struct replay_object *, enum raw_detail *);
+} at_exit_rules[] = {
+    {LOOPSAN_KIND_PENDING_AT_EXIT, pending},
+    {LOOPSAN_KIND_NEVER_STARTED, never_started},
+    {LOOPSAN_KIND_UNCLOSED_HANDLE, unclosed},
+};
+
 void loopsan_rules_at_exit(struct loopsan_replay *r, const struct replay_object *o) {
   if (object_kind(r, o) == LOOPSAN_OBJ_LOOP) {
     rule_unclosed_loop(r, o);
     return;
   }
-  /* Most specific first, as asyncio says "Task was destroyed but it is
-   * pending!" and not also "unclosed". */
   enum raw_detail detail = RAW_DETAIL_NONE;
-  uint32_t kinds = (pending(r, o) ? BIT(LOOPSAN_KIND_PENDING_AT_EXIT) : 0) |
-                   (never_started(r, o) ? BIT(LOOPSAN_KIND_NEVER_STARTED) : 0) |
-                   (unclosed(r, o, &detail) ? BIT(LOOPSAN_KIND_UNCLOSED_HANDLE) : 0);
+  uint32_t kinds = 0;
+  for (size_t i = 0; i < sizeof at_exit_rules / sizeof at_exit_rules[0]; i++)
+    if (at_exit_rules[i].applies(r, o, &detail))
+      kinds |= BIT(at_exit_rules[i].kind);
   /* A callback that never returned because the process ended inside it
    * is the story: the handle it left open is part of it. */
   if (o->has_unfinished && loopsan_rules_unfinished(r, o, &o->unfinished, kinds))
     return;
-  static const enum loopsan_kind order[] = {
-      LOOPSAN_KIND_PENDING_AT_EXIT, LOOPSAN_KIND_NEVER_STARTED, LOOPSAN_KIND_UNCLOSED_HANDLE};
-  for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
-    if (!(kinds & BIT(order[i])))
+  for (size_t i = 0; i < sizeof at_exit_rules / sizeof at_exit_rules[0]; i++) {
+    enum loopsan_kind kind = at_exit_rules[i].kind;
+    if (!(kinds & BIT(kind)))
       continue;
     struct raw_finding f;
-    fill(&f, r, order[i], o);
+    fill(&f, r, kind, o);
     f.detail = detail;
     if (detail == RAW_DETAIL_LOOP_CLOSE_EBUSY || detail == RAW_DETAIL_CLOSE_UNFINISHED)
       f.result = loop_close_result(r, o); /* why the loop's close failed */
-    f.also = kinds & ~BIT(order[i]);
+    f.also = kinds & ~BIT(kind);
     loopsan_replay_report(r, &f);
     return;
   }
