@@ -5,19 +5,20 @@
  * a server handling a request a millisecond would otherwise write a
  * hundred bytes per request for as long as it runs. Objects that live
  * across write-outs, or end badly, keep every record. Stacks are always
- * kept: they are shared by id with other objects.
+ * kept: they are shared by id with other objects. What a record says of
+ * its object, and so what may go, is declared in common/evidence.h, which
+ * the analyzer's rules rely on.
  *
  * Runs at write-out only (every 64 KiB or second), never per record. */
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
 
+#include "common/evidence.h"
 #include "preload/compact.h"
 #include "preload/shim.h"
 
 #define SET_SIZE 8192u /* > records in a buffer (64 KiB / 24 B) */
-
-enum { SEEN_NEW = 1, SEEN_USE = 2, SEEN_END = 4, SEEN_BAD = 8 };
 
 struct obj_mark {
   uint64_t obj;
@@ -46,32 +47,6 @@ static struct obj_mark *mark_of(uint64_t obj) {
   return NULL;
 }
 
-/* The object a record is about, and what it says of it. */
-static uint64_t record_object(const struct loopsan_record_header *h, uint8_t *mark) {
-  switch (h->type) {
-  case LOOPSAN_REC_OBJ_NEW:
-    *mark = SEEN_NEW;
-    return ((const struct loopsan_rec_obj_new *)(const void *)h)->obj;
-  case LOOPSAN_REC_OBJ_OP: {
-    uint32_t op = LOOPSAN_OP_OF(h->aux);
-    *mark = op == LOOPSAN_OP_CLOSED || op == LOOPSAN_OP_COMPLETE ? SEEN_END
-            : op == LOOPSAN_OP_CLOSE                             ? 0
-                                                                 : SEEN_USE;
-    /* A request completing with an error may be worth a finding later. */
-    if (op == LOOPSAN_OP_COMPLETE && LOOPSAN_ARG_OF(h->aux) < 0)
-      *mark |= SEEN_BAD;
-    return ((const struct loopsan_rec_obj_op *)(const void *)h)->obj;
-  }
-  case LOOPSAN_REC_DISPATCH:
-    *mark = SEEN_BAD;
-    return ((const struct loopsan_rec_dispatch *)(const void *)h)->obj;
-  case LOOPSAN_REC_API_ERROR:
-    *mark = SEEN_BAD;
-    return ((const struct loopsan_rec_api_error *)(const void *)h)->obj;
-  default: return 0;
-  }
-}
-
 /* The record at *OFF of the LEN bytes at IN, advancing *OFF past it; NULL
  * at the end (the writer's own records are always well formed). */
 static const struct loopsan_record_header *next_record(const unsigned char *in, size_t len,
@@ -83,10 +58,6 @@ static const struct loopsan_record_header *next_record(const unsigned char *in, 
     return NULL;
   *off += h->size;
   return h;
-}
-
-static int droppable(uint8_t m) {
-  return (m & (SEEN_NEW | SEEN_END)) == (SEEN_NEW | SEEN_END) && (m & SEEN_USE) && !(m & SEEN_BAD);
 }
 
 size_t loopsan__compact(const unsigned char *in, size_t len, const unsigned char **out) {
@@ -120,11 +91,11 @@ size_t loopsan__compact(const unsigned char *in, size_t len, const unsigned char
   const struct loopsan_record_header *h;
   for (size_t off = 0; (h = next_record(in, len, &off)) != NULL;) {
     uint8_t mark = 0;
-    uint64_t obj = record_object(h, &mark);
+    uint64_t obj = loopsan_record_evidence(h, &mark);
     struct obj_mark *m = obj ? mark_of(obj) : NULL;
     if (m) {
       m->marks |= mark;
-      any |= droppable(m->marks);
+      any |= loopsan_evidence_droppable(m->marks);
     } else if (obj) {
       pthread_mutex_unlock(&compact_lock); /* set full: keep everything */
       return len;
@@ -137,8 +108,8 @@ size_t loopsan__compact(const unsigned char *in, size_t len, const unsigned char
   size_t n = 0;
   for (size_t off = 0; (h = next_record(in, len, &off)) != NULL;) {
     uint8_t mark = 0;
-    uint64_t obj = record_object(h, &mark);
-    if (!obj || !droppable(mark_of(obj)->marks)) {
+    uint64_t obj = loopsan_record_evidence(h, &mark);
+    if (!obj || !loopsan_evidence_droppable(mark_of(obj)->marks)) {
       memcpy(out_buf + n, h, h->size);
       n += h->size;
     }

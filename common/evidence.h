@@ -1,0 +1,71 @@
+/* What may be left out of a trace, declared once for the shim and the
+ * analyzer. In record mode "findings" the shim's compaction (preload/
+ * compact.c) drops, at write-out, every record of an object whose whole
+ * life is inside the buffer and says nothing a rule could use. What a
+ * record says of its object is decided here; the analyzer's rules rely on
+ * exactly this, and tests/unit/test_compact.c checks for every finding
+ * kind that compaction never removes what the kind needs.
+ *
+ * Kinds and the evidence that keeps their object's records:
+ *   slow-callback     a DISPATCH record (every one written is slow)  KEEP
+ *   never-started     no START or USE before the end                  (no USE)
+ *   pending-at-exit   the object never ends                           (no END)
+ *   unclosed-handle   the object never ends                           (no END)
+ *   unclosed-loop     the loop never ends                             (no END)
+ *   a failed call     an API_ERROR record                             KEEP
+ *   a request that failed  COMPLETE with a negative status            KEEP
+ * A kind whose evidence lives on an object that ended well (a wrong-thread
+ * call, a double close) must mark its records KEEP here. */
+#ifndef LOOPSAN_EVIDENCE_H
+#define LOOPSAN_EVIDENCE_H
+
+#include <stdint.h>
+
+#include "common/trace_format.h"
+
+enum loopsan_evidence {
+  LOOPSAN_EV_NEW = 1,  /* the object was created */
+  LOOPSAN_EV_USE = 2,  /* started or put to work */
+  LOOPSAN_EV_END = 4,  /* closed, freed or completed */
+  LOOPSAN_EV_KEEP = 8, /* evidence for a finding: never drop the object */
+};
+
+/* The object REC is about (0: none) and what it says of it (*marks). */
+static inline uint64_t loopsan_record_evidence(const struct loopsan_record_header *rec,
+                                               uint8_t *marks) {
+  *marks = 0;
+  switch (rec->type) {
+  case LOOPSAN_REC_OBJ_NEW:
+    *marks = LOOPSAN_EV_NEW;
+    return ((const struct loopsan_rec_obj_new *)(const void *)rec)->obj;
+  case LOOPSAN_REC_OBJ_OP: {
+    uint32_t op = LOOPSAN_OP_OF(rec->aux);
+    if (op == LOOPSAN_OP_CLOSED || op == LOOPSAN_OP_COMPLETE)
+      *marks = LOOPSAN_EV_END;
+    else if (op != LOOPSAN_OP_CLOSE) /* a close request is no use */
+      *marks = LOOPSAN_EV_USE;
+    if (op == LOOPSAN_OP_COMPLETE && LOOPSAN_ARG_OF(rec->aux) < 0)
+      *marks |= LOOPSAN_EV_KEEP;
+    return ((const struct loopsan_rec_obj_op *)(const void *)rec)->obj;
+  }
+  case LOOPSAN_REC_DISPATCH:
+    *marks = LOOPSAN_EV_KEEP;
+    return ((const struct loopsan_rec_dispatch *)(const void *)rec)->obj;
+  case LOOPSAN_REC_API_ERROR:
+    *marks = LOOPSAN_EV_KEEP;
+    return ((const struct loopsan_rec_api_error *)(const void *)rec)->obj;
+  case LOOPSAN_REC_UNFINISHED:
+    *marks = LOOPSAN_EV_KEEP;
+    return ((const struct loopsan_rec_unfinished *)(const void *)rec)->obj;
+  default: return 0;
+  }
+}
+
+/* May every record of an object with these marks be left out? Only if it
+ * was created, put to work and ended, and nothing about it is evidence. */
+static inline int loopsan_evidence_droppable(uint8_t marks) {
+  return (marks & (LOOPSAN_EV_NEW | LOOPSAN_EV_USE | LOOPSAN_EV_END | LOOPSAN_EV_KEEP)) ==
+         (LOOPSAN_EV_NEW | LOOPSAN_EV_USE | LOOPSAN_EV_END);
+}
+
+#endif
