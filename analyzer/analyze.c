@@ -279,7 +279,8 @@ static void also_phrase(struct loopsan_strbuf *d, const struct raw_finding *raw,
   if (raw->also & (1u << LOOPSAN_KIND_NEVER_STARTED))
     loopsan_sb_printf(d, "%s%s was never started either", d->len ? "; " : "", what);
   if (raw->also & (1u << LOOPSAN_KIND_UNCLOSED_HANDLE))
-    loopsan_sb_printf(d, "%s%s was never closed either", d->len ? "; " : "", what);
+    loopsan_sb_printf(d, "%s%s was never %s either", d->len ? "; " : "", what,
+                      raw->obj_kind == LOOPSAN_OBJ_WATCHER ? "stopped" : "closed");
 }
 
 static void compose_message(struct loopsan_finding *f, const struct raw_finding *raw,
@@ -314,8 +315,11 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
     }
     break;
   case LOOPSAN_KIND_UNCLOSED_HANDLE:
-    loopsan_sb_printf(&m, "%s was never %sclosed", type,
-                      raw->detail == RAW_DETAIL_CLOSE_UNFINISHED ? "fully " : "");
+    if (raw->obj_kind == LOOPSAN_OBJ_WATCHER)
+      loopsan_sb_printf(&m, "%s was still active at exit: never stopped", type);
+    else
+      loopsan_sb_printf(&m, "%s was never %sclosed", type,
+                        raw->detail == RAW_DETAIL_CLOSE_UNFINISHED ? "fully " : "");
     if (f->has_callback) {
       loopsan_sb_puts(&m, " (callback ");
       callback_phrase(&m, f);
@@ -399,6 +403,7 @@ static void describe_observed(struct loopsan_process *p, const struct loopsan_re
       struct loopsan_observed_type *e = &ob.types[ob.n_types++];
       e->name = strdup(t ? t->name : "?");
       e->is_loop = t && t->kind == LOOPSAN_OBJ_LOOP;
+      e->is_watcher = t && t->kind == LOOPSAN_OBJ_WATCHER;
       e->created = created;
       e->ended = ended;
       if (e->is_loop)
@@ -491,9 +496,12 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
                sigabbrev_np(end->signal) ? sigabbrev_np(end->signal) : "?");
     struct loopsan_strbuf open_sb;
     loopsan_sb_init(&open_sb);
-    static const char *const kinds[4][2] = {
-        {"object", "objects"}, {"loop", "loops"}, {"handle", "handles"}, {"request", "requests"}};
-    for (int k = 1; k < 4; k++)
+    static const char *const kinds[5][2] = {{"object", "objects"},
+                                            {"loop", "loops"},
+                                            {"handle", "handles"},
+                                            {"request", "requests"},
+                                            {"watcher", "watchers"}};
+    for (int k = 1; k < 5; k++)
       if (r->open_at_end[k])
         loopsan_sb_printf(&open_sb, "%s%llu %s", open_sb.len ? ", " : "",
                           (unsigned long long)r->open_at_end[k], kinds[k][r->open_at_end[k] != 1]);

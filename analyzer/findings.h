@@ -73,6 +73,7 @@ struct loopsan_finding {
 struct loopsan_observed_type {
   char *name; /* "uv_timer_t" */
   int is_loop;
+  int is_watcher; /* stopped, never closed: "ended" says nothing */
   uint64_t created, ended;
 };
 

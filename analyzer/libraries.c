@@ -11,7 +11,7 @@ static const struct loopsan_library_vocab vocab[LOOPSAN_LIB_COUNT] = {
                            "event_free()",
                            "event_base_free()",
                            ""},
-    [LOOPSAN_LIB_EV] = {LOOPSAN_LIB_EV, 0, {"libev.so"}, "ev_TYPE_stop()", "ev_loop_destroy()", ""},
+    [LOOPSAN_LIB_EV] = {LOOPSAN_LIB_EV, 1, {"libev.so"}, "ev_TYPE_stop()", "ev_loop_destroy()", ""},
     [LOOPSAN_LIB_GLIB] = {LOOPSAN_LIB_GLIB,
                           0,
                           {"libglib-2.0.so"},

@@ -672,7 +672,7 @@ void loopsan_replay_finish(struct loopsan_replay *r) {
       if (o->has_unfinished)
         loopsan_rules_unfinished(r, o, &o->unfinished, 0);
       const struct replay_type *t = loopsan_replay_type(r, o->library, o->type);
-      r->open_at_end[t && t->kind < 4 ? t->kind : 0]++;
+      r->open_at_end[t && t->kind < 5 ? t->kind : 0]++;
     }
   }
 }

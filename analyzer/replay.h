@@ -127,7 +127,7 @@ struct loopsan_replay {
   uint64_t clock_ts, clock_mono_ns, last_ts;
   /* a process that never ended: what it still had open (by object kind),
    * and the callback it was inside of (a finding only when slow) */
-  uint64_t open_at_end[4];
+  uint64_t open_at_end[5];
   uint64_t last_cb;       /* the callback it was inside of when it died */
   uint64_t last_cb_ticks; /* for how long: to its death, or to its last record */
   int last_cb_timed;      /* its death is known */

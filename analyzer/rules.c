@@ -105,17 +105,31 @@ static int pending(struct loopsan_replay *r, const struct replay_object *o,
     return o->starts > 0 && !o->completed; /* submitted, its callback never ran */
   /* A handle armed and not disarmed since, whose callback has not run
    * since: the work it scheduled never happened. */
-  return kind == LOOPSAN_OBJ_HANDLE && (o->start_flags & LOOPSAN_START_SCHEDULED) && !o->closing &&
+  return (kind == LOOPSAN_OBJ_HANDLE || kind == LOOPSAN_OBJ_WATCHER) &&
+         (o->start_flags & LOOPSAN_START_SCHEDULED) && !o->closing &&
          o->last_start_ts > o->last_stop_ts && o->last_fire_ts < o->last_start_ts;
 }
 
-/* unclosed-handle: never closed. A close the program asked for counts, as
+/* unclosed-handle: never closed (a watcher: still active, never stopped,
+ * unless its loop is the default one, which lives as long as the process).
+ * A close the program asked for counts, as
  * close() does for asyncio's transports, even if the loop never ran again
  * to finish it: unless that unfinished close is what made closing its loop
  * fail. */
 static int unclosed(struct loopsan_replay *r, const struct replay_object *o,
                     enum raw_detail *detail) {
-  if (object_kind(r, o) != LOOPSAN_OBJ_HANDLE || (o->closing && !loop_close_failed(r, o)))
+  uint16_t kind = object_kind(r, o);
+  if (kind == LOOPSAN_OBJ_WATCHER) { /* never closed, only stopped: still active? */
+    const struct replay_object *loop = loopsan_replay_object(r, o->loop);
+    /* The default loop lives as long as the process, and its watchers with
+     * it (gevent's hub never stops its own): like stdout, not a leak. */
+    if (loop && (loop->flags & LOOPSAN_OBJF_DEFAULT_LOOP))
+      return 0;
+    return o->starts > 0 && o->last_start_ts > o->last_stop_ts &&
+           /* a one-shot watcher that fired stopped itself */
+           !((o->start_flags & LOOPSAN_START_ONESHOT) && o->last_fire_ts >= o->last_start_ts);
+  }
+  if (kind != LOOPSAN_OBJ_HANDLE || (o->closing && !loop_close_failed(r, o)))
     return 0;
   if (o->closing)
     *detail = RAW_DETAIL_CLOSE_UNFINISHED;

@@ -101,7 +101,8 @@ _Static_assert(sizeof(struct loopsan_spill_header) <= LOOPSAN_SPILL_DATA_OFFSET,
 enum loopsan_object_kind {
   LOOPSAN_OBJ_LOOP = 1,   /* uv_loop_t, event_base, ev_loop, GMainContext */
   LOOPSAN_OBJ_HANDLE = 2, /* long-lived: must be closed/freed */
-  LOOPSAN_OBJ_REQUEST = 3 /* one-shot: its callback runs once */
+  LOOPSAN_OBJ_REQUEST = 3, /* one-shot: its callback runs once */
+  LOOPSAN_OBJ_WATCHER = 4  /* started and stopped, never closed (libev): done when stopped */
 };
 
 enum loopsan_record_type {

@@ -81,8 +81,9 @@ static void print_observed(FILE *out, const char *prefix, const struct loopsan_p
     for (size_t k = 0; k < o->n_types; k++) {
       if (o->types[k].is_loop)
         continue;
-      fprintf(out, "%s%" PRIu64 " %s (%" PRIu64 ")", sep, o->types[k].created, o->types[k].name,
-              o->types[k].ended);
+      fprintf(out, "%s%" PRIu64 " %s", sep, o->types[k].created, o->types[k].name);
+      if (!o->types[k].is_watcher) /* a watcher is stopped, never closed */
+        fprintf(out, " (%" PRIu64 ")", o->types[k].ended);
       sep = ", ";
     }
     fputc('\n', out);

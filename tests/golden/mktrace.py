@@ -22,8 +22,8 @@ CHUNK_MAGIC = 0x4B43534C
 # Record types, libraries, object kinds and operations (common/trace_format.h).
 PROCESS, CLOCK, MODULE, MODULE_UNLOAD, THREAD, STACK, TYPE, OBJ_NEW, OBJ_OP, DISPATCH, \
     API_ERROR, LOST, END, COUNTS, UNFINISHED, CHILD_EXIT = range(1, 17)
-LIB_UV = 1
-KIND_LOOP, KIND_HANDLE, KIND_REQUEST = 1, 2, 3
+LIB_UV, LIB_EV = 1, 3
+KIND_LOOP, KIND_HANDLE, KIND_REQUEST, KIND_WATCHER = 1, 2, 3, 4
 OP_START, OP_STOP, OP_USE, OP_CLOSE, OP_CLOSED, OP_FIRED, OP_COMPLETE, OP_RUN = range(1, 9)
 START_ONESHOT, START_SCHEDULED = 1, 2
 END_EXIT, END__EXIT, END_EXEC = 1, 2, 3
@@ -36,7 +36,9 @@ UV_TYPES = [  # (type id, name, kind): the shim's table (preload/lib_uv_internal
     (5, "uv_async_t", KIND_HANDLE), (6, "uv_tcp_t", KIND_HANDLE), (12, "uv_process_t", KIND_HANDLE),
     (15, "uv_write_t", KIND_REQUEST), (21, "uv_work_t", KIND_REQUEST), (22, "uv_fs_t", KIND_REQUEST),
 ]
-T = {name: tid for tid, name, _ in UV_TYPES}
+EV_TYPES = [(0, "ev_loop", KIND_LOOP), (1, "ev_io", KIND_WATCHER), (2, "ev_timer", KIND_WATCHER)]
+T = {name: tid for tid, name, _ in UV_TYPES + EV_TYPES}
+LIB_OF = dict([(name, LIB_UV) for _, name, _ in UV_TYPES] + [(name, LIB_EV) for _, name, _ in EV_TYPES])
 
 EXE = "/golden/bin/server"
 BASE = 0x555555554000  # where the made-up program is mapped
@@ -87,8 +89,9 @@ class Trace:
                                              len(exe), len(args), len(self.argv)), tail=exe + args))
         self.add(record(THREAD, struct.pack("<II", self.pid, 6), tail=b"server"))
         self.add(record(CLOCK, struct.pack("<QQQ", 1000 * MS, 1000 * MS, 10**9)))
-        for tid, name, kind in UV_TYPES:
-            self.add(record(TYPE, struct.pack("<HHHH", LIB_UV, tid, kind, len(name)), tail=name.encode()))
+        for lib, types in ((LIB_UV, UV_TYPES), (LIB_EV, EV_TYPES)):
+            for tid, name, kind in types:
+                self.add(record(TYPE, struct.pack("<HHHH", lib, tid, kind, len(name)), tail=name.encode()))
         path = EXE.encode()
         self.add(record(MODULE, struct.pack("<QQQII", BASE, BASE, BASE + 0x10000, 0, len(path)),
                         tail=path))
@@ -101,8 +104,8 @@ class Trace:
         return sid
 
     def new(self, ts, obj, type_name, address, stack, loop=0, flags=0):
-        self.add(record(OBJ_NEW, struct.pack("<QQQQIHH", ts, obj, loop, address, stack, LIB_UV,
-                                             T[type_name]), aux=flags))
+        self.add(record(OBJ_NEW, struct.pack("<QQQQIHH", ts, obj, loop, address, stack,
+                                             LIB_OF[type_name], T[type_name]), aux=flags))
 
     def op(self, ts, obj, op, arg=0, cb=0, stack=0):
         body = struct.pack("<QQ", ts, obj)
@@ -326,6 +329,31 @@ def reaped_child(out):
     spill(path + ".spill.0", 5002, [], [(1100 * MS, 2, fn(ON_TICK), 0)], 1)
 
 
+def libev_watchers(out):
+    """libev watchers are stopped, never closed: one still active when its
+    own loop was destroyed was never stopped; on the default loop (which
+    lives as long as the process) an active watcher is no leak, an armed
+    timer that never fired is pending, and a one-shot timer that fired
+    stopped itself."""
+    t = Trace(4010, [EXE, "--ev"])
+    t.new(1000 * MS, 1, "ev_loop", 0x7000, t.stack(MAIN), flags=OBJF_DEFAULT_LOOP)
+    t.new(1001 * MS, 2, "ev_loop", 0x8000, t.stack(MAKE_CONN, MAIN))
+    t.new(1002 * MS, 3, "ev_io", 0x8100, t.stack(ON_READ - 0x20, MAKE_CONN, MAIN), loop=2)
+    t.op(1002 * MS, 3, OP_START, 0, cb=fn(ON_READ))
+    t.op(1003 * MS, 2, OP_RUN)
+    t.op(1004 * MS, 2, OP_CLOSED, stack=t.stack(MAKE_CONN, MAIN))
+    t.new(1005 * MS, 4, "ev_io", 0x7100, t.stack(OPEN_IDLE, MAIN), loop=1)
+    t.op(1005 * MS, 4, OP_START, 0, cb=fn(ON_IDLE))
+    t.new(1006 * MS, 5, "ev_timer", 0x7200, t.stack(START_TICKER, MAIN), loop=1)
+    t.op(1006 * MS, 5, OP_START, START_SCHEDULED | START_ONESHOT, cb=fn(ON_TICK))
+    t.new(1007 * MS, 6, "ev_timer", 0x7300, t.stack(SUBMIT, MAIN), loop=1)
+    t.op(1007 * MS, 6, OP_START, START_SCHEDULED | START_ONESHOT, cb=fn(ON_WORK))
+    t.op(1008 * MS, 1, OP_RUN)
+    t.op(1017 * MS, 6, OP_FIRED, cb=fn(ON_WORK))
+    t.end(1100 * MS)
+    t.write(os.path.join(out, "libev_watchers.v2.trace"))
+
+
 def format_v1(out):
     """A format 1 trace (no COUNTS records, shorter spill header): still
     read; what was observed comes from its records."""
@@ -342,7 +370,8 @@ def format_v1(out):
 def main():
     out = sys.argv[1]
     for scenario in (slow_callback, leaks_and_ebusy, one_problem_one_finding, never_returned_exit,
-                     killed, damaged, orphans_across_threads, reaped_child, format_v1):
+                     killed, damaged, orphans_across_threads, reaped_child, libev_watchers,
+                     format_v1):
         scenario(out)
 
 

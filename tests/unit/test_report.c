@@ -35,8 +35,8 @@ static void make_report(struct loopsan_report *r) {
   ob->callbacks = 7;
   ob->n_types = 2;
   ob->types = calloc(2, sizeof *ob->types);
-  ob->types[0] = (struct loopsan_observed_type){strdup("uv_loop_t"), 1, 1, 1};
-  ob->types[1] = (struct loopsan_observed_type){strdup("uv_timer_t"), 0, 3, 2};
+  ob->types[0] = (struct loopsan_observed_type){strdup("uv_loop_t"), 1, 0, 1, 1};
+  ob->types[1] = (struct loopsan_observed_type){strdup("uv_timer_t"), 0, 0, 3, 2};
   r->processes[0].observations = ob;
   r->processes[0].n_observations = 1;
   r->processes[0].ended = 1;
