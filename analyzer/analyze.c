@@ -315,11 +315,14 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
     }
     break;
   case LOOPSAN_KIND_UNCLOSED_HANDLE:
-    if (raw->obj_kind == LOOPSAN_OBJ_WATCHER)
-      loopsan_sb_printf(&m, "%s was still active at exit: never stopped", type);
-    else
+    if (raw->obj_kind == LOOPSAN_OBJ_WATCHER) {
+      loopsan_sb_printf(&m, "%s was still active at exit: ", type);
+      loopsan_sb_printf(&m, v->stop_call, type); /* "%s_stop()" names the type's own */
+      loopsan_sb_puts(&m, " was never called");
+    } else {
       loopsan_sb_printf(&m, "%s was never %sclosed", type,
                         raw->detail == RAW_DETAIL_CLOSE_UNFINISHED ? "fully " : "");
+    }
     if (f->has_callback) {
       loopsan_sb_puts(&m, " (callback ");
       callback_phrase(&m, f);

@@ -12,6 +12,8 @@ struct loopsan_library_vocab {
   int observed_by_shim;           /* loopsan has an adapter for it today */
   const char *module_prefixes[3]; /* file names of its shared objects */
   const char *close_call;         /* "uv_close()": what closes a handle */
+  const char *stop_call;          /* what ends a watcher: "event_del()", or a format
+                                     given the type ("%s_stop()": "ev_io_stop()") */
   const char *loop_close_call;    /* "uv_loop_close()" */
   const char *error_prefix;       /* "UV_": its error names are PREFIX + errno name */
 };

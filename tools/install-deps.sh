@@ -1,8 +1,8 @@
 #!/bin/sh
 # Installs what loopsan needs to build and test on Debian 12 (bookworm).
 set -e
-pkgs="build-essential autoconf automake libtool pkg-config libuv1-dev libev-dev libunwind-dev
-libdw-dev libelf-dev check python3 python3-uvloop python3-gevent cmake"
+pkgs="build-essential autoconf automake libtool pkg-config libuv1-dev libev-dev libevent-dev libunwind-dev
+libdw-dev libelf-dev check python3 python3-uvloop python3-gevent cmake memcached"
 missing=""
 for p in $pkgs; do
   case "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" in

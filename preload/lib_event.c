@@ -1,0 +1,401 @@
+/* The libevent 2.1 adapter (libevent and libevent_core): bases, events and
+ * bufferevents.
+ *
+ * An event's callback gets (fd, what, arg), and arg must stay exactly what
+ * the program gave: libevent hands it to its own finalizers (NOTES.md). So
+ * a callback is wrapped by a stub from a fixed pool, one stub per distinct
+ * callback function: the stub knows the function by its index, and finds
+ * the event being run with event_base_get_running_event() on the base its
+ * thread is running (noted by the interposed event_base_loop). No malloc,
+ * no change to arg. A full pool leaves further callbacks unwrapped.
+ *
+ * Events made with event_new must be freed (event_free): a handle. Events
+ * assigned into the program's own memory (event_assign, event_set) need no
+ * freeing, only deleting: a watcher, done when no longer pending. A base
+ * from event_init() is the process-wide default base.
+ *
+ * libevent calls its own exports through the PLT (event_new ->
+ * event_assign, bufferevent_socket_new -> event_assign, event_free ->
+ * event_del, event_base_dispatch -> event_base_loop): those are its own. */
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/event_compat.h>
+
+#include "preload/adapter.h"
+
+#define EVENT_OBJECT_TYPES(X)                    \
+  X(BASE, "event_base", LOOP)                    \
+  X(EVENT, "event", HANDLE)                      \
+  X(EVENT_ASSIGNED, "event (assigned)", WATCHER) \
+  X(BUFFEREVENT, "bufferevent", HANDLE)
+
+enum event_object_type {
+#define X(name, str, kind) T_##name,
+  EVENT_OBJECT_TYPES(X)
+#undef X
+};
+
+static const struct loopsan_type_desc event_types[] = {
+#define X(name, str, kind) {LOOPSAN_LIB_EVENT, T_##name, LOOPSAN_OBJ_##kind, str},
+    EVENT_OBJECT_TYPES(X)
+#undef X
+};
+
+const struct loopsan_adapter loopsan__event_adapter = {.library = LOOPSAN_LIB_EVENT,
+                                                       .types = event_types,
+                                                       .n_types = sizeof event_types /
+                                                                  sizeof event_types[0]};
+
+static struct loopsan_library_ref event_lib = {.soname_prefix = "libevent"};
+#define RESOLVE(fn) RESOLVE_IN(&event_lib, fn)
+#define from_program(ra) loopsan__from_program(&event_lib, ra)
+
+typedef void (*event_cb_t)(evutil_socket_t, short, void *);
+
+/* ---- the base each thread is running ---- */
+
+static LOOPSAN_TLS struct event_base *running_base;
+/* Activating an event is a use of it. Programs activate the same event
+ * over and over (a callback re-activating its own event): the last one
+ * seen per thread is not looked up again. */
+static LOOPSAN_TLS const struct event *last_activated;
+DECLARE_REAL(event_base_get_running_event);
+
+/* ---- the stub pool ---- */
+
+#define STUBS 256
+static _Atomic(event_cb_t) stub_cb[STUBS];
+
+static void stub_dispatch(unsigned k, evutil_socket_t fd, short what, void *arg) {
+  event_cb_t cb = atomic_load_explicit(&stub_cb[k], memory_order_acquire);
+  struct event *ev = running_base && RESOLVE(event_base_get_running_event)
+                         ? REAL(event_base_get_running_event)(running_base)
+                         : NULL;
+  struct loopsan_obj_cb o = {0};
+  void *ref = ev ? loopsan__obj_dispatch(ev, LOOPSAN_SLOT_MAIN, &o) : NULL;
+  if (ref && LOOPSAN_UNLIKELY(!(o.state & LOOPSAN_STATE_FIRED))) {
+    loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);
+    loopsan__record_op(o.id, LOOPSAN_OP_FIRED, (void *)cb, 0, 0);
+  }
+  struct loopsan_dispatch d;
+  loopsan__dispatch_begin(&d, ref ? o.id : 0, (void *)cb, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_EVENT);
+  cb(fd, what, arg);
+  loopsan__dispatch_end(&d);
+}
+
+/* 256 stubs, named by their index in base 4 (stub_0000 to stub_3333). */
+#define STUB(name, idx)                                                           \
+  TRAMPOLINE static void stub_##name(evutil_socket_t fd, short what, void *arg) { \
+    stub_dispatch(idx, fd, what, arg);                                            \
+  }
+#define STUB4(n, i) \
+  STUB(n##0, (i)*4) STUB(n##1, (i)*4 + 1) STUB(n##2, (i)*4 + 2) STUB(n##3, (i)*4 + 3)
+#define STUB16(n, i) \
+  STUB4(n##0, (i)*4) STUB4(n##1, (i)*4 + 1) STUB4(n##2, (i)*4 + 2) STUB4(n##3, (i)*4 + 3)
+#define STUB64(n, i) \
+  STUB16(n##0, (i)*4) STUB16(n##1, (i)*4 + 1) STUB16(n##2, (i)*4 + 2) STUB16(n##3, (i)*4 + 3)
+STUB64(0, 0)
+STUB64(1, 1)
+STUB64(2, 2)
+STUB64(3, 3)
+
+#define REF(name, idx) [idx] = stub_##name,
+#define REF4(n, i) REF(n##0, (i)*4) REF(n##1, (i)*4 + 1) REF(n##2, (i)*4 + 2) REF(n##3, (i)*4 + 3)
+#define REF16(n, i) \
+  REF4(n##0, (i)*4) REF4(n##1, (i)*4 + 1) REF4(n##2, (i)*4 + 2) REF4(n##3, (i)*4 + 3)
+#define REF64(n, i) \
+  REF16(n##0, (i)*4) REF16(n##1, (i)*4 + 1) REF16(n##2, (i)*4 + 2) REF16(n##3, (i)*4 + 3)
+static const event_cb_t stubs[STUBS] = {REF64(0, 0) REF64(1, 1) REF64(2, 2) REF64(3, 3)};
+
+static int is_stub(event_cb_t cb) {
+  return (uintptr_t)cb >= (uintptr_t)__start_loopsan_tramp &&
+         (uintptr_t)cb < (uintptr_t)__stop_loopsan_tramp;
+}
+
+/* The stub that calls CB: found, or claimed (CB hashed to its home).
+ * NULL when the pool is full: the callback then runs unwrapped. */
+static event_cb_t stub_for(event_cb_t cb) {
+  if (!cb || is_stub(cb))
+    return cb;
+  unsigned home = (unsigned)(((uintptr_t)cb >> 4) * 0x9E3779B1u >> 24) % STUBS;
+  for (unsigned n = 0; n < STUBS; n++) {
+    unsigned k = (home + n) % STUBS;
+    event_cb_t have = atomic_load_explicit(&stub_cb[k], memory_order_acquire);
+    if (have == cb)
+      return stubs[k];
+    if (!have) {
+      event_cb_t expected = NULL;
+      if (atomic_compare_exchange_strong(&stub_cb[k], &expected, cb) || expected == cb)
+        return stubs[k];
+    }
+  }
+  return NULL;
+}
+
+/* The program's callback behind CB (a stub, or itself). */
+static void *callback_of(event_cb_t cb) {
+  if (!is_stub(cb))
+    return (void *)cb;
+  for (unsigned k = 0; k < STUBS; k++)
+    if (stubs[k] == cb)
+      return (void *)atomic_load(&stub_cb[k]);
+  return (void *)cb;
+}
+
+/* ---- bases ---- */
+
+DECLARE_REAL(event_base_new);
+DECLARE_REAL(event_base_new_with_config);
+DECLARE_REAL(event_init);
+DECLARE_REAL(event_base_free);
+DECLARE_REAL(event_base_free_nofinalize);
+DECLARE_REAL(event_base_loop);
+
+#define BASE_NEW(fn, params, args, flags)                        \
+  LOOPSAN_INTERPOSE struct event_base *fn params {               \
+    if (!RESOLVE(fn))                                            \
+      return NULL;                                               \
+    struct event_base *base = REAL(fn) args;                     \
+    if (base && from_program(CALLER))                            \
+      loopsan__loop_new(base, LOOPSAN_LIB_EVENT, T_BASE, flags); \
+    return base;                                                 \
+  }
+BASE_NEW(event_base_new, (void), (), 0)
+BASE_NEW(event_base_new_with_config, (const struct event_config *cfg), (cfg), 0)
+/* event_init's base is libevent's global current_base: the default one. */
+BASE_NEW(event_init, (void), (), LOOPSAN_OBJF_DEFAULT_LOOP)
+
+#define BASE_FREE(fn)                                             \
+  LOOPSAN_INTERPOSE void fn(struct event_base *base) {            \
+    if (!RESOLVE(fn))                                             \
+      return;                                                     \
+    struct loopsan_obj o;                                         \
+    loopsan__loop_forget(base);                                   \
+    if (from_program(CALLER) && loopsan__obj_take(base, &o) == 0) \
+      loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 1);     \
+    REAL(fn)(base);                                               \
+  }
+BASE_FREE(event_base_free)
+BASE_FREE(event_base_free_nofinalize)
+
+/* Every loop runs through here (event_base_dispatch and event_dispatch
+ * too, as libevent's own calls): the thread's running base is noted for
+ * the stubs, whoever called. */
+LOOPSAN_INTERPOSE int event_base_loop(struct event_base *base, int flags) {
+  if (!RESOLVE(event_base_loop))
+    return -1;
+  struct loopsan_obj o;
+  void *ref;
+  if (from_program(CALLER) && (ref = loopsan__obj_get(base, &o)) &&
+      !loopsan__obj_state_set(ref, LOOPSAN_STATE_RAN))
+    loopsan__record_op(o.id, LOOPSAN_OP_RUN, NULL, (uint32_t)flags, 0);
+  struct event_base *outer = running_base;
+  running_base = base;
+  int rc = REAL(event_base_loop)(base, flags);
+  running_base = outer;
+  return rc;
+}
+
+/* ---- events ---- */
+
+/* EV is (re)made by the program: an earlier event at the same address is
+ * done (assigning over a pending event is libevent misuse). */
+static void event_made(struct event *ev, uint8_t type, struct event_base *base, event_cb_t cb) {
+  struct loopsan_obj o;
+  last_activated = NULL;
+  if (loopsan__obj_take(ev, &o) == 0)
+    loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 0);
+  loopsan__handle_new(ev, LOOPSAN_LIB_EVENT, type, base);
+  void *ref = loopsan__obj_get(ev, &o);
+  if (ref) {
+    loopsan__obj_set_cb(ref, LOOPSAN_SLOT_MAIN, (void *)cb);
+    loopsan__obj_state_clear(ref, LOOPSAN_STATE_USED);
+  }
+}
+
+DECLARE_REAL(event_new);
+LOOPSAN_INTERPOSE struct event *event_new(struct event_base *base, evutil_socket_t fd, short what,
+                                          event_callback_fn cb, void *arg) {
+  if (!RESOLVE(event_new))
+    return NULL;
+  event_cb_t stub = from_program(CALLER) ? stub_for(cb) : NULL;
+  struct event *ev = REAL(event_new)(base, fd, what, stub ? stub : cb, arg);
+  if (ev && stub)
+    event_made(ev, T_EVENT, base, cb);
+  return ev;
+}
+
+DECLARE_REAL(event_assign);
+LOOPSAN_INTERPOSE int event_assign(struct event *ev, struct event_base *base, evutil_socket_t fd,
+                                   short what, event_callback_fn cb, void *arg) {
+  if (!RESOLVE(event_assign))
+    return -1;
+  event_cb_t stub = from_program(CALLER) ? stub_for(cb) : NULL;
+  int rc = REAL(event_assign)(ev, base, fd, what, stub ? stub : cb, arg);
+  if (rc == 0 && stub)
+    event_made(ev, T_EVENT_ASSIGNED, base, cb);
+  return rc;
+}
+
+DECLARE_REAL(event_set);
+DECLARE_REAL(event_get_base);
+DECLARE_REAL(event_get_events);
+LOOPSAN_INTERPOSE void event_set(struct event *ev, evutil_socket_t fd, short what,
+                                 event_callback_fn cb, void *arg) {
+  if (!RESOLVE(event_set))
+    return;
+  event_cb_t stub = from_program(CALLER) ? stub_for(cb) : NULL;
+  REAL(event_set)(ev, fd, what, stub ? stub : cb, arg);
+  if (stub)
+    event_made(ev, T_EVENT_ASSIGNED, RESOLVE(event_get_base) ? REAL(event_get_base)(ev) : NULL, cb);
+}
+
+/* An event added with a timeout is scheduled work (a deadline: never
+ * firing is "pending"); one that only waits for its fd is interest, done
+ * when deleted. Without EV_PERSIST it fires once. */
+DECLARE_REAL(event_add);
+LOOPSAN_INTERPOSE int event_add(struct event *ev, const struct timeval *tv) {
+  if (!RESOLVE(event_add))
+    return -1;
+  int rc = REAL(event_add)(ev, tv);
+  struct loopsan_obj o;
+  void *ref;
+  if (!from_program(CALLER) || !(ref = loopsan__obj_get(ev, &o)))
+    return rc;
+  if (rc != 0) {
+    loopsan__record_api_error(o.id, LOOPSAN_LIB_EVENT, "event_add", rc, 0);
+    return rc;
+  }
+  loopsan__obj_state_clear(ref, LOOPSAN_STATE_FIRED);
+  loopsan__obj_state_set(ref, LOOPSAN_STATE_USED);
+  short what = RESOLVE(event_get_events) ? REAL(event_get_events)(ev) : 0;
+  loopsan__record_op(
+      o.id, LOOPSAN_OP_START, o.cb[LOOPSAN_SLOT_MAIN],
+      (tv ? LOOPSAN_START_SCHEDULED : 0u) | (what & EV_PERSIST ? 0u : LOOPSAN_START_ONESHOT), 0);
+  return rc;
+}
+
+DECLARE_REAL(event_del);
+LOOPSAN_INTERPOSE int event_del(struct event *ev) {
+  if (!RESOLVE(event_del))
+    return -1;
+  int rc = REAL(event_del)(ev);
+  struct loopsan_obj o;
+  if (rc == 0 && from_program(CALLER) && loopsan__obj_get(ev, &o))
+    loopsan__record_op(o.id, LOOPSAN_OP_STOP, NULL, 0, 0);
+  return rc;
+}
+
+DECLARE_REAL(event_active);
+LOOPSAN_INTERPOSE void event_active(struct event *ev, int res, short ncalls) {
+  if (!RESOLVE(event_active))
+    return;
+  if (ev != last_activated && from_program(CALLER)) {
+    loopsan__handle_used(ev);
+    last_activated = ev;
+  }
+  REAL(event_active)(ev, res, ncalls);
+}
+
+DECLARE_REAL(event_free);
+LOOPSAN_INTERPOSE void event_free(struct event *ev) {
+  if (!RESOLVE(event_free))
+    return;
+  struct loopsan_obj o;
+  if (last_activated == ev)
+    last_activated = NULL;
+  if (from_program(CALLER) && loopsan__obj_take(ev, &o) == 0)
+    loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 0);
+  REAL(event_free)(ev);
+}
+
+/* The program reads back its own callback, not the stub. */
+DECLARE_REAL(event_get_callback);
+LOOPSAN_INTERPOSE event_callback_fn event_get_callback(const struct event *ev) {
+  if (!RESOLVE(event_get_callback))
+    return NULL;
+  return (event_callback_fn)callback_of(REAL(event_get_callback)(ev));
+}
+
+/* ---- bufferevents: their callbacks get the bufferevent itself ---- */
+
+enum {
+  SLOT_READ = LOOPSAN_SLOT_MAIN,
+  SLOT_WRITE = LOOPSAN_SLOT_ALLOC,
+  SLOT_EVENT = LOOPSAN_SLOT_AUX
+};
+
+static void bev_dispatch(struct bufferevent *bev, int slot, short what, void *ctx) {
+  struct loopsan_obj_cb o;
+  void *ref = loopsan__obj_dispatch(bev, slot, &o);
+  if (LOOPSAN_UNLIKELY(!ref || !o.cb))
+    return;
+  if (slot == LOOPSAN_SLOT_MAIN && LOOPSAN_UNLIKELY(!(o.state & LOOPSAN_STATE_FIRED))) {
+    loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);
+    loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);
+  }
+  struct loopsan_dispatch d;
+  loopsan__dispatch_begin(&d, o.id, o.cb, (uint32_t)slot, LOOPSAN_LIB_EVENT);
+  if (slot == SLOT_EVENT)
+    ((bufferevent_event_cb)o.cb)(bev, what, ctx);
+  else
+    ((bufferevent_data_cb)o.cb)(bev, ctx);
+  loopsan__dispatch_end(&d);
+}
+
+TRAMPOLINE static void tr_bev_read(struct bufferevent *bev, void *ctx) {
+  bev_dispatch(bev, SLOT_READ, 0, ctx);
+}
+TRAMPOLINE static void tr_bev_write(struct bufferevent *bev, void *ctx) {
+  bev_dispatch(bev, SLOT_WRITE, 0, ctx);
+}
+TRAMPOLINE static void tr_bev_event(struct bufferevent *bev, short what, void *ctx) {
+  bev_dispatch(bev, SLOT_EVENT, what, ctx);
+}
+
+DECLARE_REAL(bufferevent_socket_new);
+LOOPSAN_INTERPOSE struct bufferevent *bufferevent_socket_new(struct event_base *base,
+                                                             evutil_socket_t fd, int options) {
+  if (!RESOLVE(bufferevent_socket_new))
+    return NULL;
+  struct bufferevent *bev = REAL(bufferevent_socket_new)(base, fd, options);
+  if (bev && from_program(CALLER))
+    loopsan__handle_new(bev, LOOPSAN_LIB_EVENT, T_BUFFEREVENT, base);
+  return bev;
+}
+
+DECLARE_REAL(bufferevent_setcb);
+LOOPSAN_INTERPOSE void bufferevent_setcb(struct bufferevent *bev, bufferevent_data_cb readcb,
+                                         bufferevent_data_cb writecb, bufferevent_event_cb eventcb,
+                                         void *cbarg) {
+  if (!RESOLVE(bufferevent_setcb))
+    return;
+  struct loopsan_obj o;
+  void *ref;
+  if (!from_program(CALLER) || !(ref = loopsan__obj_get(bev, &o))) {
+    REAL(bufferevent_setcb)(bev, readcb, writecb, eventcb, cbarg);
+    return;
+  }
+  if ((void *)readcb != (void *)tr_bev_read)
+    loopsan__obj_set_cb(ref, SLOT_READ, (void *)readcb);
+  if ((void *)writecb != (void *)tr_bev_write)
+    loopsan__obj_set_cb(ref, SLOT_WRITE, (void *)writecb);
+  if ((void *)eventcb != (void *)tr_bev_event)
+    loopsan__obj_set_cb(ref, SLOT_EVENT, (void *)eventcb);
+  loopsan__obj_state_clear(ref, LOOPSAN_STATE_FIRED);
+  if (!loopsan__obj_state_set(ref, LOOPSAN_STATE_USED))
+    loopsan__record_op(o.id, LOOPSAN_OP_START, (void *)readcb, 0, 0);
+  REAL(bufferevent_setcb)
+  (bev, readcb ? tr_bev_read : NULL, writecb ? tr_bev_write : NULL, eventcb ? tr_bev_event : NULL,
+   cbarg);
+}
+
+DECLARE_REAL(bufferevent_free);
+LOOPSAN_INTERPOSE void bufferevent_free(struct bufferevent *bev) {
+  if (!RESOLVE(bufferevent_free))
+    return;
+  struct loopsan_obj o;
+  if (from_program(CALLER) && loopsan__obj_take(bev, &o) == 0)
+    loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 0);
+  REAL(bufferevent_free)(bev);
+}

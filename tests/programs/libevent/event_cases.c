@@ -1,0 +1,156 @@
+/* libevent programs, one per mode (the .expect files name the mode):
+ *   clean       a persistent read event on a pipe, a timer, an assigned
+ *               event, a bufferevent on a socket pair: all deleted or
+ *               freed, the base freed. No finding.
+ *   slow        a timer callback (on_slow_timer, made in arm_slow_timer)
+ *               sleeps 200 ms: slow-callback.
+ *   never-added an event made (make_unused_event) but never added, then
+ *               freed: never-started.
+ *   pending     a 60 s timer (on_deadline, arm_deadline) still added when
+ *               the program ends: pending-at-exit, also never freed.
+ *   leak-base   a base (make_base) never freed: unclosed-loop. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0)
+    ;
+}
+
+/* ---- clean ---- */
+static int pipe_fds[2], pairs[2], reads, got_echo;
+static struct event *reader, *ticker;
+static struct event assigned;
+static struct bufferevent *bev_a, *bev_b;
+
+static void on_pipe(evutil_socket_t fd, short what, void *arg) {
+  (void)what, (void)arg;
+  char c;
+  if (read(fd, &c, 1) == 1 && ++reads == 2)
+    event_del(reader);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what, (void)arg;
+  if (write(pipe_fds[1], "xy", 2) != 2)
+    perror("write");
+}
+
+static void on_assigned(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what, (void)arg;
+}
+
+static void on_bev_read(struct bufferevent *bev, void *ctx) {
+  (void)ctx;
+  char buf[16];
+  size_t n = bufferevent_read(bev, buf, sizeof buf);
+  if (bev == bev_b)
+    bufferevent_write(bev, buf, n); /* echo */
+  else
+    got_echo = 1;
+}
+
+static void on_bev_event(struct bufferevent *bev, short what, void *ctx) {
+  (void)bev, (void)what, (void)ctx;
+}
+
+static int run_clean(void) {
+  struct event_base *base = event_base_new();
+  if (!base || pipe(pipe_fds) != 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, pairs) != 0)
+    return 1;
+  reader = event_new(base, pipe_fds[0], EV_READ | EV_PERSIST, on_pipe, NULL);
+  event_add(reader, NULL);
+  ticker = event_new(base, -1, 0, on_tick, NULL);
+  struct timeval ten_ms = {0, 10000};
+  event_add(ticker, &ten_ms);
+  event_assign(&assigned, base, -1, 0, on_assigned, NULL);
+  event_add(&assigned, &ten_ms);
+  evutil_make_socket_nonblocking(pairs[0]);
+  evutil_make_socket_nonblocking(pairs[1]);
+  bev_a = bufferevent_socket_new(base, pairs[0], 0);
+  bev_b = bufferevent_socket_new(base, pairs[1], 0);
+  bufferevent_setcb(bev_a, on_bev_read, NULL, on_bev_event, NULL);
+  bufferevent_setcb(bev_b, on_bev_read, NULL, on_bev_event, NULL);
+  bufferevent_enable(bev_a, EV_READ);
+  bufferevent_enable(bev_b, EV_READ);
+  bufferevent_write(bev_a, "ping", 4);
+  struct timeval limit = {0, 300000};
+  event_base_loopexit(base, &limit);
+  event_base_dispatch(base);
+  event_free(reader);
+  event_free(ticker);
+  event_del(&assigned);
+  bufferevent_free(bev_a);
+  bufferevent_free(bev_b);
+  event_base_free(base);
+  close(pipe_fds[0]);
+  close(pipe_fds[1]);
+  printf("reads %d echo %d\n", reads, got_echo);
+  return reads == 2 && got_echo ? 0 : 1;
+}
+
+/* ---- planted problems ---- */
+static void on_slow_timer(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what, (void)arg;
+  sleep_ms(200);
+}
+
+static struct event *arm_slow_timer(struct event_base *base) {
+  struct event *ev = event_new(base, -1, 0, on_slow_timer, NULL);
+  struct timeval ten_ms = {0, 10000};
+  event_add(ev, &ten_ms);
+  return ev;
+}
+
+static void on_unused(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what, (void)arg;
+}
+
+static struct event *make_unused_event(struct event_base *base) {
+  return event_new(base, -1, 0, on_unused, NULL);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what, (void)arg;
+}
+
+static void arm_deadline(struct event_base *base) {
+  struct event *ev = event_new(base, -1, 0, on_deadline, NULL);
+  struct timeval minute = {60, 0};
+  event_add(ev, &minute);
+}
+
+static struct event_base *make_base(void) { return event_base_new(); }
+
+int main(int argc, char **argv) {
+  const char *mode = argc > 1 ? argv[1] : "clean";
+  if (strcmp(mode, "clean") == 0)
+    return run_clean();
+  struct event_base *base = strcmp(mode, "leak-base") == 0 ? make_base() : event_base_new();
+  struct event *ev = NULL;
+  if (strcmp(mode, "slow") == 0)
+    ev = arm_slow_timer(base);
+  else if (strcmp(mode, "never-added") == 0)
+    ev = make_unused_event(base);
+  else if (strcmp(mode, "pending") == 0)
+    arm_deadline(base);
+  struct timeval limit = {0, 300000};
+  event_base_loopexit(base, &limit);
+  event_base_dispatch(base);
+  if (ev)
+    event_free(ev);
+  if (strcmp(mode, "pending") != 0 && strcmp(mode, "leak-base") != 0)
+    event_base_free(base);
+  return 0;
+}
