@@ -29,6 +29,7 @@ void loopsan_replay_free(struct loopsan_replay *r) {
   free(r->orphans);
   free(r->orphan_ids);
   free(r->counts);
+  free(r->ended_loops);
   memset(r, 0, sizeof *r);
 }
 
@@ -126,6 +127,13 @@ struct replay_object *loopsan_replay_object(struct loopsan_replay *r, uint64_t i
   if (!id || !r->cap_objects)
     return NULL;
   return r->objects[object_slot(r, id)];
+}
+
+int loopsan_replay_loop_ended(const struct loopsan_replay *r, uint64_t id) {
+  for (size_t i = 0; i < r->n_ended_loops; i++)
+    if (r->ended_loops[i] == id)
+      return 1;
+  return 0;
 }
 
 static void forget_object(struct loopsan_replay *r, uint64_t id) {
@@ -455,6 +463,14 @@ static void on_op(struct loopsan_replay *r, const struct loopsan_record_header *
     struct replay_count *c = count_of(r, o->library, o->type);
     if (c)
       c->seen_ended++;
+    const struct replay_type *t = loopsan_replay_type(r, o->library, o->type);
+    if (t && t->kind == LOOPSAN_OBJ_LOOP) {
+      uint64_t *grown = realloc(r->ended_loops, (r->n_ended_loops + 1) * sizeof *grown);
+      if (grown) {
+        r->ended_loops = grown;
+        r->ended_loops[r->n_ended_loops++] = o->id;
+      }
+    }
     loopsan_rules_object_ended(r, o);
     forget_object(r, o->id);
     break;
@@ -469,7 +485,10 @@ static void on_api_error(struct loopsan_replay *r, const struct loopsan_rec_api_
   /* A start that failed is not a start forgotten (uv_spawn of a missing
    * program): never-started is for objects nobody tried to use. */
   o->start_failed = 1;
-  if (e->h.aux & LOOPSAN_APIERR_LOOP_CLOSE) {
+  /* Format 1 traces have no flag: there the function's name tells. */
+  const char *name = (const char *)(e + 1);
+  if ((e->h.aux & LOOPSAN_APIERR_LOOP_CLOSE) ||
+      (e->name_len == 13 && memcmp(name, "uv_loop_close", 13) == 0)) {
     o->loop_close_failed = 1;
     o->loop_close_result = e->result;
     o->loop_close_stack = e->stack;

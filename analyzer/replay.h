@@ -128,6 +128,10 @@ struct loopsan_replay {
   /* a process that never ended: what it still had open (by object kind),
    * and the callback it was inside of (a finding only when slow) */
   uint64_t open_at_end[5];
+  /* loops that ended: a watcher's loop that is neither alive nor here was
+   * never seen made (a forked child's, made by its parent) */
+  uint64_t *ended_loops;
+  size_t n_ended_loops;
   uint64_t last_cb;       /* the callback it was inside of when it died */
   uint64_t last_cb_ticks; /* for how long: to its death, or to its last record */
   int last_cb_timed;      /* its death is known */
@@ -177,6 +181,8 @@ const struct replay_type *loopsan_replay_type(const struct loopsan_replay *r, ui
                                               uint16_t type);
 const struct replay_stack *loopsan_replay_stack(const struct loopsan_replay *r, uint32_t id);
 struct replay_object *loopsan_replay_object(struct loopsan_replay *r, uint64_t id);
+/* Did loop ID end (close, destroy, free) in this trace? */
+int loopsan_replay_loop_ended(const struct loopsan_replay *r, uint64_t id);
 /* Record a raw finding, merging it with an identical one. */
 void loopsan_replay_report(struct loopsan_replay *r, const struct raw_finding *f);
 double loopsan_replay_ms(const struct loopsan_replay *r, uint64_t ticks);

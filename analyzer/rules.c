@@ -103,11 +103,13 @@ static int pending(struct loopsan_replay *r, const struct replay_object *o,
   uint16_t kind = object_kind(r, o);
   if (kind == LOOPSAN_OBJ_REQUEST)
     return o->starts > 0 && !o->completed; /* submitted, its callback never ran */
-  /* A handle armed and not disarmed since, whose callback has not run
-   * since: the work it scheduled never happened. */
+  /* A handle armed and not disarmed since, whose callback never ran: the
+   * work it scheduled never happened. (One that ran before and was armed
+   * again, a timer re-armed from its own callback, is a periodic job
+   * interrupted by the exit, not a forgotten one.) */
   return (kind == LOOPSAN_OBJ_HANDLE || kind == LOOPSAN_OBJ_WATCHER) &&
          (o->start_flags & LOOPSAN_START_SCHEDULED) && !o->closing &&
-         o->last_start_ts > o->last_stop_ts && o->last_fire_ts < o->last_start_ts;
+         o->last_start_ts > o->last_stop_ts && o->last_fire_ts == 0;
 }
 
 /* unclosed-handle: never closed (a watcher: still active, never stopped,
@@ -122,8 +124,11 @@ static int unclosed(struct loopsan_replay *r, const struct replay_object *o,
   if (kind == LOOPSAN_OBJ_WATCHER) { /* never closed, only stopped: still active? */
     const struct replay_object *loop = loopsan_replay_object(r, o->loop);
     /* The default loop lives as long as the process, and its watchers with
-     * it (gevent's hub never stops its own): like stdout, not a leak. */
-    if (loop && (loop->flags & LOOPSAN_OBJF_DEFAULT_LOOP))
+     * it (gevent's hub never stops its own): like stdout, not a leak. A
+     * loop this trace never saw made (a forked child's, made by its
+     * parent) may be that one: no verdict. */
+    if (o->loop &&
+        (loop ? (loop->flags & LOOPSAN_OBJF_DEFAULT_LOOP) : !loopsan_replay_loop_ended(r, o->loop)))
       return 0;
     return o->starts > 0 && o->last_start_ts > o->last_stop_ts &&
            /* a one-shot watcher that fired stopped itself */

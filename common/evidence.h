@@ -12,6 +12,7 @@
  *   pending-at-exit   the object never ends                           (no END)
  *   unclosed-handle   the object never ends                           (no END)
  *   unclosed-loop     the loop never ends                             (no END)
+ *   a watcher still active when its loop was destroyed: the loop    KEEP
  *   a failed call     an API_ERROR record                             KEEP
  *   a request that failed  COMPLETE with a negative status            KEEP
  * A kind whose evidence lives on an object that ended well (a wrong-thread
@@ -36,7 +37,9 @@ static inline uint64_t loopsan_record_evidence(const struct loopsan_record_heade
   *marks = 0;
   switch (rec->type) {
   case LOOPSAN_REC_OBJ_NEW:
-    *marks = LOOPSAN_EV_NEW;
+    /* A loop's life decides its watchers' verdicts (active on a loop that
+     * was destroyed, or on one that lives on): loops are always kept. */
+    *marks = LOOPSAN_EV_NEW | (rec->aux & LOOPSAN_OBJF_LOOP ? LOOPSAN_EV_KEEP : 0);
     return ((const struct loopsan_rec_obj_new *)(const void *)rec)->obj;
   case LOOPSAN_REC_OBJ_OP: {
     uint32_t op = LOOPSAN_OP_OF(rec->aux);

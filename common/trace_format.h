@@ -191,6 +191,7 @@ struct loopsan_rec_type {
 
 enum loopsan_obj_flags {
   LOOPSAN_OBJF_DEFAULT_LOOP = 1u << 0, /* a library-owned singleton loop */
+  LOOPSAN_OBJF_LOOP = 1u << 1,         /* a loop: its records are always kept */
 };
 
 /* An object came to life. obj ids are unique per process (never reused);

@@ -50,7 +50,7 @@ void loopsan__loop_forget(const void *loop) {
 
 void loopsan__loop_new(const void *loop, uint8_t library, uint8_t type, uint32_t flags) {
   loopsan__loop_forget(loop);
-  loopsan__record_new(loop, library, type, 0, flags, NULL);
+  loopsan__record_new(loop, library, type, 0, flags | LOOPSAN_OBJF_LOOP, NULL);
 }
 
 void loopsan__handle_new(const void *h, uint8_t library, uint8_t type, const void *loop) {

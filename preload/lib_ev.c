@@ -133,8 +133,9 @@ static void *watcher_arm(struct ev_loop *loop, ev_watcher *w, uint8_t type) {
   if (cb == (void *)tr_watcher) {
     if (!ref) /* ours, but lost (the table was full): nothing to restore */
       return NULL;
-  } else if (!ref || o.type != type || o.library != LOOPSAN_LIB_EV) {
-    /* First start, or re-initialised: a new watcher, made here. */
+  } else {
+    /* First start, or re-initialised (ev_TYPE_init, ev_set_cb: w->cb is
+     * the program's again): a new watcher, made here. */
     loopsan__handle_new(w, LOOPSAN_LIB_EV, type, loop);
   }
   ref = loopsan__handle_arm(w, LOOPSAN_SLOT_MAIN, cb, (void *)tr_watcher);

@@ -2,7 +2,7 @@
 # Installs what loopsan needs to build and test on Debian 12 (bookworm).
 set -e
 pkgs="build-essential autoconf automake libtool pkg-config libuv1-dev libev-dev libevent-dev libunwind-dev
-libdw-dev libelf-dev check python3 python3-uvloop python3-gevent cmake memcached"
+libdw-dev libelf-dev check python3 python3-uvloop python3-gevent cmake memcached tmux"
 missing=""
 for p in $pkgs; do
   case "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" in

@@ -27,7 +27,7 @@ KIND_LOOP, KIND_HANDLE, KIND_REQUEST, KIND_WATCHER = 1, 2, 3, 4
 OP_START, OP_STOP, OP_USE, OP_CLOSE, OP_CLOSED, OP_FIRED, OP_COMPLETE, OP_RUN = range(1, 9)
 START_ONESHOT, START_SCHEDULED = 1, 2
 END_EXIT, END__EXIT, END_EXEC = 1, 2, 3
-OBJF_DEFAULT_LOOP = 1
+OBJF_DEFAULT_LOOP, OBJF_LOOP = 1, 2
 APIERR_LOOP_CLOSE = 1
 MS = 1000000  # timestamps are nanoseconds (ticks_per_sec 1e9)
 
@@ -104,6 +104,8 @@ class Trace:
         return sid
 
     def new(self, ts, obj, type_name, address, stack, loop=0, flags=0):
+        if type_name in ("uv_loop_t", "ev_loop"):
+            flags |= OBJF_LOOP  # as the shim marks loops (kept by compaction)
         self.add(record(OBJ_NEW, struct.pack("<QQQQIHH", ts, obj, loop, address, stack,
                                              LIB_OF[type_name], T[type_name]), aux=flags))
 

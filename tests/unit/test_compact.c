@@ -42,10 +42,19 @@ static void type_rec(struct buf *b, uint16_t type, uint16_t kind, const char *na
   put(b, LOOPSAN_REC_TYPE, 0, &r, sizeof r, name, r.name_len);
 }
 
+static void obj_new_on(struct buf *b, uint64_t obj, uint16_t type, uint64_t ts, uint64_t loop,
+                       uint32_t flags) {
+  struct loopsan_rec_obj_new r = {.ts = ts,
+                                  .obj = obj,
+                                  .loop = loop,
+                                  .address = 0x1000 * obj,
+                                  .library = LOOPSAN_LIB_UV,
+                                  .type = type};
+  put(b, LOOPSAN_REC_OBJ_NEW, flags, &r, sizeof r, NULL, 0);
+}
+
 static void obj_new(struct buf *b, uint64_t obj, uint16_t type, uint64_t ts) {
-  struct loopsan_rec_obj_new r = {
-      .ts = ts, .obj = obj, .address = 0x1000 * obj, .library = LOOPSAN_LIB_UV, .type = type};
-  put(b, LOOPSAN_REC_OBJ_NEW, 0, &r, sizeof r, NULL, 0);
+  obj_new_on(b, obj, type, ts, 0, 0);
 }
 
 static void op(struct buf *b, uint64_t obj, uint32_t code, int32_t arg, uint64_t ts) {
@@ -74,7 +83,7 @@ static void unfinished(struct buf *b, uint64_t obj, uint64_t ts, uint64_t end_ts
   put(b, LOOPSAN_REC_UNFINISHED, 0, &r, sizeof r, NULL, 0);
 }
 
-enum { T_LOOP, T_TIMER, T_PROCESS, T_WRITE, T_FS };
+enum { T_LOOP, T_TIMER, T_PROCESS, T_WRITE, T_FS, T_WATCHER };
 
 static void preamble(struct buf *b) {
   b->len = 0;
@@ -83,6 +92,7 @@ static void preamble(struct buf *b) {
   type_rec(b, T_PROCESS, LOOPSAN_OBJ_HANDLE, "uv_process_t");
   type_rec(b, T_WRITE, LOOPSAN_OBJ_REQUEST, "uv_write_t");
   type_rec(b, T_FS, LOOPSAN_OBJ_REQUEST, "uv_fs_t");
+  type_rec(b, T_WATCHER, LOOPSAN_OBJ_WATCHER, "ev_io");
 }
 
 static void end(struct buf *b) {
@@ -167,6 +177,21 @@ START_TEST(leaks_kept) {
 }
 END_TEST
 
+START_TEST(watcher_on_destroyed_loop_kept) {
+  /* The loop ends well inside the buffer, its watcher is still active:
+   * the loop's records decide the watcher's verdict. */
+  struct buf b;
+  preamble(&b);
+  obj_new_on(&b, 1, T_LOOP, 1 * MS, 0, LOOPSAN_OBJF_LOOP);
+  op(&b, 1, LOOPSAN_OP_RUN, 0, 1 * MS);
+  obj_new_on(&b, 2, T_WATCHER, 2 * MS, 1, 0);
+  op(&b, 2, LOOPSAN_OP_START, 0, 2 * MS);
+  op(&b, 1, LOOPSAN_OP_CLOSED, 0, 3 * MS);
+  end(&b);
+  check_kept(&b, LOOPSAN_KIND_UNCLOSED_HANDLE);
+}
+END_TEST
+
 START_TEST(failures_kept) {
   /* A failed start (it makes a never-started handle "tried"), a request
    * that failed, and a callback that never returned: all kept. */
@@ -209,6 +234,7 @@ int main(void) {
   tcase_add_test(tc, slow_callback_kept);
   tcase_add_test(tc, never_started_kept);
   tcase_add_test(tc, leaks_kept);
+  tcase_add_test(tc, watcher_on_destroyed_loop_kept);
   tcase_add_test(tc, failures_kept);
   tcase_add_test(tc, the_uneventful_go);
   suite_add_tcase(s, tc);
