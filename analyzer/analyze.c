@@ -448,14 +448,19 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
       a += strlen(a) + 1;
     }
   }
-  for (size_t i = 0; i < r->n_modules; i++) {
-    unsigned lib = loopsan_library_of_module(r->modules[i].path);
-    if (lib != LOOPSAN_LIB_UNKNOWN)
-      add_library(p, loopsan_library_name(lib));
-  }
+  /* `libraries` lists those whose calls were observed; one that was only
+   * loaded is said in a note. */
+  uint32_t loaded = 0;
+  for (size_t i = 0; i < r->n_modules; i++)
+    loaded |= 1u << loopsan_library_of_module(r->modules[i].path);
   for (unsigned lib = 1; lib < LOOPSAN_LIB_COUNT; lib++)
     if (r->libraries_seen & (1u << lib))
       add_library(p, loopsan_library_name(lib));
+  unsigned only_loaded[LOOPSAN_LIB_COUNT];
+  size_t n_only_loaded = 0;
+  for (unsigned lib = 1; lib < LOOPSAN_LIB_COUNT; lib++)
+    if ((loaded & (1u << lib)) && !(r->libraries_seen & (1u << lib)))
+      only_loaded[n_only_loaded++] = lib;
   if (st->truncated_bytes)
     loopsan_report_add_note(&p->notes, &p->n_notes,
                             "the trace ends in an incomplete chunk (%llu bytes lost): the process "
@@ -545,18 +550,23 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
       free(cbf.callback.module);
     }
   }
-  if (!p->observed) {
-    if (p->n_libraries == 0)
+  if (!p->observed && n_only_loaded == 0)
+    loopsan_report_add_note(&p->notes, &p->n_notes,
+                            "nothing observed: the program loaded no event-loop library that "
+                            "loopsan supports (%s)",
+                            loopsan_libraries_observed());
+  for (size_t i = 0; i < n_only_loaded; i++) {
+    const char *prefix = p->observed ? "" : "nothing observed: ";
+    if (!loopsan_library_vocab(only_loaded[i])->observed_by_shim)
       loopsan_report_add_note(&p->notes, &p->n_notes,
-                              "nothing observed: the program loaded no event-loop library that "
-                              "loopsan supports (%s)",
-                              loopsan_libraries_observed());
+                              "%s%s was loaded, but loopsan does not observe it yet", prefix,
+                              loopsan_library_name(only_loaded[i]));
     else
       loopsan_report_add_note(&p->notes, &p->n_notes,
-                              "nothing observed: %s was loaded, but the program made no call to it "
-                              "that loopsan could see (calls through pointers from dlsym() on the "
-                              "library's own handle, and statically linked copies, are invisible)",
-                              p->libraries[0]);
+                              "%s%s was loaded, but the program made no call to it that loopsan "
+                              "could see (calls through pointers from dlsym() on the library's "
+                              "own handle, and statically linked copies, are invisible)",
+                              prefix, loopsan_library_name(only_loaded[i]));
   }
   if (r->failed)
     loopsan_report_add_note(&p->notes, &p->n_notes, "out of memory: the analysis is incomplete");
