@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #endif
 #include <ev.h>
+#include "bench/bench.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -22,18 +23,10 @@ static void on_bench_idle(struct ev_loop *loop, ev_idle *w, int revents) {
     ev_idle_stop(loop, w);
 }
 
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 int main(int argc, char **argv) {
-  target = argc > 1 ? strtoul(argv[1], NULL, 10) : 3000000UL;
-  if (target == 0) {
-    fprintf(stderr, "usage: %s [iterations>0]\n", argv[0]);
+  target = bench_iterations(argc, argv, 3000000UL);
+  if (target == 0)
     return 2;
-  }
   struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
   ev_idle idle;
   if (!loop)
@@ -41,9 +34,9 @@ int main(int argc, char **argv) {
   ev_idle_init(&idle, on_bench_idle);
   ev_idle_start(loop, &idle);
 
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   ev_run(loop, 0);
-  double t1 = now_ns();
+  double t1 = bench_now_ns();
 
   ev_loop_destroy(loop);
   if (count != target)

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #endif
 #include <event2/event.h>
+#include "bench/bench.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -23,27 +24,19 @@ static void on_active(evutil_socket_t fd, short what, void *arg) {
     event_active(ev, EV_READ, 0);
 }
 
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 int main(int argc, char **argv) {
-  target = argc > 1 ? strtoul(argv[1], NULL, 10) : 3000000UL;
-  if (target == 0) {
-    fprintf(stderr, "usage: %s [iterations>0]\n", argv[0]);
+  target = bench_iterations(argc, argv, 3000000UL);
+  if (target == 0)
     return 2;
-  }
   struct event_base *base = event_base_new();
   if (!base)
     return 1;
   ev = event_new(base, -1, 0, on_active, NULL);
   event_active(ev, EV_READ, 0);
 
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   event_base_dispatch(base);
-  double t1 = now_ns();
+  double t1 = bench_now_ns();
 
   event_free(ev);
   event_base_free(base);

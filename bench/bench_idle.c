@@ -9,6 +9,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include "bench/bench.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -23,27 +24,19 @@ static void on_bench_idle(uv_idle_t *idle) {
   }
 }
 
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 int main(int argc, char **argv) {
-  target = argc > 1 ? strtoul(argv[1], NULL, 10) : 3000000UL;
-  if (target == 0) {
-    fprintf(stderr, "usage: %s [iterations>0]\n", argv[0]);
+  target = bench_iterations(argc, argv, 3000000UL);
+  if (target == 0)
     return 2;
-  }
   uv_loop_t loop;
   uv_idle_t idle;
   if (uv_loop_init(&loop) != 0 || uv_idle_init(&loop, &idle) != 0)
     return 1;
   uv_idle_start(&idle, on_bench_idle);
 
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   uv_run(&loop, UV_RUN_DEFAULT);
-  double t1 = now_ns();
+  double t1 = bench_now_ns();
 
   if (count != target || uv_loop_close(&loop) != 0)
     return 1;

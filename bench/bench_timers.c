@@ -11,6 +11,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include "bench/bench.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -21,24 +22,16 @@ static void on_bench_timer(uv_timer_t *timer) {
   abort(); /* 1 h timeout: must never fire */
 }
 
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
 int main(int argc, char **argv) {
-  unsigned long n = argc > 1 ? strtoul(argv[1], NULL, 10) : 300000UL;
-  if (n == 0) {
-    fprintf(stderr, "usage: %s [iterations>0]\n", argv[0]);
+  unsigned long n = bench_iterations(argc, argv, 300000UL);
+  if (n == 0)
     return 2;
-  }
   uv_loop_t loop;
   uv_timer_t *timers = malloc(n * sizeof *timers);
   if (!timers || uv_loop_init(&loop) != 0)
     return 1;
 
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   for (unsigned long i = 0; i < n; i++) {
     uv_timer_init(&loop, &timers[i]);
     uv_timer_start(&timers[i], on_bench_timer, 3600 * 1000, 0);
@@ -46,7 +39,7 @@ int main(int argc, char **argv) {
   for (unsigned long i = 0; i < n; i++)
     uv_close((uv_handle_t *)&timers[i], NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
-  double t1 = now_ns();
+  double t1 = bench_now_ns();
 
   if (uv_loop_close(&loop) != 0)
     return 1;

@@ -53,6 +53,20 @@ void loopsan__loop_new(const void *loop, uint8_t library, uint8_t type, uint32_t
   loopsan__record_new(loop, library, type, 0, flags | LOOPSAN_OBJF_LOOP, NULL);
 }
 
+void loopsan__loop_closed(const void *loop, int from_program) {
+  struct loopsan_obj o;
+  loopsan__loop_forget(loop);
+  if (from_program && loopsan__obj_take(loop, &o) == 0)
+    loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 1);
+}
+
+void loopsan__loop_run(const void *loop, int mode) {
+  struct loopsan_obj o;
+  void *ref = loopsan__obj_get(loop, &o);
+  if (ref && !loopsan__obj_state_set(ref, LOOPSAN_STATE_RAN))
+    loopsan__record_op(o.id, LOOPSAN_OP_RUN, NULL, (uint32_t)mode, 0);
+}
+
 void loopsan__handle_new(const void *h, uint8_t library, uint8_t type, const void *loop) {
   loopsan__record_new(h, library, type, loopsan__loop_id(loop), 0, NULL);
 }

@@ -69,6 +69,12 @@ uint64_t loopsan__loop_id(const void *loop);
 void loopsan__loop_new(const void *loop, uint8_t library, uint8_t type, uint32_t flags);
 /* LOOP is gone: forget its cached id. */
 void loopsan__loop_forget(const void *loop);
+/* The program closed (destroyed, freed) LOOP: it ends, with the stack of
+ * the call. FROM_PROGRAM: whether the call was the program's. */
+void loopsan__loop_closed(const void *loop, int from_program);
+/* The program runs LOOP (MODE: the library's run flags): its first run is
+ * recorded. */
+void loopsan__loop_run(const void *loop, int mode);
 /* A handle (or watcher, event, source) H of TYPE on LOOP came to life. */
 void loopsan__handle_new(const void *h, uint8_t library, uint8_t type, const void *loop);
 /* The program used H in a way that counts as starting it. */

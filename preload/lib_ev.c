@@ -102,22 +102,15 @@ LOOPSAN_INTERPOSE struct ev_loop *ev_loop_new(unsigned int flags) {
 LOOPSAN_INTERPOSE void ev_loop_destroy(struct ev_loop *loop) {
   if (!RESOLVE(ev_loop_destroy))
     return;
-  struct loopsan_obj o;
-  loopsan__loop_forget(loop);
-  if (from_program(CALLER) && loopsan__obj_take(loop, &o) == 0)
-    loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 1);
+  loopsan__loop_closed(loop, from_program(CALLER));
   REAL(ev_loop_destroy)(loop);
 }
 
 LOOPSAN_INTERPOSE int ev_run(struct ev_loop *loop, int flags) {
   if (!RESOLVE(ev_run))
     return 0;
-  if (from_program(CALLER)) {
-    struct loopsan_obj o;
-    void *ref = loopsan__obj_get(loop, &o);
-    if (ref && !loopsan__obj_state_set(ref, LOOPSAN_STATE_RAN))
-      loopsan__record_op(o.id, LOOPSAN_OP_RUN, NULL, (uint32_t)flags, 0);
-  }
+  if (from_program(CALLER))
+    loopsan__loop_run(loop, flags);
   return REAL(ev_run)(loop, flags);
 }
 

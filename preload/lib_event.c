@@ -165,15 +165,12 @@ BASE_NEW(event_base_new_with_config, (const struct event_config *cfg), (cfg), 0)
 /* event_init's base is libevent's global current_base: the default one. */
 BASE_NEW(event_init, (void), (), LOOPSAN_OBJF_DEFAULT_LOOP)
 
-#define BASE_FREE(fn)                                             \
-  LOOPSAN_INTERPOSE void fn(struct event_base *base) {            \
-    if (!RESOLVE(fn))                                             \
-      return;                                                     \
-    struct loopsan_obj o;                                         \
-    loopsan__loop_forget(base);                                   \
-    if (from_program(CALLER) && loopsan__obj_take(base, &o) == 0) \
-      loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 1);     \
-    REAL(fn)(base);                                               \
+#define BASE_FREE(fn)                                  \
+  LOOPSAN_INTERPOSE void fn(struct event_base *base) { \
+    if (!RESOLVE(fn))                                  \
+      return;                                          \
+    loopsan__loop_closed(base, from_program(CALLER));  \
+    REAL(fn)(base);                                    \
   }
 BASE_FREE(event_base_free)
 BASE_FREE(event_base_free_nofinalize)
@@ -184,11 +181,8 @@ BASE_FREE(event_base_free_nofinalize)
 LOOPSAN_INTERPOSE int event_base_loop(struct event_base *base, int flags) {
   if (!RESOLVE(event_base_loop))
     return -1;
-  struct loopsan_obj o;
-  void *ref;
-  if (from_program(CALLER) && (ref = loopsan__obj_get(base, &o)) &&
-      !loopsan__obj_state_set(ref, LOOPSAN_STATE_RAN))
-    loopsan__record_op(o.id, LOOPSAN_OP_RUN, NULL, (uint32_t)flags, 0);
+  if (from_program(CALLER))
+    loopsan__loop_run(base, flags);
   struct event_base *outer = running_base;
   running_base = base;
   int rc = REAL(event_base_loop)(base, flags);

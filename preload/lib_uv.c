@@ -139,12 +139,8 @@ LOOPSAN_INTERPOSE uv_loop_t *uv_default_loop(void) {
 LOOPSAN_INTERPOSE int uv_run(uv_loop_t *loop, uv_run_mode mode) {
   if (!RESOLVE(uv_run))
     return 0;
-  if (from_program(CALLER)) {
-    struct loopsan_obj o;
-    void *ref = loopsan__obj_get(loop, &o);
-    if (ref && !loopsan__obj_state_set(ref, LOOPSAN_STATE_RAN))
-      loopsan__record_op(o.id, LOOPSAN_OP_RUN, NULL, (uint32_t)mode, 0);
-  }
+  if (from_program(CALLER))
+    loopsan__loop_run(loop, (int)mode);
   return REAL(uv_run)(loop, mode);
 }
 
@@ -155,9 +151,7 @@ LOOPSAN_INTERPOSE int uv_loop_close(uv_loop_t *loop) {
   struct loopsan_obj o;
   if (from_program(CALLER) && loopsan__obj_get(loop, &o)) {
     if (rc == 0) {
-      loopsan__loop_forget(loop);
-      loopsan__obj_take(loop, &o);
-      loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 1);
+      loopsan__loop_closed(loop, 1);
     } else {
       loopsan__record_api_error(o.id, LOOPSAN_LIB_UV, "uv_loop_close", rc,
                                 LOOPSAN_APIERR_LOOP_CLOSE);
@@ -169,10 +163,7 @@ LOOPSAN_INTERPOSE int uv_loop_close(uv_loop_t *loop) {
 LOOPSAN_INTERPOSE void uv_loop_delete(uv_loop_t *loop) {
   if (!RESOLVE(uv_loop_delete))
     return;
-  struct loopsan_obj o;
-  loopsan__loop_forget(loop);
-  if (from_program(CALLER) && loopsan__obj_take(loop, &o) == 0)
-    loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 1);
+  loopsan__loop_closed(loop, from_program(CALLER));
   REAL(uv_loop_delete)(loop);
 }
 
