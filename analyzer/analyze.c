@@ -320,8 +320,8 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
       loopsan_sb_printf(&m, v->stop_call, type); /* "%s_stop()" names the type's own */
       loopsan_sb_puts(&m, " was never called");
     } else {
-      loopsan_sb_printf(&m, "%s was never %sclosed", type,
-                        raw->detail == RAW_DETAIL_CLOSE_UNFINISHED ? "fully " : "");
+      loopsan_sb_printf(&m, "%s was never %sclosed with %s", type,
+                        raw->detail == RAW_DETAIL_CLOSE_UNFINISHED ? "fully " : "", v->close_call);
     }
     if (f->has_callback) {
       loopsan_sb_puts(&m, " (callback ");
@@ -330,7 +330,7 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
     }
     break;
   case LOOPSAN_KIND_UNCLOSED_LOOP:
-    loopsan_sb_printf(&m, "%s was never closed", type);
+    loopsan_sb_printf(&m, "%s was never closed with %s", type, v->loop_close_call);
     if (raw->detail == RAW_DETAIL_LOOP_CLOSE_EBUSY)
       loopsan_sb_printf(&d,
                         "%s returned %s%s: handles were still open "
@@ -568,6 +568,12 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
                               "own handle, and statically linked copies, are invisible)",
                               prefix, loopsan_library_name(only_loaded[i]));
   }
+  if (r->watchers_let_be)
+    loopsan_report_add_note(&p->notes, &p->n_notes,
+                            "%llu watcher(s) still active at exit on the default loop (which lives "
+                            "as long as the process) or on a loop made before this process began: "
+                            "not reported",
+                            (unsigned long long)r->watchers_let_be);
   if (r->failed)
     loopsan_report_add_note(&p->notes, &p->n_notes, "out of memory: the analysis is incomplete");
 }

@@ -450,6 +450,7 @@ static void on_op(struct loopsan_replay *r, const struct loopsan_record_header *
   case LOOPSAN_OP_STOP: o->last_stop_ts = op->ts; break;
   case LOOPSAN_OP_USE:
   case LOOPSAN_OP_RUN: o->used = 1; break;
+  case LOOPSAN_OP_CALLBACK: o->main_cb = op->cb; break;
   case LOOPSAN_OP_CLOSE:
     o->closing = 1;
     o->close_ts = op->ts;

@@ -55,6 +55,7 @@ enum raw_detail {
   RAW_DETAIL_NONE = 0,
   RAW_DETAIL_LOOP_CLOSE_EBUSY, /* its loop's close failed because of it */
   RAW_DETAIL_CLOSE_UNFINISHED, /* uv_close called, loop never ran again */
+  RAW_DETAIL_LET_BE,           /* a watcher active on a loop that outlives it: no verdict */
   /* a callback that never returned, and how its process ended meanwhile
    * (RAW_DETAIL_UNFINISHED + enum loopsan_end_how) */
   RAW_DETAIL_UNFINISHED = 16,
@@ -132,6 +133,9 @@ struct loopsan_replay {
    * never seen made (a forked child's, made by its parent) */
   uint64_t *ended_loops;
   size_t n_ended_loops;
+  /* watchers still active at the end on a loop that outlives them (the
+   * default loop), or on one this trace never saw made: not reported */
+  uint64_t watchers_let_be;
   uint64_t last_cb;       /* the callback it was inside of when it died */
   uint64_t last_cb_ticks; /* for how long: to its death, or to its last record */
   int last_cb_timed;      /* its death is known */

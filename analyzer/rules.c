@@ -127,12 +127,16 @@ static int unclosed(struct loopsan_replay *r, const struct replay_object *o,
      * it (gevent's hub never stops its own): like stdout, not a leak. A
      * loop this trace never saw made (a forked child's, made by its
      * parent) may be that one: no verdict. */
-    if (o->loop &&
-        (loop ? (loop->flags & LOOPSAN_OBJF_DEFAULT_LOOP) : !loopsan_replay_loop_ended(r, o->loop)))
+    int active = o->starts > 0 && o->last_start_ts > o->last_stop_ts &&
+                 /* a one-shot watcher that fired stopped itself */
+                 !((o->start_flags & LOOPSAN_START_ONESHOT) && o->last_fire_ts >= o->last_start_ts);
+    if (active && o->loop &&
+        (loop ? (loop->flags & LOOPSAN_OBJF_DEFAULT_LOOP)
+              : !loopsan_replay_loop_ended(r, o->loop))) {
+      *detail = RAW_DETAIL_LET_BE; /* counted for a note if nothing else is said of it */
       return 0;
-    return o->starts > 0 && o->last_start_ts > o->last_stop_ts &&
-           /* a one-shot watcher that fired stopped itself */
-           !((o->start_flags & LOOPSAN_START_ONESHOT) && o->last_fire_ts >= o->last_start_ts);
+    }
+    return active;
   }
   if (kind != LOOPSAN_OBJ_HANDLE || (o->closing && !loop_close_failed(r, o)))
     return 0;
@@ -192,6 +196,8 @@ void loopsan_rules_at_exit(struct loopsan_replay *r, const struct replay_object 
    * is the story: the handle it left open is part of it. */
   if (o->has_unfinished && loopsan_rules_unfinished(r, o, &o->unfinished, kinds))
     return;
+  if (!kinds && detail == RAW_DETAIL_LET_BE)
+    r->watchers_let_be++;
   for (size_t i = 0; i < sizeof at_exit_rules / sizeof at_exit_rules[0]; i++) {
     enum loopsan_kind kind = at_exit_rules[i].kind;
     if (!(kinds & BIT(kind)))

@@ -45,7 +45,7 @@ static inline uint64_t loopsan_record_evidence(const struct loopsan_record_heade
     uint32_t op = LOOPSAN_OP_OF(rec->aux);
     if (op == LOOPSAN_OP_CLOSED || op == LOOPSAN_OP_COMPLETE)
       *marks = LOOPSAN_EV_END;
-    else if (op != LOOPSAN_OP_CLOSE) /* a close request is no use */
+    else if (op != LOOPSAN_OP_CLOSE && op != LOOPSAN_OP_CALLBACK) /* no use of it */
       *marks = LOOPSAN_EV_USE;
     if (op == LOOPSAN_OP_COMPLETE && LOOPSAN_ARG_OF(rec->aux) < 0)
       *marks |= LOOPSAN_EV_KEEP;

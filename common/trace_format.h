@@ -217,6 +217,7 @@ enum loopsan_obj_op {
   LOOPSAN_OP_FIRED = 6,    /* first dispatch since the last START */
   LOOPSAN_OP_COMPLETE = 7, /* a request's callback ran; arg: its status */
   LOOPSAN_OP_RUN = 8,      /* a loop started running (uv_run); arg: mode */
+  LOOPSAN_OP_CALLBACK = 9, /* the callback it will run, known before any start (event_new) */
   LOOPSAN_OP_COUNT
 };
 

@@ -218,6 +218,8 @@ static void event_made(struct event *ev, uint8_t type, struct event_base *base, 
   if (ref) {
     loopsan__obj_set_cb(ref, LOOPSAN_SLOT_MAIN, (void *)cb);
     loopsan__obj_state_clear(ref, LOOPSAN_STATE_USED);
+    /* Named now: an event never added is still reported with it. */
+    loopsan__record_op(o.id, LOOPSAN_OP_CALLBACK, (void *)cb, 0, 0);
   }
 }
 
