@@ -256,7 +256,9 @@ static void save_ends(const char *dir, const struct reaped *r) {
  * reaped as they go (we are their subreaper). */
 static void wait_for_program(pid_t child, int own_group, const sigset_t *set, struct reaped *r,
                              int *wstatus, int *stopped) {
-  int done = 0;
+  int done = 0, last_signo = 0;
+  pid_t last_sender = 0;
+  uint64_t last_at = 0;
   for (;;) {
     if (reap(r, child, wstatus, &done) < 0 || done)
       return;
@@ -264,6 +266,18 @@ static void wait_for_program(pid_t child, int own_group, const sigset_t *set, st
     if (sigwaitinfo(set, &si) < 0 || si.si_signo == SIGCHLD)
       continue;
     *stopped = 1;
+    /* timeout(1) signals us and then its whole group, us again: one kill
+     * meant once. The same signal from the same sender within 50 ms is
+     * passed on once, as the kernel merges the two when both are pending
+     * (as they are for a program timeout signals directly). */
+    uint64_t now = mono_ns();
+    int repeat =
+        si.si_signo == last_signo && si.si_pid == last_sender && now - last_at < 50000000u;
+    last_signo = si.si_signo;
+    last_sender = si.si_pid;
+    last_at = now;
+    if (repeat)
+      continue;
     if (own_group)
       kill(-child, si.si_signo);
     else if (si.si_code != SI_KERNEL && !pending_in(child, si.si_signo))
