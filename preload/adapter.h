@@ -16,6 +16,16 @@ struct loopsan_adapter {
   const struct loopsan_type_desc *types; /* its object types (TYPE records) */
   size_t n_types;
 };
+/* An adapter's object types come from its X-macro list, TYPES(X) with
+ * X(name, "type name", KIND): enum { TYPES(LOOPSAN_TYPE_ENUM) } names
+ * them T_name, and LOOPSAN_DEFINE_ADAPTER(var, library, TYPES) makes its
+ * registry row. */
+#define LOOPSAN_TYPE_ENUM(name, str, kind) T_##name,
+#define LOOPSAN_TYPE_DESC(name, str, kind) {0, T_##name, LOOPSAN_OBJ_##kind, str},
+#define LOOPSAN_DEFINE_ADAPTER(var, lib, TYPES)                                     \
+  static const struct loopsan_type_desc var##_types[] = {TYPES(LOOPSAN_TYPE_DESC)}; \
+  const struct loopsan_adapter var = {                                              \
+      .library = lib, .types = var##_types, .n_types = sizeof var##_types / sizeof var##_types[0]}
 extern const struct loopsan_adapter *const loopsan__adapters[];
 extern const size_t loopsan__n_adapters;
 /* Describe every adapter's types to the core (at start-up). */

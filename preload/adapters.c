@@ -15,5 +15,6 @@ const size_t loopsan__n_adapters = sizeof loopsan__adapters / sizeof loopsan__ad
 
 void loopsan__adapters_register(void) {
   for (size_t i = 0; i < loopsan__n_adapters; i++)
-    loopsan__register_types(loopsan__adapters[i]->types, loopsan__adapters[i]->n_types);
+    loopsan__register_types((uint8_t)loopsan__adapters[i]->library, loopsan__adapters[i]->types,
+                            loopsan__adapters[i]->n_types);
 }

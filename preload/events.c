@@ -25,9 +25,11 @@ static inline void count(_Atomic uint64_t (*table)[TYPES_PER_LIBRARY], unsigned 
     atomic_fetch_add_explicit(&table[library][type], 1, memory_order_relaxed);
 }
 
-void loopsan__register_types(const struct loopsan_type_desc *t, size_t n) {
-  for (size_t i = 0; i < n && n_types < MAX_TYPES; i++)
-    types[n_types++] = t[i];
+void loopsan__register_types(uint8_t library, const struct loopsan_type_desc *t, size_t n) {
+  for (size_t i = 0; i < n && n_types < MAX_TYPES; i++) {
+    types[n_types] = t[i];
+    types[n_types++].library = library;
+  }
 }
 
 void loopsan__emit_types(void) {

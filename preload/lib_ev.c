@@ -35,20 +35,9 @@
   X(ASYNC, "ev_async", WATCHER)       \
   X(EMBED, "ev_embed", WATCHER)
 
-enum ev_object_type {
-#define X(name, str, kind) T_##name,
-  EV_OBJECT_TYPES(X)
-#undef X
-};
+enum ev_object_type { EV_OBJECT_TYPES(LOOPSAN_TYPE_ENUM) };
 
-static const struct loopsan_type_desc ev_types[] = {
-#define X(name, str, kind) {LOOPSAN_LIB_EV, T_##name, LOOPSAN_OBJ_##kind, str},
-    EV_OBJECT_TYPES(X)
-#undef X
-};
-
-const struct loopsan_adapter loopsan__ev_adapter = {
-    .library = LOOPSAN_LIB_EV, .types = ev_types, .n_types = sizeof ev_types / sizeof ev_types[0]};
+LOOPSAN_DEFINE_ADAPTER(loopsan__ev_adapter, LOOPSAN_LIB_EV, EV_OBJECT_TYPES);
 
 static struct loopsan_library_ref ev_lib = {.soname_prefix = "libev.so"};
 #define RESOLVE(fn) RESOLVE_IN(&ev_lib, fn)

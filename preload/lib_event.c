@@ -29,22 +29,9 @@
   X(EVENT_ASSIGNED, "event (assigned)", WATCHER) \
   X(BUFFEREVENT, "bufferevent", HANDLE)
 
-enum event_object_type {
-#define X(name, str, kind) T_##name,
-  EVENT_OBJECT_TYPES(X)
-#undef X
-};
+enum event_object_type { EVENT_OBJECT_TYPES(LOOPSAN_TYPE_ENUM) };
 
-static const struct loopsan_type_desc event_types[] = {
-#define X(name, str, kind) {LOOPSAN_LIB_EVENT, T_##name, LOOPSAN_OBJ_##kind, str},
-    EVENT_OBJECT_TYPES(X)
-#undef X
-};
-
-const struct loopsan_adapter loopsan__event_adapter = {.library = LOOPSAN_LIB_EVENT,
-                                                       .types = event_types,
-                                                       .n_types = sizeof event_types /
-                                                                  sizeof event_types[0]};
+LOOPSAN_DEFINE_ADAPTER(loopsan__event_adapter, LOOPSAN_LIB_EVENT, EVENT_OBJECT_TYPES);
 
 static struct loopsan_library_ref event_lib = {.soname_prefix = "libevent"};
 #define RESOLVE(fn) RESOLVE_IN(&event_lib, fn)

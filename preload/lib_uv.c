@@ -17,14 +17,7 @@
  * uv_timer_again restart a timer with the trampoline already in place. */
 #include "preload/lib_uv_internal.h"
 
-static const struct loopsan_type_desc uv_types[] = {
-#define X(name, str, kind) {LOOPSAN_LIB_UV, T_##name, LOOPSAN_OBJ_##kind, str},
-    UV_OBJECT_TYPES(X)
-#undef X
-};
-
-const struct loopsan_adapter loopsan__uv_adapter = {
-    .library = LOOPSAN_LIB_UV, .types = uv_types, .n_types = sizeof uv_types / sizeof uv_types[0]};
+LOOPSAN_DEFINE_ADAPTER(loopsan__uv_adapter, LOOPSAN_LIB_UV, UV_OBJECT_TYPES);
 
 struct loopsan_library_ref loopsan__uv_lib = {.soname_prefix = "libuv.so"};
 

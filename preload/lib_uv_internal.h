@@ -36,11 +36,7 @@
   X(FS, "uv_fs_t", REQUEST)                   \
   X(RANDOM, "uv_random_t", REQUEST)
 
-enum uv_object_type {
-#define X(name, str, kind) T_##name,
-  UV_OBJECT_TYPES(X)
-#undef X
-};
+enum uv_object_type { UV_OBJECT_TYPES(LOOPSAN_TYPE_ENUM) };
 
 /* ---- libuv in the adapter core's terms (adapter.h) ---- */
 

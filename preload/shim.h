@@ -140,7 +140,8 @@ struct loopsan_type_desc {
   uint8_t kind; /* enum loopsan_object_kind */
   const char *name;
 };
-void loopsan__register_types(const struct loopsan_type_desc *types, size_t n);
+/* LIBRARY's types (their own library field is ignored). */
+void loopsan__register_types(uint8_t library, const struct loopsan_type_desc *types, size_t n);
 void loopsan__emit_types(void);
 /* Object O (from the table) is gone for good: closed, freed or completed.
  * Records OP (LOOPSAN_OP_CLOSED or LOOPSAN_OP_COMPLETE) and counts it. */
