@@ -360,6 +360,9 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
     if (raw->detail == RAW_DETAIL_LOOP_CLOSE_EBUSY)
       loopsan_sb_printf(&d, "%sit kept %s from succeeding (%s%s)", d.len ? "; " : "",
                         v->loop_close_call, v->error_prefix, error_name(raw->result));
+    else if (raw->detail == RAW_DETAIL_ENDED_WITH_LOOP)
+      loopsan_sb_printf(&d, "%sit was still attached when %s destroyed its loop, and it with it",
+                        d.len ? "; " : "", v->loop_close_call);
     else if (raw->detail == RAW_DETAIL_CLOSE_UNFINISHED)
       loopsan_sb_printf(&d,
                         "%s%s was called, but the loop never ran again to finish closing it, "
@@ -570,7 +573,7 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
   }
   if (r->watchers_let_be)
     loopsan_report_add_note(&p->notes, &p->n_notes,
-                            "%llu watcher(s) still active at exit on the default loop (which lives "
+                            "%llu watcher(s) or source(s) still active at exit on the default loop (which lives "
                             "as long as the process) or on a loop made before this process began: "
                             "not reported",
                             (unsigned long long)r->watchers_let_be);

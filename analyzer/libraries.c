@@ -30,6 +30,7 @@ static const struct loopsan_library_vocab vocab[LOOPSAN_LIB_COUNT] = {
                         .loop_close_call = "ev_loop_destroy()",
                         .error_prefix = ""},
     [LOOPSAN_LIB_GLIB] = {.library = LOOPSAN_LIB_GLIB,
+                          .observed_by_shim = 1,
                           .module_prefixes = {"libglib-2.0.so"},
                           .close_call = "g_source_destroy()",
                           .stop_call = "g_source_destroy()",

@@ -451,12 +451,22 @@ static void on_op(struct loopsan_replay *r, const struct loopsan_record_header *
   case LOOPSAN_OP_USE:
   case LOOPSAN_OP_RUN: o->used = 1; break;
   case LOOPSAN_OP_CALLBACK: o->main_cb = op->cb; break;
+  case LOOPSAN_OP_ATTACH:
+    o->loop = op->cb;
+    o->used = 1;
+    break;
   case LOOPSAN_OP_CLOSE:
     o->closing = 1;
     o->close_ts = op->ts;
     o->close_cb = op->cb;
     break;
-  case LOOPSAN_OP_FIRED: o->last_fire_ts = op->ts; break;
+  case LOOPSAN_OP_FIRED:
+    /* Its callback ran, so it was started, whatever the order in which
+     * the threads' records arrive (started on one, run and ended on
+     * another before the first wrote its records out). */
+    o->last_fire_ts = op->ts;
+    o->used = 1;
+    break;
   case LOOPSAN_OP_CLOSED:
   case LOOPSAN_OP_COMPLETE:
     if (code == LOOPSAN_OP_COMPLETE)
@@ -472,7 +482,13 @@ static void on_op(struct loopsan_replay *r, const struct loopsan_record_header *
         r->ended_loops[r->n_ended_loops++] = o->id;
       }
     }
-    loopsan_rules_object_ended(r, o);
+    if (code == LOOPSAN_OP_CLOSED && (arg & LOOPSAN_CLOSED_WITH_LOOP)) {
+      /* Its loop ended around it: judged as if the process had ended. */
+      o->ended_with_loop = 1;
+      loopsan_rules_at_exit(r, o);
+    } else {
+      loopsan_rules_object_ended(r, o);
+    }
     forget_object(r, o->id);
     break;
   default: break;

@@ -29,6 +29,7 @@ struct replay_object {
   int completed;      /* request: its callback ran (it may never have returned) */
   int has_unfinished; /* one of its callbacks was running when the process ended: */
   struct loopsan_rec_unfinished unfinished; /* judged with the object at the end */
+  int ended_with_loop; /* destroyed by its loop's end while still attached */
   int loop_close_failed;                    /* loop: a close returned an error */
   int32_t loop_close_result;
   uint32_t loop_close_stack;
@@ -56,6 +57,7 @@ enum raw_detail {
   RAW_DETAIL_LOOP_CLOSE_EBUSY, /* its loop's close failed because of it */
   RAW_DETAIL_CLOSE_UNFINISHED, /* uv_close called, loop never ran again */
   RAW_DETAIL_LET_BE,           /* a watcher active on a loop that outlives it: no verdict */
+  RAW_DETAIL_ENDED_WITH_LOOP,  /* still attached when its loop was destroyed */
   /* a callback that never returned, and how its process ended meanwhile
    * (RAW_DETAIL_UNFINISHED + enum loopsan_end_how) */
   RAW_DETAIL_UNFINISHED = 16,

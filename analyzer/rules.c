@@ -121,6 +121,19 @@ static int pending(struct loopsan_replay *r, const struct replay_object *o,
 static int unclosed(struct loopsan_replay *r, const struct replay_object *o,
                     enum raw_detail *detail) {
   uint16_t kind = object_kind(r, o);
+  if (o->flags & LOOPSAN_OBJF_LIVES_WITH_LOOP) {
+    /* A GSource attached to a context is the context's to destroy: a leak
+     * only if the program let the context go while the source was still
+     * attached and never removed. (Never attached: never-started's.) */
+    if (!o->used)
+      return 0;
+    if (o->ended_with_loop) {
+      *detail = RAW_DETAIL_ENDED_WITH_LOOP;
+      return 1;
+    }
+    *detail = RAW_DETAIL_LET_BE;
+    return 0;
+  }
   if (kind == LOOPSAN_OBJ_WATCHER) { /* never closed, only stopped: still active? */
     const struct replay_object *loop = loopsan_replay_object(r, o->loop);
     /* The default loop lives as long as the process, and its watchers with

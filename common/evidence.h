@@ -13,6 +13,7 @@
  *   unclosed-handle   the object never ends                           (no END)
  *   unclosed-loop     the loop never ends                             (no END)
  *   a watcher still active when its loop was destroyed: the loop    KEEP
+ *   a source destroyed with its loop: CLOSED with WITH_LOOP           KEEP
  *   a failed call     an API_ERROR record                             KEEP
  *   a request that failed  COMPLETE with a negative status            KEEP
  * A kind whose evidence lives on an object that ended well (a wrong-thread
@@ -48,6 +49,9 @@ static inline uint64_t loopsan_record_evidence(const struct loopsan_record_heade
     else if (op != LOOPSAN_OP_CLOSE && op != LOOPSAN_OP_CALLBACK) /* no use of it */
       *marks = LOOPSAN_EV_USE;
     if (op == LOOPSAN_OP_COMPLETE && LOOPSAN_ARG_OF(rec->aux) < 0)
+      *marks |= LOOPSAN_EV_KEEP;
+    /* Destroyed with its loop while still attached: that is the finding. */
+    if (op == LOOPSAN_OP_CLOSED && (LOOPSAN_ARG_OF(rec->aux) & LOOPSAN_CLOSED_WITH_LOOP))
       *marks |= LOOPSAN_EV_KEEP;
     return ((const struct loopsan_rec_obj_op *)(const void *)rec)->obj;
   }

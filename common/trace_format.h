@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #define LOOPSAN_TRACE_MAGIC "LOOPSANT" /* 8 bytes, no NUL */
-#define LOOPSAN_TRACE_VERSION 2u
+#define LOOPSAN_TRACE_VERSION 3u
 #define LOOPSAN_TRACE_VERSION_MIN 1u    /* the oldest this reader still reads */
 #define LOOPSAN_CHUNK_MAGIC 0x4b43534cu /* "LSCK" */
 #define LOOPSAN_CHUNK_MAX_PAYLOAD (1u << 20)
@@ -192,6 +192,10 @@ struct loopsan_rec_type {
 enum loopsan_obj_flags {
   LOOPSAN_OBJF_DEFAULT_LOOP = 1u << 0, /* a library-owned singleton loop */
   LOOPSAN_OBJF_LOOP = 1u << 1,         /* a loop: its records are always kept */
+  /* (format 3) Attached to its loop, it lives as long as the loop (a
+   * GSource): still attached at exit is no leak unless the loop was
+   * destroyed around it (LOOPSAN_CLOSED_WITH_LOOP). */
+  LOOPSAN_OBJF_LIVES_WITH_LOOP = 1u << 2,
 };
 
 /* An object came to life. obj ids are unique per process (never reused);
@@ -218,7 +222,16 @@ enum loopsan_obj_op {
   LOOPSAN_OP_COMPLETE = 7, /* a request's callback ran; arg: its status */
   LOOPSAN_OP_RUN = 8,      /* a loop started running (uv_run); arg: mode */
   LOOPSAN_OP_CALLBACK = 9, /* the callback it will run, known before any start (event_new) */
+  LOOPSAN_OP_ATTACH = 10,  /* (format 3) now belongs to the loop whose object id is cb */
   LOOPSAN_OP_COUNT
+};
+
+/* (format 3) The arg of LOOPSAN_OP_CLOSED. */
+enum loopsan_closed_flags {
+  /* It did not end by itself or by the program: its loop was destroyed
+   * while it was still attached (g_main_context_unref freeing a context
+   * destroys its sources). */
+  LOOPSAN_CLOSED_WITH_LOOP = 1u << 0,
 };
 
 enum loopsan_start_flags {
