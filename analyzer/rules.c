@@ -161,7 +161,7 @@ static int unclosed(struct loopsan_replay *r, const struct replay_object *o,
 }
 
 void loopsan_rules_object_ended(struct loopsan_replay *r, const struct replay_object *obj) {
-  if (!never_started(r, obj, NULL))
+  if ((obj->flags & LOOPSAN_OBJF_LIBRARY_OWNED) || !never_started(r, obj, NULL))
     return;
   struct raw_finding f;
   fill(&f, r, LOOPSAN_KIND_NEVER_STARTED, obj);
@@ -202,6 +202,13 @@ void loopsan_rules_at_exit(struct loopsan_replay *r, const struct replay_object 
   }
   enum raw_detail detail = RAW_DETAIL_NONE;
   uint32_t kinds = 0;
+  /* A library's own object: only a callback it never returned from is
+   * the program's story. */
+  if (o->flags & LOOPSAN_OBJF_LIBRARY_OWNED) {
+    if (o->has_unfinished)
+      loopsan_rules_unfinished(r, o, &o->unfinished, 0);
+    return;
+  }
   for (size_t i = 0; i < sizeof at_exit_rules / sizeof at_exit_rules[0]; i++)
     if (at_exit_rules[i].applies(r, o, &detail))
       kinds |= BIT(at_exit_rules[i].kind);

@@ -196,6 +196,9 @@ enum loopsan_obj_flags {
    * GSource): still attached at exit is no leak unless the loop was
    * destroyed around it (LOOPSAN_CLOSED_WITH_LOOP). */
   LOOPSAN_OBJF_LIVES_WITH_LOOP = 1u << 2,
+  /* (format 3) Made by a library for its own use (GIO's sources): its
+   * callbacks are timed, its life is the library's business, not judged. */
+  LOOPSAN_OBJF_LIBRARY_OWNED = 1u << 3,
 };
 
 /* An object came to life. obj ids are unique per process (never reused);

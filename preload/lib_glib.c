@@ -403,13 +403,16 @@ DECLARE_REAL(g_source_set_priority);
 
 /* S of TYPE was made by the program: an object that ends when S lets go of
  * its callback (or, without one, when the program destroys or frees it). */
-static GSource *source_made(GSource *s, uint8_t type) {
+static GSource *source_made(GSource *s, uint8_t type, uintptr_t ra) {
   struct loopsan_obj o;
   if (!s)
     return s;
   if (loopsan__obj_take(s, &o) == 0) /* S reuses a freed source's memory */
     loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 0);
-  loopsan__record_new(s, LOOPSAN_LIB_GLIB, type, 0, LOOPSAN_OBJF_LIVES_WITH_LOOP, NULL);
+  loopsan__record_new(s, LOOPSAN_LIB_GLIB, type, 0,
+                      LOOPSAN_OBJF_LIVES_WITH_LOOP |
+                          (made_by_glib_family(ra) ? LOOPSAN_OBJF_LIBRARY_OWNED : 0),
+                      NULL);
   return s;
 }
 
@@ -419,11 +422,11 @@ static struct glib_callback *callback_of(GSource *s) {
 
 /* S's object id, made now if loopsan did not see S made (a source GLib
  * made for the program: its creation stack is this call's). */
-static uint64_t source_id(GSource *s) {
+static uint64_t source_id(GSource *s, uintptr_t ra) {
   struct loopsan_obj o;
   if (loopsan__obj_get(s, &o))
     return o.id;
-  source_made(s, T_SOURCE);
+  source_made(s, T_SOURCE, ra);
   if (!loopsan__obj_get(s, &o))
     return 0;
   if (s->context) { /* already attached */
@@ -438,7 +441,8 @@ static uint64_t source_id(GSource *s) {
  * INNER callback object); returns 0, or -1 when out of memory (the caller
  * then sets the callback the plain way). */
 static int set_callback(GSource *s, GSourceFunc func, gpointer data, GDestroyNotify notify,
-                        int once, gpointer inner_data, GSourceCallbackFuncs *inner) {
+                        int once, gpointer inner_data, GSourceCallbackFuncs *inner,
+                        uintptr_t ra) {
   if (!RESOLVE(g_source_set_callback_indirect))
     return -1;
   struct glib_callback *cb = calloc(1, sizeof *cb);
@@ -453,7 +457,7 @@ static int set_callback(GSource *s, GSourceFunc func, gpointer data, GDestroyNot
   cb->inner = inner;
   cb->source = s;
   cb->context = s->context;
-  cb->obj = source_id(s);
+  cb->obj = source_id(s, ra);
   struct glib_callback *old = callback_of(s);
   if (old)
     old->replaced = 1; /* its release is not the source's end */
@@ -464,13 +468,13 @@ static int set_callback(GSource *s, GSourceFunc func, gpointer data, GDestroyNot
 }
 
 /* S was attached to CTX (NULL: the default context). */
-static void source_attached(GSource *s, GMainContext *ctx) {
+static void source_attached(GSource *s, GMainContext *ctx, uintptr_t ra) {
   struct loopsan_obj o;
   ctx = context_seen(ctx);
   struct glib_callback *cb = callback_of(s);
   if (cb)
     cb->context = ctx;
-  if (!loopsan__obj_get(s, &o) && !source_id(s))
+  if (!loopsan__obj_get(s, &o) && !source_id(s, ra))
     return;
   if (!loopsan__obj_get(s, &o))
     return;
@@ -486,7 +490,7 @@ static void source_attached(GSource *s, GMainContext *ctx) {
     if (!RESOLVE(fn))                           \
       return NULL;                              \
     GSource *s = REAL(fn) args;                 \
-    return from_program(CALLER) ? source_made(s, type) : s; \
+    return from_program(CALLER) ? source_made(s, type, CALLER) : s; \
   }
 SOURCE_NEW(g_source_new, T_SOURCE, (GSourceFuncs * funcs, guint size), (funcs, size))
 SOURCE_NEW(g_idle_source_new, T_IDLE, (void), ())
@@ -503,17 +507,17 @@ SOURCE_NEW(g_unix_signal_source_new, T_UNIX_SIGNAL, (gint signum), (signum))
  * attach to the default context, drop the creation reference). MAKE makes
  * the source; DEFAULT_PRIORITY is the helper's own. */
 static guint add_source(GSource *s, gint priority, GSourceFunc func, gpointer data,
-                        GDestroyNotify notify, int once) {
+                        GDestroyNotify notify, int once, uintptr_t ra) {
   if (!s || !RESOLVE(g_source_set_priority) || !RESOLVE(g_source_attach) ||
       !RESOLVE(g_source_unref))
     return 0;
   REAL(g_source_set_priority)(s, priority);
-  if (set_callback(s, func, data, notify, once, NULL, NULL) != 0) {
+  if (set_callback(s, func, data, notify, once, NULL, NULL, ra) != 0) {
     /* out of memory: the plain way, unobserved */
     if (RESOLVE(g_source_set_callback))
       REAL(g_source_set_callback)(s, func, data, notify);
   }
-  source_attached(s, NULL); /* first: it may run (and end) at once */
+  source_attached(s, NULL, ra); /* first: it may run (and end) at once */
   guint id = REAL(g_source_attach)(s, NULL);
   REAL(g_source_unref)(s);
   return id;
@@ -529,8 +533,8 @@ static guint add_source(GSource *s, gint priority, GSourceFunc func, gpointer da
     GSource *s = make;                                                                 \
     if (!s)                                                                            \
       return REAL(fn) real_args;                                                       \
-    return add_source(source_made(s, type), priority, (GSourceFunc)(void (*)(void))(func), \
-                      data, notify, once);                                             \
+    return add_source(source_made(s, type, CALLER), priority,                          \
+                      (GSourceFunc)(void (*)(void))(func), data, notify, once, CALLER); \
   }
 
 /* The real constructors, for the helpers: resolved once. */
@@ -580,7 +584,8 @@ LOOPSAN_INTERPOSE void g_source_set_callback(GSource *s, GSourceFunc func, gpoin
                                              GDestroyNotify notify) {
   if (!RESOLVE(g_source_set_callback))
     return;
-  if (!s || !from_program(CALLER) || set_callback(s, func, data, notify, 0, NULL, NULL) != 0)
+  if (!s || !from_program(CALLER) ||
+      set_callback(s, func, data, notify, 0, NULL, NULL, CALLER) != 0)
     REAL(g_source_set_callback)(s, func, data, notify);
 }
 
@@ -591,7 +596,7 @@ LOOPSAN_INTERPOSE void g_source_set_callback_indirect(GSource *s, gpointer data,
   if (!RESOLVE(g_source_set_callback_indirect))
     return;
   if (!s || !funcs || funcs == &loopsan_callback_funcs || !from_program(CALLER) ||
-      set_callback(s, NULL, NULL, NULL, 0, data, funcs) != 0)
+      set_callback(s, NULL, NULL, NULL, 0, data, funcs, CALLER) != 0)
     REAL(g_source_set_callback_indirect)(s, data, funcs);
 }
 
@@ -602,12 +607,24 @@ LOOPSAN_INTERPOSE guint g_source_attach(GSource *s, GMainContext *ctx) {
     return 0;
   if (!s || !from_program(CALLER))
     return REAL(g_source_attach)(s, ctx);
-  source_attached(s, ctx);
+  source_attached(s, ctx, CALLER);
   guint id = REAL(g_source_attach)(s, ctx);
   struct loopsan_obj o;
   if (!id && loopsan__obj_get(s, &o)) /* attached twice, or destroyed */
     loopsan__record_api_error(o.id, LOOPSAN_LIB_GLIB, "g_source_attach", 0, 0);
   return id;
+}
+
+/* A child source is attached with its parent, by GLib (GIO's cancellable
+ * and socket sources are made of them). */
+DECLARE_REAL(g_source_add_child_source);
+LOOPSAN_INTERPOSE void g_source_add_child_source(GSource *parent, GSource *child) {
+  if (!RESOLVE(g_source_add_child_source))
+    return;
+  struct loopsan_obj o;
+  if (child && from_program(CALLER) && loopsan__obj_get(child, &o))
+    loopsan__record_op(o.id, LOOPSAN_OP_USE, NULL, 0, 0);
+  REAL(g_source_add_child_source)(parent, child);
 }
 
 /* A source without a callback object of loopsan's ends when the program
@@ -656,7 +673,7 @@ DECLARE_REAL(g_main_context_get_thread_default);
 DECLARE_REAL(g_main_context_acquire);
 DECLARE_REAL(g_main_context_release);
 static void invoke(GMainContext *ctx, gint priority, GSourceFunc func, gpointer data,
-                   GDestroyNotify notify) {
+                   GDestroyNotify notify, uintptr_t ra) {
   if (!func || !RESOLVE(g_main_context_is_owner) ||
       !RESOLVE(g_main_context_get_thread_default) || !RESOLVE(g_main_context_acquire) ||
       !RESOLVE(g_main_context_release) || !RESOLVE(g_idle_source_new) ||
@@ -685,11 +702,11 @@ static void invoke(GMainContext *ctx, gint priority, GSourceFunc func, gpointer 
       notify(data);
     return;
   }
-  GSource *s = source_made(REAL(g_idle_source_new)(), T_IDLE);
+  GSource *s = source_made(REAL(g_idle_source_new)(), T_IDLE, ra);
   REAL(g_source_set_priority)(s, priority);
-  if (set_callback(s, func, data, notify, 0, NULL, NULL) != 0)
+  if (set_callback(s, func, data, notify, 0, NULL, NULL, ra) != 0)
     REAL(g_source_set_callback)(s, func, data, notify);
-  source_attached(s, ctx);
+  source_attached(s, ctx, ra);
   REAL(g_source_attach)(s, ctx);
   REAL(g_source_unref)(s);
 }
@@ -700,7 +717,7 @@ LOOPSAN_INTERPOSE void g_main_context_invoke_full(GMainContext *ctx, gint priori
   if (!RESOLVE(g_main_context_invoke_full))
     return;
   if (from_program(CALLER))
-    invoke(ctx, priority, func, data, notify);
+    invoke(ctx, priority, func, data, notify, CALLER);
   else
     REAL(g_main_context_invoke_full)(ctx, priority, func, data, notify);
 }
@@ -710,7 +727,7 @@ LOOPSAN_INTERPOSE void g_main_context_invoke(GMainContext *ctx, GSourceFunc func
   if (!RESOLVE(g_main_context_invoke))
     return;
   if (from_program(CALLER) && RESOLVE(g_main_context_invoke_full))
-    invoke(ctx, G_PRIORITY_DEFAULT, func, data, NULL);
+    invoke(ctx, G_PRIORITY_DEFAULT, func, data, NULL, CALLER);
   else
     REAL(g_main_context_invoke)(ctx, func, data);
 }
