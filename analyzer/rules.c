@@ -131,6 +131,8 @@ static int unclosed(struct loopsan_replay *r, const struct replay_object *o,
       *detail = RAW_DETAIL_ENDED_WITH_LOOP;
       return 1;
     }
+    if (o->loop && loopsan_replay_loop_ended(r, o->loop))
+      return 0; /* freed with its loop, as it should be (sd-event's floating sources) */
     *detail = RAW_DETAIL_LET_BE;
     return 0;
   }

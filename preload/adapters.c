@@ -6,12 +6,14 @@ extern const struct loopsan_adapter loopsan__uv_adapter;
 extern const struct loopsan_adapter loopsan__ev_adapter;
 extern const struct loopsan_adapter loopsan__event_adapter;
 extern const struct loopsan_adapter loopsan__glib_adapter;
+extern const struct loopsan_adapter loopsan__sdevent_adapter;
 
 const struct loopsan_adapter *const loopsan__adapters[] = {
     &loopsan__uv_adapter,
     &loopsan__ev_adapter,
     &loopsan__event_adapter,
     &loopsan__glib_adapter,
+    &loopsan__sdevent_adapter,
 };
 const size_t loopsan__n_adapters = sizeof loopsan__adapters / sizeof loopsan__adapters[0];
 
