@@ -342,12 +342,16 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
     break;
   case LOOPSAN_KIND_PENDING_AT_EXIT:
     if (raw->obj_kind == LOOPSAN_OBJ_REQUEST)
-      loopsan_sb_printf(&m, "%s request never completed: its callback ", type);
+      loopsan_sb_printf(&m, "%s request never completed: ", type);
     else
-      loopsan_sb_printf(&m, "%s was still pending at exit: its callback ", type);
-    if (f->has_callback)
+      loopsan_sb_printf(&m, "%s was still pending at exit: ", type);
+    if (f->has_callback) {
+      loopsan_sb_puts(&m, "its callback ");
       callback_phrase(&m, f);
-    loopsan_sb_puts(&m, " never ran");
+      loopsan_sb_puts(&m, " never ran");
+    } else {
+      loopsan_sb_puts(&m, "it never fired (it has no callback)");
+    }
     break;
   default: loopsan_sb_printf(&m, "%s: %s", loopsan_kind_name(f->kind), type);
   }

@@ -3,8 +3,8 @@
 #
 # Usage: bench/run.sh [SHIM.so] [BIN_DIR]
 #   SHIM.so  preload library (default: $LOOPSAN_SHIM)
-#   BIN_DIR  directory holding bench_idle, bench_timers, bench_ev_idle and
-#            bench_event_active
+#   BIN_DIR  directory holding bench_idle, bench_timers, bench_ev_idle,
+#            bench_event_active and bench_glib_idle
 #            (default: the directory of this script)
 # Environment:
 #   BENCH_ROUNDS    rounds per side (default 5); runs alternate base/loopsan
@@ -16,6 +16,7 @@
 #   timers: base X ns/op, loopsan Y ns/op, ratio Z
 #   ev_idle: base X ns/op, loopsan Y ns/op, ratio Z
 #   event_active: base X ns/op, loopsan Y ns/op, ratio Z
+#   glib_idle: base X ns/op, loopsan Y ns/op, ratio Z
 # Loopsan runs use LD_PRELOAD=SHIM and LOOPSAN_OPTIONS=trace_dir=<fresh
 # mktemp -d dir>; every trace dir is removed afterwards.
 set -eu
@@ -38,7 +39,7 @@ trap 'exit 130' INT TERM
 # run_one WORKLOAD MODE -> prints the ns_per_op value
 run_one() {
     prog=$bindir/bench_$1
-    case $1 in idle | ev_idle | event_active) n=${BENCH_IDLE_N:-} ;; timers) n=${BENCH_TIMERS_N:-} ;; esac
+    case $1 in idle | ev_idle | event_active | glib_idle) n=${BENCH_IDLE_N:-} ;; timers) n=${BENCH_TIMERS_N:-} ;; esac
     if [ "$2" = base ]; then
         env -u LD_PRELOAD -u LOOPSAN_OPTIONS "$prog" ${n:+"$n"} >"$work/out" 2>"$work/err" \
             || { cat "$work/err" >&2; die "bench_$1 failed (base)"; }
@@ -57,11 +58,11 @@ run_one() {
 median() { sort -g | awk '{ v[NR] = $1 } END {
     if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-for w in idle timers ev_idle event_active; do
+for w in idle timers ev_idle event_active glib_idle; do
     [ -x "$bindir/bench_$w" ] || die "missing benchmark binary: $bindir/bench_$w"
 done
 
-for w in idle timers ev_idle event_active; do
+for w in idle timers ev_idle event_active glib_idle; do
     : >"$work/$w.base"; : >"$work/$w.loopsan"
     i=0
     while [ "$i" -lt "$rounds" ]; do

@@ -110,6 +110,8 @@ static LOOPSAN_TLS unsigned running_depth;
 /* The context the program is letting go of on this thread, while it does. */
 static LOOPSAN_TLS GMainContext *dying_context;
 static LOOPSAN_TLS unsigned died_with_context;
+/* The context whose run this thread last recorded (see context_runs). */
+static LOOPSAN_TLS GMainContext *last_run;
 
 static void cb_ref(gpointer p);
 static void cb_unref(gpointer p);
@@ -327,6 +329,7 @@ static void context_release(GMainContext *ctx, int program_done, void (*release)
   died_with_context = outer_died;
   if (program_done || freed) {
     context_forget(ctx);
+    last_run = NULL;
     loopsan__loop_closed(ctx, 1);
   }
 }
@@ -375,12 +378,23 @@ LOOPSAN_INTERPOSE void g_main_loop_unref(GMainLoop *loop) {
   context_release(ctx, 0, call_loop_unref, loop);
 }
 
+/* The program runs CTX (NULL: the default context): its first run is
+ * recorded. Programs iterate by hand (g_main_context_iteration in a
+ * loop): the context last seen run on this thread is not looked up again. */
+static void context_runs(GMainContext *ctx, int mode) {
+  GMainContext *key = ctx ? ctx : (GMainContext *)&last_run; /* the default's key */
+  if (key == last_run)
+    return;
+  last_run = key;
+  loopsan__loop_run(context_seen(ctx), mode);
+}
+
 DECLARE_REAL(g_main_loop_run);
 LOOPSAN_INTERPOSE void g_main_loop_run(GMainLoop *loop) {
   if (!RESOLVE(g_main_loop_run))
     return;
   if (loop && from_program(CALLER) && RESOLVE(g_main_loop_get_context))
-    loopsan__loop_run(context_seen(REAL(g_main_loop_get_context)(loop)), 0);
+    context_runs(REAL(g_main_loop_get_context)(loop), 0);
   REAL(g_main_loop_run)(loop);
 }
 
@@ -389,7 +403,7 @@ LOOPSAN_INTERPOSE gboolean g_main_context_iteration(GMainContext *ctx, gboolean 
   if (!RESOLVE(g_main_context_iteration))
     return FALSE;
   if (from_program(CALLER))
-    loopsan__loop_run(context_seen(ctx), may_block);
+    context_runs(ctx, may_block);
   return REAL(g_main_context_iteration)(ctx, may_block);
 }
 
