@@ -16,18 +16,21 @@ import os
 import struct
 import sys
 
-VERSION = 2
+VERSION = 2  # the version of the .v2 scenarios; glib_sources writes 3
 CHUNK_MAGIC = 0x4B43534C
 
 # Record types, libraries, object kinds and operations (common/trace_format.h).
 PROCESS, CLOCK, MODULE, MODULE_UNLOAD, THREAD, STACK, TYPE, OBJ_NEW, OBJ_OP, DISPATCH, \
     API_ERROR, LOST, END, COUNTS, UNFINISHED, CHILD_EXIT = range(1, 17)
-LIB_UV, LIB_EV = 1, 3
+LIB_UV, LIB_EV, LIB_GLIB = 1, 3, 4
 KIND_LOOP, KIND_HANDLE, KIND_REQUEST, KIND_WATCHER = 1, 2, 3, 4
 OP_START, OP_STOP, OP_USE, OP_CLOSE, OP_CLOSED, OP_FIRED, OP_COMPLETE, OP_RUN = range(1, 9)
+OP_ATTACH = 10  # format 3: cb holds the loop's object id
+CLOSED_WITH_LOOP = 1  # format 3: the arg of OP_CLOSED
 START_ONESHOT, START_SCHEDULED = 1, 2
 END_EXIT, END__EXIT, END_EXEC = 1, 2, 3
 OBJF_DEFAULT_LOOP, OBJF_LOOP = 1, 2
+OBJF_LIVES_WITH_LOOP, OBJF_LIBRARY_OWNED = 4, 8  # format 3
 APIERR_LOOP_CLOSE = 1
 MS = 1000000  # timestamps are nanoseconds (ticks_per_sec 1e9)
 
@@ -37,8 +40,11 @@ UV_TYPES = [  # (type id, name, kind): the shim's table (preload/lib_uv_internal
     (15, "uv_write_t", KIND_REQUEST), (21, "uv_work_t", KIND_REQUEST), (22, "uv_fs_t", KIND_REQUEST),
 ]
 EV_TYPES = [(0, "ev_loop", KIND_LOOP), (1, "ev_io", KIND_WATCHER), (2, "ev_timer", KIND_WATCHER)]
-T = {name: tid for tid, name, _ in UV_TYPES + EV_TYPES}
-LIB_OF = dict([(name, LIB_UV) for _, name, _ in UV_TYPES] + [(name, LIB_EV) for _, name, _ in EV_TYPES])
+GLIB_TYPES = [(0, "GMainContext", KIND_LOOP), (2, "GSource (idle)", KIND_HANDLE),
+              (3, "GSource (timeout)", KIND_HANDLE), (6, "GSource (unix fd)", KIND_HANDLE)]
+T = {name: tid for tid, name, _ in UV_TYPES + EV_TYPES + GLIB_TYPES}
+LIB_OF = dict([(name, LIB_UV) for _, name, _ in UV_TYPES] + [(name, LIB_EV) for _, name, _ in EV_TYPES]
+              + [(name, LIB_GLIB) for _, name, _ in GLIB_TYPES])
 
 EXE = "/golden/bin/server"
 BASE = 0x555555554000  # where the made-up program is mapped
@@ -89,7 +95,8 @@ class Trace:
                                              len(exe), len(args), len(self.argv)), tail=exe + args))
         self.add(record(THREAD, struct.pack("<II", self.pid, 6), tail=b"server"))
         self.add(record(CLOCK, struct.pack("<QQQ", 1000 * MS, 1000 * MS, 10**9)))
-        for lib, types in ((LIB_UV, UV_TYPES), (LIB_EV, EV_TYPES)):
+        for lib, types in ((LIB_UV, UV_TYPES), (LIB_EV, EV_TYPES)) + \
+                (((LIB_GLIB, GLIB_TYPES),) if self.version >= 3 else ()):
             for tid, name, kind in types:
                 self.add(record(TYPE, struct.pack("<HHHH", lib, tid, kind, len(name)), tail=name.encode()))
         path = EXE.encode()
@@ -104,7 +111,7 @@ class Trace:
         return sid
 
     def new(self, ts, obj, type_name, address, stack, loop=0, flags=0):
-        if type_name in ("uv_loop_t", "ev_loop"):
+        if type_name in ("uv_loop_t", "ev_loop", "GMainContext"):
             flags |= OBJF_LOOP  # as the shim marks loops (kept by compaction)
         self.add(record(OBJ_NEW, struct.pack("<QQQQIHH", ts, obj, loop, address, stack,
                                              LIB_OF[type_name], T[type_name]), aux=flags))
@@ -356,6 +363,42 @@ def libev_watchers(out):
     t.write(os.path.join(out, "libev_watchers.v2.trace"))
 
 
+def glib_sources(out):
+    """Format 3, GLib: a source lives as long as its context. A timeout
+    on the default context that never fired is pending; an fd source
+    still attached when the program freed its context was never removed;
+    a source made and released without being attached never started; an
+    idle source still attached to the default context is let be, and so is
+    a source GIO made for itself (library-owned), whatever its state."""
+    t = Trace(4011, [EXE, "--glib"], version=3)
+    t.new(1000 * MS, 1, "GMainContext", 0x7000, t.stack(MAIN), flags=OBJF_DEFAULT_LOOP)
+    t.new(1001 * MS, 2, "GMainContext", 0x8000, t.stack(MAKE_CONN, MAIN))
+    t.new(1002 * MS, 3, "GSource (timeout)", 0x7100, t.stack(START_TICKER, MAIN),
+          flags=OBJF_LIVES_WITH_LOOP)
+    t.op(1002 * MS, 3, OP_ATTACH, cb=1)
+    t.op(1002 * MS, 3, OP_START, START_SCHEDULED, cb=fn(ON_TICK))
+    t.new(1003 * MS, 4, "GSource (unix fd)", 0x8100, t.stack(ON_READ - 0x20, MAKE_CONN, MAIN),
+          flags=OBJF_LIVES_WITH_LOOP)
+    t.op(1003 * MS, 4, OP_ATTACH, cb=2)
+    t.op(1003 * MS, 4, OP_START, 0, cb=fn(ON_READ))
+    t.op(1004 * MS, 2, OP_RUN)
+    t.op(1005 * MS, 4, OP_CLOSED, CLOSED_WITH_LOOP)
+    t.op(1005 * MS, 2, OP_CLOSED, stack=t.stack(MAKE_CONN, MAIN))
+    t.new(1006 * MS, 5, "GSource (idle)", 0x7200, t.stack(OPEN_IDLE, MAIN), flags=OBJF_LIVES_WITH_LOOP)
+    t.op(1006 * MS, 5, OP_ATTACH, cb=1)
+    t.op(1006 * MS, 5, OP_START, START_SCHEDULED, cb=fn(ON_IDLE))
+    t.op(1007 * MS, 5, OP_FIRED, cb=fn(ON_IDLE))
+    t.new(1008 * MS, 6, "GSource (timeout)", 0x7300, t.stack(SUBMIT, MAIN),
+          flags=OBJF_LIVES_WITH_LOOP | OBJF_LIBRARY_OWNED)
+    t.op(1008 * MS, 6, OP_ATTACH, cb=1)
+    t.op(1008 * MS, 6, OP_START, START_SCHEDULED, cb=fn(ON_WORK))
+    t.new(1009 * MS, 7, "GSource (idle)", 0x7400, t.stack(OPEN_IDLE, MAIN), flags=OBJF_LIVES_WITH_LOOP)
+    t.op(1009 * MS, 7, OP_CLOSED)
+    t.op(1010 * MS, 1, OP_RUN)
+    t.end(1100 * MS)
+    t.write(os.path.join(out, "glib_sources.v3.trace"))
+
+
 def format_v1(out):
     """A format 1 trace (no COUNTS records, shorter spill header): still
     read; what was observed comes from its records."""
@@ -373,7 +416,7 @@ def main():
     out = sys.argv[1]
     for scenario in (slow_callback, leaks_and_ebusy, one_problem_one_finding, never_returned_exit,
                      killed, damaged, orphans_across_threads, reaped_child, libev_watchers,
-                     format_v1):
+                     glib_sources, format_v1):
         scenario(out)
 
 
