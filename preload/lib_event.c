@@ -20,6 +20,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_compat.h>
+#include <event2/listener.h>
 
 #include "preload/adapter.h"
 
@@ -27,15 +28,28 @@
   X(BASE, "event_base", LOOP)                    \
   X(EVENT, "event", HANDLE)                      \
   X(EVENT_ASSIGNED, "event (assigned)", WATCHER) \
-  X(BUFFEREVENT, "bufferevent", HANDLE)
+  X(BUFFEREVENT, "bufferevent", HANDLE)          \
+  X(EVENT_ONCE, "event (once)", WATCHER)         \
+  X(LISTENER, "evconnlistener", HANDLE)
 
 enum event_object_type { EVENT_OBJECT_TYPES(LOOPSAN_TYPE_ENUM) };
 
 LOOPSAN_DEFINE_ADAPTER(loopsan__event_adapter, LOOPSAN_LIB_EVENT, EVENT_OBJECT_TYPES);
 
 static struct loopsan_library_ref event_lib = {.soname_prefix = "libevent"};
+/* A program linked with libevent_core and libevent_extra: evdns's and
+ * evhttp's events are libevent's own too. */
+static struct loopsan_library_ref extra_lib = {.soname_prefix = "libevent_extra"};
+static _Atomic int extra_probed;
+static int from_extra(uintptr_t ra) {
+  if (LOOPSAN_UNLIKELY(!atomic_load_explicit(&extra_probed, memory_order_relaxed))) {
+    atomic_store(&extra_probed, 1);
+    loopsan__resolve(&extra_lib, "evhttp_new"); /* learns its range, if it is loaded */
+  }
+  return loopsan__in_range(&extra_lib, ra);
+}
 #define RESOLVE(fn) RESOLVE_IN(&event_lib, fn)
-#define from_program(ra) loopsan__from_program(&event_lib, ra)
+#define from_program(ra) (loopsan__from_program(&event_lib, ra) && !from_extra(ra))
 
 typedef void (*event_cb_t)(evutil_socket_t, short, void *);
 
@@ -46,6 +60,9 @@ static LOOPSAN_TLS struct event_base *running_base;
  * over and over (a callback re-activating its own event): the last one
  * seen per thread is not looked up again. */
 static LOOPSAN_TLS const struct event *last_activated;
+/* The event libevent last assigned for itself on this thread
+ * (event_base_once's). */
+static LOOPSAN_TLS struct event *internal_assign;
 DECLARE_REAL(event_base_get_running_event);
 
 /* ---- the stub pool ---- */
@@ -177,6 +194,18 @@ LOOPSAN_INTERPOSE int event_base_loop(struct event_base *base, int flags) {
   return rc;
 }
 
+/* libevent's event_base_loopexit ends with a tail call to
+ * event_base_once, which would then return to the program as if it were
+ * the program's call: passing through here makes it libevent's own. */
+DECLARE_REAL(event_base_loopexit);
+LOOPSAN_INTERPOSE int event_base_loopexit(struct event_base *base, const struct timeval *tv) {
+  if (!RESOLVE(event_base_loopexit))
+    return -1;
+  int rc = REAL(event_base_loopexit)(base, tv);
+  __asm__ __volatile__("" ::: "memory"); /* no tail call from here either */
+  return rc;
+}
+
 /* ---- events ---- */
 
 /* EV is (re)made by the program: an earlier event at the same address is
@@ -227,7 +256,11 @@ LOOPSAN_INTERPOSE int event_assign(struct event *ev, struct event_base *base, ev
                                    short what, event_callback_fn cb, void *arg) {
   if (!RESOLVE(event_assign))
     return -1;
-  event_cb_t stub = from_program(CALLER) ? stub_for(cb) : NULL;
+  if (!from_program(CALLER)) {
+    internal_assign = ev;
+    return REAL(event_assign)(ev, base, fd, what, cb, arg);
+  }
+  event_cb_t stub = stub_for(cb);
   int rc = REAL(event_assign)(ev, base, fd, what, stub ? stub : cb, arg);
   if (rc == 0 && stub)
     event_made(ev, T_EVENT_ASSIGNED, base, cb);
@@ -306,12 +339,49 @@ LOOPSAN_INTERPOSE void event_free(struct event *ev) {
   REAL(event_free)(ev);
 }
 
+/* A one-shot event libevent makes, runs once and frees itself: seen
+ * through the event_assign it makes for it. Scheduled work when it has a
+ * timeout; never closed by the program. */
+DECLARE_REAL(event_base_once);
+LOOPSAN_INTERPOSE int event_base_once(struct event_base *base, evutil_socket_t fd, short what,
+                                      event_callback_fn cb, void *arg, const struct timeval *tv) {
+  if (!RESOLVE(event_base_once))
+    return -1;
+  event_cb_t stub = from_program(CALLER) ? stub_for(cb) : NULL;
+  internal_assign = NULL;
+  int rc = REAL(event_base_once)(base, fd, what, stub ? stub : cb, arg, tv);
+  struct event *ev = internal_assign;
+  internal_assign = NULL;
+  if (rc != 0 || !stub || !ev)
+    return rc;
+  event_made(ev, T_EVENT_ONCE, base, cb);
+  struct loopsan_obj o;
+  void *ref = loopsan__obj_get(ev, &o);
+  if (ref) {
+    loopsan__obj_state_set(ref, LOOPSAN_STATE_USED);
+    loopsan__record_op(o.id, LOOPSAN_OP_START, (void *)cb,
+                       LOOPSAN_START_ONESHOT | (tv ? LOOPSAN_START_SCHEDULED : 0u), 0);
+  }
+  return rc;
+}
+
 /* The program reads back its own callback, not the stub. */
 DECLARE_REAL(event_get_callback);
 LOOPSAN_INTERPOSE event_callback_fn event_get_callback(const struct event *ev) {
   if (!RESOLVE(event_get_callback))
     return NULL;
   return (event_callback_fn)callback_of(REAL(event_get_callback)(ev));
+}
+
+DECLARE_REAL(event_get_assignment);
+LOOPSAN_INTERPOSE void event_get_assignment(const struct event *ev, struct event_base **base_out,
+                                            evutil_socket_t *fd_out, short *events_out,
+                                            event_callback_fn *callback_out, void **arg_out) {
+  if (!RESOLVE(event_get_assignment))
+    return;
+  REAL(event_get_assignment)(ev, base_out, fd_out, events_out, callback_out, arg_out);
+  if (callback_out)
+    *callback_out = (event_callback_fn)callback_of(*callback_out);
 }
 
 /* ---- bufferevents: their callbacks get the bufferevent itself ---- */
@@ -395,4 +465,119 @@ LOOPSAN_INTERPOSE void bufferevent_free(struct bufferevent *bev) {
   if (from_program(CALLER) && loopsan__obj_take(bev, &o) == 0)
     loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 0);
   REAL(bufferevent_free)(bev);
+}
+
+/* The program reads back its own callbacks, not the trampolines. */
+DECLARE_REAL(bufferevent_getcb);
+LOOPSAN_INTERPOSE void bufferevent_getcb(struct bufferevent *bev, bufferevent_data_cb *readcb,
+                                         bufferevent_data_cb *writecb,
+                                         bufferevent_event_cb *eventcb, void **cbarg) {
+  if (!RESOLVE(bufferevent_getcb))
+    return;
+  REAL(bufferevent_getcb)(bev, readcb, writecb, eventcb, cbarg);
+  struct loopsan_obj o;
+  if (!loopsan__obj_get(bev, &o))
+    return;
+  if (readcb && (void *)*readcb == (void *)tr_bev_read)
+    *readcb = (bufferevent_data_cb)o.cb[SLOT_READ];
+  if (writecb && (void *)*writecb == (void *)tr_bev_write)
+    *writecb = (bufferevent_data_cb)o.cb[SLOT_WRITE];
+  if (eventcb && (void *)*eventcb == (void *)tr_bev_event)
+    *eventcb = (bufferevent_event_cb)o.cb[SLOT_EVENT];
+}
+
+/* ---- evconnlistener: its callback gets the listener ---- */
+
+TRAMPOLINE static void tr_listener(struct evconnlistener *lev, evutil_socket_t fd,
+                                   struct sockaddr *sa, int socklen, void *ptr) {
+  struct loopsan_obj_cb o;
+  void *ref = loopsan__obj_dispatch(lev, LOOPSAN_SLOT_MAIN, &o);
+  if (LOOPSAN_UNLIKELY(!ref || !o.cb))
+    return; /* cannot happen: the trampoline is set once the listener is recorded */
+  if (LOOPSAN_UNLIKELY(!(o.state & LOOPSAN_STATE_FIRED))) {
+    loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);
+    loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);
+  }
+  struct loopsan_dispatch d;
+  loopsan__dispatch_begin(&d, o.id, o.cb, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_EVENT);
+  ((evconnlistener_cb)o.cb)(lev, fd, sa, socklen, ptr);
+  loopsan__dispatch_end(&d);
+}
+
+DECLARE_REAL(evconnlistener_set_cb);
+
+/* LEV was made by the program with CB: recorded, then given the
+ * trampoline (evconnlistener_set_cb takes the listener's lock: a
+ * connection accepted meanwhile on another thread runs CB itself). */
+static void listener_made(struct evconnlistener *lev, struct event_base *base,
+                          evconnlistener_cb cb, void *arg) {
+  void *ref = NULL;
+  if (!loopsan__record_new(lev, LOOPSAN_LIB_EVENT, T_LISTENER, loopsan__loop_id(base), 0, &ref) ||
+      !ref)
+    return;
+  loopsan__obj_set_cb(ref, LOOPSAN_SLOT_MAIN, (void *)cb);
+  if (!cb)
+    return;
+  struct loopsan_obj o;
+  if (loopsan__obj_read(ref, lev, &o)) {
+    loopsan__obj_state_set(ref, LOOPSAN_STATE_USED);
+    loopsan__record_op(o.id, LOOPSAN_OP_START, (void *)cb, 0, 0);
+  }
+  if (RESOLVE(evconnlistener_set_cb))
+    REAL(evconnlistener_set_cb)(lev, tr_listener, arg);
+}
+
+DECLARE_REAL(evconnlistener_new);
+LOOPSAN_INTERPOSE struct evconnlistener *evconnlistener_new(struct event_base *base,
+                                                            evconnlistener_cb cb, void *ptr,
+                                                            unsigned flags, int backlog,
+                                                            evutil_socket_t fd) {
+  if (!RESOLVE(evconnlistener_new))
+    return NULL;
+  struct evconnlistener *lev = REAL(evconnlistener_new)(base, cb, ptr, flags, backlog, fd);
+  if (lev && from_program(CALLER))
+    listener_made(lev, base, cb, ptr);
+  return lev;
+}
+
+DECLARE_REAL(evconnlistener_new_bind);
+LOOPSAN_INTERPOSE struct evconnlistener *evconnlistener_new_bind(struct event_base *base,
+                                                                 evconnlistener_cb cb, void *ptr,
+                                                                 unsigned flags, int backlog,
+                                                                 const struct sockaddr *sa,
+                                                                 int socklen) {
+  if (!RESOLVE(evconnlistener_new_bind))
+    return NULL;
+  struct evconnlistener *lev =
+      REAL(evconnlistener_new_bind)(base, cb, ptr, flags, backlog, sa, socklen);
+  if (lev && from_program(CALLER))
+    listener_made(lev, base, cb, ptr);
+  return lev;
+}
+
+LOOPSAN_INTERPOSE void evconnlistener_set_cb(struct evconnlistener *lev, evconnlistener_cb cb,
+                                             void *arg) {
+  if (!RESOLVE(evconnlistener_set_cb))
+    return;
+  struct loopsan_obj o;
+  void *ref;
+  if (!lev || !from_program(CALLER) || !(ref = loopsan__obj_get(lev, &o)) ||
+      cb == tr_listener) {
+    REAL(evconnlistener_set_cb)(lev, cb, arg);
+    return;
+  }
+  loopsan__obj_set_cb(ref, LOOPSAN_SLOT_MAIN, (void *)cb);
+  if (cb && !loopsan__obj_state_set(ref, LOOPSAN_STATE_USED))
+    loopsan__record_op(o.id, LOOPSAN_OP_START, (void *)cb, 0, 0);
+  REAL(evconnlistener_set_cb)(lev, cb ? tr_listener : NULL, arg);
+}
+
+DECLARE_REAL(evconnlistener_free);
+LOOPSAN_INTERPOSE void evconnlistener_free(struct evconnlistener *lev) {
+  if (!RESOLVE(evconnlistener_free))
+    return;
+  struct loopsan_obj o;
+  if (lev && from_program(CALLER) && loopsan__obj_take(lev, &o) == 0)
+    loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 0);
+  REAL(evconnlistener_free)(lev);
 }

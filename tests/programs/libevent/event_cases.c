@@ -8,7 +8,14 @@
  *               freed: never-started.
  *   pending     a 60 s timer (on_deadline, arm_deadline) still added when
  *               the program ends: pending-at-exit, also never freed.
- *   leak-base   a base (make_base) never freed: unclosed-loop. */
+ *   leak-base   a base (make_base) never freed: unclosed-loop.
+ *   slow-once   a one-shot event (event_base_once in schedule_slow_once)
+ *               whose callback on_slow_once sleeps 200 ms: slow-callback.
+ *   leak-listener  a listener (make_listener, callback on_accept) never
+ *               freed: unclosed-handle.
+ * clean also runs an event_base_once callback and a listener accepting a
+ * connection, and checks that event_get_assignment and bufferevent_getcb
+ * give back the program's own callbacks. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -16,6 +23,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -65,6 +74,43 @@ static void on_bev_event(struct bufferevent *bev, short what, void *ctx) {
   (void)bev, (void)what, (void)ctx;
 }
 
+static int once_ran, accepted;
+
+static void on_once(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what, (void)arg;
+  once_ran++;
+}
+
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *ptr) {
+  (void)lev, (void)sa, (void)socklen, (void)ptr;
+  accepted++;
+  close(fd);
+}
+
+static struct evconnlistener *make_listener(struct event_base *base, int *port) {
+  struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct evconnlistener *lev = evconnlistener_new_bind(
+      base, on_accept, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 8,
+      (struct sockaddr *)&sin, sizeof sin);
+  socklen_t len = sizeof sin;
+  if (lev && getsockname(evconnlistener_get_fd(lev), (struct sockaddr *)&sin, &len) == 0)
+    *port = ntohs(sin.sin_port);
+  return lev;
+}
+
+static int connect_to(int port) {
+  struct sockaddr_in sin = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)port)};
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd >= 0 && connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 static int run_clean(void) {
   struct event_base *base = event_base_new();
   if (!base || pipe(pipe_fds) != 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, pairs) != 0)
@@ -85,19 +131,37 @@ static int run_clean(void) {
   bufferevent_enable(bev_a, EV_READ);
   bufferevent_enable(bev_b, EV_READ);
   bufferevent_write(bev_a, "ping", 4);
+  struct timeval five_ms = {0, 5000};
+  event_base_once(base, -1, EV_TIMEOUT, on_once, NULL, &five_ms);
+  int port = 0;
+  struct evconnlistener *lev = make_listener(base, &port);
+  int client = lev ? connect_to(port) : -1;
+  /* The program's own callbacks come back. */
+  bufferevent_data_cb rcb = NULL;
+  bufferevent_event_cb ecb = NULL;
+  bufferevent_getcb(bev_a, &rcb, NULL, &ecb, NULL);
+  event_callback_fn acb = NULL;
+  event_get_assignment(&assigned, NULL, NULL, NULL, &acb, NULL);
+  int own = rcb == on_bev_read && ecb == on_bev_event && acb == on_assigned &&
+            event_get_callback(reader) == on_pipe;
   struct timeval limit = {0, 300000};
   event_base_loopexit(base, &limit);
   event_base_dispatch(base);
   event_free(reader);
   event_free(ticker);
   event_del(&assigned);
+  if (lev)
+    evconnlistener_free(lev);
+  if (client >= 0)
+    close(client);
   bufferevent_free(bev_a);
   bufferevent_free(bev_b);
   event_base_free(base);
   close(pipe_fds[0]);
   close(pipe_fds[1]);
-  printf("reads %d echo %d\n", reads, got_echo);
-  return reads == 2 && got_echo ? 0 : 1;
+  printf("reads %d echo %d once %d accepted %d own callbacks %d\n", reads, got_echo, once_ran,
+         accepted, own);
+  return reads == 2 && got_echo && once_ran == 1 && accepted == 1 && own ? 0 : 1;
 }
 
 /* ---- planted problems ---- */
@@ -133,6 +197,16 @@ static void arm_deadline(struct event_base *base) {
 
 static struct event_base *make_base(void) { return event_base_new(); }
 
+static void on_slow_once(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what, (void)arg;
+  sleep_ms(200);
+}
+
+static void schedule_slow_once(struct event_base *base) {
+  struct timeval ten_ms = {0, 10000};
+  event_base_once(base, -1, EV_TIMEOUT, on_slow_once, NULL, &ten_ms);
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "clean";
   if (strcmp(mode, "clean") == 0)
@@ -145,6 +219,11 @@ int main(int argc, char **argv) {
     ev = make_unused_event(base);
   else if (strcmp(mode, "pending") == 0)
     arm_deadline(base);
+  else if (strcmp(mode, "slow-once") == 0)
+    schedule_slow_once(base);
+  int port = 0;
+  if (strcmp(mode, "leak-listener") == 0 && !make_listener(base, &port))
+    return 1;
   struct timeval limit = {0, 300000};
   event_base_loopexit(base, &limit);
   event_base_dispatch(base);
