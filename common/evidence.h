@@ -17,7 +17,10 @@
  *   a failed call     an API_ERROR record                             KEEP
  *   a request that failed  COMPLETE with a negative status            KEEP
  * A kind whose evidence lives on an object that ended well (a wrong-thread
- * call, a double close) must mark its records KEEP here. */
+ * call, a double close) must mark its records KEEP here. A kind that needs
+ * more than the last START, STOP, FIRED, USE or CALLBACK of an object in
+ * a write-out (how many starts) must take that op out of
+ * loopsan_record_supersede_kind. */
 #ifndef LOOPSAN_EVIDENCE_H
 #define LOOPSAN_EVIDENCE_H
 
@@ -65,6 +68,27 @@ static inline uint64_t loopsan_record_evidence(const struct loopsan_record_heade
     *marks = LOOPSAN_EV_KEEP;
     return ((const struct loopsan_rec_unfinished *)(const void *)rec)->obj;
   default: return 0;
+  }
+}
+
+/* Records that only the last of their kind for an object matters: the
+ * rules read an object's last START (its time, flags and callback), last
+ * STOP, last FIRED, last CALLBACK, and whether it was ever used, never how
+ * many times. Of these, in one write-out, only the last per object and
+ * kind is kept: a watcher restarted every millisecond (libev's timers
+ * under gevent) would otherwise grow the trace without end. Returns the
+ * record's kind (0 to LOOPSAN_SUPERSEDE_KINDS - 1), or -1. */
+#define LOOPSAN_SUPERSEDE_KINDS 5
+static inline int loopsan_record_supersede_kind(const struct loopsan_record_header *rec) {
+  if (rec->type != LOOPSAN_REC_OBJ_OP)
+    return -1;
+  switch (LOOPSAN_OP_OF(rec->aux)) {
+  case LOOPSAN_OP_START: return 0;
+  case LOOPSAN_OP_STOP: return 1;
+  case LOOPSAN_OP_FIRED: return 2;
+  case LOOPSAN_OP_USE: return 3;
+  case LOOPSAN_OP_CALLBACK: return 4;
+  default: return -1;
   }
 }
 

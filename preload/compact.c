@@ -1,7 +1,9 @@
 /* Keeping the trace bounded in record mode "findings": when a buffer is
  * written out, the records of objects whose whole life lies inside it and
  * ended well (started or used, then closed or completed, no slow dispatch,
- * no failed call) are left out. Nothing could ever be said about them, and
+ * no failed call) are left out, and of an object's START, STOP, FIRED,
+ * USE and CALLBACK records only the last of each (the rules read no
+ * other). Nothing could ever be said about them, and
  * a server handling a request a millisecond would otherwise write a
  * hundred bytes per request for as long as it runs. Objects that live
  * across write-outs, or end badly, keep every record. Stacks are always
@@ -24,6 +26,7 @@ struct obj_mark {
   uint64_t obj;
   uint32_t gen; /* valid only in the pass with this number: no clearing */
   uint8_t marks;
+  uint16_t left[LOOPSAN_SUPERSEDE_KINDS]; /* records of each kind not yet passed */
 };
 
 static pthread_mutex_t compact_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -39,6 +42,7 @@ static struct obj_mark *mark_of(uint64_t obj) {
       set[i].obj = obj;
       set[i].gen = gen;
       set[i].marks = 0;
+      memset(set[i].left, 0, sizeof set[i].left);
       return &set[i];
     }
     if (set[i].obj == obj)
@@ -96,6 +100,9 @@ size_t loopsan__compact(const unsigned char *in, size_t len, const unsigned char
     if (m) {
       m->marks |= mark;
       any |= loopsan_evidence_droppable(m->marks);
+      int k = loopsan_record_supersede_kind(h);
+      if (k >= 0 && m->left[k] < UINT16_MAX && ++m->left[k] > 1)
+        any = 1; /* a START superseded by a later one, ... */
     } else if (obj) {
       pthread_mutex_unlock(&compact_lock); /* set full: keep everything */
       return len;
@@ -109,10 +116,14 @@ size_t loopsan__compact(const unsigned char *in, size_t len, const unsigned char
   for (size_t off = 0; (h = next_record(in, len, &off)) != NULL;) {
     uint8_t mark = 0;
     uint64_t obj = loopsan_record_evidence(h, &mark);
-    if (!obj || !loopsan_evidence_droppable(mark_of(obj)->marks)) {
-      memcpy(out_buf + n, h, h->size);
-      n += h->size;
-    }
+    struct obj_mark *m = obj ? mark_of(obj) : NULL;
+    if (m && loopsan_evidence_droppable(m->marks))
+      continue;
+    int k = m ? loopsan_record_supersede_kind(h) : -1;
+    if (k >= 0 && m->left[k]-- > 1)
+      continue; /* not the last of its kind for this object */
+    memcpy(out_buf + n, h, h->size);
+    n += h->size;
   }
   *out = out_buf;
   return n; /* the caller writes it, then calls loopsan__compact_done() */

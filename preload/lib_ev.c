@@ -117,7 +117,12 @@ static void *watcher_arm(struct ev_loop *loop, ev_watcher *w, uint8_t type) {
       return NULL;
   } else {
     /* First start, or re-initialised (ev_TYPE_init, ev_set_cb: w->cb is
-     * the program's again): a new watcher, made here. */
+     * the program's again): a new watcher, made here. One known at this
+     * address is gone: ended, so that a program making a watcher per
+     * wait (gevent's sleep) leaves a bounded trace (compaction drops
+     * whole lives). */
+    if (ref && loopsan__obj_take(w, &o) == 0)
+      loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 0);
     loopsan__handle_new(w, LOOPSAN_LIB_EV, type, loop);
   }
   ref = loopsan__handle_arm(w, LOOPSAN_SLOT_MAIN, cb, (void *)tr_watcher);
