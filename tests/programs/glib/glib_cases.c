@@ -1,5 +1,7 @@
 /* GLib main-loop programs, one per mode (the .expect files name the mode):
- *   clean        every public way to add a source (idle, timeout, seconds,
+ *   clean        sources found and removed by their data and functions
+ *                table (as without loopsan); every public way to add a
+ *                source (idle, timeout, seconds,
  *                once, unix fd, io watch, child watch, unix signal, a
  *                custom source, invoke on another thread's context),
  *                removed, finished or left attached to the default
@@ -134,6 +136,37 @@ static gpointer worker(gpointer data) {
   return NULL;
 }
 
+/* Must never run: their sources are removed by their data first. */
+static int never_ran = 1;
+static gboolean on_never(gpointer data) {
+  (void)data;
+  never_ran = 0;
+  return G_SOURCE_REMOVE;
+}
+
+/* GLib finds sources by their user data and functions table: what it
+ * finds must be what it finds without loopsan. */
+static int removed_by_data(void) {
+  static int marker_a, marker_b, marker_c;
+  g_idle_add(on_never, &marker_a);
+  g_timeout_add(1000, on_never, &marker_b);
+  GSource *custom = g_source_new(&custom_funcs, sizeof(GSource));
+  g_source_set_callback(custom, on_never, &marker_c, NULL);
+  g_source_attach(custom, NULL);
+  g_source_unref(custom);
+  int ok = g_main_context_find_source_by_user_data(NULL, &marker_b) != NULL &&
+           g_idle_remove_by_data(&marker_a) && !g_idle_remove_by_data(&marker_a) &&
+           g_source_remove_by_user_data(&marker_b) &&
+           g_main_context_find_source_by_user_data(NULL, &marker_b) == NULL &&
+           g_main_context_find_source_by_funcs_user_data(NULL, &custom_funcs, &marker_c) ==
+               custom &&
+           g_source_remove_by_funcs_user_data(&custom_funcs, &marker_c) &&
+           !g_source_remove_by_funcs_user_data(&custom_funcs, &marker_c);
+  if (!ok)
+    fprintf(stderr, "sources found by their data differ\n");
+  return ok;
+}
+
 static int all_ran(void) {
   return idles == 3 && ticks == 5 && once_ran == 2 && fd_reads == 1 && io_reads == 1 &&
          custom_runs == 2 && child_done && signalled == 1;
@@ -154,6 +187,7 @@ static int clean(void) {
   if (pipe(pipe_fds) != 0 || pipe(io_fds) != 0)
     return 1;
   loop = g_main_loop_new(NULL, FALSE);
+  int found_ok = removed_by_data();
   g_idle_add(on_idle, NULL);
   g_timeout_add(10, on_tick, NULL);
   g_timeout_add_once(5, on_once, NULL);
@@ -187,7 +221,7 @@ static int clean(void) {
   g_main_loop_unref(loop);
   printf("idles=%d ticks=%d once=%d fd=%d io=%d custom=%d child=%d signal=%d invoked=%d\n", idles,
          ticks, once_ran, fd_reads, io_reads, custom_runs, child_done, signalled, invoked);
-  return !(all_ran() && invoked == 1);
+  return !(all_ran() && invoked == 1 && found_ok && never_ran);
 }
 
 /* ---- slow ---- */
