@@ -47,7 +47,7 @@ static int timespec_ms(const struct timespec *ts) {
       }                                                     \
     }                                                       \
     if (loopsan__state.active)                              \
-      loopsan__before_wait(timeout_expr);                   \
+      loopsan__before_wait_maybe(timeout_expr);             \
     return real args;                                       \
   }
 

@@ -63,6 +63,19 @@ void loopsan__writer_dispatch_totals(uint64_t totals[LOOPSAN_LIBRARY_SLOTS]);
  * is a second old. This, not a helper thread, is what bounds the loss on
  * SIGKILL to about a second. */
 void loopsan__before_wait(int timeout_ms);
+/* What the wait wrappers call: a busy loop waits with short timeouts
+ * thousands of times a second, so only every 64th short wait, or a
+ * second's worth of their timeouts, looks any further (a few instructions
+ * otherwise); a long or indefinite wait always does. */
+extern LOOPSAN_TLS uint32_t loopsan__waits_unchecked, loopsan__wait_budget_ms;
+static inline void loopsan__before_wait_maybe(int timeout_ms) {
+  if (timeout_ms >= 0 && timeout_ms < 1000) {
+    loopsan__wait_budget_ms += (uint32_t)timeout_ms;
+    if ((++loopsan__waits_unchecked & 63u) && loopsan__wait_budget_ms < 1000)
+      return;
+  }
+  loopsan__before_wait(timeout_ms);
+}
 void loopsan__note_lost(uint32_t reason, uint64_t count);
 
 /* ---- modules.c ---- */

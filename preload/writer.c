@@ -322,20 +322,14 @@ static void emit_unfinished(uint32_t how) {
   }
 }
 
-static LOOPSAN_TLS uint32_t waits_unchecked, wait_budget_ms;
+LOOPSAN_TLS uint32_t loopsan__waits_unchecked, loopsan__wait_budget_ms;
 
 void loopsan__before_wait(int timeout_ms) {
   struct tbuf *b = my_buf;
+  loopsan__wait_budget_ms = 0;
   if (LOOPSAN_LIKELY(!b) || in_writer || buf_end(b) == buf_written(b))
-    return; /* the common case: nothing of ours is waiting */
-  /* A busy loop waits with short timeouts thousands of times a second:
-   * look at the clock only every 64 waits or second of timeouts. */
-  if (timeout_ms >= 0 && timeout_ms < 1000) {
-    wait_budget_ms += (uint32_t)timeout_ms;
-    if ((++waits_unchecked & 63u) && wait_budget_ms < 1000)
-      return;
-  }
-  wait_budget_ms = 0;
+    return; /* nothing of ours is waiting */
+  (void)timeout_ms;
   uint64_t now = loopsan__now(), second = loopsan__clock_ticks_per_sec();
   if (now - b->last_check < second)
     return;
