@@ -284,7 +284,8 @@ static void also_phrase(struct loopsan_strbuf *d, const struct raw_finding *raw,
 }
 
 static void compose_message(struct loopsan_finding *f, const struct raw_finding *raw,
-                            const char *type, double threshold_ms) {
+                            const char *type, double threshold_ms, double blocking_ms,
+                            double blocked_ms) {
   struct loopsan_strbuf m, d;
   loopsan_sb_init(&m);
   loopsan_sb_init(&d);
@@ -312,7 +313,24 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
         loopsan_sb_printf(&m, " (the slowest of %u slow calls)", f->count);
       loopsan_sb_printf(&d, "nothing else on this loop could run meanwhile (threshold %.0f ms)",
                         threshold_ms);
+
     }
+    break;
+  case LOOPSAN_KIND_BLOCKING_CALL:
+    loopsan_sb_printf(&m, "blocking call %s() took %.3f ms", raw->call, f->duration_ms);
+    if (f->has_callback) {
+      loopsan_sb_puts(&m, " in callback ");
+      callback_phrase(&m, f);
+      loopsan_sb_printf(&m, " of %s", type);
+    } else {
+      loopsan_sb_puts(&m, " in a loop callback");
+    }
+    if (f->count > 1)
+      loopsan_sb_printf(&m, " (the longest of %u)", f->count);
+    loopsan_sb_printf(&d,
+                      "nothing else on this loop could run meanwhile (threshold %.0f ms); "
+                      "move it to a thread or use the loop's asynchronous version",
+                      blocking_ms);
     break;
   case LOOPSAN_KIND_UNCLOSED_HANDLE:
     if (raw->obj_kind == LOOPSAN_OBJ_WATCHER) {
@@ -355,6 +373,9 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
     break;
   default: loopsan_sb_printf(&m, "%s: %s", loopsan_kind_name(f->kind), type);
   }
+  if (f->kind == LOOPSAN_KIND_SLOW_CALLBACK && raw->blocked)
+    loopsan_sb_printf(&d, "%s%.3f ms of it blocked in %s() (the stack is where)",
+                      d.len ? "; " : "", blocked_ms, raw->call);
   if (f->kind == LOOPSAN_KIND_SLOW_CALLBACK) {
     char its[96];
     snprintf(its, sizeof its, "its %s", type);
@@ -607,8 +628,9 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
   f.count = raw->count;
   f.object_type = raw->type_name[0] ? strdup(raw->type_name) : NULL;
   f.object_address = raw->address;
-  f.duration_ms =
-      raw->kind == LOOPSAN_KIND_SLOW_CALLBACK ? loopsan_replay_ms(r, raw->max_duration) : -1;
+  f.duration_ms = raw->kind == LOOPSAN_KIND_SLOW_CALLBACK || raw->kind == LOOPSAN_KIND_BLOCKING_CALL
+                      ? loopsan_replay_ms(r, raw->max_duration)
+                      : -1;
   if (raw->cb) {
     const loopsan_frame *fr;
     size_t nf;
@@ -621,7 +643,8 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
   frames_of_stack(sym, loopsan_replay_stack(r, raw->stack), &f.stack, &f.n_stack);
   f.also = raw->also;
   compose_message(&f, raw, f.object_type ? f.object_type : "an object",
-                  (double)r->threshold_ns / 1e6);
+                  (double)r->threshold_ns / 1e6, (double)r->blocking_ns / 1e6,
+                  loopsan_replay_ms(r, raw->blocked));
   return add_finding(rep, &f);
 }
 

@@ -222,7 +222,8 @@ static uint64_t finding_key(const struct raw_finding *f) {
 static int same_finding(const struct raw_finding *a, const struct raw_finding *b) {
   return a->kind == b->kind && a->cb == b->cb && a->created_stack == b->created_stack &&
          a->library == b->library && a->detail == b->detail && a->also == b->also &&
-         a->result == b->result && strcmp(a->type_name, b->type_name) == 0;
+         a->result == b->result && strcmp(a->type_name, b->type_name) == 0 &&
+         strcmp(a->call, b->call) == 0;
 }
 
 void loopsan_replay_report(struct loopsan_replay *r, const struct raw_finding *f) {
@@ -287,6 +288,7 @@ static void on_process(struct loopsan_replay *r, const struct loopsan_rec_proces
   r->pid = p->pid;
   r->ppid = p->ppid;
   r->slow_ns = p->slow_ns;
+  r->blocking_ns = p->blocking_ns;
   if (!r->threshold_ns)
     r->threshold_ns = p->slow_ns;
   r->have_process = 1;
@@ -568,12 +570,14 @@ static void on_unfinished(struct loopsan_replay *r, const struct loopsan_rec_unf
 /* The timestamp a record carries, if any: the latest one tells how long a
  * killed process was seen alive. */
 static uint64_t record_ts(const struct loopsan_record_header *rec) {
-  /* Each of these has its ts at offset 8 (a dispatch: start, then duration);
+  /* Each of these has its ts at offset 8 (a dispatch or a blocking call:
+   * start, then duration);
    * copied out, since a record found after a damaged region may sit at an
    * odd offset. */
   uint64_t ts = 0, duration = 0;
   switch (rec->type) {
   case LOOPSAN_REC_DISPATCH:
+  case LOOPSAN_REC_BLOCKING: /* a call: start, then duration, as a dispatch */
     memcpy(&duration, (const char *)rec + 16, sizeof duration); /* fall through */
   case LOOPSAN_REC_CLOCK:
   case LOOPSAN_REC_OBJ_NEW:
@@ -624,6 +628,9 @@ int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, ui
   case LOOPSAN_REC_API_ERROR: on_api_error(r, (const void *)rec); break;
   case LOOPSAN_REC_COUNTS: on_counts(r, (const void *)rec); break;
   case LOOPSAN_REC_UNFINISHED: on_unfinished(r, (const void *)rec); break;
+  case LOOPSAN_REC_BLOCKING:
+    loopsan_rules_blocking(r, (const void *)rec, tid);
+    break;
   case LOOPSAN_REC_LOST: {
     const struct loopsan_rec_lost *l = (const void *)rec;
     r->lost[l->h.aux < 8 ? l->h.aux : 0] += l->records;
@@ -711,4 +718,7 @@ void loopsan_replay_finish(struct loopsan_replay *r) {
       r->open_at_end[t && t->kind < 5 ? t->kind : 0]++;
     }
   }
+  /* Blocking calls of dispatches that were not slow (or are not known to
+   * have been): findings of their own. */
+  loopsan_rules_blocking_flush(r);
 }

@@ -86,6 +86,8 @@ struct raw_finding {
   enum raw_detail detail;
   uint32_t also; /* other kinds the same object has (1 << enum loopsan_kind) */
   int32_t result;
+  char call[32];    /* blocking-call, and a slow callback that blocked: the libc call */
+  uint64_t blocked; /* a slow callback that blocked: for how long in all (ts units) */
 };
 
 /* What the shim counted for one (library, type). */
@@ -114,6 +116,7 @@ struct loopsan_replay {
   int have_process;
   uint64_t slow_ns;      /* threshold recorded in the trace */
   uint64_t threshold_ns; /* threshold applied */
+  uint64_t blocking_ns;  /* blocking-call's, as recorded */
   uint64_t ticks_per_sec;
   int ended;
   uint32_t end_how;
@@ -138,6 +141,18 @@ struct loopsan_replay {
   /* watchers still active at the end on a loop that outlives them (the
    * default loop), or on one this trace never saw made: not reported */
   uint64_t watchers_let_be;
+  /* The latest dispatches that made blocking calls: held back until it is
+   * known whether the dispatch itself was slow (its DISPATCH record comes
+   * after them). A slow one is a slow-callback that says where it was
+   * blocked; the others are blocking-call findings. */
+#define REPLAY_BLOCKED_RING 64
+  struct replay_blocked {
+    uint32_t tid;
+    uint64_t dispatch_ts, blocked;
+    struct raw_finding longest; /* its longest blocking call, as a finding */
+    unsigned calls;
+  } blocked[REPLAY_BLOCKED_RING];
+  unsigned n_blocked;
   uint64_t last_cb;       /* the callback it was inside of when it died */
   uint64_t last_cb_ticks; /* for how long: to its death, or to its last record */
   int last_cb_timed;      /* its death is known */

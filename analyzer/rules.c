@@ -47,6 +47,73 @@ static int over_threshold(const struct loopsan_replay *r, uint64_t duration) {
   return loopsan_replay_ms(r, duration) * 1e6 >= (double)threshold;
 }
 
+/* ---- blocking-call: a libc call that blocked inside a callback ---- */
+
+static void report_blocked(struct loopsan_replay *r, struct replay_blocked *e) {
+  if (e->calls)
+    loopsan_replay_report(r, &e->longest);
+  e->calls = 0;
+}
+
+void loopsan_rules_blocking(struct loopsan_replay *r, const struct loopsan_rec_blocking *b,
+                            uint32_t tid) {
+  const struct replay_object *obj = loopsan_replay_object(r, b->obj);
+  struct raw_finding f;
+  fill(&f, r, LOOPSAN_KIND_BLOCKING_CALL, obj);
+  f.cb = b->cb;
+  f.tid = tid;
+  f.library = b->library;
+  f.max_duration = b->duration;
+  f.stack = b->stack;
+  size_t n = b->name_len < sizeof f.call - 1 ? b->name_len : sizeof f.call - 1;
+  memcpy(f.call, (const char *)(b + 1), n);
+  f.call[n] = 0;
+  /* Held back with the other blocking calls of its dispatch. */
+  unsigned held = r->n_blocked < REPLAY_BLOCKED_RING ? r->n_blocked : REPLAY_BLOCKED_RING;
+  for (unsigned i = 0; i < held; i++) {
+    struct replay_blocked *e = &r->blocked[i];
+    if (e->calls && e->tid == tid && e->dispatch_ts == b->dispatch_ts) {
+      e->blocked += b->duration;
+      e->calls++;
+      if (b->duration > e->longest.max_duration)
+        e->longest = f;
+      return;
+    }
+  }
+  struct replay_blocked *e = &r->blocked[r->n_blocked++ % REPLAY_BLOCKED_RING];
+  report_blocked(r, e); /* the oldest: its dispatch is long over */
+  *e = (struct replay_blocked){.tid = tid, .dispatch_ts = b->dispatch_ts, .blocked = b->duration,
+                               .longest = f, .calls = 1};
+}
+
+void loopsan_rules_blocking_flush(struct loopsan_replay *r) {
+  for (unsigned i = 0; i < REPLAY_BLOCKED_RING; i++)
+    report_blocked(r, &r->blocked[i]);
+}
+
+/* The blocking calls of TID's dispatch that began at TS, taken back from
+ * the held ones (NULL: none). */
+static struct replay_blocked *blocked_during(struct loopsan_replay *r, uint32_t tid,
+                                             uint64_t ts) {
+  for (unsigned i = 0; i < REPLAY_BLOCKED_RING; i++)
+    if (r->blocked[i].calls && r->blocked[i].tid == tid && r->blocked[i].dispatch_ts == ts)
+      return &r->blocked[i];
+  return NULL;
+}
+
+/* A slow dispatch of TID begun at TS that blocked: F says where and for
+ * how long, and the blocking calls are no findings of their own. */
+static void take_blocked(struct loopsan_replay *r, struct raw_finding *f, uint32_t tid,
+                         uint64_t ts) {
+  struct replay_blocked *e = blocked_during(r, tid, ts);
+  if (!e)
+    return;
+  f->stack = e->longest.stack;
+  f->blocked = e->blocked;
+  memcpy(f->call, e->longest.call, sizeof f->call);
+  e->calls = 0;
+}
+
 void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object *obj,
                             const struct loopsan_rec_dispatch *d, uint32_t tid) {
   if (!over_threshold(r, d->duration))
@@ -56,6 +123,9 @@ void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object
   f.cb = d->cb; /* the callback that ran: main, alloc or close */
   f.tid = tid;
   f.max_duration = d->duration;
+  /* Slow and it blocked: one problem, the slow callback, which says where
+   * it was blocked (the longest call's stack) and for how long. */
+  take_blocked(r, &f, tid, d->ts);
   if (!obj)
     f.library = LOOPSAN_LIB_UNKNOWN;
   loopsan_replay_report(r, &f);
@@ -78,6 +148,7 @@ int loopsan_rules_unfinished(struct loopsan_replay *r, const struct replay_objec
   f.detail = (enum raw_detail)(RAW_DETAIL_UNFINISHED +
                                (u->how <= REPLAY_END_KILLED_UNTIMED ? u->how : LOOPSAN_END_KILLED));
   f.also = also;
+  take_blocked(r, &f, u->tid, u->ts);
   if (u->how == LOOPSAN_END_KILLED)
     f.result = r->end_signal; /* which signal, for the message */
   loopsan_replay_report(r, &f);

@@ -18,6 +18,11 @@ int loopsan_rules_unfinished(struct loopsan_replay *r, const struct replay_objec
                              const struct loopsan_rec_unfinished *u, uint32_t also);
 /* OBJ ended well or badly during the run (closed, completed). */
 void loopsan_rules_object_ended(struct loopsan_replay *r, const struct replay_object *obj);
+/* blocking-call: a libc call that blocked inside a callback. */
+void loopsan_rules_blocking(struct loopsan_replay *r, const struct loopsan_rec_blocking *b,
+                            uint32_t tid);
+/* The blocking calls still held back become findings (at the end). */
+void loopsan_rules_blocking_flush(struct loopsan_replay *r);
 /* OBJ is still alive when the process ends (normally: a killed process's
  * objects are not judged). One object, one finding: the most specific
  * kind, the others in its `also`. */

@@ -122,6 +122,7 @@ enum loopsan_record_type {
   LOOPSAN_REC_COUNTS = 14,     /* format 2 */
   LOOPSAN_REC_UNFINISHED = 15, /* format 2 */
   LOOPSAN_REC_CHILD_EXIT = 16, /* format 2 */
+  LOOPSAN_REC_BLOCKING = 17,   /* format 3 */
   LOOPSAN_REC_TYPE_COUNT
 };
 
@@ -357,6 +358,22 @@ struct loopsan_rec_child_exit {
   uint64_t ts;
   uint32_t pid;
   int32_t status; /* as waitpid(2) reports it */
+};
+
+/* (format 3) A libc call that blocks (sleep, fsync, a blocking read, ...)
+ * made inside a loop callback lasted blocking_ns or more. obj, cb and
+ * dispatch_ts name the innermost callback running on the thread (obj 0:
+ * unknown); stack is the call's. The call's name follows. */
+struct loopsan_rec_blocking {
+  struct loopsan_record_header h;
+  uint64_t ts;       /* when the call began */
+  uint64_t duration; /* ticks */
+  uint64_t obj;
+  uint64_t cb;
+  uint64_t dispatch_ts; /* when that callback's dispatch began */
+  uint32_t stack;
+  uint16_t library;
+  uint16_t name_len;
 };
 
 #endif

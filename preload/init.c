@@ -57,6 +57,8 @@ __attribute__((constructor)) static void loopsan_init(void) {
   loopsan__clock_init();
   loopsan__state.slow_ticks = (uint64_t)((double)loopsan__state.opts.slow_ms *
                                          (double)loopsan__clock_ticks_per_sec() / 1000.0);
+  loopsan__state.blocking_ticks = (uint64_t)((double)loopsan__state.opts.blocking_ms *
+                                             (double)loopsan__clock_ticks_per_sec() / 1000.0);
   loopsan__state.record_all = loopsan__state.opts.record_mode == LOOPSAN_RECORD_ALL;
   if (loopsan__state.record_all)
     loopsan__state.slow_ticks = 0; /* every dispatch is written */

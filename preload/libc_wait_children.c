@@ -3,7 +3,9 @@
  * in a callback (a test runner's helper, a worker a supervisor killed) has
  * no END record of its own; its parent's record is what tells the analyzer
  * how long that callback ran. Results, errno and the caller's view are
- * untouched; only reaped children (exited or killed) are recorded. */
+ * untouched; only reaped children (exited or killed) are recorded. A wait
+ * that may block (no WNOHANG) inside a loop callback is a blocking call
+ * (libc_blocking.c). */
 #include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
@@ -39,7 +41,10 @@ static void child_ended(pid_t pid, int wstatus) {
 LOOPSAN_INTERPOSE pid_t waitpid(pid_t pid, int *wstatus, int options) {
   REAL_OR_ENOSYS(waitpid, -1);
   int st = 0;
+  uint64_t t0 = !(options & WNOHANG) && loopsan__in_callback() ? loopsan__now() : 0;
   pid_t rc = real(pid, wstatus ? wstatus : &st, options);
+  if (t0)
+    loopsan__blocked("waitpid", t0, (uintptr_t)__builtin_return_address(0));
   if (rc > 0)
     child_ended(rc, wstatus ? *wstatus : st);
   return rc;
@@ -48,7 +53,10 @@ LOOPSAN_INTERPOSE pid_t waitpid(pid_t pid, int *wstatus, int options) {
 LOOPSAN_INTERPOSE pid_t wait(int *wstatus) {
   REAL_OR_ENOSYS(wait, -1);
   int st = 0;
+  uint64_t t0 = loopsan__in_callback() ? loopsan__now() : 0;
   pid_t rc = real(wstatus ? wstatus : &st);
+  if (t0)
+    loopsan__blocked("wait", t0, (uintptr_t)__builtin_return_address(0));
   if (rc > 0)
     child_ended(rc, wstatus ? *wstatus : st);
   return rc;
@@ -57,7 +65,10 @@ LOOPSAN_INTERPOSE pid_t wait(int *wstatus) {
 LOOPSAN_INTERPOSE pid_t wait3(int *wstatus, int options, struct rusage *ru) {
   REAL_OR_ENOSYS(wait3, -1);
   int st = 0;
+  uint64_t t0 = !(options & WNOHANG) && loopsan__in_callback() ? loopsan__now() : 0;
   pid_t rc = real(wstatus ? wstatus : &st, options, ru);
+  if (t0)
+    loopsan__blocked("wait3", t0, (uintptr_t)__builtin_return_address(0));
   if (rc > 0)
     child_ended(rc, wstatus ? *wstatus : st);
   return rc;
@@ -66,7 +77,10 @@ LOOPSAN_INTERPOSE pid_t wait3(int *wstatus, int options, struct rusage *ru) {
 LOOPSAN_INTERPOSE pid_t wait4(pid_t pid, int *wstatus, int options, struct rusage *ru) {
   REAL_OR_ENOSYS(wait4, -1);
   int st = 0;
+  uint64_t t0 = !(options & WNOHANG) && loopsan__in_callback() ? loopsan__now() : 0;
   pid_t rc = real(pid, wstatus ? wstatus : &st, options, ru);
+  if (t0)
+    loopsan__blocked("wait4", t0, (uintptr_t)__builtin_return_address(0));
   if (rc > 0)
     child_ended(rc, wstatus ? *wstatus : st);
   return rc;
@@ -74,7 +88,10 @@ LOOPSAN_INTERPOSE pid_t wait4(pid_t pid, int *wstatus, int options, struct rusag
 
 LOOPSAN_INTERPOSE int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options) {
   REAL_OR_ENOSYS(waitid, -1);
+  uint64_t t0 = !(options & WNOHANG) && loopsan__in_callback() ? loopsan__now() : 0;
   int rc = real(idtype, id, info, options);
+  if (t0)
+    loopsan__blocked("waitid", t0, (uintptr_t)__builtin_return_address(0));
   if (rc == 0 && info && info->si_pid > 0 && !(options & WNOWAIT)) { /* WNOWAIT: not reaped yet */
     if (info->si_code == CLD_EXITED)
       child_ended(info->si_pid, W_EXITCODE(info->si_status, 0));

@@ -26,6 +26,7 @@ struct loopsan_shim_state {
   uint32_t pid;
   struct loopsan_options opts;
   uint64_t slow_ticks; /* opts.slow_ms in clock ticks; 0 records every dispatch */
+  uint64_t blocking_ticks; /* opts.blocking_ms in clock ticks */
   int record_all;
 };
 extern struct loopsan_shim_state loopsan__state;
@@ -215,6 +216,28 @@ static inline void loopsan__dispatch_end(struct loopsan_dispatch *d) {
   if (LOOPSAN_UNLIKELY(dt >= loopsan__state.slow_ticks)) /* 0 in record mode "all" */
     loopsan__dispatch_slow(d, dt);
 }
+
+/* ---- libc_blocking.c: blocking calls inside callbacks ---- */
+/* Is the calling thread inside a loop callback? One thread-local load (and
+ * one more in a thread that has recorded anything): all that a blocking
+ * libc call costs outside callbacks. */
+static inline int loopsan__in_callback(void) {
+  const struct loopsan_spill_header *h = loopsan__tls_region;
+  return h && h->depth;
+}
+/* A call NAME that began at T0 (clock ticks) has returned to RA: recorded
+ * when it lasted blocking_ms or more and was not the shim's own. Keeps
+ * errno. */
+void loopsan__blocked(const char *name, uint64_t t0, uintptr_t ra);
+/* Around a libc call that may block: timed only inside a callback. */
+#define LOOPSAN_BLOCKING_BEGIN() \
+  uint64_t loopsan_blk_t0_ = loopsan__in_callback() ? loopsan__now() : 0
+#define LOOPSAN_BLOCKING_END(name)                             \
+  do {                                                         \
+    if (loopsan_blk_t0_)                                       \
+      loopsan__blocked(name, loopsan_blk_t0_,                  \
+                       (uintptr_t)__builtin_return_address(0)); \
+  } while (0)
 
 /* ---- resolve.c ---- */
 struct loopsan_library_ref {

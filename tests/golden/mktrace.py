@@ -21,7 +21,7 @@ CHUNK_MAGIC = 0x4B43534C
 
 # Record types, libraries, object kinds and operations (common/trace_format.h).
 PROCESS, CLOCK, MODULE, MODULE_UNLOAD, THREAD, STACK, TYPE, OBJ_NEW, OBJ_OP, DISPATCH, \
-    API_ERROR, LOST, END, COUNTS, UNFINISHED, CHILD_EXIT = range(1, 17)
+    API_ERROR, LOST, END, COUNTS, UNFINISHED, CHILD_EXIT, BLOCKING = range(1, 18)
 LIB_UV, LIB_EV, LIB_GLIB = 1, 3, 4
 KIND_LOOP, KIND_HANDLE, KIND_REQUEST, KIND_WATCHER = 1, 2, 3, 4
 OP_START, OP_STOP, OP_USE, OP_CLOSE, OP_CLOSED, OP_FIRED, OP_COMPLETE, OP_RUN = range(1, 9)
@@ -138,6 +138,10 @@ class Trace:
         tail = b"".join(struct.pack("<Q", n) for n in libs)
         tail += b"".join(struct.pack("<HHIQQ", LIB_UV, T[name], 0, c, e) for name, (c, e) in per_type.items())
         self.add(record(COUNTS, body, tail=tail))
+
+    def blocking(self, ts, duration, obj, cb, dispatch_ts, stack, name):
+        self.add(record(BLOCKING, struct.pack("<QQQQQIHH", ts, duration, obj, cb, dispatch_ts, stack,
+                                              LIB_UV, len(name)), tail=name.encode()))
 
     def unfinished(self, ts, end_ts, obj, cb, how, slot=0):
         self.add(record(UNFINISHED, struct.pack("<QQQQIHH", ts, end_ts, obj, cb, self.pid, LIB_UV, how),
@@ -399,6 +403,30 @@ def glib_sources(out):
     t.write(os.path.join(out, "glib_sources.v3.trace"))
 
 
+def blocking_calls(out):
+    """Format 3: blocking calls inside callbacks. A callback that blocked
+    40 ms in usleep (under the slow threshold) is a blocking-call with the
+    call's stack; one that took 200 ms, most of it in nanosleep, is one
+    slow-callback that says where it was blocked, and no blocking-call."""
+    t = Trace(4012, [EXE, "--block"], version=3)
+    t.new(1000 * MS, 1, "uv_loop_t", 0x7000, t.stack(MAIN))
+    t.new(1001 * MS, 2, "uv_timer_t", 0x7100, t.stack(START_TICKER, MAIN), loop=1)
+    t.op(1001 * MS, 2, OP_START, 0, cb=fn(ON_TICK))
+    t.op(1002 * MS, 1, OP_RUN)
+    t.op(1010 * MS, 2, OP_FIRED, cb=fn(ON_TICK))
+    t.blocking(1011 * MS, 40 * MS, 2, fn(ON_TICK), 1010 * MS, t.stack(ON_TICK + 0x10, MAIN), "usleep")
+    t.new(1100 * MS, 3, "uv_timer_t", 0x7200, t.stack(SUBMIT, MAIN), loop=1)
+    t.op(1100 * MS, 3, OP_START, 0, cb=fn(ON_WORK))
+    t.blocking(1111 * MS, 180 * MS, 3, fn(ON_WORK), 1110 * MS, t.stack(ON_WORK + 0x10, MAIN),
+               "nanosleep")
+    t.dispatch(1110 * MS, 200 * MS, 3, fn(ON_WORK))
+    t.op(1400 * MS, 2, OP_CLOSED)
+    t.op(1400 * MS, 3, OP_CLOSED)
+    t.op(1401 * MS, 1, OP_CLOSED, stack=t.stack(MAIN))
+    t.end(1402 * MS)
+    t.write(os.path.join(out, "blocking_calls.v3.trace"))
+
+
 def format_v1(out):
     """A format 1 trace (no COUNTS records, shorter spill header): still
     read; what was observed comes from its records."""
@@ -416,7 +444,7 @@ def main():
     out = sys.argv[1]
     for scenario in (slow_callback, leaks_and_ebusy, one_problem_one_finding, never_returned_exit,
                      killed, damaged, orphans_across_threads, reaped_child, libev_watchers,
-                     glib_sources, format_v1):
+                     glib_sources, blocking_calls, format_v1):
         scenario(out)
 
 

@@ -1,0 +1,161 @@
+/* Blocking libc calls made inside a loop callback (blocking-call): while a
+ * callback sleeps, fsyncs, resolves a name or waits for a lock, nothing
+ * else on its loop runs (asyncio's "Running blocking code"). Each call of
+ * the table is interposed; outside a callback it costs the thread-local
+ * check of loopsan__in_callback() and nothing else. Inside one it is
+ * timed, and one lasting --blocking-ms or more is recorded with its stack
+ * and the callback it was in (the innermost dispatch the thread's spill
+ * header publishes). Results and errno are the call's own.
+ *
+ * read, write, recv, send, connect and accept are timed whatever the
+ * descriptor's mode: on a non-blocking descriptor they return at once, so
+ * only a call that really blocked can reach the threshold. The wait family
+ * is in libc_wait_children.c, pthread_mutex_lock only counts when the lock
+ * was taken (a trylock first). */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "preload/shim.h"
+
+/* This thread is recording a blocking call: the calls the recording makes
+ * (libunwind's, the writer's) are not timed. */
+static LOOPSAN_TLS int recording;
+
+void loopsan__blocked(const char *name, uint64_t t0, uintptr_t ra) {
+  uint64_t dt = loopsan__now() - t0;
+  if (LOOPSAN_LIKELY(dt < loopsan__state.blocking_ticks) || recording || !loopsan__state.active ||
+      loopsan__is_self(ra))
+    return;
+  const struct loopsan_spill_header *h = loopsan__tls_region;
+  uint32_t depth = h ? h->depth : 0;
+  if (!depth)
+    return;
+  int saved = errno;
+  recording = 1;
+  struct loopsan_rec_blocking r = {.ts = t0, .duration = dt, .name_len = (uint16_t)strlen(name)};
+  if (depth <= LOOPSAN_INFLIGHT_MAX) {
+    const struct loopsan_inflight *in = &h->inflight[depth - 1];
+    r.obj = in->obj;
+    r.cb = in->cb;
+    r.dispatch_ts = in->t0;
+    r.library = (uint16_t)in->library;
+  }
+  r.stack = loopsan__stack_capture();
+  loopsan__emit_tail(LOOPSAN_REC_BLOCKING, &r, sizeof r, name, r.name_len, NULL, 0);
+  recording = 0;
+  errno = saved;
+}
+
+/* (name, return type, parameters, arguments, value when the real call is
+ * missing) */
+#define LIBC_BLOCKING(X)                                                                          \
+  X(sleep, unsigned, (unsigned s), (s), s)                                                        \
+  X(usleep, int, (useconds_t us), (us), -1)                                                       \
+  X(nanosleep, int, (const struct timespec *req, struct timespec *rem), (req, rem), -1)          \
+  X(clock_nanosleep, int,                                                                         \
+    (clockid_t clk, int flags, const struct timespec *req, struct timespec *rem),                 \
+    (clk, flags, req, rem), ENOSYS)                                                               \
+  X(fsync, int, (int fd), (fd), -1)                                                               \
+  X(fdatasync, int, (int fd), (fd), -1)                                                           \
+  X(syncfs, int, (int fd), (fd), -1)                                                              \
+  X(msync, int, (void *addr, size_t len, int flags), (addr, len, flags), -1)                      \
+  X(getaddrinfo, int,                                                                             \
+    (const char *node, const char *service, const struct addrinfo *hints,                         \
+     struct addrinfo **res),                                                                      \
+    (node, service, hints, res), EAI_SYSTEM)                                                      \
+  X(gethostbyname, struct hostent *, (const char *name), (name), NULL)                            \
+  X(gethostbyname2, struct hostent *, (const char *name, int af), (name, af), NULL)               \
+  X(gethostbyname_r, int,                                                                         \
+    (const char *name, struct hostent *ret, char *buf, size_t len, struct hostent **result,       \
+     int *h_errnop),                                                                              \
+    (name, ret, buf, len, result, h_errnop), ENOSYS)                                              \
+  X(system, int, (const char *command), (command), -1)                                            \
+  X(flock, int, (int fd, int op), (fd, op), -1)                                                   \
+  X(pthread_join, int, (pthread_t t, void **ret), (t, ret), ENOSYS)                               \
+  X(sem_wait, int, (sem_t * sem), (sem), -1)                                                      \
+  X(read, ssize_t, (int fd, void *buf, size_t n), (fd, buf, n), -1)                               \
+  X(write, ssize_t, (int fd, const void *buf, size_t n), (fd, buf, n), -1)                        \
+  X(recv, ssize_t, (int fd, void *buf, size_t n, int flags), (fd, buf, n, flags), -1)             \
+  X(send, ssize_t, (int fd, const void *buf, size_t n, int flags), (fd, buf, n, flags), -1)       \
+  X(connect, int, (int fd, const struct sockaddr *addr, socklen_t len), (fd, addr, len), -1)     \
+  X(accept, int, (int fd, struct sockaddr *addr, socklen_t *len), (fd, addr, len), -1)
+
+#define RESOLVED(name, ret, params, fail)                   \
+  static ret(*real) params;                                 \
+  if (LOOPSAN_UNLIKELY(!real)) {                            \
+    int saved_ = errno;                                     \
+    real = (ret(*) params)dlsym(RTLD_NEXT, #name);          \
+    errno = saved_;                                         \
+    if (!real) {                                            \
+      errno = ENOSYS;                                       \
+      return fail;                                          \
+    }                                                       \
+  }
+
+#define BLOCKING_WRAPPER(name, ret, params, args, fail) \
+  LOOPSAN_INTERPOSE ret name params {                   \
+    RESOLVED(name, ret, params, fail)                   \
+    if (LOOPSAN_LIKELY(!loopsan__in_callback()))        \
+      return real args;                                 \
+    LOOPSAN_BLOCKING_BEGIN();                           \
+    ret rc = real args;                                 \
+    LOOPSAN_BLOCKING_END(#name);                        \
+    return rc;                                          \
+  }
+
+LIBC_BLOCKING(BLOCKING_WRAPPER)
+
+LOOPSAN_INTERPOSE void sync(void) {
+  RESOLVED(sync, void, (void), )
+  LOOPSAN_BLOCKING_BEGIN();
+  real();
+  LOOPSAN_BLOCKING_END("sync");
+}
+
+/* Only the lock waits block (F_SETLKW, F_OFD_SETLKW). fcntl's third
+ * argument is read as a pointer whatever it is, as glibc's own fcntl does
+ * (every argument is an integer register on x86-64). */
+#define FCNTL_WRAPPER(name)                                                           \
+  LOOPSAN_INTERPOSE int name(int fd, int cmd, ...) {                                  \
+    va_list ap;                                                                       \
+    va_start(ap, cmd);                                                                \
+    void *arg = va_arg(ap, void *);                                                   \
+    va_end(ap);                                                                       \
+    RESOLVED(name, int, (int, int, ...), -1)                                          \
+    if (LOOPSAN_LIKELY(!loopsan__in_callback()) || (cmd != F_SETLKW && cmd != F_OFD_SETLKW)) \
+      return real(fd, cmd, arg);                                                      \
+    LOOPSAN_BLOCKING_BEGIN();                                                         \
+    int rc = real(fd, cmd, arg);                                                      \
+    LOOPSAN_BLOCKING_END("fcntl(F_SETLKW)");                                          \
+    return rc;                                                                        \
+  }
+FCNTL_WRAPPER(fcntl)
+FCNTL_WRAPPER(fcntl64)
+
+/* A mutex counts only when it had to wait: tried first. */
+LOOPSAN_INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m) {
+  RESOLVED(pthread_mutex_lock, int, (pthread_mutex_t *), EINVAL)
+  if (LOOPSAN_LIKELY(!loopsan__in_callback()))
+    return real(m);
+  static int (*try_lock)(pthread_mutex_t *);
+  if (!try_lock)
+    try_lock = (int (*)(pthread_mutex_t *))dlsym(RTLD_NEXT, "pthread_mutex_trylock");
+  if (!try_lock || try_lock(m) == 0)
+    return try_lock ? 0 : real(m);
+  LOOPSAN_BLOCKING_BEGIN();
+  int rc = real(m);
+  LOOPSAN_BLOCKING_END("pthread_mutex_lock");
+  return rc;
+}
