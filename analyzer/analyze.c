@@ -316,6 +316,20 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
 
     }
     break;
+  case LOOPSAN_KIND_BLOCKED_LOOP:
+    loopsan_sb_printf(&m, "an iteration of the loop waiting on epoll fd %d took %.3f ms",
+                      (int)raw->result, f->duration_ms);
+    if (f->count > 1)
+      loopsan_sb_printf(&m, " (the slowest of %u)", f->count);
+    loopsan_sb_printf(&d,
+                      "nothing else on this loop could run meanwhile (threshold %.0f ms); "
+                      "loopsan has no adapter for this loop (a statically linked libuv as in "
+                      "Node.js, Python's asyncio, ...), so it cannot name a callback",
+                      threshold_ms);
+    if (raw->blocked)
+      loopsan_sb_printf(&d, "; %.3f ms of it blocked in %s() (the stack is where)", blocked_ms,
+                        raw->call);
+    break;
   case LOOPSAN_KIND_BLOCKING_CALL:
     loopsan_sb_printf(&m, "blocking call %s() took %.3f ms", raw->call, f->duration_ms);
     if (f->has_callback) {
@@ -628,7 +642,9 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
   f.count = raw->count;
   f.object_type = raw->type_name[0] ? strdup(raw->type_name) : NULL;
   f.object_address = raw->address;
-  f.duration_ms = raw->kind == LOOPSAN_KIND_SLOW_CALLBACK || raw->kind == LOOPSAN_KIND_BLOCKING_CALL
+  f.duration_ms = raw->kind == LOOPSAN_KIND_SLOW_CALLBACK ||
+                          raw->kind == LOOPSAN_KIND_BLOCKING_CALL ||
+                          raw->kind == LOOPSAN_KIND_BLOCKED_LOOP
                       ? loopsan_replay_ms(r, raw->max_duration)
                       : -1;
   if (raw->cb) {

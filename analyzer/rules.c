@@ -119,14 +119,19 @@ void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object
   if (!over_threshold(r, d->duration))
     return;
   struct raw_finding f;
-  fill(&f, r, LOOPSAN_KIND_SLOW_CALLBACK, obj);
-  f.cb = d->cb; /* the callback that ran: main, alloc or close */
+  int iteration = d->h.aux == LOOPSAN_DISPATCH_ITERATION;
+  fill(&f, r, iteration ? LOOPSAN_KIND_BLOCKED_LOOP : LOOPSAN_KIND_SLOW_CALLBACK, obj);
+  f.cb = iteration ? 0 : d->cb; /* the callback that ran: main, alloc or close */
   f.tid = tid;
   f.max_duration = d->duration;
+  if (iteration) { /* a whole iteration of a loop seen by the generic layer */
+    f.library = LOOPSAN_LIB_GENERIC;
+    f.result = (int32_t)d->cb; /* its epoll descriptor */
+  }
   /* Slow and it blocked: one problem, the slow callback, which says where
    * it was blocked (the longest call's stack) and for how long. */
   take_blocked(r, &f, tid, d->ts);
-  if (!obj)
+  if (!obj && !iteration)
     f.library = LOOPSAN_LIB_UNKNOWN;
   loopsan_replay_report(r, &f);
 }

@@ -230,6 +230,12 @@ enum loopsan_obj_op {
   LOOPSAN_OP_COUNT
 };
 
+/* (format 3) A DISPATCH whose aux (the callback slot) is this is not one
+ * callback but a whole iteration of a loop seen by the generic layer
+ * (library "generic": the time from one epoll wait's return to the next
+ * wait on the same thread); its obj is 0 and its cb the epoll descriptor. */
+#define LOOPSAN_DISPATCH_ITERATION 8u
+
 /* (format 3) The arg of LOOPSAN_OP_CLOSED. */
 enum loopsan_closed_flags {
   /* It did not end by itself or by the program: its loop was destroyed

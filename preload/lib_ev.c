@@ -100,7 +100,10 @@ LOOPSAN_INTERPOSE int ev_run(struct ev_loop *loop, int flags) {
     return 0;
   if (from_program(CALLER))
     loopsan__loop_run(loop, flags);
-  return REAL(ev_run)(loop, flags);
+  loopsan__adapter_loops++;
+  int rc = REAL(ev_run)(loop, flags);
+  loopsan__adapter_loops--;
+  return rc;
 }
 
 /* ---- watchers ---- */

@@ -189,7 +189,9 @@ LOOPSAN_INTERPOSE int event_base_loop(struct event_base *base, int flags) {
     loopsan__loop_run(base, flags);
   struct event_base *outer = running_base;
   running_base = base;
+  loopsan__adapter_loops++;
   int rc = REAL(event_base_loop)(base, flags);
+  loopsan__adapter_loops--;
   running_base = outer;
   return rc;
 }

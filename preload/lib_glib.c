@@ -395,7 +395,9 @@ LOOPSAN_INTERPOSE void g_main_loop_run(GMainLoop *loop) {
     return;
   if (loop && from_program(CALLER) && RESOLVE(g_main_loop_get_context))
     context_runs(REAL(g_main_loop_get_context)(loop), 0);
+  loopsan__adapter_loops++;
   REAL(g_main_loop_run)(loop);
+  loopsan__adapter_loops--;
 }
 
 DECLARE_REAL(g_main_context_iteration);
@@ -404,7 +406,10 @@ LOOPSAN_INTERPOSE gboolean g_main_context_iteration(GMainContext *ctx, gboolean 
     return FALSE;
   if (from_program(CALLER))
     context_runs(ctx, may_block);
-  return REAL(g_main_context_iteration)(ctx, may_block);
+  loopsan__adapter_loops++;
+  gboolean rc = REAL(g_main_context_iteration)(ctx, may_block);
+  loopsan__adapter_loops--;
+  return rc;
 }
 
 /* ---- sources ---- */

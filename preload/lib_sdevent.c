@@ -128,7 +128,10 @@ LOOPSAN_INTERPOSE sd_event *sd_event_unref(sd_event *e) {
       return -ENOSYS;                         \
     if (e && from_program(CALLER))            \
       loopsan__loop_run(e, 0);                \
-    return REAL(fn) args;                     \
+    loopsan__adapter_loops++;                 \
+    int rc = REAL(fn) args;                   \
+    loopsan__adapter_loops--;                 \
+    return rc;                                \
   }
 LOOP_RUN(sd_event_loop, (sd_event * e), (e))
 LOOP_RUN(sd_event_run, (sd_event * e, uint64_t usec), (e, usec))

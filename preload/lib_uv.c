@@ -134,7 +134,10 @@ LOOPSAN_INTERPOSE int uv_run(uv_loop_t *loop, uv_run_mode mode) {
     return 0;
   if (from_program(CALLER))
     loopsan__loop_run(loop, (int)mode);
-  return REAL(uv_run)(loop, mode);
+  loopsan__adapter_loops++;
+  int rc = REAL(uv_run)(loop, mode);
+  loopsan__adapter_loops--;
+  return rc;
 }
 
 LOOPSAN_INTERPOSE int uv_loop_close(uv_loop_t *loop) {

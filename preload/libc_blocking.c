@@ -33,7 +33,7 @@
  * (libunwind's, the writer's) are not timed. */
 static LOOPSAN_TLS int recording;
 
-void loopsan__blocked(const char *name, uint64_t t0, uintptr_t ra) {
+void loopsan__blocked(const char *name, uint64_t t0, uintptr_t ra, const void *real) {
   uint64_t dt = loopsan__now() - t0;
   if (LOOPSAN_LIKELY(dt < loopsan__state.blocking_ticks) || recording || !loopsan__state.active ||
       loopsan__is_self(ra))
@@ -52,7 +52,7 @@ void loopsan__blocked(const char *name, uint64_t t0, uintptr_t ra) {
     r.dispatch_ts = in->t0;
     r.library = (uint16_t)in->library;
   }
-  r.stack = loopsan__stack_capture();
+  r.stack = real ? loopsan__stack_capture_in(real) : loopsan__stack_capture();
   loopsan__emit_tail(LOOPSAN_REC_BLOCKING, &r, sizeof r, name, r.name_len, NULL, 0);
   recording = 0;
   errno = saved;
@@ -111,7 +111,7 @@ void loopsan__blocked(const char *name, uint64_t t0, uintptr_t ra) {
       return real args;                                 \
     LOOPSAN_BLOCKING_BEGIN();                           \
     ret rc = real args;                                 \
-    LOOPSAN_BLOCKING_END(#name);                        \
+    LOOPSAN_BLOCKING_END(#name, real);                  \
     return rc;                                          \
   }
 
@@ -121,7 +121,7 @@ LOOPSAN_INTERPOSE void sync(void) {
   RESOLVED(sync, void, (void), )
   LOOPSAN_BLOCKING_BEGIN();
   real();
-  LOOPSAN_BLOCKING_END("sync");
+  LOOPSAN_BLOCKING_END("sync", real);
 }
 
 /* Only the lock waits block (F_SETLKW, F_OFD_SETLKW). fcntl's third
@@ -138,7 +138,7 @@ LOOPSAN_INTERPOSE void sync(void) {
       return real(fd, cmd, arg);                                                      \
     LOOPSAN_BLOCKING_BEGIN();                                                         \
     int rc = real(fd, cmd, arg);                                                      \
-    LOOPSAN_BLOCKING_END("fcntl(F_SETLKW)");                                          \
+    LOOPSAN_BLOCKING_END("fcntl(F_SETLKW)", real);                                    \
     return rc;                                                                        \
   }
 FCNTL_WRAPPER(fcntl)
@@ -156,6 +156,6 @@ LOOPSAN_INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m) {
     return try_lock ? 0 : real(m);
   LOOPSAN_BLOCKING_BEGIN();
   int rc = real(m);
-  LOOPSAN_BLOCKING_END("pthread_mutex_lock");
+  LOOPSAN_BLOCKING_END("pthread_mutex_lock", real);
   return rc;
 }

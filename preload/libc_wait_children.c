@@ -44,7 +44,7 @@ LOOPSAN_INTERPOSE pid_t waitpid(pid_t pid, int *wstatus, int options) {
   uint64_t t0 = !(options & WNOHANG) && loopsan__in_callback() ? loopsan__now() : 0;
   pid_t rc = real(pid, wstatus ? wstatus : &st, options);
   if (t0)
-    loopsan__blocked("waitpid", t0, (uintptr_t)__builtin_return_address(0));
+    loopsan__blocked("waitpid", t0, (uintptr_t)__builtin_return_address(0), (const void *)real);
   if (rc > 0)
     child_ended(rc, wstatus ? *wstatus : st);
   return rc;
@@ -56,7 +56,7 @@ LOOPSAN_INTERPOSE pid_t wait(int *wstatus) {
   uint64_t t0 = loopsan__in_callback() ? loopsan__now() : 0;
   pid_t rc = real(wstatus ? wstatus : &st);
   if (t0)
-    loopsan__blocked("wait", t0, (uintptr_t)__builtin_return_address(0));
+    loopsan__blocked("wait", t0, (uintptr_t)__builtin_return_address(0), (const void *)real);
   if (rc > 0)
     child_ended(rc, wstatus ? *wstatus : st);
   return rc;
@@ -68,7 +68,7 @@ LOOPSAN_INTERPOSE pid_t wait3(int *wstatus, int options, struct rusage *ru) {
   uint64_t t0 = !(options & WNOHANG) && loopsan__in_callback() ? loopsan__now() : 0;
   pid_t rc = real(wstatus ? wstatus : &st, options, ru);
   if (t0)
-    loopsan__blocked("wait3", t0, (uintptr_t)__builtin_return_address(0));
+    loopsan__blocked("wait3", t0, (uintptr_t)__builtin_return_address(0), (const void *)real);
   if (rc > 0)
     child_ended(rc, wstatus ? *wstatus : st);
   return rc;
@@ -80,7 +80,7 @@ LOOPSAN_INTERPOSE pid_t wait4(pid_t pid, int *wstatus, int options, struct rusag
   uint64_t t0 = !(options & WNOHANG) && loopsan__in_callback() ? loopsan__now() : 0;
   pid_t rc = real(pid, wstatus ? wstatus : &st, options, ru);
   if (t0)
-    loopsan__blocked("wait4", t0, (uintptr_t)__builtin_return_address(0));
+    loopsan__blocked("wait4", t0, (uintptr_t)__builtin_return_address(0), (const void *)real);
   if (rc > 0)
     child_ended(rc, wstatus ? *wstatus : st);
   return rc;
@@ -91,7 +91,7 @@ LOOPSAN_INTERPOSE int waitid(idtype_t idtype, id_t id, siginfo_t *info, int opti
   uint64_t t0 = !(options & WNOHANG) && loopsan__in_callback() ? loopsan__now() : 0;
   int rc = real(idtype, id, info, options);
   if (t0)
-    loopsan__blocked("waitid", t0, (uintptr_t)__builtin_return_address(0));
+    loopsan__blocked("waitid", t0, (uintptr_t)__builtin_return_address(0), (const void *)real);
   if (rc == 0 && info && info->si_pid > 0 && !(options & WNOWAIT)) { /* WNOWAIT: not reaped yet */
     if (info->si_code == CLD_EXITED)
       child_ended(info->si_pid, W_EXITCODE(info->si_status, 0));

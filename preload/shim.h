@@ -88,6 +88,9 @@ int loopsan__object_range(const struct dl_phdr_info *info, uintptr_t *lo, uintpt
 
 /* ---- stacks.c: capture + dedupe; returns a stack id (0: none) ---- */
 uint32_t loopsan__stack_capture(void);
+/* The same, with FUNCTION as the innermost frame: a call in progress (a
+ * blocking libc call, once it returned). */
+uint32_t loopsan__stack_capture_in(const void *function);
 void loopsan__stacks_atfork_child(void);
 
 /* ---- objects.c: address -> object, lock-free for readers ---- */
@@ -217,6 +220,11 @@ static inline void loopsan__dispatch_end(struct loopsan_dispatch *d) {
     loopsan__dispatch_slow(d, dt);
 }
 
+/* ---- libc_wait.c: the generic layer ---- */
+/* How many adapter loops (uv_run, ev_run, event_base_loop, ...) the thread
+ * is running: while it runs one, its waits are its adapter's business. */
+extern LOOPSAN_TLS unsigned loopsan__adapter_loops;
+
 /* ---- libc_blocking.c: blocking calls inside callbacks ---- */
 /* Is the calling thread inside a loop callback? One thread-local load (and
  * one more in a thread that has recorded anything): all that a blocking
@@ -225,18 +233,19 @@ static inline int loopsan__in_callback(void) {
   const struct loopsan_spill_header *h = loopsan__tls_region;
   return h && h->depth;
 }
-/* A call NAME that began at T0 (clock ticks) has returned to RA: recorded
- * when it lasted blocking_ms or more and was not the shim's own. Keeps
+/* A call NAME (the libc function REAL) that began at T0 (clock ticks) has
+ * returned to RA: recorded when it lasted blocking_ms or more and was not
+ * the shim's own, with REAL as the innermost frame of its stack. Keeps
  * errno. */
-void loopsan__blocked(const char *name, uint64_t t0, uintptr_t ra);
+void loopsan__blocked(const char *name, uint64_t t0, uintptr_t ra, const void *real);
 /* Around a libc call that may block: timed only inside a callback. */
 #define LOOPSAN_BLOCKING_BEGIN() \
   uint64_t loopsan_blk_t0_ = loopsan__in_callback() ? loopsan__now() : 0
-#define LOOPSAN_BLOCKING_END(name)                             \
-  do {                                                         \
-    if (loopsan_blk_t0_)                                       \
-      loopsan__blocked(name, loopsan_blk_t0_,                  \
-                       (uintptr_t)__builtin_return_address(0)); \
+#define LOOPSAN_BLOCKING_END(name, real)                                               \
+  do {                                                                                 \
+    if (loopsan_blk_t0_)                                                               \
+      loopsan__blocked(name, loopsan_blk_t0_, (uintptr_t)__builtin_return_address(0), \
+                       (const void *)(real));                                          \
   } while (0)
 
 /* ---- resolve.c ---- */

@@ -131,7 +131,8 @@ static uintptr_t tail_caller(uintptr_t ra) {
   return target;
 }
 
-uint32_t loopsan__stack_capture(void) {
+/* Inlined into both entry points: no frame of its own to skip. */
+static inline __attribute__((always_inline)) uint32_t capture(uintptr_t leaf) {
   if (LOOPSAN_UNLIKELY(!table) && stacks_init() != 0)
     return 0;
   void *buf[LOOPSAN_STACK_MAX_FRAMES + SELF_FRAMES_MAX];
@@ -153,6 +154,13 @@ uint32_t loopsan__stack_capture(void) {
       n--;
     memmove(buf + 1, buf, sizeof *buf * (size_t)n);
     buf[0] = (void *)(tail + 1);
+    n++;
+  }
+  if (leaf) { /* as a return address into it would be: symbolised as it */
+    if ((unsigned)n == depth)
+      n--;
+    memmove(buf + 1, buf, sizeof *buf * (size_t)n);
+    buf[0] = (void *)(leaf + 1);
     n++;
   }
   void **frames = buf;
@@ -188,4 +196,10 @@ uint32_t loopsan__stack_capture(void) {
   }
   loopsan__note_lost(LOOPSAN_LOST_STACK_TABLE_FULL, 1);
   return 0;
+}
+
+uint32_t loopsan__stack_capture(void) { return capture(0); }
+
+uint32_t loopsan__stack_capture_in(const void *function) {
+  return capture((uintptr_t)function);
 }

@@ -72,6 +72,11 @@ static void print_observed(FILE *out, const char *prefix, const struct loopsan_p
     uint64_t loops_ended = 0;
     for (size_t k = 0; k < o->n_types; k++)
       loops_ended += o->types[k].is_loop ? o->types[k].ended : 0;
+    if (strcmp(o->library, "generic") == 0) { /* no objects: loop iterations, timed */
+      fprintf(out, "%s observed generic: %" PRIu64 " iteration%s of epoll loops timed\n", prefix,
+              o->callbacks, o->callbacks == 1 ? "" : "s");
+      continue;
+    }
     fprintf(out,
             "%s observed %s: %" PRIu64 " loop%s (%" PRIu64 " closed), %" PRIu64
             " callback%s dispatched",
