@@ -216,6 +216,13 @@ static int frames_of_stack(loopsan_symbolizer *sym, const struct replay_stack *s
       if (k > 0 && fr[k].function && fr[k - 1].function &&
           strcmp(fr[k].function, fr[k - 1].function) == 0)
         continue;
+      /* The shim's own frames (its trampolines, in a stall sample) are no
+       * part of the program's story. */
+      if (fr[k].module) {
+        const char *base = strrchr(fr[k].module, '/');
+        if (strncmp(base ? base + 1 : fr[k].module, "libloopsan", 10) == 0)
+          continue;
+      }
       if (n == cap) {
         cap *= 2;
         struct loopsan_frame_owned *t = realloc(v, cap * sizeof *t);
@@ -313,7 +320,6 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
         loopsan_sb_printf(&m, " (the slowest of %u slow calls)", f->count);
       loopsan_sb_printf(&d, "nothing else on this loop could run meanwhile (threshold %.0f ms)",
                         threshold_ms);
-
     }
     break;
   case LOOPSAN_KIND_BLOCKED_LOOP:
@@ -388,8 +394,8 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
   default: loopsan_sb_printf(&m, "%s: %s", loopsan_kind_name(f->kind), type);
   }
   if (f->kind == LOOPSAN_KIND_SLOW_CALLBACK && raw->blocked)
-    loopsan_sb_printf(&d, "%s%.3f ms of it blocked in %s() (the stack is where)",
-                      d.len ? "; " : "", blocked_ms, raw->call);
+    loopsan_sb_printf(&d, "%s%.3f ms of it blocked in %s() (the stack is where)", d.len ? "; " : "",
+                      blocked_ms, raw->call);
   if (f->kind == LOOPSAN_KIND_SLOW_CALLBACK) {
     char its[96];
     snprintf(its, sizeof its, "its %s", type);
@@ -611,11 +617,12 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
                               prefix, loopsan_library_name(only_loaded[i]));
   }
   if (r->watchers_let_be)
-    loopsan_report_add_note(&p->notes, &p->n_notes,
-                            "%llu watcher(s) or source(s) still active at exit on the default loop (which lives "
-                            "as long as the process) or on a loop made before this process began: "
-                            "not reported",
-                            (unsigned long long)r->watchers_let_be);
+    loopsan_report_add_note(
+        &p->notes, &p->n_notes,
+        "%llu watcher(s) or source(s) still active at exit on the default loop (which lives "
+        "as long as the process) or on a loop made before this process began: "
+        "not reported",
+        (unsigned long long)r->watchers_let_be);
   if (r->failed)
     loopsan_report_add_note(&p->notes, &p->n_notes, "out of memory: the analysis is incomplete");
 }
@@ -714,12 +721,38 @@ static uint64_t read_spills(const char *trace, struct loopsan_replay *r, struct 
   return recovered;
 }
 
+/* Stall samples `loopsan run` wrote next to the trace (TRACE.stalls, one
+ * per line: tid, dispatch ts, frame count, frames in hex). */
+static void read_stalls(const char *trace, struct loopsan_replay *r) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s.stalls", trace);
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return;
+  unsigned tid, n;
+  unsigned long long ts;
+  while (fscanf(f, "%u %llu %u", &tid, &ts, &n) == 3) {
+    uint64_t pcs[LOOPSAN_STACK_MAX_FRAMES];
+    unsigned got = 0;
+    for (unsigned i = 0; i < n; i++) {
+      unsigned long long pc;
+      if (fscanf(f, " %llx", &pc) != 1)
+        break;
+      if (got < LOOPSAN_STACK_MAX_FRAMES)
+        pcs[got++] = pc;
+    }
+    loopsan_replay_add_stall(r, tid, ts, pcs, got);
+  }
+  fclose(f);
+}
+
 static int analyze_one(const char *path, const struct loopsan_analyze_options *opts,
                        const struct end_scan *ends, struct loopsan_report *rep) {
   struct loopsan_replay r;
   struct loopsan_read_stats st;
   char err[512];
   loopsan_replay_init(&r, opts->slow_ns);
+  read_stalls(path, &r);
   if (loopsan_read_trace(path, loopsan_replay_record, &r, &st, err, sizeof err) != 0) {
     loopsan_report_add_note(&rep->notes, &rep->n_notes, "%s", err);
     loopsan_replay_free(&r);

@@ -30,6 +30,7 @@ void loopsan_replay_free(struct loopsan_replay *r) {
   free(r->orphan_ids);
   free(r->counts);
   free(r->ended_loops);
+  free(r->stalls);
   memset(r, 0, sizeof *r);
 }
 
@@ -94,6 +95,37 @@ static void add_stack(struct loopsan_replay *r, const struct loopsan_rec_stack *
     j = (j + 1) & (r->cap_stacks - 1);
   r->stacks[j] = (struct replay_stack){.id = s->id, .n = s->nframes, .frames = frames};
   r->n_stacks++;
+}
+
+/* A stall sample `loopsan run` took of TID while its dispatch begun at TS
+ * ran past the threshold: a stack of its own (ids from 0x80000000, clear of
+ * the trace's), found by (tid, ts) when the dispatch is judged. */
+void loopsan_replay_add_stall(struct loopsan_replay *r, uint32_t tid, uint64_t ts,
+                              const uint64_t *pcs, uint32_t n) {
+  if (!n || n > LOOPSAN_STACK_MAX_FRAMES)
+    return;
+  struct replay_stall *grown = realloc(r->stalls, (r->n_stalls + 1) * sizeof *grown);
+  struct loopsan_rec_stack *rec = malloc(sizeof *rec + n * sizeof *pcs);
+  if (!grown || !rec) {
+    if (grown)
+      r->stalls = grown;
+    free(rec);
+    r->failed = 1;
+    return;
+  }
+  r->stalls = grown;
+  *rec = (struct loopsan_rec_stack){.id = 0x80000000u + (uint32_t)r->n_stalls, .nframes = n};
+  memcpy(rec + 1, pcs, n * sizeof *pcs);
+  add_stack(r, rec);
+  r->stalls[r->n_stalls++] = (struct replay_stall){.tid = tid, .ts = ts, .stack = rec->id};
+  free(rec);
+}
+
+uint32_t loopsan_replay_stall_stack(const struct loopsan_replay *r, uint32_t tid, uint64_t ts) {
+  for (size_t i = 0; i < r->n_stalls; i++)
+    if (r->stalls[i].tid == tid && r->stalls[i].ts == ts)
+      return r->stalls[i].stack;
+  return 0;
 }
 
 /* ---- objects (open addressing by id, backward-shift deletion) ---- */
@@ -628,9 +660,7 @@ int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, ui
   case LOOPSAN_REC_API_ERROR: on_api_error(r, (const void *)rec); break;
   case LOOPSAN_REC_COUNTS: on_counts(r, (const void *)rec); break;
   case LOOPSAN_REC_UNFINISHED: on_unfinished(r, (const void *)rec); break;
-  case LOOPSAN_REC_BLOCKING:
-    loopsan_rules_blocking(r, (const void *)rec, tid);
-    break;
+  case LOOPSAN_REC_BLOCKING: loopsan_rules_blocking(r, (const void *)rec, tid); break;
   case LOOPSAN_REC_LOST: {
     const struct loopsan_rec_lost *l = (const void *)rec;
     r->lost[l->h.aux < 8 ? l->h.aux : 0] += l->records;

@@ -141,6 +141,11 @@ struct loopsan_replay {
   /* watchers still active at the end on a loop that outlives them (the
    * default loop), or on one this trace never saw made: not reported */
   uint64_t watchers_let_be;
+  struct replay_stall {
+    uint32_t tid, stack;
+    uint64_t ts;
+  } *stalls; /* stall samples taken by loopsan run */
+  size_t n_stalls;
   /* The latest dispatches that made blocking calls: held back until it is
    * known whether the dispatch itself was slow (its DISPATCH record comes
    * after them). A slow one is a slow-callback that says where it was
@@ -180,6 +185,11 @@ struct loopsan_replay {
   int failed; /* an allocation failed: results are incomplete */
 };
 
+/* A stall sample of the dispatch of TID begun at TS (loopsan run's). */
+void loopsan_replay_add_stall(struct loopsan_replay *r, uint32_t tid, uint64_t ts,
+                              const uint64_t *pcs, uint32_t n);
+/* The stack id of that sample, or 0. */
+uint32_t loopsan_replay_stall_stack(const struct loopsan_replay *r, uint32_t tid, uint64_t ts);
 /* threshold_ns 0: use the one recorded in the trace. */
 void loopsan_replay_init(struct loopsan_replay *r, uint64_t threshold_ns);
 void loopsan_replay_free(struct loopsan_replay *r);

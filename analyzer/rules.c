@@ -82,8 +82,8 @@ void loopsan_rules_blocking(struct loopsan_replay *r, const struct loopsan_rec_b
   }
   struct replay_blocked *e = &r->blocked[r->n_blocked++ % REPLAY_BLOCKED_RING];
   report_blocked(r, e); /* the oldest: its dispatch is long over */
-  *e = (struct replay_blocked){.tid = tid, .dispatch_ts = b->dispatch_ts, .blocked = b->duration,
-                               .longest = f, .calls = 1};
+  *e = (struct replay_blocked){
+      .tid = tid, .dispatch_ts = b->dispatch_ts, .blocked = b->duration, .longest = f, .calls = 1};
 }
 
 void loopsan_rules_blocking_flush(struct loopsan_replay *r) {
@@ -93,8 +93,7 @@ void loopsan_rules_blocking_flush(struct loopsan_replay *r) {
 
 /* The blocking calls of TID's dispatch that began at TS, taken back from
  * the held ones (NULL: none). */
-static struct replay_blocked *blocked_during(struct loopsan_replay *r, uint32_t tid,
-                                             uint64_t ts) {
+static struct replay_blocked *blocked_during(struct loopsan_replay *r, uint32_t tid, uint64_t ts) {
   for (unsigned i = 0; i < REPLAY_BLOCKED_RING; i++)
     if (r->blocked[i].calls && r->blocked[i].tid == tid && r->blocked[i].dispatch_ts == ts)
       return &r->blocked[i];
@@ -131,6 +130,8 @@ void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object
   /* Slow and it blocked: one problem, the slow callback, which says where
    * it was blocked (the longest call's stack) and for how long. */
   take_blocked(r, &f, tid, d->ts);
+  if (!f.stack) /* where it was stuck, as loopsan run saw it */
+    f.stack = loopsan_replay_stall_stack(r, tid, d->ts);
   if (!obj && !iteration)
     f.library = LOOPSAN_LIB_UNKNOWN;
   loopsan_replay_report(r, &f);
@@ -154,6 +155,8 @@ int loopsan_rules_unfinished(struct loopsan_replay *r, const struct replay_objec
                                (u->how <= REPLAY_END_KILLED_UNTIMED ? u->how : LOOPSAN_END_KILLED));
   f.also = also;
   take_blocked(r, &f, u->tid, u->ts);
+  if (!f.stack)
+    f.stack = loopsan_replay_stall_stack(r, u->tid, u->ts);
   if (u->how == LOOPSAN_END_KILLED)
     f.result = r->end_signal; /* which signal, for the message */
   loopsan_replay_report(r, &f);

@@ -17,6 +17,7 @@
 
 #include "analyzer/analyze.h"
 #include "cli/cli.h"
+#include "cli/stalls.h"
 #include "config.h"
 #include "reports/report.h"
 
@@ -263,7 +264,13 @@ static void wait_for_program(pid_t child, int own_group, const sigset_t *set, st
     if (reap(r, child, wstatus, &done) < 0 || done)
       return;
     siginfo_t si;
-    if (sigwaitinfo(set, &si) < 0 || si.si_signo == SIGCHLD)
+    /* Every 20 ms, a look at what the traced threads are running. */
+    struct timespec tick = {0, 20000000};
+    if (sigtimedwait(set, &si, &tick) < 0) {
+      loopsan_stalls_tick();
+      continue;
+    }
+    if (si.si_signo == SIGCHLD)
       continue;
     *stopped = 1;
     /* timeout(1) signals us and then its whole group, us again: one kill
@@ -360,7 +367,9 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
     setpgid(child, child); /* also here: no window where a kill of it misses */
   int wstatus = 0, stopped = 0;
   struct reaped reaped = {0};
+  loopsan_stalls_init(cli->shim.trace_dir, cli->shim.slow_ms);
   wait_for_program(child, own_group, &stop_set, &reaped, &wstatus, &stopped);
+  loopsan_stalls_done();
   reap_descendants(&stop_set, &reaped, stopped);
   save_ends(cli->shim.trace_dir, &reaped);
   int status = WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : WEXITSTATUS(wstatus);

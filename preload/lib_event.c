@@ -511,8 +511,8 @@ DECLARE_REAL(evconnlistener_set_cb);
 /* LEV was made by the program with CB: recorded, then given the
  * trampoline (evconnlistener_set_cb takes the listener's lock: a
  * connection accepted meanwhile on another thread runs CB itself). */
-static void listener_made(struct evconnlistener *lev, struct event_base *base,
-                          evconnlistener_cb cb, void *arg) {
+static void listener_made(struct evconnlistener *lev, struct event_base *base, evconnlistener_cb cb,
+                          void *arg) {
   void *ref = NULL;
   if (!loopsan__record_new(lev, LOOPSAN_LIB_EVENT, T_LISTENER, loopsan__loop_id(base), 0, &ref) ||
       !ref)
@@ -543,11 +543,9 @@ LOOPSAN_INTERPOSE struct evconnlistener *evconnlistener_new(struct event_base *b
 }
 
 DECLARE_REAL(evconnlistener_new_bind);
-LOOPSAN_INTERPOSE struct evconnlistener *evconnlistener_new_bind(struct event_base *base,
-                                                                 evconnlistener_cb cb, void *ptr,
-                                                                 unsigned flags, int backlog,
-                                                                 const struct sockaddr *sa,
-                                                                 int socklen) {
+LOOPSAN_INTERPOSE struct evconnlistener *
+evconnlistener_new_bind(struct event_base *base, evconnlistener_cb cb, void *ptr, unsigned flags,
+                        int backlog, const struct sockaddr *sa, int socklen) {
   if (!RESOLVE(evconnlistener_new_bind))
     return NULL;
   struct evconnlistener *lev =
@@ -563,8 +561,7 @@ LOOPSAN_INTERPOSE void evconnlistener_set_cb(struct evconnlistener *lev, evconnl
     return;
   struct loopsan_obj o;
   void *ref;
-  if (!lev || !from_program(CALLER) || !(ref = loopsan__obj_get(lev, &o)) ||
-      cb == tr_listener) {
+  if (!lev || !from_program(CALLER) || !(ref = loopsan__obj_get(lev, &o)) || cb == tr_listener) {
     REAL(evconnlistener_set_cb)(lev, cb, arg);
     return;
   }

@@ -83,13 +83,13 @@ static uint32_t start_flags(uint8_t type) {
 
 struct glib_callback {
   _Atomic int refs;
-  uint8_t once;       /* GSourceOnceFunc: called with data, then the source is removed */
-  uint8_t detached;   /* the source let go of it */
-  uint8_t with_loop;  /* ... because its context was being freed */
-  uint8_t replaced;   /* ... because loopsan or the program set another callback */
-  uint8_t fired;      /* dispatched at least once */
-  GSourceFunc func;   /* the program's callback (NULL: the inner object's) */
-  gpointer data;      /* its user_data */
+  uint8_t once;      /* GSourceOnceFunc: called with data, then the source is removed */
+  uint8_t detached;  /* the source let go of it */
+  uint8_t with_loop; /* ... because its context was being freed */
+  uint8_t replaced;  /* ... because loopsan or the program set another callback */
+  uint8_t fired;     /* dispatched at least once */
+  GSourceFunc func;  /* the program's callback (NULL: the inner object's) */
+  gpointer data;     /* its user_data */
   GDestroyNotify notify;
   gpointer inner_data; /* a program's own callback object (g_source_set_callback_indirect) */
   GSourceCallbackFuncs *inner;
@@ -167,8 +167,7 @@ static void end_source(struct glib_callback *cb) {
   if (!cb->obj || !loopsan__obj_get(cb->source, &o) || o.id != cb->obj ||
       loopsan__obj_take(cb->source, &o) != 0)
     return;
-  loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, cb->with_loop ? LOOPSAN_CLOSED_WITH_LOOP : 0,
-                      0);
+  loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, cb->with_loop ? LOOPSAN_CLOSED_WITH_LOOP : 0, 0);
 }
 
 static void detach(struct glib_callback *cb) {
@@ -335,9 +334,7 @@ static void context_release(GMainContext *ctx, int program_done, void (*release)
 }
 
 DECLARE_REAL(g_main_context_unref);
-static void call_context_unref(void *ctx) {
-  REAL(g_main_context_unref)(ctx);
-}
+static void call_context_unref(void *ctx) { REAL(g_main_context_unref)(ctx); }
 LOOPSAN_INTERPOSE void g_main_context_unref(GMainContext *ctx) {
   if (!RESOLVE(g_main_context_unref))
     return;
@@ -360,9 +357,7 @@ LOOPSAN_INTERPOSE GMainLoop *g_main_loop_new(GMainContext *ctx, gboolean is_runn
 
 DECLARE_REAL(g_main_loop_get_context);
 DECLARE_REAL(g_main_loop_unref);
-static void call_loop_unref(void *loop) {
-  REAL(g_main_loop_unref)(loop);
-}
+static void call_loop_unref(void *loop) { REAL(g_main_loop_unref)(loop); }
 /* A GMainLoop holds its context: the program's last reference may be the
  * loop's. */
 LOOPSAN_INTERPOSE void g_main_loop_unref(GMainLoop *loop) {
@@ -449,8 +444,8 @@ static uint64_t source_id(GSource *s, uintptr_t ra) {
   if (!loopsan__obj_get(s, &o))
     return 0;
   if (s->context) { /* already attached */
-    loopsan__record_op(o.id, LOOPSAN_OP_ATTACH, (const void *)(uintptr_t)loopsan__loop_id(s->context),
-                       0, 0);
+    loopsan__record_op(o.id, LOOPSAN_OP_ATTACH,
+                       (const void *)(uintptr_t)loopsan__loop_id(s->context), 0, 0);
     loopsan__record_op(o.id, LOOPSAN_OP_START, NULL, 0, 0);
   }
   return o.id;
@@ -460,8 +455,7 @@ static uint64_t source_id(GSource *s, uintptr_t ra) {
  * INNER callback object); returns 0, or -1 when out of memory (the caller
  * then sets the callback the plain way). */
 static int set_callback(GSource *s, GSourceFunc func, gpointer data, GDestroyNotify notify,
-                        int once, gpointer inner_data, GSourceCallbackFuncs *inner,
-                        uintptr_t ra) {
+                        int once, gpointer inner_data, GSourceCallbackFuncs *inner, uintptr_t ra) {
   if (!RESOLVE(g_source_set_callback_indirect))
     return -1;
   struct glib_callback *cb = calloc(1, sizeof *cb);
@@ -503,12 +497,12 @@ static void source_attached(GSource *s, GMainContext *ctx, uintptr_t ra) {
 }
 
 /* The constructors: a source the program made. */
-#define SOURCE_NEW(fn, type, params, args)      \
-  DECLARE_REAL(fn);                             \
-  LOOPSAN_INTERPOSE GSource *fn params {        \
-    if (!RESOLVE(fn))                           \
-      return NULL;                              \
-    GSource *s = REAL(fn) args;                 \
+#define SOURCE_NEW(fn, type, params, args)                          \
+  DECLARE_REAL(fn);                                                 \
+  LOOPSAN_INTERPOSE GSource *fn params {                            \
+    if (!RESOLVE(fn))                                               \
+      return NULL;                                                  \
+    GSource *s = REAL(fn) args;                                     \
     return from_program(CALLER) ? source_made(s, type, CALLER) : s; \
   }
 SOURCE_NEW(g_source_new, T_SOURCE, (GSourceFuncs * funcs, guint size), (funcs, size))
@@ -542,18 +536,18 @@ static guint add_source(GSource *s, gint priority, GSourceFunc func, gpointer da
   return id;
 }
 
-#define ADD(fn, ret, params, real_args, type, make, priority, func, data, notify, once) \
-  DECLARE_REAL(fn);                                                                    \
-  LOOPSAN_INTERPOSE ret fn params {                                                    \
-    if (!RESOLVE(fn))                                                                  \
-      return 0;                                                                        \
-    if (!from_program(CALLER) || !(func))                                              \
-      return REAL(fn) real_args;                                                       \
-    GSource *s = make;                                                                 \
-    if (!s)                                                                            \
-      return REAL(fn) real_args;                                                       \
-    return add_source(source_made(s, type, CALLER), priority,                          \
-                      (GSourceFunc)(void (*)(void))(func), data, notify, once, CALLER); \
+#define ADD(fn, ret, params, real_args, type, make, priority, func, data, notify, once)            \
+  DECLARE_REAL(fn);                                                                                \
+  LOOPSAN_INTERPOSE ret fn params {                                                                \
+    if (!RESOLVE(fn))                                                                              \
+      return 0;                                                                                    \
+    if (!from_program(CALLER) || !(func))                                                          \
+      return REAL(fn) real_args;                                                                   \
+    GSource *s = make;                                                                             \
+    if (!s)                                                                                        \
+      return REAL(fn) real_args;                                                                   \
+    return add_source(source_made(s, type, CALLER), priority, (GSourceFunc)(void (*)(void))(func), \
+                      data, notify, once, CALLER);                                                 \
   }
 
 /* The real constructors, for the helpers: resolved once. */
@@ -576,28 +570,27 @@ ADD(g_timeout_add_seconds, guint, (guint i, GSourceFunc f, gpointer d), (i, f, d
 ADD(g_timeout_add_seconds_full, guint,
     (gint p, guint i, GSourceFunc f, gpointer d, GDestroyNotify n), (p, i, f, d, n), T_TIMEOUT,
     MAKE(g_timeout_source_new_seconds, (i)), p, f, d, n, 0)
-ADD(g_child_watch_add, guint, (GPid pid, GChildWatchFunc f, gpointer d), (pid, f, d),
-    T_CHILD_WATCH, MAKE(g_child_watch_source_new, (pid)), G_PRIORITY_DEFAULT, f, d, NULL, 0)
+ADD(g_child_watch_add, guint, (GPid pid, GChildWatchFunc f, gpointer d), (pid, f, d), T_CHILD_WATCH,
+    MAKE(g_child_watch_source_new, (pid)), G_PRIORITY_DEFAULT, f, d, NULL, 0)
 ADD(g_child_watch_add_full, guint,
     (gint p, GPid pid, GChildWatchFunc f, gpointer d, GDestroyNotify n), (p, pid, f, d, n),
     T_CHILD_WATCH, MAKE(g_child_watch_source_new, (pid)), p, f, d, n, 0)
 ADD(g_io_add_watch, guint, (GIOChannel * c, GIOCondition cond, GIOFunc f, gpointer d),
-    (c, cond, f, d), T_IO_WATCH, MAKE(g_io_create_watch, (c, cond)), G_PRIORITY_DEFAULT, f, d,
-    NULL, 0)
+    (c, cond, f, d), T_IO_WATCH, MAKE(g_io_create_watch, (c, cond)), G_PRIORITY_DEFAULT, f, d, NULL,
+    0)
 ADD(g_io_add_watch_full, guint,
     (GIOChannel * c, gint p, GIOCondition cond, GIOFunc f, gpointer d, GDestroyNotify n),
     (c, p, cond, f, d, n), T_IO_WATCH, MAKE(g_io_create_watch, (c, cond)), p, f, d, n, 0)
 ADD(g_unix_fd_add, guint, (gint fd, GIOCondition cond, GUnixFDSourceFunc f, gpointer d),
-    (fd, cond, f, d), T_UNIX_FD, MAKE(g_unix_fd_source_new, (fd, cond)), G_PRIORITY_DEFAULT, f,
-    d, NULL, 0)
+    (fd, cond, f, d), T_UNIX_FD, MAKE(g_unix_fd_source_new, (fd, cond)), G_PRIORITY_DEFAULT, f, d,
+    NULL, 0)
 ADD(g_unix_fd_add_full, guint,
     (gint p, gint fd, GIOCondition cond, GUnixFDSourceFunc f, gpointer d, GDestroyNotify n),
     (p, fd, cond, f, d, n), T_UNIX_FD, MAKE(g_unix_fd_source_new, (fd, cond)), p, f, d, n, 0)
 ADD(g_unix_signal_add, guint, (gint sig, GSourceFunc f, gpointer d), (sig, f, d), T_UNIX_SIGNAL,
     MAKE(g_unix_signal_source_new, (sig)), G_PRIORITY_DEFAULT, f, d, NULL, 0)
-ADD(g_unix_signal_add_full, guint,
-    (gint p, gint sig, GSourceFunc f, gpointer d, GDestroyNotify n), (p, sig, f, d, n),
-    T_UNIX_SIGNAL, MAKE(g_unix_signal_source_new, (sig)), p, f, d, n, 0)
+ADD(g_unix_signal_add_full, guint, (gint p, gint sig, GSourceFunc f, gpointer d, GDestroyNotify n),
+    (p, sig, f, d, n), T_UNIX_SIGNAL, MAKE(g_unix_signal_source_new, (sig)), p, f, d, n, 0)
 
 LOOPSAN_INTERPOSE void g_source_set_callback(GSource *s, GSourceFunc func, gpointer data,
                                              GDestroyNotify notify) {
@@ -693,11 +686,10 @@ DECLARE_REAL(g_main_context_acquire);
 DECLARE_REAL(g_main_context_release);
 static void invoke(GMainContext *ctx, gint priority, GSourceFunc func, gpointer data,
                    GDestroyNotify notify, uintptr_t ra) {
-  if (!func || !RESOLVE(g_main_context_is_owner) ||
-      !RESOLVE(g_main_context_get_thread_default) || !RESOLVE(g_main_context_acquire) ||
-      !RESOLVE(g_main_context_release) || !RESOLVE(g_idle_source_new) ||
-      !RESOLVE(g_source_attach) || !RESOLVE(g_source_unref) || !RESOLVE(g_source_set_priority) ||
-      !RESOLVE(g_main_context_default)) {
+  if (!func || !RESOLVE(g_main_context_is_owner) || !RESOLVE(g_main_context_get_thread_default) ||
+      !RESOLVE(g_main_context_acquire) || !RESOLVE(g_main_context_release) ||
+      !RESOLVE(g_idle_source_new) || !RESOLVE(g_source_attach) || !RESOLVE(g_source_unref) ||
+      !RESOLVE(g_source_set_priority) || !RESOLVE(g_main_context_default)) {
     REAL(g_main_context_invoke_full)(ctx, priority, func, data, notify);
     return;
   }
@@ -761,8 +753,7 @@ LOOPSAN_INTERPOSE gboolean g_module_symbol(GModule *module, const gchar *name, g
   if (!RESOLVE_IN(&gmodule_lib, g_module_symbol))
     return FALSE;
   gboolean ok = REAL(g_module_symbol)(module, name, symbol);
-  if (ok && symbol && *symbol && name && loopsan__state.active &&
-      strncmp(name, "g_", 2) == 0) {
+  if (ok && symbol && *symbol && name && loopsan__state.active && strncmp(name, "g_", 2) == 0) {
     void *mine = dlsym(RTLD_DEFAULT, name);
     if (mine && mine != *symbol && loopsan__is_self((uintptr_t)mine))
       *symbol = mine;

@@ -21,15 +21,15 @@
 
 #include "preload/adapter.h"
 
-#define SDEVENT_OBJECT_TYPES(X)                             \
-  X(LOOP, "sd_event", LOOP)                                 \
-  X(IO, "sd_event_source (io)", HANDLE)                     \
-  X(TIME, "sd_event_source (time)", HANDLE)                 \
-  X(SIGNAL, "sd_event_source (signal)", HANDLE)             \
-  X(CHILD, "sd_event_source (child)", HANDLE)               \
-  X(INOTIFY, "sd_event_source (inotify)", HANDLE)           \
-  X(DEFER, "sd_event_source (defer)", HANDLE)               \
-  X(POST, "sd_event_source (post)", HANDLE)                 \
+#define SDEVENT_OBJECT_TYPES(X)                   \
+  X(LOOP, "sd_event", LOOP)                       \
+  X(IO, "sd_event_source (io)", HANDLE)           \
+  X(TIME, "sd_event_source (time)", HANDLE)       \
+  X(SIGNAL, "sd_event_source (signal)", HANDLE)   \
+  X(CHILD, "sd_event_source (child)", HANDLE)     \
+  X(INOTIFY, "sd_event_source (inotify)", HANDLE) \
+  X(DEFER, "sd_event_source (defer)", HANDLE)     \
+  X(POST, "sd_event_source (post)", HANDLE)       \
   X(EXIT, "sd_event_source (exit)", HANDLE)
 
 enum sdevent_object_type { SDEVENT_OBJECT_TYPES(LOOPSAN_TYPE_ENUM) };
@@ -85,15 +85,15 @@ static void loop_made(sd_event *e, uint32_t flags) {
   }
 }
 
-#define LOOP_NEW(fn, flags)                               \
-  DECLARE_REAL(fn);                                       \
-  LOOPSAN_INTERPOSE int fn(sd_event **e) {                \
-    if (!RESOLVE(fn))                                     \
-      return -ENOSYS;                                     \
-    int rc = REAL(fn)(e);                                 \
-    if (rc >= 0 && e && *e && from_program(CALLER))       \
-      loop_made(*e, flags);                               \
-    return rc;                                            \
+#define LOOP_NEW(fn, flags)                         \
+  DECLARE_REAL(fn);                                 \
+  LOOPSAN_INTERPOSE int fn(sd_event **e) {          \
+    if (!RESOLVE(fn))                               \
+      return -ENOSYS;                               \
+    int rc = REAL(fn)(e);                           \
+    if (rc >= 0 && e && *e && from_program(CALLER)) \
+      loop_made(*e, flags);                         \
+    return rc;                                      \
   }
 LOOP_NEW(sd_event_new, 0)
 /* The calling thread's default loop: library-owned, like libuv's. */
@@ -121,17 +121,17 @@ LOOPSAN_INTERPOSE sd_event *sd_event_unref(sd_event *e) {
   return REAL(sd_event_unref)(e);
 }
 
-#define LOOP_RUN(fn, params, args)            \
-  DECLARE_REAL(fn);                           \
-  LOOPSAN_INTERPOSE int fn params {           \
-    if (!RESOLVE(fn))                         \
-      return -ENOSYS;                         \
-    if (e && from_program(CALLER))            \
-      loopsan__loop_run(e, 0);                \
-    loopsan__adapter_loops++;                 \
-    int rc = REAL(fn) args;                   \
-    loopsan__adapter_loops--;                 \
-    return rc;                                \
+#define LOOP_RUN(fn, params, args)  \
+  DECLARE_REAL(fn);                 \
+  LOOPSAN_INTERPOSE int fn params { \
+    if (!RESOLVE(fn))               \
+      return -ENOSYS;               \
+    if (e && from_program(CALLER))  \
+      loopsan__loop_run(e, 0);      \
+    loopsan__adapter_loops++;       \
+    int rc = REAL(fn) args;         \
+    loopsan__adapter_loops--;       \
+    return rc;                      \
   }
 LOOP_RUN(sd_event_loop, (sd_event * e), (e))
 LOOP_RUN(sd_event_run, (sd_event * e, uint64_t usec), (e, usec))
@@ -172,26 +172,26 @@ static void source_added(sd_event_source *s, uint8_t type, sd_event *e, void *cb
 
 /* Add through REAL_CALL with the trampoline in place of CB (a NULL
  * callback keeps sd-event's default: exit the loop). */
-#define ADD(fn, type, params, pre, post)                                                     \
-  DECLARE_REAL(fn);                                                                         \
-  LOOPSAN_INTERPOSE int fn params {                                                         \
-    if (!RESOLVE(fn))                                                                       \
-      return -ENOSYS;                                                                       \
+#define ADD(fn, type, params, pre, post)                                                      \
+  DECLARE_REAL(fn);                                                                           \
+  LOOPSAN_INTERPOSE int fn params {                                                           \
+    if (!RESOLVE(fn))                                                                         \
+      return -ENOSYS;                                                                         \
     if (!e || !callback || !from_program(CALLER) || !RESOLVE(sd_event_source_set_floating) || \
-        !RESOLVE(sd_event_source_unref))                                                    \
-      return REAL(fn)(e, ret, pre, callback, post);                                         \
-    sd_event_source *s = NULL;                                                              \
-    int rc = REAL(fn)(e, &s, pre, (__typeof__(callback))(void (*)(void))tr_source, post);   \
-    if (rc < 0 || !s)                                                                       \
-      return rc;                                                                            \
-    source_added(s, type, e, (void *)callback, !ret);                                       \
-    if (ret) {                                                                              \
-      *ret = s;                                                                             \
-    } else { /* floating: the loop's, as sd-event makes it for ret == NULL */               \
-      REAL(sd_event_source_set_floating)(s, 1);                                             \
-      REAL(sd_event_source_unref)(s);                                                       \
-    }                                                                                       \
-    return rc;                                                                              \
+        !RESOLVE(sd_event_source_unref))                                                      \
+      return REAL(fn)(e, ret, pre, callback, post);                                           \
+    sd_event_source *s = NULL;                                                                \
+    int rc = REAL(fn)(e, &s, pre, (__typeof__(callback))(void (*)(void))tr_source, post);     \
+    if (rc < 0 || !s)                                                                         \
+      return rc;                                                                              \
+    source_added(s, type, e, (void *)callback, !ret);                                         \
+    if (ret) {                                                                                \
+      *ret = s;                                                                               \
+    } else { /* floating: the loop's, as sd-event makes it for ret == NULL */                 \
+      REAL(sd_event_source_set_floating)(s, 1);                                               \
+      REAL(sd_event_source_unref)(s);                                                         \
+    }                                                                                         \
+    return rc;                                                                                \
   }
 
 #define P(...) __VA_ARGS__
@@ -212,12 +212,12 @@ ADD(sd_event_add_signal, T_SIGNAL,
      void *userdata),
     sig, userdata)
 ADD(sd_event_add_child, T_CHILD,
-    (sd_event * e, sd_event_source **ret, pid_t pid, int options,
-     sd_event_child_handler_t callback, void *userdata),
+    (sd_event * e, sd_event_source **ret, pid_t pid, int options, sd_event_child_handler_t callback,
+     void *userdata),
     P(pid, options), userdata)
 ADD(sd_event_add_child_pidfd, T_CHILD,
-    (sd_event * e, sd_event_source **ret, int pidfd, int options,
-     sd_event_child_handler_t callback, void *userdata),
+    (sd_event * e, sd_event_source **ret, int pidfd, int options, sd_event_child_handler_t callback,
+     void *userdata),
     P(pidfd, options), userdata)
 ADD(sd_event_add_inotify, T_INOTIFY,
     (sd_event * e, sd_event_source **ret, const char *path, uint32_t mask,
@@ -229,27 +229,27 @@ ADD(sd_event_add_inotify_fd, T_INOTIFY,
     P(fd, mask), userdata)
 
 /* The handler_t shapes have nothing between ret and the callback. */
-#define ADD_HANDLER(fn, type)                                                                \
-  DECLARE_REAL(fn);                                                                         \
-  LOOPSAN_INTERPOSE int fn(sd_event *e, sd_event_source **ret, sd_event_handler_t callback, \
-                           void *userdata) {                                                \
-    if (!RESOLVE(fn))                                                                       \
-      return -ENOSYS;                                                                       \
+#define ADD_HANDLER(fn, type)                                                                 \
+  DECLARE_REAL(fn);                                                                           \
+  LOOPSAN_INTERPOSE int fn(sd_event *e, sd_event_source **ret, sd_event_handler_t callback,   \
+                           void *userdata) {                                                  \
+    if (!RESOLVE(fn))                                                                         \
+      return -ENOSYS;                                                                         \
     if (!e || !callback || !from_program(CALLER) || !RESOLVE(sd_event_source_set_floating) || \
-        !RESOLVE(sd_event_source_unref))                                                    \
-      return REAL(fn)(e, ret, callback, userdata);                                          \
-    sd_event_source *s = NULL;                                                              \
-    int rc = REAL(fn)(e, &s, (sd_event_handler_t)(void (*)(void))tr_source, userdata);      \
-    if (rc < 0 || !s)                                                                       \
-      return rc;                                                                            \
-    source_added(s, type, e, (void *)callback, !ret);                                       \
-    if (ret) {                                                                              \
-      *ret = s;                                                                             \
-    } else {                                                                                \
-      REAL(sd_event_source_set_floating)(s, 1);                                             \
-      REAL(sd_event_source_unref)(s);                                                       \
-    }                                                                                       \
-    return rc;                                                                              \
+        !RESOLVE(sd_event_source_unref))                                                      \
+      return REAL(fn)(e, ret, callback, userdata);                                            \
+    sd_event_source *s = NULL;                                                                \
+    int rc = REAL(fn)(e, &s, (sd_event_handler_t)(void (*)(void))tr_source, userdata);        \
+    if (rc < 0 || !s)                                                                         \
+      return rc;                                                                              \
+    source_added(s, type, e, (void *)callback, !ret);                                         \
+    if (ret) {                                                                                \
+      *ret = s;                                                                               \
+    } else {                                                                                  \
+      REAL(sd_event_source_set_floating)(s, 1);                                               \
+      REAL(sd_event_source_unref)(s);                                                         \
+    }                                                                                         \
+    return rc;                                                                                \
   }
 ADD_HANDLER(sd_event_add_defer, T_DEFER)
 ADD_HANDLER(sd_event_add_post, T_POST)

@@ -24,6 +24,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,11 +34,21 @@
  * (libunwind's, the writer's) are not timed. */
 static LOOPSAN_TLS int recording;
 
-void loopsan__blocked(const char *name, uint64_t t0, uintptr_t ra, const void *real) {
+/* A call on descriptor FD (-1: none; -2: one it did not wait on) that
+ * began at T0. A long call on a non-blocking descriptor did not block: its
+ * thread was only descheduled (a loaded machine), not a finding. */
+static void blocked_on(const char *name, uint64_t t0, uintptr_t ra, const void *real, int fd) {
   uint64_t dt = loopsan__now() - t0;
   if (LOOPSAN_LIKELY(dt < loopsan__state.blocking_ticks) || recording || !loopsan__state.active ||
-      loopsan__is_self(ra))
+      fd == -2 || loopsan__is_self(ra))
     return;
+  if (fd >= 0) {
+    int saved = errno;
+    long fl = syscall(SYS_fcntl, fd, F_GETFL);
+    errno = saved;
+    if (fl >= 0 && (fl & O_NONBLOCK))
+      return;
+  }
   const struct loopsan_spill_header *h = loopsan__tls_region;
   uint32_t depth = h ? h->depth : 0;
   if (!depth)
@@ -58,62 +69,69 @@ void loopsan__blocked(const char *name, uint64_t t0, uintptr_t ra, const void *r
   errno = saved;
 }
 
+void loopsan__blocked(const char *name, uint64_t t0, uintptr_t ra, const void *real) {
+  blocked_on(name, t0, ra, real, -1);
+}
+
 /* (name, return type, parameters, arguments, value when the real call is
  * missing) */
 #define LIBC_BLOCKING(X)                                                                          \
-  X(sleep, unsigned, (unsigned s), (s), s)                                                        \
-  X(usleep, int, (useconds_t us), (us), -1)                                                       \
-  X(nanosleep, int, (const struct timespec *req, struct timespec *rem), (req, rem), -1)          \
+  X(sleep, unsigned, (unsigned s), (s), s, -1)                                                    \
+  X(usleep, int, (useconds_t us), (us), -1, -1)                                                   \
+  X(nanosleep, int, (const struct timespec *req, struct timespec *rem), (req, rem), -1, -1)       \
   X(clock_nanosleep, int,                                                                         \
     (clockid_t clk, int flags, const struct timespec *req, struct timespec *rem),                 \
-    (clk, flags, req, rem), ENOSYS)                                                               \
-  X(fsync, int, (int fd), (fd), -1)                                                               \
-  X(fdatasync, int, (int fd), (fd), -1)                                                           \
-  X(syncfs, int, (int fd), (fd), -1)                                                              \
-  X(msync, int, (void *addr, size_t len, int flags), (addr, len, flags), -1)                      \
+    (clk, flags, req, rem), ENOSYS, -1)                                                           \
+  X(fsync, int, (int fd), (fd), -1, -1)                                                           \
+  X(fdatasync, int, (int fd), (fd), -1, -1)                                                       \
+  X(syncfs, int, (int fd), (fd), -1, -1)                                                          \
+  X(msync, int, (void *addr, size_t len, int flags), (addr, len, flags), -1, -1)                  \
   X(getaddrinfo, int,                                                                             \
-    (const char *node, const char *service, const struct addrinfo *hints,                         \
-     struct addrinfo **res),                                                                      \
-    (node, service, hints, res), EAI_SYSTEM)                                                      \
-  X(gethostbyname, struct hostent *, (const char *name), (name), NULL)                            \
-  X(gethostbyname2, struct hostent *, (const char *name, int af), (name, af), NULL)               \
+    (const char *node, const char *service, const struct addrinfo *hints, struct addrinfo **res), \
+    (node, service, hints, res), EAI_SYSTEM, -1)                                                  \
+  X(gethostbyname, struct hostent *, (const char *name), (name), NULL, -1)                        \
+  X(gethostbyname2, struct hostent *, (const char *name, int af), (name, af), NULL, -1)           \
   X(gethostbyname_r, int,                                                                         \
     (const char *name, struct hostent *ret, char *buf, size_t len, struct hostent **result,       \
      int *h_errnop),                                                                              \
-    (name, ret, buf, len, result, h_errnop), ENOSYS)                                              \
-  X(system, int, (const char *command), (command), -1)                                            \
-  X(flock, int, (int fd, int op), (fd, op), -1)                                                   \
-  X(pthread_join, int, (pthread_t t, void **ret), (t, ret), ENOSYS)                               \
-  X(sem_wait, int, (sem_t * sem), (sem), -1)                                                      \
-  X(read, ssize_t, (int fd, void *buf, size_t n), (fd, buf, n), -1)                               \
-  X(write, ssize_t, (int fd, const void *buf, size_t n), (fd, buf, n), -1)                        \
-  X(recv, ssize_t, (int fd, void *buf, size_t n, int flags), (fd, buf, n, flags), -1)             \
-  X(send, ssize_t, (int fd, const void *buf, size_t n, int flags), (fd, buf, n, flags), -1)       \
-  X(connect, int, (int fd, const struct sockaddr *addr, socklen_t len), (fd, addr, len), -1)     \
-  X(accept, int, (int fd, struct sockaddr *addr, socklen_t *len), (fd, addr, len), -1)
+    (name, ret, buf, len, result, h_errnop), ENOSYS, -1)                                          \
+  X(system, int, (const char *command), (command), -1, -1)                                        \
+  X(flock, int, (int fd, int op), (fd, op), -1, -1)                                               \
+  X(pthread_join, int, (pthread_t t, void **ret), (t, ret), ENOSYS, -1)                           \
+  X(sem_wait, int, (sem_t * sem), (sem), -1, -1)                                                  \
+  X(read, ssize_t, (int fd, void *buf, size_t n), (fd, buf, n), -1, fd)                           \
+  X(write, ssize_t, (int fd, const void *buf, size_t n), (fd, buf, n), -1, fd)                    \
+  X(recv, ssize_t, (int fd, void *buf, size_t n, int flags), (fd, buf, n, flags), -1,             \
+    (flags & MSG_DONTWAIT) ? -2 : fd)                                                             \
+  X(send, ssize_t, (int fd, const void *buf, size_t n, int flags), (fd, buf, n, flags), -1,       \
+    (flags & MSG_DONTWAIT) ? -2 : fd)                                                             \
+  X(connect, int, (int fd, const struct sockaddr *addr, socklen_t len), (fd, addr, len), -1, fd)  \
+  X(accept, int, (int fd, struct sockaddr *addr, socklen_t *len), (fd, addr, len), -1, fd)
 
-#define RESOLVED(name, ret, params, fail)                   \
-  static ret(*real) params;                                 \
-  if (LOOPSAN_UNLIKELY(!real)) {                            \
-    int saved_ = errno;                                     \
-    real = (ret(*) params)dlsym(RTLD_NEXT, #name);          \
-    errno = saved_;                                         \
-    if (!real) {                                            \
-      errno = ENOSYS;                                       \
-      return fail;                                          \
-    }                                                       \
+#define RESOLVED(name, ret, params, fail)          \
+  static ret(*real) params;                        \
+  if (LOOPSAN_UNLIKELY(!real)) {                   \
+    int saved_ = errno;                            \
+    real = (ret(*) params)dlsym(RTLD_NEXT, #name); \
+    errno = saved_;                                \
+    if (!real) {                                   \
+      errno = ENOSYS;                              \
+      return fail;                                 \
+    }                                              \
   }
 
-#define BLOCKING_WRAPPER(name, ret, params, args, fail) \
-  LOOPSAN_INTERPOSE ret name params {                   \
-    RESOLVED(name, ret, params, fail)                   \
-    if (LOOPSAN_LIKELY(!loopsan__in_callback()))        \
-      return real args;                                 \
-    LOOPSAN_BLOCKING_BEGIN();                           \
-    ret rc = real args;                                 \
-    LOOPSAN_BLOCKING_END(#name, real);                  \
-    return rc;                                          \
+#define BLOCKING_WRAPPER(name, ret, params, args, fail, fd_expr)                  \
+  LOOPSAN_INTERPOSE ret name params {                                             \
+    RESOLVED(name, ret, params, fail)                                             \
+    if (LOOPSAN_LIKELY(!loopsan__in_callback()))                                  \
+      return real args;                                                           \
+    LOOPSAN_BLOCKING_BEGIN();                                                     \
+    ret rc = real args;                                                           \
+    if (loopsan_blk_t0_)                                                          \
+      blocked_on(#name, loopsan_blk_t0_, CALLER_RA, (const void *)real, fd_expr); \
+    return rc;                                                                    \
   }
+#define CALLER_RA ((uintptr_t)__builtin_return_address(0))
 
 LIBC_BLOCKING(BLOCKING_WRAPPER)
 
@@ -127,19 +145,19 @@ LOOPSAN_INTERPOSE void sync(void) {
 /* Only the lock waits block (F_SETLKW, F_OFD_SETLKW). fcntl's third
  * argument is read as a pointer whatever it is, as glibc's own fcntl does
  * (every argument is an integer register on x86-64). */
-#define FCNTL_WRAPPER(name)                                                           \
-  LOOPSAN_INTERPOSE int name(int fd, int cmd, ...) {                                  \
-    va_list ap;                                                                       \
-    va_start(ap, cmd);                                                                \
-    void *arg = va_arg(ap, void *);                                                   \
-    va_end(ap);                                                                       \
-    RESOLVED(name, int, (int, int, ...), -1)                                          \
+#define FCNTL_WRAPPER(name)                                                                  \
+  LOOPSAN_INTERPOSE int name(int fd, int cmd, ...) {                                         \
+    va_list ap;                                                                              \
+    va_start(ap, cmd);                                                                       \
+    void *arg = va_arg(ap, void *);                                                          \
+    va_end(ap);                                                                              \
+    RESOLVED(name, int, (int, int, ...), -1)                                                 \
     if (LOOPSAN_LIKELY(!loopsan__in_callback()) || (cmd != F_SETLKW && cmd != F_OFD_SETLKW)) \
-      return real(fd, cmd, arg);                                                      \
-    LOOPSAN_BLOCKING_BEGIN();                                                         \
-    int rc = real(fd, cmd, arg);                                                      \
-    LOOPSAN_BLOCKING_END("fcntl(F_SETLKW)", real);                                    \
-    return rc;                                                                        \
+      return real(fd, cmd, arg);                                                             \
+    LOOPSAN_BLOCKING_BEGIN();                                                                \
+    int rc = real(fd, cmd, arg);                                                             \
+    LOOPSAN_BLOCKING_END("fcntl(F_SETLKW)", real);                                           \
+    return rc;                                                                               \
   }
 FCNTL_WRAPPER(fcntl)
 FCNTL_WRAPPER(fcntl64)

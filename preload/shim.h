@@ -186,6 +186,10 @@ struct loopsan_dispatch {
 
 /* The calling thread's spill header (NULL until its first record). */
 extern LOOPSAN_TLS struct loopsan_spill_header *loopsan__tls_region;
+/* Where on the stack each dispatch in progress began: a dispatch whose
+ * frame is not on the stack the thread runs on now is suspended (a
+ * greenlet switched away from inside a callback), not running. */
+extern LOOPSAN_TLS uintptr_t loopsan__dispatch_frame[LOOPSAN_INFLIGHT_MAX];
 /* Give the calling thread its buffer; its spill header, or NULL. */
 struct loopsan_spill_header *loopsan__region_for_thread(void);
 
@@ -204,6 +208,8 @@ static inline void loopsan__dispatch_begin(struct loopsan_dispatch *d, uint64_t 
     uint32_t depth = h->depth;
     if (LOOPSAN_LIKELY(depth < LOOPSAN_INFLIGHT_MAX))
       h->inflight[depth] = (struct loopsan_inflight){d->t0, obj, (uintptr_t)cb, slot, library};
+    if (LOOPSAN_LIKELY(depth < LOOPSAN_INFLIGHT_MAX))
+      loopsan__dispatch_frame[depth] = (uintptr_t)__builtin_frame_address(0);
     __atomic_store_n(&h->depth, depth + 1, __ATOMIC_RELEASE);
     h->dispatches[library]++;
   }

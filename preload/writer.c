@@ -63,7 +63,8 @@ static struct {
 } W = {.open_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static LOOPSAN_TLS struct tbuf *my_buf;
-LOOPSAN_TLS struct loopsan_spill_header *loopsan__tls_region; /* my_buf's header, for dispatches */
+LOOPSAN_TLS struct loopsan_spill_header *loopsan__tls_region;
+LOOPSAN_TLS uintptr_t loopsan__dispatch_frame[LOOPSAN_INFLIGHT_MAX]; /* my_buf's header, for dispatches */
 static LOOPSAN_TLS int in_writer; /* our own write(2) must not re-enter */
 
 static inline uint32_t buf_end(const struct tbuf *b) {
@@ -305,9 +306,15 @@ static void emit_unfinished(uint32_t how) {
     if (!atomic_load(&b->in_use))
       continue;
     uint32_t depth = __atomic_load_n(&b->hdr->depth, __ATOMIC_ACQUIRE);
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
     for (uint32_t i = 0; i < depth && i < LOOPSAN_INFLIGHT_MAX; i++) {
       struct loopsan_inflight f = b->hdr->inflight[i];
       if (!f.obj)
+        continue;
+      /* On the exiting thread, a dispatch whose frame is not below us is
+       * not what is running: a greenlet (gevent) switched away from inside
+       * that callback, and the program ended elsewhere. */
+      if (b == my_buf && loopsan__dispatch_frame[i] && loopsan__dispatch_frame[i] < here)
         continue;
       struct loopsan_rec_unfinished r = {.h.aux = f.slot,
                                          .ts = f.t0,

@@ -52,7 +52,11 @@ static void print_finding(FILE *out, const char *prefix, const struct loopsan_fi
   }
   if (f->n_stack) {
     fprintf(out, "%s   %s:\n", prefix,
-            f->kind == LOOPSAN_KIND_UNCLOSED_LOOP ? "close attempted at" : "at");
+            f->kind == LOOPSAN_KIND_UNCLOSED_LOOP ? "close attempted at"
+            : f->kind == LOOPSAN_KIND_SLOW_CALLBACK || f->kind == LOOPSAN_KIND_BLOCKED_LOOP
+                ? "stuck at"
+            : f->kind == LOOPSAN_KIND_BLOCKING_CALL ? "blocked at"
+                                                    : "at");
     print_frames(out, prefix, f->stack, f->n_stack);
   }
   if (f->object_type) {

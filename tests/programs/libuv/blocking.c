@@ -11,6 +11,9 @@
  *   slow-sleep a timer callback (on_long_nap, arm_long_nap) sleeps 200 ms
  *              with nanosleep: one slow-callback, which says it was
  *              blocked in nanosleep and where.
+ *   spin       a timer callback (on_busy, arm_busy) spins 300 ms in a
+ *              helper (spin_helper): slow-callback, and the stall sample
+ *              loopsan run takes puts spin_helper in its stack.
  *   clean      blocking calls made where they belong: on worker threads
  *              (uv_queue_work's work callback sleeps, reads, fsyncs) and
  *              before the loop runs; uv_async_send from four threads; in
@@ -102,6 +105,27 @@ static void arm_long_nap(void) {
   uv_timer_start(&timer, on_long_nap, 1, 0);
 }
 
+/* ---- spin ---- */
+static volatile unsigned long sink;
+static void __attribute__((noinline)) spin_helper(long ms) {
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  do {
+    for (int i = 0; i < 1000; i++)
+      sink += (unsigned long)i;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+  } while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < ms);
+}
+static void on_busy(uv_timer_t *t) {
+  (void)t;
+  spin_helper(300);
+  close_all();
+}
+static void arm_busy(void) {
+  uv_timer_init(&loop, &timer);
+  uv_timer_start(&timer, on_busy, 1, 0);
+}
+
 /* ---- clean ---- */
 static uv_work_t works[3];
 static uv_async_t async;
@@ -160,6 +184,8 @@ int main(int argc, char **argv) {
     threaded = pthread_create(&thread, NULL, hold_lock, NULL) == 0;
   } else if (strcmp(mode, "slow-sleep") == 0) {
     arm_long_nap();
+  } else if (strcmp(mode, "spin") == 0) {
+    arm_busy();
   } else {
     usleep(20000); /* outside any callback: no finding */
     fcntl(pipe_fds[0], F_SETFL, O_NONBLOCK);
