@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -393,6 +394,8 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
     break;
   default: loopsan_sb_printf(&m, "%s: %s", loopsan_kind_name(f->kind), type);
   }
+  if (f->no_stall && f->no_stall[0])
+    loopsan_sb_printf(&d, "%s%s", d.len ? "; " : "", f->no_stall);
   if (f->kind == LOOPSAN_KIND_SLOW_CALLBACK && raw->blocked)
     loopsan_sb_printf(&d, "%s%.3f ms of it blocked in %s() (the stack is where)", d.len ? "; " : "",
                       blocked_ms, raw->call);
@@ -637,7 +640,8 @@ static int add_finding(struct loopsan_report *rep, struct loopsan_finding *f) {
 }
 
 static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r,
-                            loopsan_symbolizer *sym, const struct raw_finding *raw) {
+                            loopsan_symbolizer *sym, const struct raw_finding *raw,
+                            const char *no_stall) {
   struct loopsan_finding f;
   memset(&f, 0, sizeof f);
   f.kind = raw->kind;
@@ -665,6 +669,9 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
   frames_of_stack(sym, loopsan_replay_stack(r, raw->created_stack), &f.created_at, &f.n_created_at);
   frames_of_stack(sym, loopsan_replay_stack(r, raw->stack), &f.stack, &f.n_stack);
   f.also = raw->also;
+  if ((f.kind == LOOPSAN_KIND_SLOW_CALLBACK || f.kind == LOOPSAN_KIND_BLOCKED_LOOP) && !f.n_stack &&
+      raw->detail < RAW_DETAIL_UNFINISHED) /* a callback that never returned: its detail says why */
+    f.no_stall = no_stall;
   compose_message(&f, raw, f.object_type ? f.object_type : "an object",
                   (double)r->threshold_ns / 1e6, (double)r->blocking_ns / 1e6,
                   loopsan_replay_ms(r, raw->blocked));
@@ -746,6 +753,36 @@ static void read_stalls(const char *trace, struct loopsan_replay *r) {
   fclose(f);
 }
 
+/* Why a slow dispatch of the trace at PATH has no stall sample, if it
+ * cannot be because it ended between two looks (into WHY). */
+static void why_no_stall(const char *path, const struct loopsan_analyze_options *opts, char *why,
+                         size_t len) {
+  char dir[4096], file[4200];
+  const char *slash = strrchr(path, '/');
+  snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+  snprintf(file, sizeof file, "%s/%s", dir, LOOPSAN_STALLS_REFUSED_FILE);
+  FILE *f = fopen(file, "re");
+  if (f) {
+    char line[512] = "";
+    if (fgets(line, sizeof line, f))
+      line[strcspn(line, "\n")] = 0;
+    fclose(f);
+    snprintf(why, len, "no stall sample: the kernel refused to let loopsan run stop the thread (%s)",
+             line);
+    return;
+  }
+  snprintf(file, sizeof file, "%s/%s", dir, LOOPSAN_ENDS_FILE);
+  if (!opts->ends && access(file, F_OK) != 0) {
+    snprintf(why, len,
+             "no stall sample: only `loopsan run` samples where a stalled callback is stuck "
+             "(this trace was recorded without it)");
+    return;
+  }
+  snprintf(why, len,
+           "no stall sample: it ended before loopsan run looked (it looks every 20 ms once a "
+           "dispatch passes the threshold)");
+}
+
 static int analyze_one(const char *path, const struct loopsan_analyze_options *opts,
                        const struct end_scan *ends, struct loopsan_report *rep) {
   struct loopsan_replay r;
@@ -787,10 +824,12 @@ static int analyze_one(const char *path, const struct loopsan_analyze_options *o
     loopsan_report_add_note(&p->notes, &p->n_notes,
                             "%llu record(s) recovered from the buffers the process left behind",
                             (unsigned long long)recovered);
+  char no_stall[512];
+  why_no_stall(path, opts, no_stall, sizeof no_stall);
   int rc = 0;
   for (size_t i = 0; i < r.cap_findings && rc == 0; i++)
     if (r.findings[i].count)
-      rc = finding_from_raw(rep, &r, sym, &r.findings[i]);
+      rc = finding_from_raw(rep, &r, sym, &r.findings[i], no_stall);
   loopsan_symbolizer_free(sym);
   loopsan_replay_free(&r);
   return rc;

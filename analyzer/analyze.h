@@ -11,6 +11,9 @@
  * "pid signal mono_ns status" line each (written by run, read by the
  * analysis). */
 #define LOOPSAN_ENDS_FILE "loopsan.ends"
+/* Written by `loopsan run` when the kernel refused to let it stop a thread
+ * for a stall sample (its one line says why). */
+#define LOOPSAN_STALLS_REFUSED_FILE "loopsan.stalls-refused"
 
 /* How a process ended, as the one that reaped it saw it. */
 struct loopsan_process_end {

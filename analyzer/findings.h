@@ -66,6 +66,7 @@ struct loopsan_finding {
   unsigned count;
   int suppressed;
   size_t process; /* index into loopsan_report.processes (pids repeat across exec) */
+  const char *no_stall; /* why there is no stall sample (not owned; composing only) */
 };
 
 /* What the shim observed of one library in one process (its counters),

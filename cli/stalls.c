@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "analyzer/analyze.h"
 #include "cli/stalls.h"
 #include "common/trace_format.h"
 
@@ -221,8 +222,17 @@ void loopsan_stalls_tick(void) {
       continue;
     struct frames f = {.n = 0};
     int rc = sample(w->pid, tid, &f);
-    if (rc < 0)
+    if (rc < 0) {
+      int e = errno;
       S.refused = 1;
+      char path[PATH_MAX + 64];
+      snprintf(path, sizeof path, "%s/%s", S.dir, LOOPSAN_STALLS_REFUSED_FILE);
+      FILE *out = fopen(path, "we");
+      if (out) {
+        fprintf(out, "ptrace(PTRACE_SEIZE) of thread %u: %s\n", tid, strerror(e));
+        fclose(out);
+      }
+    }
     else if (rc == 0 && __atomic_load_n(&h->depth, __ATOMIC_ACQUIRE) >= depth &&
              h->inflight[depth - 1].t0 == t0) /* still in that dispatch */
       save(w, tid, t0, &f);
