@@ -615,6 +615,7 @@ static uint64_t record_ts(const struct loopsan_record_header *rec) {
   case LOOPSAN_REC_OBJ_NEW:
   case LOOPSAN_REC_OBJ_OP:
   case LOOPSAN_REC_API_ERROR:
+  case LOOPSAN_REC_WRONG_THREAD:
   case LOOPSAN_REC_END: memcpy(&ts, (const char *)rec + 8, sizeof ts); return ts + duration;
   default: return 0;
   }
@@ -661,6 +662,16 @@ int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, ui
   case LOOPSAN_REC_COUNTS: on_counts(r, (const void *)rec); break;
   case LOOPSAN_REC_UNFINISHED: on_unfinished(r, (const void *)rec); break;
   case LOOPSAN_REC_BLOCKING: loopsan_rules_blocking(r, (const void *)rec, tid); break;
+  case LOOPSAN_REC_WRONG_THREAD: {
+    const struct loopsan_rec_wrong_thread *w = (const void *)rec;
+    uint64_t about = w->obj ? w->obj : w->loop;
+    if (about && !loopsan_replay_object(r, about) && !r->replaying_orphans &&
+        r->n_orphans < REPLAY_ORPHANS_MAX && rec->size <= REPLAY_ORPHAN_MAX_SIZE)
+      keep_orphan(r, about, rec, tid); /* made on the loop's thread, written later */
+    else
+      loopsan_rules_wrong_thread(r, w, tid);
+    break;
+  }
   case LOOPSAN_REC_LOST: {
     const struct loopsan_rec_lost *l = (const void *)rec;
     r->lost[l->h.aux < 8 ? l->h.aux : 0] += l->records;
@@ -728,6 +739,8 @@ void loopsan_replay_finish(struct loopsan_replay *r) {
       loopsan_rules_dispatch(r, NULL, (const void *)h, r->orphans[i].tid);
     else if (h->type == LOOPSAN_REC_UNFINISHED)
       loopsan_rules_unfinished(r, NULL, (const void *)h, 0);
+    else if (h->type == LOOPSAN_REC_WRONG_THREAD)
+      loopsan_rules_wrong_thread(r, (const void *)h, r->orphans[i].tid);
   }
   r->n_orphans = 0;
   if (r->orphan_ids)

@@ -47,6 +47,23 @@ static int over_threshold(const struct loopsan_replay *r, uint64_t duration) {
   return loopsan_replay_ms(r, duration) * 1e6 >= (double)threshold;
 }
 
+/* ---- wrong-thread: a call from a thread that does not run the loop ---- */
+
+void loopsan_rules_wrong_thread(struct loopsan_replay *r, const struct loopsan_rec_wrong_thread *w,
+                                uint32_t tid) {
+  const struct replay_object *obj = loopsan_replay_object(r, w->obj ? w->obj : w->loop);
+  struct raw_finding f;
+  fill(&f, r, LOOPSAN_KIND_WRONG_THREAD, obj);
+  f.tid = tid;
+  f.library = w->library;
+  f.stack = w->stack;
+  f.result = (int32_t)w->owner_tid;
+  size_t n = w->name_len < sizeof f.call - 1 ? w->name_len : sizeof f.call - 1;
+  memcpy(f.call, (const char *)(w + 1), n);
+  f.call[n] = 0;
+  loopsan_replay_report(r, &f);
+}
+
 /* ---- blocking-call: a libc call that blocked inside a callback ---- */
 
 static void report_blocked(struct loopsan_replay *r, struct replay_blocked *e) {

@@ -21,6 +21,10 @@ void loopsan_rules_object_ended(struct loopsan_replay *r, const struct replay_ob
 /* blocking-call: a libc call that blocked inside a callback. */
 void loopsan_rules_blocking(struct loopsan_replay *r, const struct loopsan_rec_blocking *b,
                             uint32_t tid);
+/* wrong-thread: a call on a loop's object from another thread while the
+ * loop ran. TID is the calling thread. */
+void loopsan_rules_wrong_thread(struct loopsan_replay *r, const struct loopsan_rec_wrong_thread *w,
+                                uint32_t tid);
 /* The blocking calls still held back become findings (at the end). */
 void loopsan_rules_blocking_flush(struct loopsan_replay *r);
 /* OBJ is still alive when the process ends (normally: a killed process's

@@ -9,6 +9,7 @@
  * Kinds and the evidence that keeps their object's records:
  *   slow-callback     a DISPATCH record (every one written is slow)  KEEP
  *   blocking-call     a BLOCKING record                               KEEP
+ *   wrong-thread      a WRONG_THREAD record (on an object that may end well)  KEEP
  *   never-started     no START or USE before the end                  (no USE)
  *   pending-at-exit   the object never ends                           (no END)
  *   unclosed-handle   the object never ends                           (no END)
@@ -71,6 +72,9 @@ static inline uint64_t loopsan_record_evidence(const struct loopsan_record_heade
   case LOOPSAN_REC_BLOCKING:
     *marks = LOOPSAN_EV_KEEP;
     return ((const struct loopsan_rec_blocking *)(const void *)rec)->obj;
+  case LOOPSAN_REC_WRONG_THREAD:
+    *marks = LOOPSAN_EV_KEEP;
+    return ((const struct loopsan_rec_wrong_thread *)(const void *)rec)->obj;
   default: return 0;
   }
 }

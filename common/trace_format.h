@@ -123,6 +123,7 @@ enum loopsan_record_type {
   LOOPSAN_REC_UNFINISHED = 15, /* format 2 */
   LOOPSAN_REC_CHILD_EXIT = 16, /* format 2 */
   LOOPSAN_REC_BLOCKING = 17,   /* format 3 */
+  LOOPSAN_REC_WRONG_THREAD = 18, /* format 3 */
   LOOPSAN_REC_TYPE_COUNT
 };
 
@@ -364,6 +365,22 @@ struct loopsan_rec_child_exit {
   uint64_t ts;
   uint32_t pid;
   int32_t status; /* as waitpid(2) reports it */
+};
+
+/* (format 3) The program called a library function that is not
+ * thread-safe on an object (obj; 0: the loop itself) whose loop (loop)
+ * was running on another thread (owner_tid) at the time. stack is the
+ * call's; the function's name follows. The calling thread is the chunk's. */
+struct loopsan_rec_wrong_thread {
+  struct loopsan_record_header h;
+  uint64_t ts;
+  uint64_t obj;
+  uint64_t loop;
+  uint32_t owner_tid;
+  uint32_t stack;
+  uint16_t library;
+  uint16_t name_len;
+  uint32_t pad;
 };
 
 /* (format 3) A libc call that blocks (sleep, fsync, a blocking read, ...)

@@ -1,5 +1,7 @@
 /* The generic half of every adapter: whose call it is, and the object
  * operations adapters express their library's API in (adapter.h). */
+#include <errno.h>
+
 #include "preload/adapter.h"
 
 int loopsan__calls_itself(const struct loopsan_library_ref *lib, uintptr_t ra) {
@@ -122,5 +124,74 @@ void loopsan__request_submitted(void *ref, const void *req, int rc, const char *
   if (loopsan__obj_take(req, &o) == 0) {
     loopsan__record_api_error(o.id, o.library, fn, rc, 0);
     loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 0);
+  }
+}
+
+/* ---- which thread runs which loop (wrong-thread) ---- */
+
+#define RUNNING_MAX 64
+static struct {
+  _Atomic(const void *) loop;
+  _Atomic uint32_t tid;
+  uint32_t depth; /* nested runs of the same loop (the owner thread's) */
+} running[RUNNING_MAX];
+static _Atomic unsigned running_count;
+static LOOPSAN_TLS const void *my_loop; /* the innermost loop this thread runs */
+
+void loopsan__loop_enter(const void *loop, const void **saved) {
+  *saved = my_loop;
+  my_loop = loop;
+  uint32_t tid = loopsan__tid();
+  for (unsigned i = 0; i < RUNNING_MAX; i++) /* run again, nested, on this thread */
+    if (atomic_load(&running[i].loop) == loop && atomic_load(&running[i].tid) == tid) {
+      running[i].depth++;
+      return;
+    }
+  for (unsigned i = 0; i < RUNNING_MAX; i++) {
+    const void *expected = NULL;
+    if (atomic_compare_exchange_strong(&running[i].loop, &expected, loop)) {
+      atomic_store(&running[i].tid, tid);
+      running[i].depth = 1;
+      atomic_fetch_add(&running_count, 1);
+      return;
+    }
+  }
+}
+
+void loopsan__loop_leave(const void *loop, const void *saved) {
+  my_loop = saved;
+  uint32_t tid = loopsan__tid();
+  for (unsigned i = 0; i < RUNNING_MAX; i++)
+    if (atomic_load(&running[i].loop) == loop && atomic_load(&running[i].tid) == tid) {
+      if (--running[i].depth == 0) {
+        atomic_store(&running[i].tid, 0);
+        atomic_store(&running[i].loop, NULL);
+        atomic_fetch_sub(&running_count, 1);
+      }
+      return;
+    }
+}
+
+void loopsan__check_thread(const void *loop, const void *h, uint8_t library, const char *fn) {
+  if (!loop || loop == my_loop || !atomic_load_explicit(&running_count, memory_order_relaxed))
+    return;
+  for (unsigned i = 0; i < RUNNING_MAX; i++) {
+    if (atomic_load_explicit(&running[i].loop, memory_order_acquire) != loop)
+      continue;
+    uint32_t owner = atomic_load(&running[i].tid);
+    if (!owner || owner == loopsan__tid())
+      return;
+    int saved = errno;
+    struct loopsan_obj o;
+    struct loopsan_rec_wrong_thread r = {.ts = loopsan__now(),
+                                         .obj = h && loopsan__obj_get(h, &o) ? o.id : 0,
+                                         .loop = loopsan__loop_id(loop),
+                                         .owner_tid = owner,
+                                         .stack = loopsan__stack_capture(),
+                                         .library = library,
+                                         .name_len = (uint16_t)strlen(fn)};
+    loopsan__emit_tail(LOOPSAN_REC_WRONG_THREAD, &r, sizeof r, fn, r.name_len, NULL, 0);
+    errno = saved;
+    return;
   }
 }

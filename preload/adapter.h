@@ -85,6 +85,14 @@ void loopsan__loop_closed(const void *loop, int from_program);
 /* The program runs LOOP (MODE: the library's run flags): its first run is
  * recorded. */
 void loopsan__loop_run(const void *loop, int mode);
+/* This thread runs LOOP (LIBRARY's) from now until loopsan__loop_leave:
+ * its owner, for wrong-thread. SAVED keeps the loop it ran before. */
+void loopsan__loop_enter(const void *loop, const void **saved);
+void loopsan__loop_leave(const void *loop, const void *saved);
+/* The program calls FN, which is not thread-safe, on object H (NULL: the
+ * loop itself) of LOOP: a WRONG_THREAD record when LOOP is running on
+ * another thread. Cheap when LOOP is the one this thread runs. */
+void loopsan__check_thread(const void *loop, const void *h, uint8_t library, const char *fn);
 /* A handle (or watcher, event, source) H of TYPE on LOOP came to life. */
 void loopsan__handle_new(const void *h, uint8_t library, uint8_t type, const void *loop);
 /* The program used H in a way that counts as starting it. */

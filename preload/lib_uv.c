@@ -24,6 +24,11 @@ struct loopsan_library_ref loopsan__uv_lib = {.soname_prefix = "libuv.so"};
 /* ---- trampolines --------------------------------------------------------- */
 
 /* A handle callback: look up, mark the first firing since start, time. */
+/* Every uv_* call but uv_async_send is for the loop's own thread: one on
+ * a handle of a loop another thread is running is a wrong-thread. */
+#define CHECK_THREAD(h, fn) \
+  loopsan__check_thread(((const uv_handle_t *)(h))->loop, (h), LOOPSAN_LIB_UV, (fn))
+
 #define HANDLE_TRAMPOLINE(name, slot, cb_type, handle_param, params, args)                   \
   TRAMPOLINE static void name params {                                                       \
     struct loopsan_obj_cb o;                                                                 \
@@ -134,9 +139,12 @@ LOOPSAN_INTERPOSE int uv_run(uv_loop_t *loop, uv_run_mode mode) {
     return 0;
   if (from_program(CALLER))
     loopsan__loop_run(loop, (int)mode);
+  const void *outer;
+  loopsan__loop_enter(loop, &outer);
   loopsan__adapter_loops++;
   int rc = REAL(uv_run)(loop, mode);
   loopsan__adapter_loops--;
+  loopsan__loop_leave(loop, outer);
   return rc;
 }
 
@@ -240,7 +248,10 @@ LOOPSAN_INTERPOSE int uv_spawn(uv_loop_t *l, uv_process_t *h, const uv_process_o
     if (!RESOLVE(fn))                                                                  \
       return UV_ENOSYS;                                                                \
     void *ref;                                                                         \
-    if (!from_program(CALLER) ||                                                       \
+    int prog = from_program(CALLER);                                                   \
+    if (prog)                                                                          \
+      CHECK_THREAD(h, #fn);                                                            \
+    if (!prog ||                                                                       \
         !(ref = loopsan__handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tramp))) \
       return REAL(fn) args_real(cb);                                                   \
     /* A NULL callback is legal (uv_poll_start, uv_listen): still a start. */          \
@@ -282,7 +293,10 @@ HANDLE_START(uv_listen, (uv_stream_t * s, int backlog, uv_connection_cb cb), A_L
     if (!RESOLVE(fn))                                                                         \
       return UV_ENOSYS;                                                                       \
     void *ref;                                                                                \
-    if (!from_program(CALLER) || !alloc_cb || !read_cb ||                                     \
+    int prog = from_program(CALLER);                                                          \
+    if (prog)                                                                                 \
+      CHECK_THREAD(h, #fn);                                                                   \
+    if (!prog || !alloc_cb || !read_cb ||                                                     \
         !(ref = loopsan__handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)read_cb, (void *)tr_recv))) \
       return REAL(fn)(h, alloc_cb, read_cb);                                                  \
     if ((void *)alloc_cb != (void *)tr_alloc)                                                 \
@@ -299,9 +313,12 @@ HANDLE_READ_START(uv_udp_recv_start, uv_udp_t, uv_udp_recv_cb, tr_udp_recv)
   LOOPSAN_INTERPOSE int fn(type *h) {                        \
     if (!RESOLVE(fn))                                        \
       return UV_ENOSYS;                                      \
+    int prog = from_program(CALLER);                         \
+    if (prog)                                                \
+      CHECK_THREAD(h, #fn);                                  \
     int rc = REAL(fn)(h);                                    \
     struct loopsan_obj o;                                    \
-    if (from_program(CALLER) && loopsan__obj_get(h, &o))     \
+    if (prog && loopsan__obj_get(h, &o))                     \
       loopsan__record_op(o.id, LOOPSAN_OP_STOP, NULL, 0, 0); \
     return rc;                                               \
   }
@@ -323,10 +340,13 @@ DECLARE_REAL(uv_timer_again);
 LOOPSAN_INTERPOSE int uv_timer_again(uv_timer_t *h) {
   if (!RESOLVE(uv_timer_again))
     return UV_ENOSYS;
+  int prog = from_program(CALLER);
+  if (prog)
+    CHECK_THREAD(h, "uv_timer_again");
   int rc = REAL(uv_timer_again)(h);
   struct loopsan_obj o;
   void *ref;
-  if (rc == 0 && from_program(CALLER) && h->repeat && (ref = loopsan__obj_get(h, &o))) {
+  if (rc == 0 && prog && h->repeat && (ref = loopsan__obj_get(h, &o))) {
     loopsan__obj_state_clear(ref, LOOPSAN_STATE_FIRED);
     loopsan__record_op(o.id, LOOPSAN_OP_START, o.cb[LOOPSAN_SLOT_MAIN], LOOPSAN_START_SCHEDULED, 0);
   }
@@ -376,7 +396,10 @@ LOOPSAN_INTERPOSE void uv_close(uv_handle_t *h, uv_close_cb cb) {
     return;
   struct loopsan_obj o;
   void *ref;
-  if (!from_program(CALLER) || !(ref = loopsan__obj_get(h, &o))) {
+  int prog = from_program(CALLER);
+  if (prog)
+    CHECK_THREAD(h, "uv_close");
+  if (!prog || !(ref = loopsan__obj_get(h, &o))) {
     REAL(uv_close)(h, cb);
     return;
   }

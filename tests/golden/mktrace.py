@@ -21,7 +21,7 @@ CHUNK_MAGIC = 0x4B43534C
 
 # Record types, libraries, object kinds and operations (common/trace_format.h).
 PROCESS, CLOCK, MODULE, MODULE_UNLOAD, THREAD, STACK, TYPE, OBJ_NEW, OBJ_OP, DISPATCH, \
-    API_ERROR, LOST, END, COUNTS, UNFINISHED, CHILD_EXIT, BLOCKING = range(1, 18)
+    API_ERROR, LOST, END, COUNTS, UNFINISHED, CHILD_EXIT, BLOCKING, WRONG_THREAD = range(1, 19)
 LIB_UV, LIB_EV, LIB_GLIB = 1, 3, 4
 KIND_LOOP, KIND_HANDLE, KIND_REQUEST, KIND_WATCHER = 1, 2, 3, 4
 OP_START, OP_STOP, OP_USE, OP_CLOSE, OP_CLOSED, OP_FIRED, OP_COMPLETE, OP_RUN = range(1, 9)
@@ -142,6 +142,10 @@ class Trace:
     def blocking(self, ts, duration, obj, cb, dispatch_ts, stack, name):
         self.add(record(BLOCKING, struct.pack("<QQQQQIHH", ts, duration, obj, cb, dispatch_ts, stack,
                                               LIB_UV, len(name)), tail=name.encode()))
+
+    def wrong_thread(self, ts, obj, loop, owner_tid, stack, name):
+        self.add(record(WRONG_THREAD, struct.pack("<QQQIIHHI", ts, obj, loop, owner_tid, stack, LIB_UV,
+                                                  len(name), 0), tail=name.encode()))
 
     def unfinished(self, ts, end_ts, obj, cb, how, slot=0):
         self.add(record(UNFINISHED, struct.pack("<QQQQIHH", ts, end_ts, obj, cb, self.pid, LIB_UV, how),
@@ -407,7 +411,9 @@ def blocking_calls(out):
     """Format 3: blocking calls inside callbacks. A callback that blocked
     40 ms in usleep (under the slow threshold) is a blocking-call with the
     call's stack; one that took 200 ms, most of it in nanosleep, is one
-    slow-callback that says where it was blocked, and no blocking-call."""
+    slow-callback that says where it was blocked, and no blocking-call. And
+    a timer restarted from another thread while its loop runs (on the
+    process's main thread) is a wrong-thread."""
     t = Trace(4012, [EXE, "--block"], version=3)
     t.new(1000 * MS, 1, "uv_loop_t", 0x7000, t.stack(MAIN))
     t.new(1001 * MS, 2, "uv_timer_t", 0x7100, t.stack(START_TICKER, MAIN), loop=1)
@@ -420,6 +426,9 @@ def blocking_calls(out):
     t.blocking(1111 * MS, 180 * MS, 3, fn(ON_WORK), 1110 * MS, t.stack(ON_WORK + 0x10, MAIN),
                "nanosleep")
     t.dispatch(1110 * MS, 200 * MS, 3, fn(ON_WORK))
+    t.chunk(tid=4013)
+    t.wrong_thread(1300 * MS, 2, 1, 4012, t.stack(SUBMIT + 0x10, MAIN), "uv_timer_start")
+    t.chunk(tid=4012)
     t.op(1400 * MS, 2, OP_CLOSED)
     t.op(1400 * MS, 3, OP_CLOSED)
     t.op(1401 * MS, 1, OP_CLOSED, stack=t.stack(MAIN))
