@@ -352,6 +352,8 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
       loopsan_sb_puts(&m, " in callback ");
       callback_phrase(&m, f);
       loopsan_sb_printf(&m, " of %s", type);
+    } else if (raw->library == LOOPSAN_LIB_GENERIC) {
+      loopsan_sb_puts(&m, " in an iteration of an epoll loop");
     } else {
       loopsan_sb_puts(&m, " in a loop callback");
     }
@@ -676,6 +678,21 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
     }
   }
   frames_of_stack(sym, loopsan_replay_stack(r, raw->created_stack), &f.created_at, &f.n_created_at);
+  if (raw->n_chain && (f.chain = calloc(raw->n_chain, sizeof *f.chain)) != NULL) {
+    for (unsigned k = 0; k < raw->n_chain; k++) {
+      const struct replay_link *l = &raw->chain[k];
+      struct loopsan_chain_link *c = &f.chain[f.n_chain++];
+      const loopsan_frame *fr;
+      size_t nf;
+      if (l->cb && loopsan_symbolize(sym, l->cb, 0, &fr, &nf) == 0 && nf > 0) {
+        own_frame(&c->callback, &fr[nf - 1]);
+        c->has_callback = 1;
+      }
+      const struct replay_type *t = loopsan_replay_type(r, l->library, l->type);
+      c->object_type = t ? strdup(t->name) : NULL;
+      frames_of_stack(sym, loopsan_replay_stack(r, l->stack), &c->created_at, &c->n_created_at);
+    }
+  }
   frames_of_stack(sym, loopsan_replay_stack(r, raw->stack), &f.stack, &f.n_stack);
   f.also = raw->also;
   if ((f.kind == LOOPSAN_KIND_SLOW_CALLBACK || f.kind == LOOPSAN_KIND_BLOCKED_LOOP) && !f.n_stack &&

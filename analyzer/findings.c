@@ -60,6 +60,14 @@ void loopsan_report_free(struct loopsan_report *r) {
     free(f->callback.module);
     free_frames(f->created_at, f->n_created_at);
     free_frames(f->stack, f->n_stack);
+    for (size_t k = 0; k < f->n_chain; k++) {
+      free(f->chain[k].callback.function);
+      free(f->chain[k].callback.file);
+      free(f->chain[k].callback.module);
+      free(f->chain[k].object_type);
+      free_frames(f->chain[k].created_at, f->chain[k].n_created_at);
+    }
+    free(f->chain);
   }
   free(r->findings);
   for (size_t i = 0; i < r->n_processes; i++) {

@@ -46,6 +46,16 @@ struct loopsan_frame_owned {
   uint64_t module_offset;
 };
 
+/* One step of an async chain: the callback that was running when the
+ * object before it was made, its object, and where that was made. */
+struct loopsan_chain_link {
+  struct loopsan_frame_owned callback;
+  int has_callback;
+  char *object_type;
+  struct loopsan_frame_owned *created_at;
+  size_t n_created_at;
+};
+
 struct loopsan_finding {
   enum loopsan_kind kind;
   enum loopsan_severity severity;
@@ -67,6 +77,8 @@ struct loopsan_finding {
   int suppressed;
   size_t process; /* index into loopsan_report.processes (pids repeat across exec) */
   const char *no_stall; /* why there is no stall sample (not owned; composing only) */
+  struct loopsan_chain_link *chain; /* created in a callback of chain[0], ... */
+  size_t n_chain;
 };
 
 /* What the shim observed of one library in one process (its counters),

@@ -19,7 +19,7 @@ size_t loopsan_record_min_size(uint16_t type) {
   case LOOPSAN_REC_THREAD: return sizeof(struct loopsan_rec_thread);
   case LOOPSAN_REC_STACK: return sizeof(struct loopsan_rec_stack);
   case LOOPSAN_REC_TYPE: return sizeof(struct loopsan_rec_type);
-  case LOOPSAN_REC_OBJ_NEW: return sizeof(struct loopsan_rec_obj_new);
+  case LOOPSAN_REC_OBJ_NEW: return LOOPSAN_OBJ_NEW_SIZE_MIN;
   case LOOPSAN_REC_OBJ_OP: return LOOPSAN_OBJ_OP_SIZE_MIN;
   case LOOPSAN_REC_DISPATCH: return sizeof(struct loopsan_rec_dispatch);
   case LOOPSAN_REC_API_ERROR: return sizeof(struct loopsan_rec_api_error);

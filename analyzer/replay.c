@@ -202,8 +202,13 @@ static struct replay_count *count_of(struct loopsan_replay *r, uint16_t library,
   return &r->counts[r->n_counts++];
 }
 
-static void new_object(struct loopsan_replay *r, const struct loopsan_rec_obj_new *n,
+static void new_object(struct loopsan_replay *r, const struct loopsan_rec_obj_new *rec,
                        uint32_t tid) {
+  /* The 48-byte form (formats 1 and 2) has no parent: it reads as 0. */
+  struct loopsan_rec_obj_new full;
+  memset(&full, 0, sizeof full);
+  memcpy(&full, rec, rec->h.size < sizeof full ? rec->h.size : sizeof full);
+  const struct loopsan_rec_obj_new *n = &full;
   struct replay_object *o = loopsan_replay_object(r, n->obj);
   if (!o) {
     if ((r->n_objects + 1) * 2 > r->cap_objects && objects_grow(r) != 0) {
@@ -227,6 +232,16 @@ static void new_object(struct loopsan_replay *r, const struct loopsan_rec_obj_ne
   o->library = n->library;
   o->type = n->type;
   o->flags = n->h.aux;
+  /* Made in a callback: its chain is that callback's object, then that
+   * object's own chain. */
+  o->n_chain = 0;
+  const struct replay_object *p = n->parent ? loopsan_replay_object(r, n->parent) : NULL;
+  if (p && p != o) {
+    o->chain[0] = (struct replay_link){p->main_cb, p->address, p->stack, p->library, p->type};
+    o->n_chain = 1;
+    for (unsigned i = 0; i < p->n_chain && o->n_chain < REPLAY_CHAIN; i++)
+      o->chain[o->n_chain++] = p->chain[i];
+  }
   r->objects_seen++;
   if (n->library < 32)
     r->libraries_seen |= 1u << n->library;

@@ -12,7 +12,18 @@
 #include "analyzer/findings.h"
 #include "common/trace_format.h"
 
+/* One step of an async chain: the object whose callback was running when
+ * another was made, as it was then. */
+#define REPLAY_CHAIN 3
+struct replay_link {
+  uint64_t cb, address;
+  uint32_t stack;
+  uint16_t library, type;
+};
+
 struct replay_object {
+  struct replay_link chain[REPLAY_CHAIN]; /* made in a callback of chain[0]'s object, ... */
+  unsigned n_chain;
   uint64_t id, loop, address;
   uint64_t created_ts;
   uint32_t stack, tid;
@@ -87,6 +98,8 @@ struct raw_finding {
   uint32_t also; /* other kinds the same object has (1 << enum loopsan_kind) */
   int32_t result;
   char call[32];    /* blocking-call, and a slow callback that blocked: the libc call */
+  struct replay_link chain[REPLAY_CHAIN]; /* the object's async chain */
+  unsigned n_chain;
   uint64_t blocked; /* a slow callback that blocked: for how long in all (ts units) */
 };
 

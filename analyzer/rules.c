@@ -21,6 +21,8 @@ static void fill(struct raw_finding *f, const struct loopsan_replay *r, enum loo
   f->address = o->address;
   f->cb = o->main_cb;
   f->created_stack = o->stack;
+  memcpy(f->chain, o->chain, sizeof f->chain);
+  f->n_chain = o->n_chain;
 }
 
 static uint16_t object_kind(const struct loopsan_replay *r, const struct replay_object *o) {

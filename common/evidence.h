@@ -16,6 +16,8 @@
  *   unclosed-loop     the loop never ends                             (no END)
  *   a watcher still active when its loop was destroyed: the loop    KEEP
  *   a source destroyed with its loop: CLOSED with WITH_LOOP           KEEP
+ *   an async chain: the objects whose callbacks made a kept object
+ *     (OBJ_NEW's parent) are kept with it (compact.c follows parents)
  *   a failed call     an API_ERROR record                             KEEP
  *   a request that failed  COMPLETE with a negative status            KEEP
  * A kind whose evidence lives on an object that ended well (a wrong-thread

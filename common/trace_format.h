@@ -215,7 +215,13 @@ struct loopsan_rec_obj_new {
   uint32_t stack;
   uint16_t library;
   uint16_t type;
+  /* (format 3; absent from the 48-byte form of formats 1 and 2) the
+   * object whose callback was running when this one was made (0: none):
+   * its creation stack continues this one's, which stops at that
+   * callback. */
+  uint64_t parent;
 };
+#define LOOPSAN_OBJ_NEW_SIZE_MIN 48u
 
 enum loopsan_obj_op {
   LOOPSAN_OP_START = 1,    /* armed with callback cb; arg: LOOPSAN_START_* */

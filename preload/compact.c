@@ -27,6 +27,7 @@ struct obj_mark {
   uint32_t gen; /* valid only in the pass with this number: no clearing */
   uint8_t marks;
   uint16_t left[LOOPSAN_SUPERSEDE_KINDS]; /* records of each kind not yet passed */
+  uint64_t parent; /* OBJ_NEW's: the object whose callback made it */
 };
 
 static pthread_mutex_t compact_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -42,9 +43,22 @@ static struct obj_mark *mark_of(uint64_t obj) {
       set[i].obj = obj;
       set[i].gen = gen;
       set[i].marks = 0;
+      set[i].parent = 0;
       memset(set[i].left, 0, sizeof set[i].left);
       return &set[i];
     }
+    if (set[i].obj == obj)
+      return &set[i];
+  }
+  return NULL;
+}
+
+/* OBJ's mark in this pass, or NULL (never adds one). */
+static struct obj_mark *find_mark(uint64_t obj) {
+  uint32_t i = (uint32_t)((obj * 0x9E3779B97F4A7C15u) >> 51) & (SET_SIZE - 1);
+  for (uint32_t n = 0; n < SET_SIZE; n++, i = (i + 1) & (SET_SIZE - 1)) {
+    if (set[i].gen != gen)
+      return NULL;
     if (set[i].obj == obj)
       return &set[i];
   }
@@ -103,6 +117,8 @@ size_t loopsan__compact(const unsigned char *in, size_t len, const unsigned char
       int k = loopsan_record_supersede_kind(h);
       if (k >= 0 && m->left[k] < UINT16_MAX && ++m->left[k] > 1)
         any = 1; /* a START superseded by a later one, ... */
+      if (h->type == LOOPSAN_REC_OBJ_NEW && h->size >= sizeof(struct loopsan_rec_obj_new))
+        m->parent = ((const struct loopsan_rec_obj_new *)(const void *)h)->parent;
     } else if (obj) {
       pthread_mutex_unlock(&compact_lock); /* set full: keep everything */
       return len;
@@ -111,6 +127,24 @@ size_t loopsan__compact(const unsigned char *in, size_t len, const unsigned char
   if (!any) {
     pthread_mutex_unlock(&compact_lock);
     return len;
+  }
+  /* An object kept has its async chain kept: the objects whose callbacks
+   * made it, as far as this buffer holds them (its creation stack stops
+   * at their callback; theirs continue it). */
+  for (int level = 0; level < 4; level++) {
+    int changed = 0;
+    for (uint32_t i = 0; i < SET_SIZE; i++) {
+      struct obj_mark *m = &set[i];
+      if (m->gen != gen || !m->parent || loopsan_evidence_droppable(m->marks))
+        continue;
+      struct obj_mark *p = find_mark(m->parent);
+      if (p && !(p->marks & LOOPSAN_EV_KEEP)) {
+        p->marks |= LOOPSAN_EV_KEEP;
+        changed = 1;
+      }
+    }
+    if (!changed)
+      break;
   }
   size_t n = 0;
   for (size_t off = 0; (h = next_record(in, len, &off)) != NULL;) {

@@ -53,7 +53,12 @@ uint64_t loopsan__record_new(const void *addr, uint8_t library, uint8_t type, ui
     errno = saved;
     return 0;
   }
+  /* Made inside a callback: that callback's object is its parent. */
+  const struct loopsan_spill_header *h = loopsan__tls_region;
+  uint32_t depth = h ? h->depth : 0;
+  uint64_t parent = depth && depth <= LOOPSAN_INFLIGHT_MAX ? h->inflight[depth - 1].obj : 0;
   struct loopsan_rec_obj_new r = {
+      .parent = parent,
       .h.aux = flags,
       .ts = loopsan__now(),
       .obj = o.id,

@@ -59,7 +59,7 @@ static void blocked_on(const char *name, uint64_t t0, uintptr_t ra, const void *
   if (depth <= LOOPSAN_INFLIGHT_MAX) {
     const struct loopsan_inflight *in = &h->inflight[depth - 1];
     r.obj = in->obj;
-    r.cb = in->cb;
+    r.cb = in->slot == LOOPSAN_DISPATCH_ITERATION ? 0 : in->cb; /* there: the epoll fd */
     r.dispatch_ts = in->t0;
     r.library = (uint16_t)in->library;
   }

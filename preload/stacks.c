@@ -11,6 +11,11 @@
 
 #include "preload/shim.h"
 
+/* The trampolines' section (adapter.h); weak: a build without adapters
+ * (the unit tests) has none. */
+extern const char __start_loopsan_tramp[] __attribute__((weak, visibility("hidden")));
+extern const char __stop_loopsan_tramp[] __attribute__((weak, visibility("hidden")));
+
 #define STACK_TABLE_BITS 18
 #define STACK_TABLE_SIZE (1u << STACK_TABLE_BITS)
 #define STACK_MAX_PROBES 64
@@ -143,9 +148,17 @@ static inline __attribute__((always_inline)) uint32_t capture(uintptr_t leaf) {
   /* Drop the shim's frames: the capture itself on top, and trampolines in
    * the middle (an object created inside a wrapped callback). */
   int n = 0;
-  for (int i = 0; i < got && (unsigned)n < depth; i++)
-    if (!loopsan__is_self((uintptr_t)buf[i]))
+  for (int i = 0; i < got && (unsigned)n < depth; i++) {
+    uintptr_t pc = (uintptr_t)buf[i];
+    /* Inside a callback, the stack stops at its trampoline: what is below
+     * is the loop running it, the same every time, and the callback's own
+     * object says where that came from (OBJ_NEW's parent). */
+    if (n > 0 && __start_loopsan_tramp && pc >= (uintptr_t)__start_loopsan_tramp &&
+        pc < (uintptr_t)__stop_loopsan_tramp)
+      break;
+    if (!loopsan__is_self(pc))
       buf[n++] = buf[i];
+  }
   if (n <= 0)
     return 0;
   uintptr_t tail = tail_caller((uintptr_t)buf[0]);

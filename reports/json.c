@@ -106,6 +106,23 @@ static void finding(struct loopsan_strbuf *sb, const struct loopsan_finding *f) 
     loopsan_sb_puts(sb, "null");
   loopsan_sb_puts(sb, ",\n      \"created_at\": ");
   frames(sb, f->created_at, f->n_created_at);
+  /* The async chain, innermost first: the callback that was running when
+   * the object was made, its object and where that was made, and so on. */
+  loopsan_sb_puts(sb, ",\n      \"created_in\": [");
+  for (size_t k = 0; k < f->n_chain; k++) {
+    const struct loopsan_chain_link *c = &f->chain[k];
+    loopsan_sb_puts(sb, k ? ", {\"callback\": " : "{\"callback\": ");
+    if (c->has_callback)
+      frame(sb, &c->callback);
+    else
+      loopsan_sb_puts(sb, "null");
+    loopsan_sb_puts(sb, ", \"object\": {\"type\": ");
+    loopsan_sb_json_string(sb, c->object_type);
+    loopsan_sb_puts(sb, "}, \"created_at\": ");
+    frames(sb, c->created_at, c->n_created_at);
+    loopsan_sb_puts(sb, "}");
+  }
+  loopsan_sb_puts(sb, "]");
   loopsan_sb_puts(sb, ",\n      \"stack\": ");
   frames(sb, f->stack, f->n_stack);
   if (f->duration_ms >= 0)

@@ -65,6 +65,21 @@ static void print_finding(FILE *out, const char *prefix, const struct loopsan_fi
       print_frames(out, prefix, f->created_at, f->n_created_at);
     else
       fprintf(out, "%s    (no stack recorded)\n", prefix);
+    /* The async chain: where the callback that made it came from. */
+    for (size_t k = 0; k < f->n_chain; k++) {
+      const struct loopsan_chain_link *c = &f->chain[k];
+      char name[256] = "?";
+      if (c->has_callback && c->callback.function) {
+        snprintf(name, sizeof name, "%s()", c->callback.function);
+      } else if (c->has_callback && c->callback.module) { /* no symbol: module+offset */
+        const char *base = strrchr(c->callback.module, '/');
+        snprintf(name, sizeof name, "%s+0x%" PRIx64, base ? base + 1 : c->callback.module,
+                 c->callback.module_offset);
+      }
+      fprintf(out, "%s   ... in callback %s of %s, which was created at:\n", prefix, name,
+              c->object_type ? c->object_type : "an object");
+      print_frames(out, prefix, c->created_at, c->n_created_at);
+    }
   }
   fprintf(out, "%s\n", prefix);
 }

@@ -10,6 +10,10 @@ An .expect file has one statement a line ('#' starts a comment):
                              loader's: where the object was made),
                            created (any function in created_at),
                            stack (any function in stack),
+                           chain (CALLBACK@FUNCTION: a step of the async
+                             chain, created_in: the callback that was
+                             running, and a function where its object
+                             was made),
                            also (the object's other kinds, comma-separated,
                              '-' for none: the exact set),
                            detail (a substring of detail; quote it:
@@ -36,7 +40,7 @@ import re
 import shlex
 import sys
 
-FINDING_KEYS = {"kind", "library", "type", "callback", "site", "created", "stack", "also",
+FINDING_KEYS = {"kind", "library", "type", "callback", "site", "created", "stack", "chain", "also",
                 "detail", "message", "min_ms", "max_ms", "count"}
 # Modules whose frames are not "the program's" for `site`.
 LIBRARY_MODULE = re.compile(r"^(libuv\.so|libc\.so|libpthread|ld-linux|libloopsan|libevent|libev\.so"
@@ -77,6 +81,14 @@ def matches(f, want):
             ok = value in functions(f.get("created_at"))
         elif key == "stack":
             ok = value in functions(f.get("stack"))
+        elif key == "chain":
+            # "callback@site": a step of the async chain, innermost first
+            # in the report: the callback that was running and a function
+            # where its object was made
+            cb, _, made = value.partition("@")
+            ok = any((c.get("callback") or {}).get("function") == cb and
+                     (not made or made in functions(c.get("created_at")))
+                     for c in f.get("created_in") or [])
         elif key == "also":
             ok = sorted(f.get("also", [])) == sorted([] if value == "-" else value.split(","))
         elif key == "detail":

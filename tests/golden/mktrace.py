@@ -110,11 +110,13 @@ class Trace:
                         tail=b"".join(struct.pack("<Q", fn(o)) for o in offsets)))
         return sid
 
-    def new(self, ts, obj, type_name, address, stack, loop=0, flags=0):
+    def new(self, ts, obj, type_name, address, stack, loop=0, flags=0, parent=None):
         if type_name in ("uv_loop_t", "ev_loop", "GMainContext"):
             flags |= OBJF_LOOP  # as the shim marks loops (kept by compaction)
-        self.add(record(OBJ_NEW, struct.pack("<QQQQIHH", ts, obj, loop, address, stack,
-                                             LIB_OF[type_name], T[type_name]), aux=flags))
+        body = struct.pack("<QQQQIHH", ts, obj, loop, address, stack, LIB_OF[type_name], T[type_name])
+        if parent is not None:  # format 3: made in a callback of object `parent`
+            body += struct.pack("<Q", parent)
+        self.add(record(OBJ_NEW, body, aux=flags))
 
     def op(self, ts, obj, op, arg=0, cb=0, stack=0):
         body = struct.pack("<QQ", ts, obj)
@@ -413,7 +415,9 @@ def blocking_calls(out):
     call's stack; one that took 200 ms, most of it in nanosleep, is one
     slow-callback that says where it was blocked, and no blocking-call. And
     a timer restarted from another thread while its loop runs (on the
-    process's main thread) is a wrong-thread."""
+    process's main thread) is a wrong-thread. The second timer was made in
+    the first one's callback: its creation stack stops there, and its
+    async chain continues it."""
     t = Trace(4012, [EXE, "--block"], version=3)
     t.new(1000 * MS, 1, "uv_loop_t", 0x7000, t.stack(MAIN))
     t.new(1001 * MS, 2, "uv_timer_t", 0x7100, t.stack(START_TICKER, MAIN), loop=1)
@@ -421,7 +425,7 @@ def blocking_calls(out):
     t.op(1002 * MS, 1, OP_RUN)
     t.op(1010 * MS, 2, OP_FIRED, cb=fn(ON_TICK))
     t.blocking(1011 * MS, 40 * MS, 2, fn(ON_TICK), 1010 * MS, t.stack(ON_TICK + 0x10, MAIN), "usleep")
-    t.new(1100 * MS, 3, "uv_timer_t", 0x7200, t.stack(SUBMIT, MAIN), loop=1)
+    t.new(1100 * MS, 3, "uv_timer_t", 0x7200, t.stack(SUBMIT, ON_TICK + 0x20), loop=1, parent=2)
     t.op(1100 * MS, 3, OP_START, 0, cb=fn(ON_WORK))
     t.blocking(1111 * MS, 180 * MS, 3, fn(ON_WORK), 1110 * MS, t.stack(ON_WORK + 0x10, MAIN),
                "nanosleep")

@@ -255,6 +255,52 @@ START_TEST(restarts_collapse) {
 }
 END_TEST
 
+/* Does the LEN bytes at P hold OBJ's OBJ_NEW? */
+static int has_obj_new(const unsigned char *p, size_t len, uint64_t obj) {
+  for (size_t off = 0; off < len;) {
+    const struct loopsan_record_header *h = (const void *)(p + off);
+    if (h->type == LOOPSAN_REC_OBJ_NEW &&
+        ((const struct loopsan_rec_obj_new *)(const void *)h)->obj == obj)
+      return 1;
+    off += h->size;
+  }
+  return 0;
+}
+
+START_TEST(async_chain_kept) {
+  /* A timer made, run and closed, all in one buffer, whose callback made
+   * a timer still pending at exit: the first is that finding's async
+   * chain, kept with it; one that made nothing kept goes. */
+  struct buf b;
+  preamble(&b);
+  obj_new(&b, 1, T_TIMER, 1 * MS);
+  op(&b, 1, LOOPSAN_OP_START, LOOPSAN_START_SCHEDULED, 1 * MS);
+  op(&b, 1, LOOPSAN_OP_FIRED, 0, 2 * MS);
+  struct loopsan_rec_obj_new child = {.ts = 2 * MS,
+                                      .obj = 2,
+                                      .address = 0x2000,
+                                      .library = LOOPSAN_LIB_UV,
+                                      .type = T_TIMER,
+                                      .parent = 1};
+  put(&b, LOOPSAN_REC_OBJ_NEW, 0, &child, sizeof child, NULL, 0);
+  op(&b, 2, LOOPSAN_OP_START, LOOPSAN_START_SCHEDULED, 2 * MS);
+  op(&b, 1, LOOPSAN_OP_CLOSE, 0, 3 * MS);
+  op(&b, 1, LOOPSAN_OP_CLOSED, 0, 4 * MS);
+  obj_new(&b, 3, T_TIMER, 5 * MS); /* an unrelated uneventful one */
+  op(&b, 3, LOOPSAN_OP_START, LOOPSAN_START_SCHEDULED, 5 * MS);
+  op(&b, 3, LOOPSAN_OP_FIRED, 0, 6 * MS);
+  op(&b, 3, LOOPSAN_OP_CLOSED, 0, 7 * MS);
+  end(&b);
+  check_kept(&b, LOOPSAN_KIND_PENDING_AT_EXIT);
+  const unsigned char *out;
+  size_t n = loopsan__compact(b.data, b.len, &out);
+  int parent_kept = has_obj_new(out, n, 1), other_kept = has_obj_new(out, n, 3);
+  loopsan__compact_done(out);
+  ck_assert_msg(parent_kept, "the pending timer's parent was dropped");
+  ck_assert_msg(!other_kept, "an uneventful timer was kept");
+}
+END_TEST
+
 int main(void) {
   loopsan__state.record_all = 0;
   Suite *s = suite_create("compact");
@@ -266,6 +312,7 @@ int main(void) {
   tcase_add_test(tc, failures_kept);
   tcase_add_test(tc, the_uneventful_go);
   tcase_add_test(tc, restarts_collapse);
+  tcase_add_test(tc, async_chain_kept);
   suite_add_tcase(s, tc);
   return loopsan_unit_run(s);
 }
