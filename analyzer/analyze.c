@@ -326,11 +326,10 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
   case LOOPSAN_KIND_WRONG_THREAD:
     loopsan_sb_printf(&m, "%s() called on %s from thread %u while its loop runs on thread %d",
                       raw->call, type, raw->tid, (int)raw->result);
-    loopsan_sb_printf(&d,
-                      "%s is not thread-safe: only the thread running the loop may call it "
-                      "(another thread can wake the loop with its thread-safe call, "
-                      "uv_async_send() for libuv)",
+    loopsan_sb_printf(&d, "%s is not thread-safe: only the thread running the loop may call it",
                       raw->call);
+    if (v->wake_call)
+      loopsan_sb_printf(&d, " (another thread reaches the loop with %s)", v->wake_call);
     break;
   case LOOPSAN_KIND_BLOCKED_LOOP:
     loopsan_sb_printf(&m, "an iteration of the loop waiting on epoll fd %d took %.3f ms",

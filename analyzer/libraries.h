@@ -16,6 +16,7 @@ struct loopsan_library_vocab {
                                      given the type ("%s_stop()": "ev_io_stop()") */
   const char *loop_close_call;    /* "uv_loop_close()" */
   const char *error_prefix;       /* "UV_": its error names are PREFIX + errno name */
+  const char *wake_call;          /* how another thread reaches its loop, thread-safely */
 };
 
 /* LIBRARY's row; every enum loopsan_library has one. */

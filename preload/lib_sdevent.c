@@ -128,9 +128,12 @@ LOOPSAN_INTERPOSE sd_event *sd_event_unref(sd_event *e) {
       return -ENOSYS;               \
     if (e && from_program(CALLER))  \
       loopsan__loop_run(e, 0);      \
+    const void *outer;              \
+    loopsan__loop_enter(e, &outer); \
     loopsan__adapter_loops++;       \
     int rc = REAL(fn) args;         \
     loopsan__adapter_loops--;       \
+    loopsan__loop_leave(e, outer);  \
     return rc;                      \
   }
 LOOP_RUN(sd_event_loop, (sd_event * e), (e))
@@ -177,7 +180,10 @@ static void source_added(sd_event_source *s, uint8_t type, sd_event *e, void *cb
   LOOPSAN_INTERPOSE int fn params {                                                           \
     if (!RESOLVE(fn))                                                                         \
       return -ENOSYS;                                                                         \
-    if (!e || !callback || !from_program(CALLER) || !RESOLVE(sd_event_source_set_floating) || \
+    int prog = from_program(CALLER);                                                          \
+    if (prog) /* sd-event is not thread-safe at all */                                        \
+      loopsan__check_thread(e, NULL, LOOPSAN_LIB_SDEVENT, #fn);                               \
+    if (!e || !callback || !prog || !RESOLVE(sd_event_source_set_floating) ||                 \
         !RESOLVE(sd_event_source_unref))                                                      \
       return REAL(fn)(e, ret, pre, callback, post);                                           \
     sd_event_source *s = NULL;                                                                \
@@ -235,7 +241,10 @@ ADD(sd_event_add_inotify_fd, T_INOTIFY,
                            void *userdata) {                                                  \
     if (!RESOLVE(fn))                                                                         \
       return -ENOSYS;                                                                         \
-    if (!e || !callback || !from_program(CALLER) || !RESOLVE(sd_event_source_set_floating) || \
+    int prog = from_program(CALLER);                                                          \
+    if (prog) /* sd-event is not thread-safe at all */                                        \
+      loopsan__check_thread(e, NULL, LOOPSAN_LIB_SDEVENT, #fn);                               \
+    if (!e || !callback || !prog || !RESOLVE(sd_event_source_set_floating) ||                 \
         !RESOLVE(sd_event_source_unref))                                                      \
       return REAL(fn)(e, ret, callback, userdata);                                            \
     sd_event_source *s = NULL;                                                                \

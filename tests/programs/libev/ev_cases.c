@@ -11,7 +11,10 @@
  *   pending    a 60 s timer (on_timeout, arm_timeout) still armed at the
  *              end: pending-at-exit.
  *   leak-loop  a loop from ev_loop_new (make_worker_loop) never destroyed:
- *              unclosed-loop. */
+ *              unclosed-loop.
+ *   wrong-thread  while the main thread runs the default loop, another
+ *              thread starts a timer on it (start_from_worker, the timer
+ *              made there too): wrong-thread naming ev_timer_start. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -160,6 +163,23 @@ static void on_stop(struct ev_loop *loop, ev_timer *w, int revents) {
 
 static struct ev_loop *make_worker_loop(void) { return ev_loop_new(EVFLAG_AUTO); }
 
+static ev_timer foreign;
+static void on_foreign(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)loop, (void)w, (void)revents;
+}
+static void start_from_worker(struct ev_loop *loop) {
+  /* The loop thread waits in epoll_wait: in practice no race, but the
+   * call is not the loop thread's to make. */
+  ev_timer_init(&foreign, on_foreign, 0.01, 0.);
+  ev_timer_start(loop, &foreign);
+}
+static void *foreign_thread(void *arg) {
+  struct timespec ts = {0, 50000000};
+  nanosleep(&ts, NULL);
+  start_from_worker(arg);
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "clean";
   if (strcmp(mode, "clean") == 0)
@@ -176,8 +196,12 @@ int main(int argc, char **argv) {
     arm_timeout(loop);
   else if (strcmp(mode, "leak-loop") == 0)
     ev_run(make_worker_loop(), EVRUN_NOWAIT);
+  pthread_t t;
+  int threaded = strcmp(mode, "wrong-thread") == 0 && pthread_create(&t, NULL, foreign_thread, loop) == 0;
   ev_timer_init(&stopper, on_stop, 0.3, 0.);
   ev_timer_start(loop, &stopper);
   ev_run(loop, 0);
+  if (threaded)
+    pthread_join(t, NULL);
   return 0;
 }
