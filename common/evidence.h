@@ -21,7 +21,9 @@
  *   a failed call     an API_ERROR record                             KEEP
  *   a request that failed  COMPLETE with a negative status            KEEP
  * A kind whose evidence lives on an object that ended well (a wrong-thread
- * call, a double close) must mark its records KEEP here. A kind that needs
+ * call, a double close) must mark its records KEEP here; when the evidence
+ * is found on another thread than the one whose buffer holds the object's
+ * records, the shim names the object to loopsan__compact_keep (compact.h). A kind that needs
  * more than the last START, STOP, FIRED, USE or CALLBACK of an object in
  * a write-out (how many starts) must take that op out of
  * loopsan_record_supersede_kind. */

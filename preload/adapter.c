@@ -3,6 +3,7 @@
 #include <errno.h>
 
 #include "preload/adapter.h"
+#include "preload/compact.h"
 
 int loopsan__calls_itself(const struct loopsan_library_ref *lib, uintptr_t ra) {
 #if defined(__x86_64__)
@@ -191,6 +192,10 @@ void loopsan__check_thread(const void *loop, const void *h, uint8_t library, con
                                          .library = library,
                                          .name_len = (uint16_t)strlen(fn)};
     loopsan__emit_tail(LOOPSAN_REC_WRONG_THREAD, &r, sizeof r, fn, r.name_len, NULL, 0);
+    /* The object's own records are in the loop thread's buffer, where its
+     * compaction cannot see this one. */
+    if (r.obj)
+      loopsan__compact_keep(r.obj);
     errno = saved;
     return;
   }

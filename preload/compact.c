@@ -36,6 +36,26 @@ static unsigned char *out_buf;
 static size_t out_cap;
 static uint32_t gen;
 
+/* Objects other threads found evidence on (a wrong-thread call): their
+ * records are kept by whichever buffer holds them. Rare, so a small set. */
+#define KEEP_MAX 1024
+static _Atomic uint64_t keep_ids[KEEP_MAX];
+static _Atomic unsigned n_keep;
+
+void loopsan__compact_keep(uint64_t obj) {
+  unsigned i = atomic_fetch_add(&n_keep, 1);
+  if (i < KEEP_MAX)
+    atomic_store(&keep_ids[i], obj);
+}
+
+static int must_keep(uint64_t obj) {
+  unsigned n = atomic_load(&n_keep);
+  for (unsigned i = 0; i < n && i < KEEP_MAX; i++)
+    if (atomic_load(&keep_ids[i]) == obj)
+      return 1;
+  return 0;
+}
+
 static struct obj_mark *mark_of(uint64_t obj) {
   uint32_t i = (uint32_t)((obj * 0x9E3779B97F4A7C15u) >> 51) & (SET_SIZE - 1);
   for (uint32_t n = 0; n < SET_SIZE; n++, i = (i + 1) & (SET_SIZE - 1)) {
@@ -112,6 +132,8 @@ size_t loopsan__compact(const unsigned char *in, size_t len, const unsigned char
     uint64_t obj = loopsan_record_evidence(h, &mark);
     struct obj_mark *m = obj ? mark_of(obj) : NULL;
     if (m) {
+      if (!m->marks && must_keep(obj)) /* first record of it in this buffer */
+        m->marks = LOOPSAN_EV_KEEP;
       m->marks |= mark;
       any |= loopsan_evidence_droppable(m->marks);
       int k = loopsan_record_supersede_kind(h);

@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/event_compat.h>
 #include <event2/listener.h>
+#include <event2/thread.h>
 
 #include "preload/adapter.h"
 
@@ -189,9 +190,12 @@ LOOPSAN_INTERPOSE int event_base_loop(struct event_base *base, int flags) {
     loopsan__loop_run(base, flags);
   struct event_base *outer = running_base;
   running_base = base;
+  const void *outer_loop;
+  loopsan__loop_enter(base, &outer_loop);
   loopsan__adapter_loops++;
   int rc = REAL(event_base_loop)(base, flags);
   loopsan__adapter_loops--;
+  loopsan__loop_leave(base, outer_loop);
   running_base = outer;
   return rc;
 }
@@ -206,6 +210,32 @@ LOOPSAN_INTERPOSE int event_base_loopexit(struct event_base *base, const struct 
   int rc = REAL(event_base_loopexit)(base, tv);
   __asm__ __volatile__("" ::: "memory"); /* no tail call from here either */
   return rc;
+}
+
+/* ---- threads (wrong-thread) ---- */
+
+/* libevent's calls are thread-safe once the program turned its locking on
+ * (evthread_use_pthreads, or its own lock callbacks); before that, an
+ * event of a base another thread is running is not to be touched. */
+static _Atomic int evthreads;
+static struct loopsan_library_ref evthread_lib = {.soname_prefix = "libevent_pthreads"};
+typedef int (*evthread_use_fn)(void);
+
+LOOPSAN_INTERPOSE int evthread_use_pthreads(void) {
+  static evthread_use_fn real;
+  if (!real)
+    real = (evthread_use_fn)loopsan__resolve(&evthread_lib, "evthread_use_pthreads");
+  int rc = real ? real() : -1;
+  if (rc == 0)
+    atomic_store(&evthreads, 1);
+  return rc;
+}
+
+DECLARE_REAL(event_get_base);
+static void check_event_thread(const struct event *ev, const char *fn) {
+  if (atomic_load_explicit(&evthreads, memory_order_relaxed) || !ev || !RESOLVE(event_get_base))
+    return;
+  loopsan__check_thread(REAL(event_get_base)(ev), ev, LOOPSAN_LIB_EVENT, fn);
 }
 
 /* ---- events ---- */
@@ -270,7 +300,6 @@ LOOPSAN_INTERPOSE int event_assign(struct event *ev, struct event_base *base, ev
 }
 
 DECLARE_REAL(event_set);
-DECLARE_REAL(event_get_base);
 DECLARE_REAL(event_get_events);
 LOOPSAN_INTERPOSE void event_set(struct event *ev, evutil_socket_t fd, short what,
                                  event_callback_fn cb, void *arg) {
@@ -289,10 +318,13 @@ DECLARE_REAL(event_add);
 LOOPSAN_INTERPOSE int event_add(struct event *ev, const struct timeval *tv) {
   if (!RESOLVE(event_add))
     return -1;
+  int prog = from_program(CALLER);
+  if (prog)
+    check_event_thread(ev, "event_add");
   int rc = REAL(event_add)(ev, tv);
   struct loopsan_obj o;
   void *ref;
-  if (!from_program(CALLER) || !(ref = loopsan__obj_get(ev, &o)))
+  if (!prog || !(ref = loopsan__obj_get(ev, &o)))
     return rc;
   if (rc != 0) {
     loopsan__record_api_error(o.id, LOOPSAN_LIB_EVENT, "event_add", rc, 0);
@@ -311,9 +343,12 @@ DECLARE_REAL(event_del);
 LOOPSAN_INTERPOSE int event_del(struct event *ev) {
   if (!RESOLVE(event_del))
     return -1;
+  int prog = from_program(CALLER);
+  if (prog)
+    check_event_thread(ev, "event_del");
   int rc = REAL(event_del)(ev);
   struct loopsan_obj o;
-  if (rc == 0 && from_program(CALLER) && loopsan__obj_get(ev, &o))
+  if (rc == 0 && prog && loopsan__obj_get(ev, &o))
     loopsan__record_op(o.id, LOOPSAN_OP_STOP, NULL, 0, 0);
   return rc;
 }
@@ -323,6 +358,7 @@ LOOPSAN_INTERPOSE void event_active(struct event *ev, int res, short ncalls) {
   if (!RESOLVE(event_active))
     return;
   if (ev != last_activated && from_program(CALLER)) {
+    check_event_thread(ev, "event_active");
     loopsan__handle_used(ev);
     last_activated = ev;
   }

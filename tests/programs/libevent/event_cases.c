@@ -13,6 +13,11 @@
  *               whose callback on_slow_once sleeps 200 ms: slow-callback.
  *   leak-listener  a listener (make_listener, callback on_accept) never
  *               freed: unclosed-handle.
+ *   wrong-thread  while the main thread runs the base, another thread
+ *               adds an event of it (add_from_worker; the event made in
+ *               make_foreign_event): wrong-thread naming event_add.
+ *   evthread    the same after evthread_use_pthreads(): thread-safe, no
+ *               finding.
  * clean also runs an event_base_once callback and a listener accepting a
  * connection, and checks that event_get_assignment and bufferevent_getcb
  * give back the program's own callbacks. */
@@ -24,6 +29,8 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <event2/listener.h>
+#include <event2/thread.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -197,6 +204,25 @@ static void arm_deadline(struct event_base *base) {
 
 static struct event_base *make_base(void) { return event_base_new(); }
 
+static void on_foreign(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what, (void)arg;
+}
+
+static struct event *make_foreign_event(struct event_base *base) {
+  return event_new(base, -1, 0, on_foreign, NULL);
+}
+
+static void add_from_worker(struct event *ev) {
+  struct timeval ten_ms = {0, 10000};
+  event_add(ev, &ten_ms);
+}
+
+static void *foreign_thread(void *arg) {
+  sleep_ms(50);
+  add_from_worker(arg);
+  return NULL;
+}
+
 static void on_slow_once(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what, (void)arg;
   sleep_ms(200);
@@ -211,6 +237,8 @@ int main(int argc, char **argv) {
   const char *mode = argc > 1 ? argv[1] : "clean";
   if (strcmp(mode, "clean") == 0)
     return run_clean();
+  if (strcmp(mode, "evthread") == 0)
+    evthread_use_pthreads();
   struct event_base *base = strcmp(mode, "leak-base") == 0 ? make_base() : event_base_new();
   struct event *ev = NULL;
   if (strcmp(mode, "slow") == 0)
@@ -224,9 +252,17 @@ int main(int argc, char **argv) {
   int port = 0;
   if (strcmp(mode, "leak-listener") == 0 && !make_listener(base, &port))
     return 1;
+  pthread_t t;
+  int threaded = 0;
+  if (strcmp(mode, "wrong-thread") == 0 || strcmp(mode, "evthread") == 0) {
+    ev = make_foreign_event(base);
+    threaded = pthread_create(&t, NULL, foreign_thread, ev) == 0;
+  }
   struct timeval limit = {0, 300000};
   event_base_loopexit(base, &limit);
   event_base_dispatch(base);
+  if (threaded)
+    pthread_join(t, NULL);
   if (ev)
     event_free(ev);
   if (strcmp(mode, "pending") != 0 && strcmp(mode, "leak-base") != 0)
