@@ -323,6 +323,20 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
                         threshold_ms);
     }
     break;
+  case LOOPSAN_KIND_API_ERROR:
+    loopsan_sb_printf(&m, "%s() returned %s%s", raw->call,
+                      raw->library == LOOPSAN_LIB_UV ? v->error_prefix : "",
+                      raw->library == LOOPSAN_LIB_UV ? error_name(raw->result)
+                                                     : (raw->result ? "-1" : "0"));
+    if (raw->type_name[0])
+      loopsan_sb_printf(&m, " on %s", type);
+    if (raw->library == LOOPSAN_LIB_UV && raw->result < 0)
+      loopsan_sb_printf(&d, "%s: the call was not valid for the object's state or arguments, and "
+                            "did nothing",
+                        strerror(-raw->result));
+    else
+      loopsan_sb_puts(&d, "the call failed and did nothing");
+    break;
   case LOOPSAN_KIND_WRONG_THREAD:
     loopsan_sb_printf(&m, "%s() called on %s from thread %u while its loop runs on thread %d",
                       raw->call, type, raw->tid, (int)raw->result);

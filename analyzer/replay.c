@@ -544,17 +544,21 @@ static void on_op(struct loopsan_replay *r, const struct loopsan_record_header *
   }
 }
 
-static void on_api_error(struct loopsan_replay *r, const struct loopsan_rec_api_error *e) {
+static void on_api_error(struct loopsan_replay *r, const struct loopsan_rec_api_error *e,
+                         uint32_t tid) {
   struct replay_object *o = loopsan_replay_object(r, e->obj);
+  /* Format 1 traces have no flag: there the function's name tells. */
+  const char *name = (const char *)(e + 1);
+  int loop_close = (e->h.aux & LOOPSAN_APIERR_LOOP_CLOSE) ||
+                   (e->name_len == 13 && memcmp(name, "uv_loop_close", 13) == 0);
+  if (!loop_close) /* a loop that would not close: its handles' findings say why */
+    loopsan_rules_api_error(r, o, e, tid);
   if (!o)
     return;
   /* A start that failed is not a start forgotten (uv_spawn of a missing
    * program): never-started is for objects nobody tried to use. */
   o->start_failed = 1;
-  /* Format 1 traces have no flag: there the function's name tells. */
-  const char *name = (const char *)(e + 1);
-  if ((e->h.aux & LOOPSAN_APIERR_LOOP_CLOSE) ||
-      (e->name_len == 13 && memcmp(name, "uv_loop_close", 13) == 0)) {
+  if (loop_close) {
     o->loop_close_failed = 1;
     o->loop_close_result = e->result;
     o->loop_close_stack = e->stack;
@@ -673,7 +677,7 @@ int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, ui
       loopsan_rules_dispatch(r, o, d, tid);
     break;
   }
-  case LOOPSAN_REC_API_ERROR: on_api_error(r, (const void *)rec); break;
+  case LOOPSAN_REC_API_ERROR: on_api_error(r, (const void *)rec, tid); break;
   case LOOPSAN_REC_COUNTS: on_counts(r, (const void *)rec); break;
   case LOOPSAN_REC_UNFINISHED: on_unfinished(r, (const void *)rec); break;
   case LOOPSAN_REC_BLOCKING: loopsan_rules_blocking(r, (const void *)rec, tid); break;

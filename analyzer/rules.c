@@ -1,5 +1,6 @@
 #include "analyzer/rules.h"
 
+#include <errno.h>
 #include <string.h>
 
 /* ---- helpers ---- */
@@ -47,6 +48,46 @@ static int loop_close_failed(struct loopsan_replay *r, const struct replay_objec
 static int over_threshold(const struct loopsan_replay *r, uint64_t duration) {
   uint64_t threshold = r->threshold_ns ? r->threshold_ns : 100000000u; /* process record lost */
   return loopsan_replay_ms(r, duration) * 1e6 >= (double)threshold;
+}
+
+/* ---- api-error: a call that returned an error ---- */
+
+/* Errors that say the call was wrong for the object's state or its
+ * arguments: the program's mistake, whatever it then did with the return
+ * value. The others (ENOENT, EACCES, EADDRINUSE, ECONNREFUSED, EMFILE,
+ * EAGAIN, ...) are the world's answer, part of normal operation. -1 is
+ * libevent's and GLib's only failure (event_add, g_source_attach). */
+static int misuse_error(uint16_t library, int32_t result) {
+  if (library != LOOPSAN_LIB_UV) /* libevent's -1, g_source_attach's 0: no reason given */
+    return 1;
+  switch (-result) {
+  case EINVAL:
+  case EALREADY:
+  case EBADF:
+  case EISCONN:
+  case ENOTCONN:
+  case ENOTSOCK:
+  case EEXIST:
+  case ENOSYS:
+  case EOPNOTSUPP: return 1;
+  default: return 0;
+  }
+}
+
+void loopsan_rules_api_error(struct loopsan_replay *r, const struct replay_object *obj,
+                             const struct loopsan_rec_api_error *e, uint32_t tid) {
+  if (!misuse_error(e->library, e->result))
+    return;
+  struct raw_finding f;
+  fill(&f, r, LOOPSAN_KIND_API_ERROR, obj);
+  f.tid = tid;
+  f.library = e->library;
+  f.stack = e->stack;
+  f.result = e->result;
+  size_t n = e->name_len < sizeof f.call - 1 ? e->name_len : sizeof f.call - 1;
+  memcpy(f.call, (const char *)(e + 1), n);
+  f.call[n] = 0;
+  loopsan_replay_report(r, &f);
 }
 
 /* ---- wrong-thread: a call from a thread that does not run the loop ---- */

@@ -25,6 +25,11 @@ void loopsan_rules_blocking(struct loopsan_replay *r, const struct loopsan_rec_b
  * loop ran. TID is the calling thread. */
 void loopsan_rules_wrong_thread(struct loopsan_replay *r, const struct loopsan_rec_wrong_thread *w,
                                 uint32_t tid);
+/* api-error: a loop API call returned an error that says the program
+ * misused it (EINVAL, EALREADY, EBADF, ...; not one the world caused,
+ * such as ENOENT from uv_spawn). */
+void loopsan_rules_api_error(struct loopsan_replay *r, const struct replay_object *obj,
+                             const struct loopsan_rec_api_error *e, uint32_t tid);
 /* The blocking calls still held back become findings (at the end). */
 void loopsan_rules_blocking_flush(struct loopsan_replay *r);
 /* OBJ is still alive when the process ends (normally: a killed process's
