@@ -323,6 +323,13 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
                         threshold_ms);
     }
     break;
+  case LOOPSAN_KIND_UNOBSERVED_ERROR:
+    loopsan_sb_printf(&m, "%s request failed with %s%s and had no callback to see it", type,
+                      v->error_prefix, error_name(raw->result));
+    loopsan_sb_printf(&d,
+                      "%s: the program was never told; pass a callback and look at its status",
+                      raw->result < 0 ? strerror(-raw->result) : "error");
+    break;
   case LOOPSAN_KIND_API_ERROR:
     loopsan_sb_printf(&m, "%s() returned %s%s", raw->call,
                       raw->library == LOOPSAN_LIB_UV ? v->error_prefix : "",

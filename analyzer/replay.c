@@ -518,8 +518,12 @@ static void on_op(struct loopsan_replay *r, const struct loopsan_record_header *
     break;
   case LOOPSAN_OP_CLOSED:
   case LOOPSAN_OP_COMPLETE:
-    if (code == LOOPSAN_OP_COMPLETE)
+    if (code == LOOPSAN_OP_COMPLETE) {
       o->last_fire_ts = op->ts;
+      /* Failed, and it had no callback: nothing could see the error. */
+      if ((int32_t)arg < 0 && !o->main_cb)
+        loopsan_rules_unobserved_error(r, o, (int32_t)arg);
+    }
     struct replay_count *c = count_of(r, o->library, o->type);
     if (c)
       c->seen_ended++;

@@ -50,6 +50,16 @@ static int over_threshold(const struct loopsan_replay *r, uint64_t duration) {
   return loopsan_replay_ms(r, duration) * 1e6 >= (double)threshold;
 }
 
+/* ---- unobserved-error: a failure nothing could see ---- */
+
+void loopsan_rules_unobserved_error(struct loopsan_replay *r, const struct replay_object *o,
+                                    int32_t status) {
+  struct raw_finding f;
+  fill(&f, r, LOOPSAN_KIND_UNOBSERVED_ERROR, o);
+  f.result = status;
+  loopsan_replay_report(r, &f);
+}
+
 /* ---- api-error: a call that returned an error ---- */
 
 /* Errors that say the call was wrong for the object's state or its

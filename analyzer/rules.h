@@ -30,6 +30,9 @@ void loopsan_rules_wrong_thread(struct loopsan_replay *r, const struct loopsan_r
  * such as ENOENT from uv_spawn). */
 void loopsan_rules_api_error(struct loopsan_replay *r, const struct replay_object *obj,
                              const struct loopsan_rec_api_error *e, uint32_t tid);
+/* unobserved-error: request O failed with STATUS and had no callback. */
+void loopsan_rules_unobserved_error(struct loopsan_replay *r, const struct replay_object *o,
+                                    int32_t status);
 /* The blocking calls still held back become findings (at the end). */
 void loopsan_rules_blocking_flush(struct loopsan_replay *r);
 /* OBJ is still alive when the process ends (normally: a killed process's

@@ -58,12 +58,15 @@ REQUEST_TRAMPOLINE(tr_random, uv_random_cb, r, status,
 
 /* ---- requests ----------------------------------------------------------------- */
 
+/* A request made without a callback (uv_write, uv_shutdown, uv_udp_send
+ * allow it) still gets the trampoline, which then only records how it
+ * ended: a failure nothing could see is an unobserved-error. */
 #define STREAM_REQUEST(fn, type, params, args_real, req, stream, cb, tramp)             \
   DECLARE_REAL(fn);                                                                     \
   LOOPSAN_INTERPOSE int fn params {                                                     \
     if (!RESOLVE(fn))                                                                   \
       return UV_ENOSYS;                                                                 \
-    if (!from_program(CALLER) || !cb)                                                   \
+    if (!from_program(CALLER) || (!cb && (void *)tramp == (void *)tr_connect))          \
       return REAL(fn) args_real(cb);                                                    \
     loopsan__handle_used(stream);                                                       \
     void *ref = loopsan__request_begin(req, LOOPSAN_LIB_UV, type,                       \
