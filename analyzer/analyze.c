@@ -323,6 +323,17 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
                         threshold_ms);
     }
     break;
+  case LOOPSAN_KIND_MISUSE:
+    if (raw->result == LOOPSAN_MISUSE_CLOSE_CLOSING) {
+      loopsan_sb_printf(&m, "%s() called on %s that is already closing", raw->call, type);
+      loopsan_sb_printf(&d,
+                        "libuv aborts on its assertion right after: a handle is closed once "
+                        "(uv_is_closing() says whether it was); the first close is shown as "
+                        "\"closed before at\"");
+    } else {
+      loopsan_sb_printf(&m, "%s() called on %s in a state that forbids it", raw->call, type);
+    }
+    break;
   case LOOPSAN_KIND_UNOBSERVED_ERROR:
     loopsan_sb_printf(&m, "%s request failed with %s%s and had no callback to see it", type,
                       v->error_prefix, error_name(raw->result));
@@ -714,6 +725,7 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
     }
   }
   frames_of_stack(sym, loopsan_replay_stack(r, raw->stack), &f.stack, &f.n_stack);
+  frames_of_stack(sym, loopsan_replay_stack(r, raw->cause_stack), &f.cause, &f.n_cause);
   f.also = raw->also;
   if ((f.kind == LOOPSAN_KIND_SLOW_CALLBACK || f.kind == LOOPSAN_KIND_BLOCKED_LOOP) && !f.n_stack &&
       raw->detail < RAW_DETAIL_UNFINISHED) /* a callback that never returned: its detail says why */

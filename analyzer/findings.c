@@ -60,6 +60,7 @@ void loopsan_report_free(struct loopsan_report *r) {
     free(f->callback.module);
     free_frames(f->created_at, f->n_created_at);
     free_frames(f->stack, f->n_stack);
+    free_frames(f->cause, f->n_cause);
     for (size_t k = 0; k < f->n_chain; k++) {
       free(f->chain[k].callback.function);
       free(f->chain[k].callback.file);

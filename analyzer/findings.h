@@ -79,6 +79,8 @@ struct loopsan_finding {
   const char *no_stall; /* why there is no stall sample (not owned; composing only) */
   struct loopsan_chain_link *chain; /* created in a callback of chain[0], ... */
   size_t n_chain;
+  struct loopsan_frame_owned *cause; /* misuse: the event that made the call wrong */
+  size_t n_cause;
 };
 
 /* What the shim observed of one library in one process (its counters),

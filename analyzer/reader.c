@@ -30,6 +30,7 @@ size_t loopsan_record_min_size(uint16_t type) {
   case LOOPSAN_REC_CHILD_EXIT: return sizeof(struct loopsan_rec_child_exit);
   case LOOPSAN_REC_BLOCKING: return sizeof(struct loopsan_rec_blocking);
   case LOOPSAN_REC_WRONG_THREAD: return sizeof(struct loopsan_rec_wrong_thread);
+  case LOOPSAN_REC_MISUSE: return sizeof(struct loopsan_rec_misuse);
   default: return 0;
   }
 }
@@ -57,6 +58,7 @@ static uint64_t tail_size(const struct loopsan_record_header *h) {
     return ((const struct loopsan_rec_blocking *)(const void *)h)->name_len;
   case LOOPSAN_REC_WRONG_THREAD:
     return ((const struct loopsan_rec_wrong_thread *)(const void *)h)->name_len;
+  case LOOPSAN_REC_MISUSE: return ((const struct loopsan_rec_misuse *)(const void *)h)->name_len;
   case LOOPSAN_REC_COUNTS: {
     const struct loopsan_rec_counts *r = (const void *)h;
     return (uint64_t)r->n_libraries * 8u + (uint64_t)r->n_types * sizeof(struct loopsan_count);

@@ -508,6 +508,7 @@ static void on_op(struct loopsan_replay *r, const struct loopsan_record_header *
     o->closing = 1;
     o->close_ts = op->ts;
     o->close_cb = op->cb;
+    o->close_stack = op->stack; /* where it was closed (its call site), if recorded */
     break;
   case LOOPSAN_OP_FIRED:
     /* Its callback ran, so it was started, whatever the order in which
@@ -685,6 +686,11 @@ int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, ui
   case LOOPSAN_REC_COUNTS: on_counts(r, (const void *)rec); break;
   case LOOPSAN_REC_UNFINISHED: on_unfinished(r, (const void *)rec); break;
   case LOOPSAN_REC_BLOCKING: loopsan_rules_blocking(r, (const void *)rec, tid); break;
+  case LOOPSAN_REC_MISUSE: {
+    const struct loopsan_rec_misuse *m = (const void *)rec;
+    loopsan_rules_misuse(r, loopsan_replay_object(r, m->obj), m, tid);
+    break;
+  }
   case LOOPSAN_REC_WRONG_THREAD: {
     const struct loopsan_rec_wrong_thread *w = (const void *)rec;
     uint64_t about = w->obj ? w->obj : w->loop;

@@ -101,6 +101,7 @@ struct raw_finding {
   struct replay_link chain[REPLAY_CHAIN]; /* the object's async chain */
   unsigned n_chain;
   uint64_t blocked; /* a slow callback that blocked: for how long in all (ts units) */
+  uint32_t cause_stack; /* misuse: where the object was made unfit (its close) */
 };
 
 /* What the shim counted for one (library, type). */

@@ -50,6 +50,24 @@ static int over_threshold(const struct loopsan_replay *r, uint64_t duration) {
   return loopsan_replay_ms(r, duration) * 1e6 >= (double)threshold;
 }
 
+/* ---- misuse: a call the library forbids ---- */
+
+void loopsan_rules_misuse(struct loopsan_replay *r, const struct replay_object *obj,
+                          const struct loopsan_rec_misuse *m, uint32_t tid) {
+  struct raw_finding f;
+  fill(&f, r, LOOPSAN_KIND_MISUSE, obj);
+  f.tid = tid;
+  f.library = m->library;
+  f.stack = m->stack;
+  f.result = (int32_t)m->h.aux;
+  if (obj)
+    f.cause_stack = obj->close_stack;
+  size_t n = m->name_len < sizeof f.call - 1 ? m->name_len : sizeof f.call - 1;
+  memcpy(f.call, (const char *)(m + 1), n);
+  f.call[n] = 0;
+  loopsan_replay_report(r, &f);
+}
+
 /* ---- unobserved-error: a failure nothing could see ---- */
 
 void loopsan_rules_unobserved_error(struct loopsan_replay *r, const struct replay_object *o,

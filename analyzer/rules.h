@@ -30,6 +30,9 @@ void loopsan_rules_wrong_thread(struct loopsan_replay *r, const struct loopsan_r
  * such as ENOENT from uv_spawn). */
 void loopsan_rules_api_error(struct loopsan_replay *r, const struct replay_object *obj,
                              const struct loopsan_rec_api_error *e, uint32_t tid);
+/* misuse: a call the library forbids in the object's state (M->h.aux). */
+void loopsan_rules_misuse(struct loopsan_replay *r, const struct replay_object *obj,
+                          const struct loopsan_rec_misuse *m, uint32_t tid);
 /* unobserved-error: request O failed with STATUS and had no callback. */
 void loopsan_rules_unobserved_error(struct loopsan_replay *r, const struct replay_object *o,
                                     int32_t status);

@@ -124,6 +124,7 @@ enum loopsan_record_type {
   LOOPSAN_REC_CHILD_EXIT = 16, /* format 2 */
   LOOPSAN_REC_BLOCKING = 17,   /* format 3 */
   LOOPSAN_REC_WRONG_THREAD = 18, /* format 3 */
+  LOOPSAN_REC_MISUSE = 19,       /* format 3 */
   LOOPSAN_REC_TYPE_COUNT
 };
 
@@ -387,6 +388,23 @@ struct loopsan_rec_wrong_thread {
   uint16_t library;
   uint16_t name_len;
   uint32_t pad;
+};
+
+/* (format 3) The program called NAME on object obj in a state where the
+ * library forbids it (h.aux: enum loopsan_misuse). stack is the call's;
+ * the event that made it wrong is in obj's own records (the stack of its
+ * CLOSE). Written, and the trace flushed, before the library is called,
+ * since it may abort. */
+enum loopsan_misuse {
+  LOOPSAN_MISUSE_CLOSE_CLOSING = 1, /* uv_close on a handle already closing */
+};
+struct loopsan_rec_misuse {
+  struct loopsan_record_header h;
+  uint64_t ts;
+  uint64_t obj;
+  uint32_t stack;
+  uint16_t library;
+  uint16_t name_len;
 };
 
 /* (format 3) A libc call that blocks (sleep, fsync, a blocking read, ...)

@@ -85,7 +85,10 @@ void loopsan__record_op(uint64_t obj, uint32_t op, const void *cb, uint32_t arg,
       .cb = (uint64_t)(uintptr_t)cb,
   };
   size_t size = LOOPSAN_OBJ_OP_SIZE_MIN;
-  if (with_stack) {
+  if (with_stack > 1) { /* the call site only (loopsan__stack_of_caller) */
+    r.stack = (uint32_t)with_stack;
+    size = sizeof r;
+  } else if (with_stack) {
     r.stack = loopsan__stack_capture();
     size = sizeof r;
   } else if (cb) {
@@ -148,6 +151,19 @@ void loopsan__record_api_error(uint64_t obj, uint8_t library, const char *functi
       .name_len = (uint16_t)strlen(function),
   };
   loopsan__emit_tail(LOOPSAN_REC_API_ERROR, &r, sizeof r, function, r.name_len, NULL, 0);
+  errno = saved;
+}
+
+void loopsan__record_misuse(uint64_t obj, uint8_t library, uint32_t what, const char *fn) {
+  int saved = errno;
+  struct loopsan_rec_misuse r = {.h.aux = what,
+                                 .ts = loopsan__now(),
+                                 .obj = obj,
+                                 .stack = loopsan__stack_capture(),
+                                 .library = library,
+                                 .name_len = (uint16_t)strlen(fn)};
+  loopsan__emit_tail(LOOPSAN_REC_MISUSE, &r, sizeof r, fn, r.name_len, NULL, 0);
+  loopsan__flush_all();
   errno = saved;
 }
 

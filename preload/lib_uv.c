@@ -24,6 +24,8 @@ struct loopsan_library_ref loopsan__uv_lib = {.soname_prefix = "libuv.so"};
 /* ---- trampolines --------------------------------------------------------- */
 
 /* A handle callback: look up, mark the first firing since start, time. */
+DECLARE_REAL(uv_is_closing);
+
 /* Every uv_* call but uv_async_send is for the loop's own thread: one on
  * a handle of a loop another thread is running is a wrong-thread. */
 #define CHECK_THREAD(h, fn) \
@@ -399,14 +401,25 @@ LOOPSAN_INTERPOSE void uv_close(uv_handle_t *h, uv_close_cb cb) {
   int prog = from_program(CALLER);
   if (prog)
     CHECK_THREAD(h, "uv_close");
+  /* A second uv_close: libuv aborts on an assertion. Said, and the trace
+   * written out, first. */
+  if (prog && RESOLVE(uv_is_closing) && REAL(uv_is_closing)(h)) {
+    void *known = loopsan__obj_get(h, &o);
+    loopsan__record_misuse(known ? o.id : 0, LOOPSAN_LIB_UV, LOOPSAN_MISUSE_CLOSE_CLOSING,
+                           "uv_close");
+    REAL(uv_close)(h, cb);
+    return;
+  }
   if (!prog || !(ref = loopsan__obj_get(h, &o))) {
     REAL(uv_close)(h, cb);
     return;
   }
   /* Our trampoline even without a program callback: it tells us when the
-   * close completes. libuv then calls it where it would have done nothing. */
+   * close completes. libuv then calls it where it would have done nothing.
+   * The close's stack is kept: a second close is reported with it. */
   loopsan__obj_set_cb(ref, LOOPSAN_SLOT_CLOSE, (void *)cb);
-  loopsan__record_op(o.id, LOOPSAN_OP_CLOSE, (void *)cb, 0, 0);
+  uint32_t site = loopsan__stack_of_caller(CALLER);
+  loopsan__record_op(o.id, LOOPSAN_OP_CLOSE, (void *)cb, 0, site > 1 ? (int)site : 0);
   REAL(uv_close)(h, tr_close);
 }
 

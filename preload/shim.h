@@ -91,6 +91,9 @@ uint32_t loopsan__stack_capture(void);
 /* The same, with FUNCTION as the innermost frame: a call in progress (a
  * blocking libc call, once it returned). */
 uint32_t loopsan__stack_capture_in(const void *function);
+/* A one-frame stack: the call site RA, without unwinding (a few dozen
+ * instructions, for events too frequent for a full capture). */
+uint32_t loopsan__stack_of_caller(uintptr_t ra);
 void loopsan__stacks_atfork_child(void);
 
 /* ---- objects.c: address -> object, lock-free for readers ---- */
@@ -146,10 +149,16 @@ uint64_t loopsan__obj_new_id(void);
 /* A new object. Captures the creation stack. Returns its id (0: not tracked). */
 uint64_t loopsan__record_new(const void *addr, uint8_t library, uint8_t type, uint64_t loop,
                              uint32_t flags, void **ref_out);
+/* WITH_STACK: 0 none, 1 capture the stack, or a stack id above 1 to use
+ * (a call site from loopsan__stack_of_caller). */
 void loopsan__record_op(uint64_t obj, uint32_t op, const void *cb, uint32_t arg, int with_stack);
 /* A call failed; FLAGS: enum loopsan_api_error_flags. */
 void loopsan__record_api_error(uint64_t obj, uint8_t library, const char *function, int result,
                                uint32_t flags);
+/* The program called FN on OBJ where the library forbids it (WHAT: enum
+ * loopsan_misuse): recorded, and every buffer written out, before the
+ * library gets the call (it may abort). */
+void loopsan__record_misuse(uint64_t obj, uint8_t library, uint32_t what, const char *fn);
 /* Describe a (library, type) once at start-up: the TYPE record. */
 struct loopsan_type_desc {
   uint8_t library;

@@ -136,6 +136,43 @@ static uintptr_t tail_caller(uintptr_t ra) {
   return target;
 }
 
+/* The id of the stack FRAMES[0..N), added to the table (and its STACK
+ * record written) the first time it is seen. */
+static uint32_t intern(void **frames, int n) {
+  uint64_t h = hash_frames(frames, n);
+  uint32_t i = (uint32_t)(h >> (64 - STACK_TABLE_BITS));
+  for (int probe = 0; probe < STACK_MAX_PROBES; probe++, i = (i + 1) & (STACK_TABLE_SIZE - 1)) {
+    struct stack_slot *s = &table[i];
+    uint64_t cur = atomic_load_explicit(&s->hash, memory_order_acquire);
+    if (cur == 0) {
+      /* The id is taken before the slot is claimed and published right
+       * after, so a thread that finds the slot waits a few instructions at
+       * most; the STACK record may then reach the file after a record
+       * that uses the id (readers resolve stacks at the end). */
+      uint32_t id = atomic_fetch_add(&next_id, 1);
+      uint64_t expected = 0;
+      if (!atomic_compare_exchange_strong(&s->hash, &expected, h)) {
+        cur = expected; /* lost the race: that id stays unused */
+      } else {
+        atomic_store_explicit(&s->id, id, memory_order_release);
+        struct loopsan_rec_stack r = {.id = id, .nframes = (uint32_t)n};
+        loopsan__emit_tail(LOOPSAN_REC_STACK, &r, sizeof r, frames, sizeof(void *) * (size_t)n,
+                           NULL, 0);
+        return id;
+      }
+    }
+    if (cur == h) {
+      uint32_t id;
+      for (int spin = 0; (id = atomic_load_explicit(&s->id, memory_order_acquire)) == 0; spin++)
+        if (spin > 1000000)
+          return 0; /* the claiming thread was descheduled for long: no stack */
+      return id;
+    }
+  }
+  loopsan__note_lost(LOOPSAN_LOST_STACK_TABLE_FULL, 1);
+  return 0;
+}
+
 /* Inlined into both entry points: no frame of its own to skip. */
 static inline __attribute__((always_inline)) uint32_t capture(uintptr_t leaf) {
   if (LOOPSAN_UNLIKELY(!table) && stacks_init() != 0)
@@ -176,43 +213,18 @@ static inline __attribute__((always_inline)) uint32_t capture(uintptr_t leaf) {
     buf[0] = (void *)(leaf + 1);
     n++;
   }
-  void **frames = buf;
-  uint64_t h = hash_frames(frames, n);
-  uint32_t i = (uint32_t)(h >> (64 - STACK_TABLE_BITS));
-  for (int probe = 0; probe < STACK_MAX_PROBES; probe++, i = (i + 1) & (STACK_TABLE_SIZE - 1)) {
-    struct stack_slot *s = &table[i];
-    uint64_t cur = atomic_load_explicit(&s->hash, memory_order_acquire);
-    if (cur == 0) {
-      /* The id is taken before the slot is claimed and published right
-       * after, so a thread that finds the slot waits a few instructions at
-       * most; the STACK record may then reach the file after a record
-       * that uses the id (readers resolve stacks at the end). */
-      uint32_t id = atomic_fetch_add(&next_id, 1);
-      uint64_t expected = 0;
-      if (!atomic_compare_exchange_strong(&s->hash, &expected, h)) {
-        cur = expected; /* lost the race: that id stays unused */
-      } else {
-        atomic_store_explicit(&s->id, id, memory_order_release);
-        struct loopsan_rec_stack r = {.id = id, .nframes = (uint32_t)n};
-        loopsan__emit_tail(LOOPSAN_REC_STACK, &r, sizeof r, frames, sizeof(void *) * (size_t)n,
-                           NULL, 0);
-        return id;
-      }
-    }
-    if (cur == h) {
-      uint32_t id;
-      for (int spin = 0; (id = atomic_load_explicit(&s->id, memory_order_acquire)) == 0; spin++)
-        if (spin > 1000000)
-          return 0; /* the claiming thread was descheduled for long: no stack */
-      return id;
-    }
-  }
-  loopsan__note_lost(LOOPSAN_LOST_STACK_TABLE_FULL, 1);
-  return 0;
+  return intern(buf, n);
 }
 
 uint32_t loopsan__stack_capture(void) { return capture(0); }
 
 uint32_t loopsan__stack_capture_in(const void *function) {
   return capture((uintptr_t)function);
+}
+
+uint32_t loopsan__stack_of_caller(uintptr_t ra) {
+  if ((LOOPSAN_UNLIKELY(!table) && stacks_init() != 0) || !ra)
+    return 0;
+  void *frame = (void *)ra;
+  return intern(&frame, 1);
 }

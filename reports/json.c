@@ -125,6 +125,10 @@ static void finding(struct loopsan_strbuf *sb, const struct loopsan_finding *f) 
   loopsan_sb_puts(sb, "]");
   loopsan_sb_puts(sb, ",\n      \"stack\": ");
   frames(sb, f->stack, f->n_stack);
+  if (f->n_cause) { /* misuse: the event that made the call wrong */
+    loopsan_sb_puts(sb, ",\n      \"cause\": ");
+    frames(sb, f->cause, f->n_cause);
+  }
   if (f->duration_ms >= 0)
     loopsan_sb_printf(sb, ",\n      \"duration_ms\": %.3f", f->duration_ms);
   else

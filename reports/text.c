@@ -59,6 +59,10 @@ static void print_finding(FILE *out, const char *prefix, const struct loopsan_fi
                                                     : "at");
     print_frames(out, prefix, f->stack, f->n_stack);
   }
+  if (f->n_cause) {
+    fprintf(out, "%s   closed before at:\n", prefix);
+    print_frames(out, prefix, f->cause, f->n_cause);
+  }
   if (f->object_type) {
     fprintf(out, "%s   %s 0x%" PRIx64 " created at:\n", prefix, f->object_type, f->object_address);
     if (f->n_created_at)

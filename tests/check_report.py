@@ -10,6 +10,7 @@ An .expect file has one statement a line ('#' starts a comment):
                              loader's: where the object was made),
                            created (any function in created_at),
                            stack (any function in stack),
+                           cause (any function in cause: misuse's first event),
                            chain (CALLBACK@FUNCTION: a step of the async
                              chain, created_in: the callback that was
                              running, and a function where its object
@@ -40,7 +41,8 @@ import re
 import shlex
 import sys
 
-FINDING_KEYS = {"kind", "library", "type", "callback", "site", "created", "stack", "chain", "also",
+FINDING_KEYS = {"kind", "library", "type", "callback", "site", "created", "stack", "cause", "chain",
+                "also",
                 "detail", "message", "min_ms", "max_ms", "count"}
 # Modules whose frames are not "the program's" for `site`.
 LIBRARY_MODULE = re.compile(r"^(libuv\.so|libc\.so|libpthread|ld-linux|libloopsan|libevent|libev\.so"
@@ -81,6 +83,8 @@ def matches(f, want):
             ok = value in functions(f.get("created_at"))
         elif key == "stack":
             ok = value in functions(f.get("stack"))
+        elif key == "cause":
+            ok = value in functions(f.get("cause"))
         elif key == "chain":
             # "callback@site": a step of the async chain, innermost first
             # in the report: the callback that was running and a function
