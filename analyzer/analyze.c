@@ -335,11 +335,19 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
     }
     break;
   case LOOPSAN_KIND_UNOBSERVED_ERROR:
-    loopsan_sb_printf(&m, "%s request failed with %s%s and had no callback to see it", type,
-                      v->error_prefix, error_name(raw->result));
-    loopsan_sb_printf(&d,
-                      "%s: the program was never told; pass a callback and look at its status",
-                      raw->result < 0 ? strerror(-raw->result) : "error");
+    if (raw->obj_kind == LOOPSAN_OBJ_REQUEST)
+      loopsan_sb_printf(&m, "%s request failed with %s%s and had no callback to see it", type,
+                        v->error_prefix, error_name(raw->result));
+    else if (raw->result < 0)
+      loopsan_sb_printf(&m, "%s failed with %s and had no event callback to see it", type,
+                        error_name(raw->result));
+    else
+      loopsan_sb_printf(&m, "%s reached end of file and had no event callback to see it", type);
+    loopsan_sb_printf(&d, "%s: the program was never told; %s",
+                      raw->result < 0 ? strerror(-raw->result) : "the peer closed",
+                      raw->obj_kind == LOOPSAN_OBJ_REQUEST
+                          ? "pass a callback and look at its status"
+                          : "set an event callback (bufferevent_setcb) and handle it");
     break;
   case LOOPSAN_KIND_API_ERROR:
     loopsan_sb_printf(&m, "%s() returned %s%s", raw->call,

@@ -500,6 +500,7 @@ static void on_op(struct loopsan_replay *r, const struct loopsan_record_header *
   case LOOPSAN_OP_USE:
   case LOOPSAN_OP_RUN: o->used = 1; break;
   case LOOPSAN_OP_CALLBACK: o->main_cb = op->cb; break;
+  case LOOPSAN_OP_UNOBSERVED: loopsan_rules_unobserved_error(r, o, (int32_t)arg); break;
   case LOOPSAN_OP_ATTACH:
     o->loop = op->cb;
     o->used = 1;

@@ -235,6 +235,8 @@ enum loopsan_obj_op {
   LOOPSAN_OP_RUN = 8,      /* a loop started running (uv_run); arg: mode */
   LOOPSAN_OP_CALLBACK = 9, /* the callback it will run, known before any start (event_new) */
   LOOPSAN_OP_ATTACH = 10,  /* (format 3) now belongs to the loop whose object id is cb */
+  LOOPSAN_OP_UNOBSERVED = 11, /* (format 3) failed with nothing to see it (no callback set):
+                                 arg -errno, or 0 for an end of file */
   LOOPSAN_OP_COUNT
 };
 

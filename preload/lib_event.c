@@ -17,6 +17,7 @@
  * libevent calls its own exports through the PLT (event_new ->
  * event_assign, bufferevent_socket_new -> event_assign, event_free ->
  * event_del, event_base_dispatch -> event_base_loop): those are its own. */
+#include <errno.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_compat.h>
@@ -433,8 +434,20 @@ enum {
 static void bev_dispatch(struct bufferevent *bev, int slot, short what, void *ctx) {
   struct loopsan_obj_cb o;
   void *ref = loopsan__obj_dispatch(bev, slot, &o);
-  if (LOOPSAN_UNLIKELY(!ref || !o.cb))
+  if (LOOPSAN_UNLIKELY(!ref))
     return;
+  if (LOOPSAN_UNLIKELY(!o.cb)) {
+    /* The event callback is ours alone (the program set none): an error or
+     * end of file the program cannot see. */
+    if (slot == SLOT_EVENT && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) &&
+        !loopsan__obj_state_set(ref, LOOPSAN_STATE_RAN)) { /* once */
+      int err = errno;
+      loopsan__record_op(o.id, LOOPSAN_OP_UNOBSERVED, NULL,
+                         (what & BEV_EVENT_ERROR) ? (uint32_t)-(err ? err : EIO) : 0u, 0);
+      errno = err;
+    }
+    return;
+  }
   if (slot == LOOPSAN_SLOT_MAIN && LOOPSAN_UNLIKELY(!(o.state & LOOPSAN_STATE_FIRED))) {
     loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);
     loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);
@@ -491,8 +504,8 @@ LOOPSAN_INTERPOSE void bufferevent_setcb(struct bufferevent *bev, bufferevent_da
   if (!loopsan__obj_state_set(ref, LOOPSAN_STATE_USED))
     loopsan__record_op(o.id, LOOPSAN_OP_START, (void *)readcb, 0, 0);
   REAL(bufferevent_setcb)
-  (bev, readcb ? tr_bev_read : NULL, writecb ? tr_bev_write : NULL, eventcb ? tr_bev_event : NULL,
-   cbarg);
+  (bev, readcb ? tr_bev_read : NULL, writecb ? tr_bev_write : NULL,
+   tr_bev_event /* even without one of the program's: its errors are seen */, cbarg);
 }
 
 DECLARE_REAL(bufferevent_free);

@@ -18,6 +18,9 @@
  *               make_foreign_event): wrong-thread naming event_add.
  *   evthread    the same after evthread_use_pthreads(): thread-safe, no
  *               finding.
+ *   blind-bev   a bufferevent with a read callback and no event callback
+ *               (open_blind), whose peer closes: the end of file nobody
+ *               sees is an unobserved-error.
  * clean also runs an event_base_once callback and a listener accepting a
  * connection, and checks that event_get_assignment and bufferevent_getcb
  * give back the program's own callbacks. */
@@ -204,6 +207,19 @@ static void arm_deadline(struct event_base *base) {
 
 static struct event_base *make_base(void) { return event_base_new(); }
 
+static void on_blind_read(struct bufferevent *bev, void *ctx) {
+  (void)ctx;
+  char buf[16];
+  (void)bufferevent_read(bev, buf, sizeof buf);
+}
+
+static struct bufferevent *open_blind(struct event_base *base, int fd) {
+  struct bufferevent *bev = bufferevent_socket_new(base, fd, 0);
+  bufferevent_setcb(bev, on_blind_read, NULL, NULL, NULL);
+  bufferevent_enable(bev, EV_READ);
+  return bev;
+}
+
 static void on_foreign(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what, (void)arg;
 }
@@ -252,6 +268,15 @@ int main(int argc, char **argv) {
   int port = 0;
   if (strcmp(mode, "leak-listener") == 0 && !make_listener(base, &port))
     return 1;
+  struct bufferevent *blind = NULL;
+  if (strcmp(mode, "blind-bev") == 0) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+      return 1;
+    evutil_make_socket_nonblocking(sv[0]);
+    blind = open_blind(base, sv[0]);
+    close(sv[1]); /* the peer goes: an end of file */
+  }
   pthread_t t;
   int threaded = 0;
   if (strcmp(mode, "wrong-thread") == 0 || strcmp(mode, "evthread") == 0) {
@@ -263,6 +288,8 @@ int main(int argc, char **argv) {
   event_base_dispatch(base);
   if (threaded)
     pthread_join(t, NULL);
+  if (blind)
+    bufferevent_free(blind);
   if (ev)
     event_free(ev);
   if (strcmp(mode, "pending") != 0 && strcmp(mode, "leak-base") != 0)
