@@ -46,6 +46,7 @@ static void atfork_child(void) {
 __attribute__((constructor)) static void loopsan_init(void) {
   int saved = errno;
   char err[256];
+  loopsan__blocking_init(); /* pass-through needs them even when not observing */
   if (getauxval(AT_SECURE))
     goto out; /* setuid/setgid: do nothing at all */
   loopsan_options_default(&loopsan__state.opts);

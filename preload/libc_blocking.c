@@ -108,21 +108,60 @@ void loopsan__blocked(const char *name, uint64_t t0, uintptr_t ra, const void *r
   X(connect, int, (int fd, const struct sockaddr *addr, socklen_t len), (fd, addr, len), -1, fd)  \
   X(accept, int, (int fd, struct sockaddr *addr, socklen_t *len), (fd, addr, len), -1, fd)
 
-#define RESOLVED(name, ret, params, fail)          \
-  static ret(*real) params;                        \
-  if (LOOPSAN_UNLIKELY(!real)) {                   \
-    int saved_ = errno;                            \
-    real = (ret(*) params)dlsym(RTLD_NEXT, #name); \
-    errno = saved_;                                \
-    if (!real) {                                   \
-      errno = ENOSYS;                              \
-      return fail;                                 \
-    }                                              \
+/* The others (sync, fcntl, fcntl64, pthread_mutex_lock): their real
+ * functions, resolved up front too (loopsan__blocking_init). */
+static void (*real_sync)(void);
+static int (*real_fcntl)(int, int, ...);
+static int (*real_fcntl64)(int, int, ...);
+static int (*real_pthread_mutex_lock)(pthread_mutex_t *);
+static int (*real_pthread_mutex_trylock)(pthread_mutex_t *);
+
+#define RESOLVED(name, ret, params, fail)                        \
+  ret(*real) params = real_##name;                               \
+  if (LOOPSAN_UNLIKELY(!real)) {                                 \
+    int saved_ = errno;                                          \
+    real = real_##name = (ret(*) params)dlsym(RTLD_NEXT, #name); \
+    errno = saved_;                                              \
+    if (!real) {                                                 \
+      errno = ENOSYS;                                            \
+      return fail;                                               \
+    }                                                            \
   }
+
+/* The real functions, resolved when the shim is loaded (dlsym is not
+ * async-signal-safe: a program's first write() may be in a signal
+ * handler); a call that comes before that resolves its own. */
+#define DECLARE_BLOCKING_REAL(name, ret, params, args, fail, fd_expr) \
+  static ret(*real_##name) params;
+LIBC_BLOCKING(DECLARE_BLOCKING_REAL)
+#define RESOLVE_BLOCKING_REAL(name, ret, params, args, fail, fd_expr) \
+  if (!real_##name)                                                   \
+    real_##name = (ret(*) params)dlsym(RTLD_NEXT, #name);
+
+void loopsan__blocking_init(void) {
+  int saved = errno;
+  LIBC_BLOCKING(RESOLVE_BLOCKING_REAL)
+  real_sync = (void (*)(void))dlsym(RTLD_NEXT, "sync");
+  real_fcntl = (int (*)(int, int, ...))dlsym(RTLD_NEXT, "fcntl");
+  real_fcntl64 = (int (*)(int, int, ...))dlsym(RTLD_NEXT, "fcntl64");
+  real_pthread_mutex_lock = (int (*)(pthread_mutex_t *))dlsym(RTLD_NEXT, "pthread_mutex_lock");
+  real_pthread_mutex_trylock =
+      (int (*)(pthread_mutex_t *))dlsym(RTLD_NEXT, "pthread_mutex_trylock");
+  errno = saved;
+}
 
 #define BLOCKING_WRAPPER(name, ret, params, args, fail, fd_expr)                  \
   LOOPSAN_INTERPOSE ret name params {                                             \
-    RESOLVED(name, ret, params, fail)                                             \
+    ret(*real) params = real_##name;                                              \
+    if (LOOPSAN_UNLIKELY(!real)) {                                                \
+      int saved_ = errno;                                                         \
+      real = real_##name = (ret(*) params)dlsym(RTLD_NEXT, #name);                \
+      errno = saved_;                                                             \
+      if (!real) {                                                                \
+        errno = ENOSYS;                                                           \
+        return fail;                                                              \
+      }                                                                           \
+    }                                                                             \
     if (LOOPSAN_LIKELY(!loopsan__in_callback()))                                  \
       return real args;                                                           \
     LOOPSAN_BLOCKING_BEGIN();                                                     \
@@ -167,9 +206,7 @@ LOOPSAN_INTERPOSE int pthread_mutex_lock(pthread_mutex_t *m) {
   RESOLVED(pthread_mutex_lock, int, (pthread_mutex_t *), EINVAL)
   if (LOOPSAN_LIKELY(!loopsan__in_callback()))
     return real(m);
-  static int (*try_lock)(pthread_mutex_t *);
-  if (!try_lock)
-    try_lock = (int (*)(pthread_mutex_t *))dlsym(RTLD_NEXT, "pthread_mutex_trylock");
+  int (*try_lock)(pthread_mutex_t *) = real_pthread_mutex_trylock;
   if (!try_lock || try_lock(m) == 0)
     return try_lock ? 0 : real(m);
   LOOPSAN_BLOCKING_BEGIN();

@@ -253,6 +253,8 @@ static inline int loopsan__in_callback(void) {
  * the shim's own, with REAL as the innermost frame of its stack. Keeps
  * errno. */
 void loopsan__blocked(const char *name, uint64_t t0, uintptr_t ra, const void *real);
+/* Resolve the real blocking calls up front (init.c, first thing). */
+void loopsan__blocking_init(void);
 /* Around a libc call that may block: timed only inside a callback. */
 #define LOOPSAN_BLOCKING_BEGIN() \
   uint64_t loopsan_blk_t0_ = loopsan__in_callback() ? loopsan__now() : 0
