@@ -26,6 +26,21 @@ static void fill(struct raw_finding *f, const struct loopsan_replay *r, enum loo
   f->n_chain = o->n_chain;
 }
 
+/* A finding about a call (the records that name one: MISUSE, API_ERROR,
+ * WRONG_THREAD, BLOCKING): by thread TID, of LIBRARY, with its STACK and
+ * its NAME (NAME_LEN bytes, not NUL-terminated). */
+static void fill_call(struct raw_finding *f, const struct loopsan_replay *r, enum loopsan_kind kind,
+                      const struct replay_object *o, uint32_t tid, uint16_t library,
+                      uint32_t stack, const char *name, size_t name_len) {
+  fill(f, r, kind, o);
+  f->tid = tid;
+  f->library = library;
+  f->stack = stack;
+  size_t n = name_len < sizeof f->call - 1 ? name_len : sizeof f->call - 1;
+  memcpy(f->call, name, n);
+  f->call[n] = 0;
+}
+
 static uint16_t object_kind(const struct loopsan_replay *r, const struct replay_object *o) {
   const struct replay_type *t = loopsan_replay_type(r, o->library, o->type);
   return t ? t->kind : 0;
@@ -55,16 +70,11 @@ static int over_threshold(const struct loopsan_replay *r, uint64_t duration) {
 void loopsan_rules_misuse(struct loopsan_replay *r, const struct replay_object *obj,
                           const struct loopsan_rec_misuse *m, uint32_t tid) {
   struct raw_finding f;
-  fill(&f, r, LOOPSAN_KIND_MISUSE, obj);
-  f.tid = tid;
-  f.library = m->library;
-  f.stack = m->stack;
+  fill_call(&f, r, LOOPSAN_KIND_MISUSE, obj, tid, m->library, m->stack, (const char *)(m + 1),
+            m->name_len);
   f.result = (int32_t)m->h.aux;
   if (obj)
     f.cause_stack = obj->close_stack;
-  size_t n = m->name_len < sizeof f.call - 1 ? m->name_len : sizeof f.call - 1;
-  memcpy(f.call, (const char *)(m + 1), n);
-  f.call[n] = 0;
   loopsan_replay_report(r, &f);
 }
 
@@ -107,14 +117,9 @@ void loopsan_rules_api_error(struct loopsan_replay *r, const struct replay_objec
   if (!misuse_error(e->library, e->result))
     return;
   struct raw_finding f;
-  fill(&f, r, LOOPSAN_KIND_API_ERROR, obj);
-  f.tid = tid;
-  f.library = e->library;
-  f.stack = e->stack;
+  fill_call(&f, r, LOOPSAN_KIND_API_ERROR, obj, tid, e->library, e->stack, (const char *)(e + 1),
+            e->name_len);
   f.result = e->result;
-  size_t n = e->name_len < sizeof f.call - 1 ? e->name_len : sizeof f.call - 1;
-  memcpy(f.call, (const char *)(e + 1), n);
-  f.call[n] = 0;
   loopsan_replay_report(r, &f);
 }
 
@@ -124,14 +129,9 @@ void loopsan_rules_wrong_thread(struct loopsan_replay *r, const struct loopsan_r
                                 uint32_t tid) {
   const struct replay_object *obj = loopsan_replay_object(r, w->obj ? w->obj : w->loop);
   struct raw_finding f;
-  fill(&f, r, LOOPSAN_KIND_WRONG_THREAD, obj);
-  f.tid = tid;
-  f.library = w->library;
-  f.stack = w->stack;
+  fill_call(&f, r, LOOPSAN_KIND_WRONG_THREAD, obj, tid, w->library, w->stack,
+            (const char *)(w + 1), w->name_len);
   f.result = (int32_t)w->owner_tid;
-  size_t n = w->name_len < sizeof f.call - 1 ? w->name_len : sizeof f.call - 1;
-  memcpy(f.call, (const char *)(w + 1), n);
-  f.call[n] = 0;
   loopsan_replay_report(r, &f);
 }
 
@@ -147,15 +147,10 @@ void loopsan_rules_blocking(struct loopsan_replay *r, const struct loopsan_rec_b
                             uint32_t tid) {
   const struct replay_object *obj = loopsan_replay_object(r, b->obj);
   struct raw_finding f;
-  fill(&f, r, LOOPSAN_KIND_BLOCKING_CALL, obj);
+  fill_call(&f, r, LOOPSAN_KIND_BLOCKING_CALL, obj, tid, b->library, b->stack,
+            (const char *)(b + 1), b->name_len);
   f.cb = b->cb;
-  f.tid = tid;
-  f.library = b->library;
   f.max_duration = b->duration;
-  f.stack = b->stack;
-  size_t n = b->name_len < sizeof f.call - 1 ? b->name_len : sizeof f.call - 1;
-  memcpy(f.call, (const char *)(b + 1), n);
-  f.call[n] = 0;
   /* Held back with the other blocking calls of its dispatch. */
   unsigned held = r->n_blocked < REPLAY_BLOCKED_RING ? r->n_blocked : REPLAY_BLOCKED_RING;
   for (unsigned i = 0; i < held; i++) {

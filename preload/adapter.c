@@ -137,13 +137,16 @@ static struct {
   uint32_t depth; /* nested runs of the same loop (the owner thread's) */
 } running[RUNNING_MAX];
 static _Atomic unsigned running_count;
+static _Atomic unsigned running_hwm; /* slots past this one were never used */
 static LOOPSAN_TLS const void *my_loop; /* the innermost loop this thread runs */
 
 void loopsan__loop_enter(const void *loop, const void **saved) {
+  loopsan__adapter_loops++; /* its waits are this adapter's, not the generic layer's */
   *saved = my_loop;
   my_loop = loop;
   uint32_t tid = loopsan__tid();
-  for (unsigned i = 0; i < RUNNING_MAX; i++) /* run again, nested, on this thread */
+  unsigned hwm = atomic_load(&running_hwm);
+  for (unsigned i = 0; i < hwm; i++) /* run again, nested, on this thread */
     if (atomic_load(&running[i].loop) == loop && atomic_load(&running[i].tid) == tid) {
       running[i].depth++;
       return;
@@ -154,15 +157,20 @@ void loopsan__loop_enter(const void *loop, const void **saved) {
       atomic_store(&running[i].tid, tid);
       running[i].depth = 1;
       atomic_fetch_add(&running_count, 1);
+      unsigned seen = atomic_load(&running_hwm);
+      while (seen < i + 1 && !atomic_compare_exchange_weak(&running_hwm, &seen, i + 1))
+        ;
       return;
     }
   }
 }
 
 void loopsan__loop_leave(const void *loop, const void *saved) {
+  loopsan__adapter_loops--;
   my_loop = saved;
   uint32_t tid = loopsan__tid();
-  for (unsigned i = 0; i < RUNNING_MAX; i++)
+  unsigned hwm = atomic_load(&running_hwm);
+  for (unsigned i = 0; i < hwm; i++)
     if (atomic_load(&running[i].loop) == loop && atomic_load(&running[i].tid) == tid) {
       if (--running[i].depth == 0) {
         atomic_store(&running[i].tid, 0);
@@ -176,7 +184,8 @@ void loopsan__loop_leave(const void *loop, const void *saved) {
 void loopsan__check_thread(const void *loop, const void *h, uint8_t library, const char *fn) {
   if (!loop || loop == my_loop || !atomic_load_explicit(&running_count, memory_order_relaxed))
     return;
-  for (unsigned i = 0; i < RUNNING_MAX; i++) {
+  unsigned hwm = atomic_load(&running_hwm);
+  for (unsigned i = 0; i < hwm; i++) {
     if (atomic_load_explicit(&running[i].loop, memory_order_acquire) != loop)
       continue;
     uint32_t owner = atomic_load(&running[i].tid);

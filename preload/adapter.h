@@ -85,8 +85,9 @@ void loopsan__loop_closed(const void *loop, int from_program);
 /* The program runs LOOP (MODE: the library's run flags): its first run is
  * recorded. */
 void loopsan__loop_run(const void *loop, int mode);
-/* This thread runs LOOP (LIBRARY's) from now until loopsan__loop_leave:
- * its owner, for wrong-thread. SAVED keeps the loop it ran before. */
+/* This thread runs LOOP from now until loopsan__loop_leave: its owner,
+ * for wrong-thread, and its waits are the adapter's, not the generic
+ * layer's (loopsan__adapter_loops). SAVED keeps the loop it ran before. */
 void loopsan__loop_enter(const void *loop, const void **saved);
 void loopsan__loop_leave(const void *loop, const void *saved);
 /* The program calls FN, which is not thread-safe, on object H (NULL: the

@@ -102,9 +102,7 @@ LOOPSAN_INTERPOSE int ev_run(struct ev_loop *loop, int flags) {
     loopsan__loop_run(loop, flags);
   const void *outer;
   loopsan__loop_enter(loop, &outer);
-  loopsan__adapter_loops++;
   int rc = REAL(ev_run)(loop, flags);
-  loopsan__adapter_loops--;
   loopsan__loop_leave(loop, outer);
   return rc;
 }
@@ -162,35 +160,35 @@ static uint32_t no_flags(const void *w) {
   return 0;
 }
 
-#define WATCHER(kind, TYPE, flags_of)                                                 \
-  DECLARE_REAL(ev_##kind##_start);                                                    \
-  DECLARE_REAL(ev_##kind##_stop);                                                     \
-  LOOPSAN_INTERPOSE void ev_##kind##_start(struct ev_loop *loop, ev_##kind *w) {      \
-    if (!RESOLVE(ev_##kind##_start))                                                  \
-      return;                                                                         \
-    int prog = from_program(CALLER);                                                  \
-    void *ref = prog ? watcher_arm(loop, (ev_watcher *)w, TYPE) : NULL;               \
-    if (prog && TYPE != T_ASYNC) /* ev_async_send is the thread-safe call */         \
-      loopsan__check_thread(loop, w, LOOPSAN_LIB_EV, "ev_" #kind "_start");           \
-    if (!ref) {                                                                       \
-      REAL(ev_##kind##_start)(loop, w);                                               \
-      return;                                                                         \
-    }                                                                                 \
-    int was_active = ev_is_active(w);                                                 \
-    REAL(ev_##kind##_start)(loop, w);                                                 \
-    if (!was_active) /* starting an active watcher does nothing */                    \
-      watcher_started(ref, w, flags_of(w));                                           \
-  }                                                                                   \
-  LOOPSAN_INTERPOSE void ev_##kind##_stop(struct ev_loop *loop, ev_##kind *w) {       \
-    if (!RESOLVE(ev_##kind##_stop))                                                   \
-      return;                                                                         \
-    int was_active = ev_is_active(w);                                                 \
-    int prog = from_program(CALLER);                                                  \
-    if (prog)                                                                         \
-      loopsan__check_thread(loop, w, LOOPSAN_LIB_EV, "ev_" #kind "_stop");            \
-    REAL(ev_##kind##_stop)(loop, w);                                                  \
-    if (was_active && prog)                                                           \
-      watcher_stopped(w);                                                             \
+#define WATCHER(kind, TYPE, flags_of)                                            \
+  DECLARE_REAL(ev_##kind##_start);                                               \
+  DECLARE_REAL(ev_##kind##_stop);                                                \
+  LOOPSAN_INTERPOSE void ev_##kind##_start(struct ev_loop *loop, ev_##kind *w) { \
+    if (!RESOLVE(ev_##kind##_start))                                             \
+      return;                                                                    \
+    int prog = from_program(CALLER);                                             \
+    void *ref = prog ? watcher_arm(loop, (ev_watcher *)w, TYPE) : NULL;          \
+    if (prog && TYPE != T_ASYNC) /* ev_async_send is the thread-safe call */     \
+      loopsan__check_thread(loop, w, LOOPSAN_LIB_EV, "ev_" #kind "_start");      \
+    if (!ref) {                                                                  \
+      REAL(ev_##kind##_start)(loop, w);                                          \
+      return;                                                                    \
+    }                                                                            \
+    int was_active = ev_is_active(w);                                            \
+    REAL(ev_##kind##_start)(loop, w);                                            \
+    if (!was_active) /* starting an active watcher does nothing */               \
+      watcher_started(ref, w, flags_of(w));                                      \
+  }                                                                              \
+  LOOPSAN_INTERPOSE void ev_##kind##_stop(struct ev_loop *loop, ev_##kind *w) {  \
+    if (!RESOLVE(ev_##kind##_stop))                                              \
+      return;                                                                    \
+    int was_active = ev_is_active(w);                                            \
+    int prog = from_program(CALLER);                                             \
+    if (prog)                                                                    \
+      loopsan__check_thread(loop, w, LOOPSAN_LIB_EV, "ev_" #kind "_stop");       \
+    REAL(ev_##kind##_stop)(loop, w);                                             \
+    if (was_active && prog)                                                      \
+      watcher_stopped(w);                                                        \
   }
 
 WATCHER(io, T_IO, no_flags)

@@ -193,9 +193,7 @@ LOOPSAN_INTERPOSE int event_base_loop(struct event_base *base, int flags) {
   running_base = base;
   const void *outer_loop;
   loopsan__loop_enter(base, &outer_loop);
-  loopsan__adapter_loops++;
   int rc = REAL(event_base_loop)(base, flags);
-  loopsan__adapter_loops--;
   loopsan__loop_leave(base, outer_loop);
   running_base = outer;
   return rc;
@@ -443,7 +441,7 @@ static void bev_dispatch(struct bufferevent *bev, int slot, short what, void *ct
         !loopsan__obj_state_set(ref, LOOPSAN_STATE_RAN)) { /* once */
       int err = errno;
       loopsan__record_op(o.id, LOOPSAN_OP_UNOBSERVED, NULL,
-                         (what & BEV_EVENT_ERROR) ? (uint32_t)-(err ? err : EIO) : 0u, 0);
+                         (what & BEV_EVENT_ERROR) ? (uint32_t) - (err ? err : EIO) : 0u, 0);
       errno = err;
     }
     return;

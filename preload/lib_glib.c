@@ -487,9 +487,7 @@ static void source_attached(GSource *s, GMainContext *ctx, uintptr_t ra) {
   struct glib_callback *cb = callback_of(s);
   if (cb)
     cb->context = ctx;
-  if (!loopsan__obj_get(s, &o) && !source_id(s, ra))
-    return;
-  if (!loopsan__obj_get(s, &o))
+  if (!source_id(s, ra) || !loopsan__obj_get(s, &o)) /* made here if unseen */
     return;
   loopsan__record_op(o.id, LOOPSAN_OP_ATTACH, (const void *)(uintptr_t)loopsan__loop_id(ctx), 0, 0);
   loopsan__record_op(o.id, LOOPSAN_OP_START, cb && !cb->inner ? (const void *)cb->func : NULL,

@@ -130,9 +130,7 @@ LOOPSAN_INTERPOSE sd_event *sd_event_unref(sd_event *e) {
       loopsan__loop_run(e, 0);      \
     const void *outer;              \
     loopsan__loop_enter(e, &outer); \
-    loopsan__adapter_loops++;       \
     int rc = REAL(fn) args;         \
-    loopsan__adapter_loops--;       \
     loopsan__loop_leave(e, outer);  \
     return rc;                      \
   }
@@ -173,96 +171,87 @@ static void source_added(sd_event_source *s, uint8_t type, sd_event *e, void *cb
   loopsan__record_op(id, LOOPSAN_OP_START, cb, start_flags(type), 0);
 }
 
-/* Add through REAL_CALL with the trampoline in place of CB (a NULL
- * callback keeps sd-event's default: exit the loop). */
-#define ADD(fn, type, params, pre, post)                                                      \
-  DECLARE_REAL(fn);                                                                           \
-  LOOPSAN_INTERPOSE int fn params {                                                           \
-    if (!RESOLVE(fn))                                                                         \
-      return -ENOSYS;                                                                         \
-    int prog = from_program(CALLER);                                                          \
-    if (prog) /* sd-event is not thread-safe at all */                                        \
-      loopsan__check_thread(e, NULL, LOOPSAN_LIB_SDEVENT, #fn);                               \
-    if (!e || !callback || !prog || !RESOLVE(sd_event_source_set_floating) ||                 \
-        !RESOLVE(sd_event_source_unref))                                                      \
-      return REAL(fn)(e, ret, pre, callback, post);                                           \
-    sd_event_source *s = NULL;                                                                \
-    int rc = REAL(fn)(e, &s, pre, (__typeof__(callback))(void (*)(void))tr_source, post);     \
-    if (rc < 0 || !s)                                                                         \
-      return rc;                                                                              \
-    source_added(s, type, e, (void *)callback, !ret);                                         \
-    if (ret) {                                                                                \
-      *ret = s;                                                                               \
-    } else { /* floating: the loop's, as sd-event makes it for ret == NULL */                 \
-      REAL(sd_event_source_set_floating)(s, 1);                                               \
-      REAL(sd_event_source_unref)(s);                                                         \
-    }                                                                                         \
-    return rc;                                                                                \
+/* S was added by the program (RC from the add); hand it over as sd-event
+ * would have: into *RET, or floating (the loop's) when RET is NULL. */
+static int source_handed_over(int rc, sd_event_source *s, uint8_t type, sd_event *e, void *cb,
+                              sd_event_source **ret) {
+  if (rc < 0 || !s)
+    return rc;
+  source_added(s, type, e, cb, !ret);
+  if (ret) {
+    *ret = s;
+  } else { /* floating: the loop's, as sd-event makes it for ret == NULL */
+    REAL(sd_event_source_set_floating)(s, 1);
+    REAL(sd_event_source_unref)(s);
+  }
+  return rc;
+}
+
+/* Add with the trampoline in place of CALLBACK (a NULL callback keeps
+ * sd-event's default: exit the loop). ARGS(r, c) is the call's argument
+ * list with r for the source pointer and c for the callback. */
+#define ADD(fn, type, params, cb_type, ARGS)                                  \
+  DECLARE_REAL(fn);                                                           \
+  LOOPSAN_INTERPOSE int fn params {                                           \
+    if (!RESOLVE(fn))                                                         \
+      return -ENOSYS;                                                         \
+    int prog = from_program(CALLER);                                          \
+    if (prog) /* sd-event is not thread-safe at all */                        \
+      loopsan__check_thread(e, NULL, LOOPSAN_LIB_SDEVENT, #fn);               \
+    if (!e || !callback || !prog || !RESOLVE(sd_event_source_set_floating) || \
+        !RESOLVE(sd_event_source_unref))                                      \
+      return REAL(fn) ARGS(ret, callback);                                    \
+    sd_event_source *s = NULL;                                                \
+    int rc = REAL(fn) ARGS(&s, (cb_type)(void (*)(void))tr_source);           \
+    return source_handed_over(rc, s, type, e, (void *)callback, ret);         \
   }
 
-#define P(...) __VA_ARGS__
+#define A_IO(r, c) (e, r, fd, events, c, userdata)
+#define A_TIME(r, c) (e, r, clock, usec, accuracy, c, userdata)
+#define A_SIGNAL(r, c) (e, r, sig, c, userdata)
+#define A_CHILD(r, c) (e, r, pid, options, c, userdata)
+#define A_CHILD_FD(r, c) (e, r, pidfd, options, c, userdata)
+#define A_INOTIFY(r, c) (e, r, path, mask, c, userdata)
+#define A_INOTIFY_FD(r, c) (e, r, fd, mask, c, userdata)
+#define A_HANDLER(r, c) (e, r, c, userdata)
+#define HANDLER_PARAMS \
+  (sd_event * e, sd_event_source * *ret, sd_event_handler_t callback, void *userdata)
+
 ADD(sd_event_add_io, T_IO,
     (sd_event * e, sd_event_source **ret, int fd, uint32_t events, sd_event_io_handler_t callback,
      void *userdata),
-    P(fd, events), userdata)
+    sd_event_io_handler_t, A_IO)
 ADD(sd_event_add_time, T_TIME,
     (sd_event * e, sd_event_source **ret, clockid_t clock, uint64_t usec, uint64_t accuracy,
      sd_event_time_handler_t callback, void *userdata),
-    P(clock, usec, accuracy), userdata)
+    sd_event_time_handler_t, A_TIME)
 ADD(sd_event_add_time_relative, T_TIME,
     (sd_event * e, sd_event_source **ret, clockid_t clock, uint64_t usec, uint64_t accuracy,
      sd_event_time_handler_t callback, void *userdata),
-    P(clock, usec, accuracy), userdata)
+    sd_event_time_handler_t, A_TIME)
 ADD(sd_event_add_signal, T_SIGNAL,
     (sd_event * e, sd_event_source **ret, int sig, sd_event_signal_handler_t callback,
      void *userdata),
-    sig, userdata)
+    sd_event_signal_handler_t, A_SIGNAL)
 ADD(sd_event_add_child, T_CHILD,
     (sd_event * e, sd_event_source **ret, pid_t pid, int options, sd_event_child_handler_t callback,
      void *userdata),
-    P(pid, options), userdata)
+    sd_event_child_handler_t, A_CHILD)
 ADD(sd_event_add_child_pidfd, T_CHILD,
     (sd_event * e, sd_event_source **ret, int pidfd, int options, sd_event_child_handler_t callback,
      void *userdata),
-    P(pidfd, options), userdata)
+    sd_event_child_handler_t, A_CHILD_FD)
 ADD(sd_event_add_inotify, T_INOTIFY,
     (sd_event * e, sd_event_source **ret, const char *path, uint32_t mask,
      sd_event_inotify_handler_t callback, void *userdata),
-    P(path, mask), userdata)
+    sd_event_inotify_handler_t, A_INOTIFY)
 ADD(sd_event_add_inotify_fd, T_INOTIFY,
     (sd_event * e, sd_event_source **ret, int fd, uint32_t mask,
      sd_event_inotify_handler_t callback, void *userdata),
-    P(fd, mask), userdata)
-
-/* The handler_t shapes have nothing between ret and the callback. */
-#define ADD_HANDLER(fn, type)                                                                 \
-  DECLARE_REAL(fn);                                                                           \
-  LOOPSAN_INTERPOSE int fn(sd_event *e, sd_event_source **ret, sd_event_handler_t callback,   \
-                           void *userdata) {                                                  \
-    if (!RESOLVE(fn))                                                                         \
-      return -ENOSYS;                                                                         \
-    int prog = from_program(CALLER);                                                          \
-    if (prog) /* sd-event is not thread-safe at all */                                        \
-      loopsan__check_thread(e, NULL, LOOPSAN_LIB_SDEVENT, #fn);                               \
-    if (!e || !callback || !prog || !RESOLVE(sd_event_source_set_floating) ||                 \
-        !RESOLVE(sd_event_source_unref))                                                      \
-      return REAL(fn)(e, ret, callback, userdata);                                            \
-    sd_event_source *s = NULL;                                                                \
-    int rc = REAL(fn)(e, &s, (sd_event_handler_t)(void (*)(void))tr_source, userdata);        \
-    if (rc < 0 || !s)                                                                         \
-      return rc;                                                                              \
-    source_added(s, type, e, (void *)callback, !ret);                                         \
-    if (ret) {                                                                                \
-      *ret = s;                                                                               \
-    } else {                                                                                  \
-      REAL(sd_event_source_set_floating)(s, 1);                                               \
-      REAL(sd_event_source_unref)(s);                                                         \
-    }                                                                                         \
-    return rc;                                                                                \
-  }
-ADD_HANDLER(sd_event_add_defer, T_DEFER)
-ADD_HANDLER(sd_event_add_post, T_POST)
-ADD_HANDLER(sd_event_add_exit, T_EXIT)
+    sd_event_inotify_handler_t, A_INOTIFY_FD)
+ADD(sd_event_add_defer, T_DEFER, HANDLER_PARAMS, sd_event_handler_t, A_HANDLER)
+ADD(sd_event_add_post, T_POST, HANDLER_PARAMS, sd_event_handler_t, A_HANDLER)
+ADD(sd_event_add_exit, T_EXIT, HANDLER_PARAMS, sd_event_handler_t, A_HANDLER)
 
 DECLARE_REAL(sd_event_source_ref);
 LOOPSAN_INTERPOSE sd_event_source *sd_event_source_ref(sd_event_source *s) {

@@ -143,9 +143,7 @@ LOOPSAN_INTERPOSE int uv_run(uv_loop_t *loop, uv_run_mode mode) {
     loopsan__loop_run(loop, (int)mode);
   const void *outer;
   loopsan__loop_enter(loop, &outer);
-  loopsan__adapter_loops++;
   int rc = REAL(uv_run)(loop, mode);
-  loopsan__adapter_loops--;
   loopsan__loop_leave(loop, outer);
   return rc;
 }
@@ -244,22 +242,21 @@ LOOPSAN_INTERPOSE int uv_spawn(uv_loop_t *l, uv_process_t *h, const uv_process_o
 /* ---- start / stop ------------------------------------------------------------ */
 
 /* Start functions: CB is the callback parameter, TRAMP its trampoline. */
-#define HANDLE_START(fn, params, args_real, h, cb, tramp, flags)                       \
-  DECLARE_REAL(fn);                                                                    \
-  LOOPSAN_INTERPOSE int fn params {                                                    \
-    if (!RESOLVE(fn))                                                                  \
-      return UV_ENOSYS;                                                                \
-    void *ref;                                                                         \
-    int prog = from_program(CALLER);                                                   \
-    if (prog)                                                                          \
-      CHECK_THREAD(h, #fn);                                                            \
-    if (!prog ||                                                                       \
-        !(ref = loopsan__handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tramp))) \
-      return REAL(fn) args_real(cb);                                                   \
-    /* A NULL callback is legal (uv_poll_start, uv_listen): still a start. */          \
-    int rc = cb ? REAL(fn) args_real(tramp) : REAL(fn) args_real(cb);                  \
-    loopsan__handle_started(ref, h, rc, #fn, flags);                                   \
-    return rc;                                                                         \
+#define HANDLE_START(fn, params, args_real, h, cb, tramp, flags)                                \
+  DECLARE_REAL(fn);                                                                             \
+  LOOPSAN_INTERPOSE int fn params {                                                             \
+    if (!RESOLVE(fn))                                                                           \
+      return UV_ENOSYS;                                                                         \
+    void *ref;                                                                                  \
+    int prog = from_program(CALLER);                                                            \
+    if (prog)                                                                                   \
+      CHECK_THREAD(h, #fn);                                                                     \
+    if (!prog || !(ref = loopsan__handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tramp))) \
+      return REAL(fn) args_real(cb);                                                            \
+    /* A NULL callback is legal (uv_poll_start, uv_listen): still a start. */                   \
+    int rc = cb ? REAL(fn) args_real(tramp) : REAL(fn) args_real(cb);                           \
+    loopsan__handle_started(ref, h, rc, #fn, flags);                                            \
+    return rc;                                                                                  \
   }
 
 #define A_TIMER(c) (h, c, timeout, repeat)

@@ -152,16 +152,7 @@ void loopsan__blocking_init(void) {
 
 #define BLOCKING_WRAPPER(name, ret, params, args, fail, fd_expr)                  \
   LOOPSAN_INTERPOSE ret name params {                                             \
-    ret(*real) params = real_##name;                                              \
-    if (LOOPSAN_UNLIKELY(!real)) {                                                \
-      int saved_ = errno;                                                         \
-      real = real_##name = (ret(*) params)dlsym(RTLD_NEXT, #name);                \
-      errno = saved_;                                                             \
-      if (!real) {                                                                \
-        errno = ENOSYS;                                                           \
-        return fail;                                                              \
-      }                                                                           \
-    }                                                                             \
+    RESOLVED(name, ret, params, fail)                                             \
     if (LOOPSAN_LIKELY(!loopsan__in_callback()))                                  \
       return real args;                                                           \
     LOOPSAN_BLOCKING_BEGIN();                                                     \
