@@ -427,7 +427,8 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
                         v->loop_close_call, v->error_prefix, error_name(raw->result));
     break;
   case LOOPSAN_KIND_NEVER_STARTED:
-    loopsan_sb_printf(&m, "%s was initialised but never started or used", type);
+    loopsan_sb_printf(&m, "%s was %s", type,
+                      v->never_started ? v->never_started : "initialised but never started or used");
     break;
   case LOOPSAN_KIND_PENDING_AT_EXIT:
     if (raw->obj_kind == LOOPSAN_OBJ_REQUEST)
@@ -554,8 +555,11 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
   uint32_t loaded = 0;
   for (size_t i = 0; i < r->n_modules; i++)
     loaded |= 1u << loopsan_library_of_module(r->modules[i].path);
+  uint32_t seen = r->libraries_seen;
+  if (r->dispatches[LOOPSAN_LIB_GENERIC]) /* the generic layer makes no objects */
+    seen |= 1u << LOOPSAN_LIB_GENERIC;
   for (unsigned lib = 1; lib < LOOPSAN_LIB_COUNT; lib++)
-    if (r->libraries_seen & (1u << lib))
+    if (seen & (1u << lib))
       add_library(p, loopsan_library_name(lib));
   unsigned only_loaded[LOOPSAN_LIB_COUNT];
   size_t n_only_loaded = 0;

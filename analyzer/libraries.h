@@ -17,6 +17,8 @@ struct loopsan_library_vocab {
   const char *loop_close_call;    /* "uv_loop_close()" */
   const char *error_prefix;       /* "UV_": its error names are PREFIX + errno name */
   const char *wake_call;          /* how another thread reaches its loop, thread-safely */
+  const char *never_started;      /* what a never-started object of it was not: "started or
+                                     used", "added (event_add()) nor activated" */
 };
 
 /* LIBRARY's row; every enum loopsan_library has one. */

@@ -2,9 +2,9 @@
  * the shim a moment to write out buffered records before the thread sleeps
  * (loopsan__before_wait), and they are the generic layer for loops loopsan
  * has no adapter for (Node.js's built-in libuv, Python's asyncio, any
- * epoll loop): on a thread that waits on the same epoll descriptor again
- * and again, the time from one wait's return to the next wait is one
- * iteration of its loop, timed like a callback (a pseudo-dispatch of
+ * epoll loop): on a thread not running an adapter's loop, the time from
+ * an epoll wait's return to the thread's next wait is one iteration of
+ * its loop, timed like a callback (a pseudo-dispatch of
  * library "generic", slot LOOPSAN_DISPATCH_ITERATION): one over --slow-ms
  * is a blocked-loop, and blocking calls inside it are seen as inside a
  * callback. A thread running an adapter's loop (uv_run, ev_run, ...) is
@@ -39,9 +39,8 @@ LOOPSAN_TLS unsigned loopsan__adapter_loops;
 
 /* The iteration in progress on this thread, if any. */
 static LOOPSAN_TLS struct {
-  int epfd;       /* the descriptor its waits are on */
-  unsigned waits; /* how many in a row */
-  int open;       /* an iteration is being timed */
+  int epfd; /* the descriptor its waits are on */
+  int open; /* an iteration is being timed */
   struct loopsan_dispatch d;
 } generic;
 
@@ -53,18 +52,15 @@ static inline void iteration_end(void) {
   }
 }
 
-/* After a wait on EPFD (-1: not an epoll wait): from its second wait in a
- * row on the same descriptor, a thread is running a loop, and what follows
- * is an iteration of it. */
+/* After a wait on EPFD (-1: not an epoll wait): what follows, up to the
+ * thread's next wait, is an iteration of the loop waiting on EPFD. From
+ * the first wait on: asyncio.run() runs the first step of its coroutine
+ * between the loop's first and second waits. (A thread that waits once
+ * and never again has no iteration that ends: nothing is said of it.) */
 static inline void iteration_begin(int epfd) {
   if (epfd < 0 || loopsan__adapter_loops || !loopsan__state.active)
     return;
-  if (generic.epfd != epfd || !generic.waits) {
-    generic.epfd = epfd;
-    generic.waits = 1;
-    return;
-  }
-  generic.waits = 2;
+  generic.epfd = epfd;
   generic.open = 1;
   loopsan__dispatch_begin(&generic.d, 0, (const void *)(uintptr_t)(unsigned)epfd,
                           LOOPSAN_DISPATCH_ITERATION, LOOPSAN_LIB_GENERIC);
