@@ -44,11 +44,20 @@ static LOOPSAN_TLS struct {
   struct loopsan_dispatch d;
 } generic;
 
-/* Before a wait: the iteration that ends here. */
-static inline void iteration_end(void) {
-  if (LOOPSAN_UNLIKELY(generic.open)) {
-    generic.open = 0;
+/* Before a wait on EPFD: the iteration that ends here. A poll or select
+ * (EPFD -1) is something the iteration does, not its end; a wait on
+ * another epoll descriptor is another loop's, and what came before it is
+ * no iteration of either (a thread that waited once for something else):
+ * dropped untimed. */
+static inline void iteration_end(int epfd) {
+  if (LOOPSAN_LIKELY(!generic.open) || epfd < 0)
+    return;
+  generic.open = 0;
+  if (LOOPSAN_LIKELY(epfd == generic.epfd)) {
     loopsan__dispatch_end(&generic.d);
+  } else if (generic.d.region) {
+    struct loopsan_spill_header *h = generic.d.region;
+    __atomic_store_n(&h->depth, h->depth - 1, __ATOMIC_RELEASE);
   }
 }
 
@@ -97,7 +106,7 @@ static inline void iteration_begin(int epfd) {
     }                                                                  \
     if (!loopsan__state.active)                                        \
       return real args;                                                \
-    iteration_end();                                                   \
+    iteration_end(epfd_expr);                                          \
     loopsan__before_wait_maybe(timeout_expr);                          \
     ret rc = real args;                                                \
     int saved_errno = errno;                                           \
