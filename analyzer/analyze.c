@@ -372,8 +372,17 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
       loopsan_sb_printf(&d, " (another thread reaches the loop with %s)", v->wake_call);
     break;
   case LOOPSAN_KIND_BLOCKED_LOOP:
-    loopsan_sb_printf(&m, "an iteration of the loop waiting on epoll fd %d took %.3f ms",
-                      (int)raw->result, f->duration_ms);
+    if (raw->result >= 0) {
+      loopsan_sb_printf(&m, "an iteration of the loop waiting on epoll fd %d took %.3f ms",
+                        (int)raw->result, f->duration_ms);
+    } else {
+      loopsan_sb_puts(&m, "an iteration of the poll/select loop in ");
+      if (f->has_callback)
+        callback_phrase(&m, f);
+      else
+        loopsan_sb_puts(&m, "an unknown function");
+      loopsan_sb_printf(&m, " took %.3f ms", f->duration_ms);
+    }
     if (f->count > 1)
       loopsan_sb_printf(&m, " (the slowest of %u)", f->count);
     loopsan_sb_printf(&d,
@@ -392,7 +401,7 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
       callback_phrase(&m, f);
       loopsan_sb_printf(&m, " of %s", type);
     } else if (raw->library == LOOPSAN_LIB_GENERIC) {
-      loopsan_sb_puts(&m, " in an iteration of an epoll loop");
+      loopsan_sb_puts(&m, " in an iteration of a loop loopsan has no adapter for");
     } else {
       loopsan_sb_puts(&m, " in a loop callback");
     }
@@ -739,6 +748,10 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
   frames_of_stack(sym, loopsan_replay_stack(r, raw->stack), &f.stack, &f.n_stack);
   frames_of_stack(sym, loopsan_replay_stack(r, raw->cause_stack), &f.cause, &f.n_cause);
   f.also = raw->also;
+  if (f.n_stack) {
+    f.stall_taken = raw->stall_taken;
+    f.stall_here = raw->stall_here;
+  }
   if ((f.kind == LOOPSAN_KIND_SLOW_CALLBACK || f.kind == LOOPSAN_KIND_BLOCKED_LOOP) && !f.n_stack &&
       raw->detail < RAW_DETAIL_UNFINISHED) /* a callback that never returned: its detail says why */
     f.no_stall = no_stall;

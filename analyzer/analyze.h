@@ -14,6 +14,8 @@
 /* Written by `loopsan run` when the kernel refused to let it stop a thread
  * for a stall sample (its one line says why). */
 #define LOOPSAN_STALLS_REFUSED_FILE "loopsan.stalls-refused"
+/* At most this many stall samples of one dispatch (merged by the analyzer). */
+#define LOOPSAN_STALL_SAMPLES_MAX 16
 
 /* How a process ended, as the one that reaped it saw it. */
 struct loopsan_process_end {

@@ -71,6 +71,9 @@ struct loopsan_finding {
   size_t n_created_at;
   struct loopsan_frame_owned *stack;
   size_t n_stack;
+  /* slow-callback, blocked-loop: how many stall samples loopsan run took,
+   * and how many of them found it where STACK is (the most) */
+  unsigned stall_taken, stall_here;
   double duration_ms; /* < 0: not timed */
   unsigned also;      /* the object's other problems: 1 << enum loopsan_kind */
   unsigned count;

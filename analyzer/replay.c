@@ -117,15 +117,38 @@ void loopsan_replay_add_stall(struct loopsan_replay *r, uint32_t tid, uint64_t t
   *rec = (struct loopsan_rec_stack){.id = 0x80000000u + (uint32_t)r->n_stalls, .nframes = n};
   memcpy(rec + 1, pcs, n * sizeof *pcs);
   add_stack(r, rec);
-  r->stalls[r->n_stalls++] = (struct replay_stall){.tid = tid, .ts = ts, .stack = rec->id};
+  /* Where it was is what called what: the return addresses. The innermost
+   * pc moves with every sample of a loop that spins. */
+  uint64_t place = 0xcbf29ce484222325u ^ n;
+  for (uint32_t i = 1; i < n; i++)
+    place = (place ^ pcs[i]) * 0x100000001b3u;
+  r->stalls[r->n_stalls++] =
+      (struct replay_stall){.tid = tid, .ts = ts, .stack = rec->id, .place = place};
   free(rec);
 }
 
-uint32_t loopsan_replay_stall_stack(const struct loopsan_replay *r, uint32_t tid, uint64_t ts) {
-  for (size_t i = 0; i < r->n_stalls; i++)
-    if (r->stalls[i].tid == tid && r->stalls[i].ts == ts)
-      return r->stalls[i].stack;
-  return 0;
+/* A slow dispatch has a few samples (loopsan run takes them further apart
+ * the longer it lasts, at most LOOPSAN_STALL_SAMPLES_MAX): quadratic is
+ * fine. */
+uint32_t loopsan_replay_stall_stack(const struct loopsan_replay *r, uint32_t tid, uint64_t ts,
+                                    uint32_t *taken, uint32_t *here) {
+  uint32_t best = 0, best_n = 0, n = 0;
+  for (size_t i = 0; i < r->n_stalls; i++) {
+    const struct replay_stall *s = &r->stalls[i];
+    if (s->tid != tid || s->ts != ts)
+      continue;
+    n++;
+    uint32_t same = 0;
+    for (size_t k = i; k < r->n_stalls; k++)
+      same += r->stalls[k].tid == tid && r->stalls[k].ts == ts && r->stalls[k].place == s->place;
+    if (same > best_n) { /* ties: the earlier sample */
+      best_n = same;
+      best = s->stack;
+    }
+  }
+  *taken = n;
+  *here = best_n;
+  return best;
 }
 
 /* ---- objects (open addressing by id, backward-shift deletion) ---- */

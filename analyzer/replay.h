@@ -102,6 +102,7 @@ struct raw_finding {
   unsigned n_chain;
   uint64_t blocked; /* a slow callback that blocked: for how long in all (ts units) */
   uint32_t cause_stack; /* misuse: where the object was made unfit (its close) */
+  uint32_t stall_taken, stall_here; /* stall samples of the dispatch; how many at STACK */
 };
 
 /* What the shim counted for one (library, type). */
@@ -158,7 +159,8 @@ struct loopsan_replay {
   struct replay_stall {
     uint32_t tid, stack;
     uint64_t ts;
-  } *stalls; /* stall samples taken by loopsan run */
+    uint64_t place; /* the sample's return addresses (all but the innermost pc), hashed */
+  } *stalls; /* stall samples taken by loopsan run, in the order taken */
   size_t n_stalls;
   /* The latest dispatches that made blocking calls: held back until it is
    * known whether the dispatch itself was slow (its DISPATCH record comes
@@ -202,8 +204,11 @@ struct loopsan_replay {
 /* A stall sample of the dispatch of TID begun at TS (loopsan run's). */
 void loopsan_replay_add_stall(struct loopsan_replay *r, uint32_t tid, uint64_t ts,
                               const uint64_t *pcs, uint32_t n);
-/* The stack id of that sample, or 0. */
-uint32_t loopsan_replay_stall_stack(const struct loopsan_replay *r, uint32_t tid, uint64_t ts);
+/* The samples of that dispatch merged: the stack id of the place where
+ * most of them found it (the first of them), or 0 if none was taken;
+ * *TAKEN and *HERE say how many were taken and how many found it there. */
+uint32_t loopsan_replay_stall_stack(const struct loopsan_replay *r, uint32_t tid, uint64_t ts,
+                                    uint32_t *taken, uint32_t *here);
 /* threshold_ns 0: use the one recorded in the trace. */
 void loopsan_replay_init(struct loopsan_replay *r, uint64_t threshold_ns);
 void loopsan_replay_free(struct loopsan_replay *r);

@@ -208,13 +208,18 @@ void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object
   f.max_duration = d->duration;
   if (iteration) { /* a whole iteration of a loop seen by the generic layer */
     f.library = LOOPSAN_LIB_GENERIC;
-    f.result = (int32_t)d->cb; /* its epoll descriptor */
+    if (d->cb <= LOOPSAN_ITERATION_FD_MAX) {
+      f.result = (int32_t)d->cb; /* its epoll descriptor */
+    } else {
+      f.result = -1;
+      f.cb = d->cb; /* where a poll/select loop waits: named as its function */
+    }
   }
   /* Slow and it blocked: one problem, the slow callback, which says where
    * it was blocked (the longest call's stack) and for how long. */
   take_blocked(r, &f, tid, d->ts);
   if (!f.stack) /* where it was stuck, as loopsan run saw it */
-    f.stack = loopsan_replay_stall_stack(r, tid, d->ts);
+    f.stack = loopsan_replay_stall_stack(r, tid, d->ts, &f.stall_taken, &f.stall_here);
   if (!obj && !iteration)
     f.library = LOOPSAN_LIB_UNKNOWN;
   loopsan_replay_report(r, &f);
@@ -239,7 +244,7 @@ int loopsan_rules_unfinished(struct loopsan_replay *r, const struct replay_objec
   f.also = also;
   take_blocked(r, &f, u->tid, u->ts);
   if (!f.stack)
-    f.stack = loopsan_replay_stall_stack(r, u->tid, u->ts);
+    f.stack = loopsan_replay_stall_stack(r, u->tid, u->ts, &f.stall_taken, &f.stall_here);
   if (u->how == LOOPSAN_END_KILLED)
     f.result = r->end_signal; /* which signal, for the message */
   loopsan_replay_report(r, &f);

@@ -4,7 +4,9 @@
  * it stops that one thread for a moment with ptrace, unwinds it with
  * elfutils' libdwfl, lets it go, and writes the sample next to the trace
  * (TRACE.stalls), where the analyzer finds it for the slow-callback or
- * blocked-loop finding of that dispatch.
+ * blocked-loop finding of that dispatch. It samples again while the
+ * dispatch goes on (further apart the longer it lasts, at most
+ * LOOPSAN_STALL_SAMPLES_MAX times), and the analyzer merges the samples.
  *
  * Why from here and not in the program: the shim starts no thread (a
  * second thread makes every epoll_wait of a single-threaded program
@@ -40,6 +42,7 @@
 
 #define WATCH_MAX 1024
 #define SAMPLE_FRAMES 64
+#define SAMPLE_GAP_MIN_NS 20000000u /* the tick */
 
 struct watched {
   char path[PATH_MAX];
@@ -47,7 +50,8 @@ struct watched {
   const struct loopsan_spill_header *h;
   uint64_t t0;       /* the innermost dispatch in flight when last looked at */
   uint64_t since_ns; /* since when (our clock) it has been in flight */
-  int sampled;       /* that dispatch was sampled (or could not be) */
+  uint64_t next_ns;  /* when to sample it next */
+  unsigned samples;  /* samples of it taken (or tried) */
 };
 
 static struct {
@@ -211,12 +215,21 @@ void loopsan_stalls_tick(void) {
     if (t0 != w->t0) { /* another dispatch: watched from now */
       w->t0 = t0;
       w->since_ns = now;
-      w->sampled = 0;
+      w->next_ns = now + S.slow_ns;
+      w->samples = 0;
       continue;
     }
-    if (w->sampled || now - w->since_ns < S.slow_ns || S.refused)
+    if (w->samples >= LOOPSAN_STALL_SAMPLES_MAX || now < w->next_ns || S.refused)
       continue;
-    w->sampled = 1;
+    /* Several samples say more than one (a callback that spins through
+     * several helpers, or blocks in turn in several calls); each stops
+     * the thread for a moment, so they grow further apart as the stall
+     * goes on: at the threshold, then every quarter of the time so far
+     * (a 300 ms callback gets about 6; 16 cover the first 40 threshold
+     * lengths). A sample stops the thread for 0.4-0.7 ms here. */
+    w->samples++;
+    uint64_t gap = (now - w->since_ns) / 4;
+    w->next_ns = now + (gap > SAMPLE_GAP_MIN_NS ? gap : SAMPLE_GAP_MIN_NS);
     unsigned tid = h->tid;
     if (in_epoll_wait(w->pid, tid))
       continue;

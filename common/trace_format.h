@@ -242,9 +242,13 @@ enum loopsan_obj_op {
 
 /* (format 3) A DISPATCH whose aux (the callback slot) is this is not one
  * callback but a whole iteration of a loop seen by the generic layer
- * (library "generic": the time from one epoll wait's return to the next
- * wait on the same thread); its obj is 0 and its cb the epoll descriptor. */
+ * (library "generic": the time from one wait's return to the thread's next
+ * wait on the same epoll descriptor, or from the same poll/select call
+ * site); its obj is 0 and its cb the epoll descriptor (at most
+ * LOOPSAN_ITERATION_FD_MAX) or the return address of the poll/select call
+ * (a code address, above it). */
 #define LOOPSAN_DISPATCH_ITERATION 8u
+#define LOOPSAN_ITERATION_FD_MAX 0xffffffffu
 
 /* (format 3) The arg of LOOPSAN_OP_CLOSED. */
 enum loopsan_closed_flags {

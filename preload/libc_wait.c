@@ -2,9 +2,10 @@
  * the shim a moment to write out buffered records before the thread sleeps
  * (loopsan__before_wait), and they are the generic layer for loops loopsan
  * has no adapter for (Node.js's built-in libuv, Python's asyncio, any
- * epoll loop): on a thread not running an adapter's loop, the time from
- * an epoll wait's return to the thread's next wait is one iteration of
- * its loop, timed like a callback (a pseudo-dispatch of
+ * epoll, poll or select loop): on a thread not running an adapter's loop,
+ * the time from a wait's return to the thread's next wait on the same
+ * epoll descriptor (or from the same poll/select call site) is one
+ * iteration of its loop, timed like a callback (a pseudo-dispatch of
  * library "generic", slot LOOPSAN_DISPATCH_ITERATION): one over --slow-ms
  * is a blocked-loop, and blocking calls inside it are seen as inside a
  * callback. A thread running an adapter's loop (uv_run, ev_run, ...) is
@@ -37,62 +38,101 @@ static int timeval_ms(const struct timeval *tv) {
 
 LOOPSAN_TLS unsigned loopsan__adapter_loops;
 
+/* What a generic loop waits on: an epoll descriptor, or for a loop built
+ * on poll/select (which has no descriptor of its own) the place it waits
+ * from, the return address of the call. */
+enum wait_kind { WAIT_EPOLL, WAIT_POLL };
+
 /* The iteration in progress on this thread, if any. */
 static LOOPSAN_TLS struct {
-  int epfd; /* the descriptor its waits are on */
-  int open; /* an iteration is being timed */
+  uintptr_t key;       /* the epoll descriptor, or the poll/select call site */
+  uintptr_t poll_site; /* the last poll/select call site that waited */
+  uint8_t kind;        /* enum wait_kind of KEY */
+  uint8_t open;        /* an iteration is being timed */
   struct loopsan_dispatch d;
 } generic;
 
-/* Before a wait on EPFD: the iteration that ends here. A poll or select
- * (EPFD -1) is something the iteration does, not its end; a wait on
- * another epoll descriptor is another loop's, and what came before it is
- * no iteration of either (a thread that waited once for something else):
- * dropped untimed. */
-static inline void iteration_end(int epfd) {
-  if (LOOPSAN_LIKELY(!generic.open) || epfd < 0)
-    return;
+static inline void iteration_drop(void) {
   generic.open = 0;
-  if (LOOPSAN_LIKELY(epfd == generic.epfd)) {
-    loopsan__dispatch_end(&generic.d);
-  } else if (generic.d.region) {
+  if (generic.d.region) {
     struct loopsan_spill_header *h = generic.d.region;
     __atomic_store_n(&h->depth, h->depth - 1, __ATOMIC_RELEASE);
   }
 }
 
-/* After a wait on EPFD (-1: not an epoll wait): what follows, up to the
- * thread's next wait, is an iteration of the loop waiting on EPFD. From
- * the first wait on: asyncio.run() runs the first step of its coroutine
- * between the loop's first and second waits. (A thread that waits once
- * and never again has no iteration that ends: nothing is said of it.) */
-static inline void iteration_begin(int epfd) {
-  if (epfd < 0 || loopsan__adapter_loops || !loopsan__state.active)
+/* Before a wait of KIND on KEY (TIMEOUT in ms, -1 forever): the iteration
+ * that ends here.
+ * - Inside an epoll loop's iteration, a poll or select is something the
+ *   iteration does, not its end.
+ * - A poll or select that does not wait (timeout 0) only asks what is
+ *   ready: it neither ends nor begins an iteration.
+ * - A wait somewhere else (another epoll descriptor, another call site)
+ *   belongs to another loop, and what came before it is no iteration of
+ *   either (a thread that waited once for something else): dropped
+ *   untimed. */
+static inline void iteration_end(enum wait_kind kind, uintptr_t key, int timeout) {
+  if (LOOPSAN_LIKELY(!generic.open))
     return;
-  generic.epfd = epfd;
+  if (kind == WAIT_POLL && (generic.kind == WAIT_EPOLL || timeout == 0))
+    return;
+  if (LOOPSAN_LIKELY(kind == generic.kind && key == generic.key)) {
+    generic.open = 0;
+    loopsan__dispatch_end(&generic.d);
+  } else {
+    iteration_drop();
+  }
+}
+
+/* After a wait of KIND on KEY: what follows, up to the thread's next wait
+ * there, is an iteration of that loop.
+ * - An epoll loop is timed from its first wait on: asyncio.run() runs the
+ *   first step of its coroutine between the loop's first and second waits.
+ * - A poll or select is taken for a loop only when the same call site
+ *   waits a second time in a row (many programs poll once, for a connect
+ *   or a child, outside any loop), and is timed from then on.
+ * (A thread that waits once and never again has no iteration that ends:
+ * nothing is said of it.) */
+static inline void iteration_begin(enum wait_kind kind, uintptr_t key, int timeout) {
+  if (loopsan__adapter_loops || !loopsan__state.active || generic.open)
+    return;
+  if (kind == WAIT_POLL) {
+    if (timeout == 0)
+      return;
+    if (key != generic.poll_site) {
+      generic.poll_site = key;
+      return;
+    }
+  }
+  generic.kind = (uint8_t)kind;
+  generic.key = key;
   generic.open = 1;
-  loopsan__dispatch_begin(&generic.d, 0, (const void *)(uintptr_t)(unsigned)epfd,
-                          LOOPSAN_DISPATCH_ITERATION, LOOPSAN_LIB_GENERIC);
+  loopsan__dispatch_begin(&generic.d, 0, (const void *)key, LOOPSAN_DISPATCH_ITERATION,
+                          LOOPSAN_LIB_GENERIC);
 }
 
 /* (name, return type, parameters, arguments, timeout in ms as an
- * expression, the epoll descriptor or -1) */
+ * expression, what it waits on: WAIT_EPOLL and the descriptor, or
+ * WAIT_POLL and the call site) */
 #define LIBC_WAITS(X)                                                                             \
   X(epoll_wait, int, (int epfd, struct epoll_event *ev, int max, int timeout),                    \
-    (epfd, ev, max, timeout), timeout, epfd)                                                      \
+    (epfd, ev, max, timeout), timeout, WAIT_EPOLL, (uintptr_t)epfd)                               \
   X(epoll_pwait, int,                                                                             \
     (int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask),               \
-    (epfd, ev, max, timeout, mask), timeout, epfd)                                                \
+    (epfd, ev, max, timeout, mask), timeout, WAIT_EPOLL, (uintptr_t)epfd)                         \
   X(epoll_pwait2, int,                                                                            \
     (int epfd, struct epoll_event *ev, int max, const struct timespec *ts, const sigset_t *mask), \
-    (epfd, ev, max, ts, mask), timespec_ms(ts), epfd)                                             \
-  X(poll, int, (struct pollfd * fds, nfds_t n, int timeout), (fds, n, timeout), timeout, -1)      \
+    (epfd, ev, max, ts, mask), timespec_ms(ts), WAIT_EPOLL, (uintptr_t)epfd)                      \
+  X(poll, int, (struct pollfd * fds, nfds_t n, int timeout), (fds, n, timeout), timeout,          \
+    WAIT_POLL, SITE)                                                                              \
   X(ppoll, int, (struct pollfd * fds, nfds_t n, const struct timespec *ts, const sigset_t *mask), \
-    (fds, n, ts, mask), timespec_ms(ts), -1)                                                      \
+    (fds, n, ts, mask), timespec_ms(ts), WAIT_POLL, SITE)                                         \
   X(select, int, (int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv), (n, r, w, e, tv),  \
-    timeval_ms(tv), -1)
+    timeval_ms(tv), WAIT_POLL, SITE)                                                              \
+  X(pselect, int,                                                                                 \
+    (int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts, const sigset_t *mask),    \
+    (n, r, w, e, ts, mask), timespec_ms(ts), WAIT_POLL, SITE)
 
-#define WAIT_WRAPPER(name, ret, params, args, timeout_expr, epfd_expr) \
+#define WAIT_WRAPPER(name, ret, params, args, timeout_expr, kind, key) \
   LOOPSAN_INTERPOSE ret name params {                                  \
     static ret(*real) params;                                          \
     if (LOOPSAN_UNLIKELY(!real)) {                                     \
@@ -106,13 +146,15 @@ static inline void iteration_begin(int epfd) {
     }                                                                  \
     if (!loopsan__state.active)                                        \
       return real args;                                                \
-    iteration_end(epfd_expr);                                          \
-    loopsan__before_wait_maybe(timeout_expr);                          \
+    int timeout_ms = timeout_expr; /* select() rewrites its timeval */ \
+    iteration_end(kind, key, timeout_ms);                              \
+    loopsan__before_wait_maybe(timeout_ms);                            \
     ret rc = real args;                                                \
     int saved_errno = errno;                                           \
-    iteration_begin(epfd_expr);                                        \
+    iteration_begin(kind, key, timeout_ms);                            \
     errno = saved_errno;                                               \
     return rc;                                                         \
   }
 
+#define SITE ((uintptr_t)__builtin_return_address(0))
 LIBC_WAITS(WAIT_WRAPPER)

@@ -125,6 +125,9 @@ static void finding(struct loopsan_strbuf *sb, const struct loopsan_finding *f) 
   loopsan_sb_puts(sb, "]");
   loopsan_sb_puts(sb, ",\n      \"stack\": ");
   frames(sb, f->stack, f->n_stack);
+  if (f->stall_taken) /* the stack is the place most stall samples found it */
+    loopsan_sb_printf(sb, ",\n      \"stall_samples\": {\"taken\": %u, \"at_stack\": %u}",
+                      f->stall_taken, f->stall_here);
   if (f->n_cause) { /* misuse: the event that made the call wrong */
     loopsan_sb_puts(sb, ",\n      \"cause\": ");
     frames(sb, f->cause, f->n_cause);

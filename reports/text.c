@@ -46,17 +46,25 @@ static void print_finding(FILE *out, const char *prefix, const struct loopsan_fi
   if (f->detail)
     fprintf(out, "%s   %s\n", prefix, f->detail);
   if (f->has_callback) {
-    fprintf(out, "%s   callback: ", prefix);
+    /* a blocked-loop's "callback" is the function its loop waits in */
+    fprintf(out, "%s   %s: ", prefix,
+            f->kind == LOOPSAN_KIND_BLOCKED_LOOP ? "loop waits in" : "callback");
     print_location(out, &f->callback);
     fputc('\n', out);
   }
   if (f->n_stack) {
-    fprintf(out, "%s   %s:\n", prefix,
+    fprintf(out, "%s   %s", prefix,
             f->kind == LOOPSAN_KIND_UNCLOSED_LOOP ? "close attempted at"
             : f->kind == LOOPSAN_KIND_SLOW_CALLBACK || f->kind == LOOPSAN_KIND_BLOCKED_LOOP
                 ? "stuck at"
             : f->kind == LOOPSAN_KIND_BLOCKING_CALL ? "blocked at"
                                                     : "at");
+    if (f->stall_taken > 1 && f->stall_here == f->stall_taken)
+      fprintf(out, " (all %u samples taken while it ran found it here)", f->stall_taken);
+    else if (f->stall_taken > 1)
+      fprintf(out, " (%u of the %u samples taken while it ran found it here)", f->stall_here,
+              f->stall_taken);
+    fputs(":\n", out);
     print_frames(out, prefix, f->stack, f->n_stack);
   }
   if (f->n_cause) {
@@ -96,7 +104,7 @@ static void print_observed(FILE *out, const char *prefix, const struct loopsan_p
     for (size_t k = 0; k < o->n_types; k++)
       loops_ended += o->types[k].is_loop ? o->types[k].ended : 0;
     if (strcmp(o->library, "generic") == 0) { /* no objects: loop iterations, timed */
-      fprintf(out, "%s observed generic: %" PRIu64 " iteration%s of epoll loops timed\n", prefix,
+      fprintf(out, "%s observed generic: %" PRIu64 " loop iteration%s timed\n", prefix,
               o->callbacks, o->callbacks == 1 ? "" : "s");
       continue;
     }

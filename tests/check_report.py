@@ -20,7 +20,8 @@ An .expect file has one statement a line ('#' starts a comment):
                            detail (a substring of detail; quote it:
                              detail="never closed either"),
                            message (a substring of message),
-                           min_ms, max_ms (duration bounds), count
+                           min_ms, max_ms (duration bounds), count,
+                           samples (at least this many stall samples taken)
   only                   no finding beyond those listed
   none                   no finding at all, and something was observed
                          (a clean report must not be an empty one)
@@ -43,7 +44,7 @@ import sys
 
 FINDING_KEYS = {"kind", "library", "type", "callback", "site", "created", "stack", "cause", "chain",
                 "also",
-                "detail", "message", "min_ms", "max_ms", "count"}
+                "detail", "message", "min_ms", "max_ms", "count", "samples"}
 # Modules whose frames are not "the program's" for `site`.
 LIBRARY_MODULE = re.compile(r"^(libuv\.so|libc\.so|libpthread|ld-linux|libloopsan|libevent|libev\.so"
                             r"|libglib|libsystemd)")
@@ -105,6 +106,8 @@ def matches(f, want):
             ok = f.get("duration_ms") is not None and f["duration_ms"] <= float(value)
         elif key == "count":
             ok = f.get("count") == int(value)
+        elif key == "samples":
+            ok = (f.get("stall_samples") or {}).get("taken", 0) >= int(value)
         else:
             fail("unknown finding key %r" % key)
         if not ok:

@@ -301,6 +301,33 @@ START_TEST(async_chain_kept) {
 }
 END_TEST
 
+/* Stall samples of one dispatch are merged by where they found it: the
+ * callers (return addresses) decide, not the innermost pc, which moves in
+ * a loop that spins. */
+START_TEST(stall_samples_merged) {
+  struct loopsan_replay r;
+  loopsan_replay_init(&r, 100 * MS);
+  const uint64_t spin_a[][3] = {{0x1000, 0x2000, 0x3000}, {0x1004, 0x2000, 0x3000},
+                                {0x1010, 0x2000, 0x3000}};
+  const uint64_t spin_b[][3] = {{0x5000, 0x2100, 0x3000}, {0x5008, 0x2100, 0x3000}};
+  loopsan_replay_add_stall(&r, 7, 100, spin_b[0], 3); /* first, but the fewer */
+  for (int i = 0; i < 3; i++)
+    loopsan_replay_add_stall(&r, 7, 100, spin_a[i], 3);
+  loopsan_replay_add_stall(&r, 7, 100, spin_b[1], 3);
+  loopsan_replay_add_stall(&r, 8, 100, spin_b[0], 3); /* another thread's */
+  uint32_t taken, here;
+  uint32_t id = loopsan_replay_stall_stack(&r, 7, 100, &taken, &here);
+  ck_assert_uint_eq(taken, 5);
+  ck_assert_uint_eq(here, 3);
+  const struct replay_stack *st = loopsan_replay_stack(&r, id);
+  ck_assert_ptr_nonnull(st);
+  ck_assert_uint_eq(st->frames[0], 0x1000); /* the first sample of the place most found */
+  ck_assert_uint_eq(loopsan_replay_stall_stack(&r, 7, 200, &taken, &here), 0);
+  ck_assert_uint_eq(taken, 0);
+  loopsan_replay_free(&r);
+}
+END_TEST
+
 int main(void) {
   loopsan__state.record_all = 0;
   Suite *s = suite_create("compact");
@@ -313,6 +340,7 @@ int main(void) {
   tcase_add_test(tc, the_uneventful_go);
   tcase_add_test(tc, restarts_collapse);
   tcase_add_test(tc, async_chain_kept);
+  tcase_add_test(tc, stall_samples_merged);
   suite_add_tcase(s, tc);
   return loopsan_unit_run(s);
 }
