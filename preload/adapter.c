@@ -181,31 +181,40 @@ void loopsan__loop_leave(const void *loop, const void *saved) {
     }
 }
 
-void loopsan__check_thread(const void *loop, const void *h, uint8_t library, const char *fn) {
+/* The thread running LOOP, if it is not this one; else 0. */
+static uint32_t other_owner(const void *loop) {
   if (!loop || loop == my_loop || !atomic_load_explicit(&running_count, memory_order_relaxed))
-    return;
+    return 0;
   unsigned hwm = atomic_load(&running_hwm);
   for (unsigned i = 0; i < hwm; i++) {
     if (atomic_load_explicit(&running[i].loop, memory_order_acquire) != loop)
       continue;
     uint32_t owner = atomic_load(&running[i].tid);
-    if (!owner || owner == loopsan__tid())
-      return;
-    int saved = errno;
-    struct loopsan_obj o;
-    struct loopsan_rec_wrong_thread r = {.ts = loopsan__now(),
-                                         .obj = h && loopsan__obj_get(h, &o) ? o.id : 0,
-                                         .loop = loopsan__loop_id(loop),
-                                         .owner_tid = owner,
-                                         .stack = loopsan__stack_capture(),
-                                         .library = library,
-                                         .name_len = (uint16_t)strlen(fn)};
-    loopsan__emit_tail(LOOPSAN_REC_WRONG_THREAD, &r, sizeof r, fn, r.name_len, NULL, 0);
-    /* The object's own records are in the loop thread's buffer, where its
-     * compaction cannot see this one. */
-    if (r.obj)
-      loopsan__compact_keep(r.obj);
-    errno = saved;
-    return;
+    return owner == loopsan__tid() ? 0 : owner;
   }
+  return 0;
+}
+
+int loopsan__loop_running_elsewhere(const void *loop) { return other_owner(loop) != 0; }
+
+int loopsan__check_thread(const void *loop, const void *h, uint8_t library, const char *fn) {
+  uint32_t owner = other_owner(loop);
+  if (LOOPSAN_LIKELY(!owner))
+    return 0;
+  int saved = errno;
+  struct loopsan_obj o;
+  struct loopsan_rec_wrong_thread r = {.ts = loopsan__now(),
+                                       .obj = h && loopsan__obj_get(h, &o) ? o.id : 0,
+                                       .loop = loopsan__loop_id(loop),
+                                       .owner_tid = owner,
+                                       .stack = loopsan__stack_capture(),
+                                       .library = library,
+                                       .name_len = (uint16_t)strlen(fn)};
+  loopsan__emit_tail(LOOPSAN_REC_WRONG_THREAD, &r, sizeof r, fn, r.name_len, NULL, 0);
+  /* The object's own records are in the loop thread's buffer, where its
+   * compaction cannot see this one. */
+  if (r.obj)
+    loopsan__compact_keep(r.obj);
+  errno = saved;
+  return 1;
 }

@@ -92,8 +92,11 @@ void loopsan__loop_enter(const void *loop, const void **saved);
 void loopsan__loop_leave(const void *loop, const void *saved);
 /* The program calls FN, which is not thread-safe, on object H (NULL: the
  * loop itself) of LOOP: a WRONG_THREAD record when LOOP is running on
- * another thread. Cheap when LOOP is the one this thread runs. */
-void loopsan__check_thread(const void *loop, const void *h, uint8_t library, const char *fn);
+ * another thread (returns 1 then). Cheap when LOOP is the one this thread
+ * runs. */
+int loopsan__check_thread(const void *loop, const void *h, uint8_t library, const char *fn);
+/* Does a thread other than this one run LOOP? */
+int loopsan__loop_running_elsewhere(const void *loop);
 /* A handle (or watcher, event, source) H of TYPE on LOOP came to life. */
 void loopsan__handle_new(const void *h, uint8_t library, uint8_t type, const void *loop);
 /* The program used H in a way that counts as starting it. */

@@ -384,27 +384,87 @@ static void context_runs(GMainContext *ctx, int mode) {
   loopsan__loop_run(context_seen(ctx), mode);
 }
 
+/* GLib's sources and contexts are thread-safe, but running a context is
+ * its owner's: the thread that acquired it. The thread inside
+ * g_main_loop_run or g_main_context_iteration owns the context. Another
+ * thread's g_main_context_iteration or _pending meanwhile does nothing
+ * and returns FALSE (or waits for the owner to let go first), a bug (a
+ * worker "pumping" the main context) that says nothing: a wrong-thread.
+ * (Another thread's g_main_loop_run waits for the owner, as documented:
+ * not reported.) Returns whether this thread may own CTX (no other thread
+ * runs it). */
+static int context_call(GMainContext *ctx, const char *fn) {
+  if (!ctx) {
+    if (!RESOLVE(g_main_context_default))
+      return 0;
+    ctx = REAL(g_main_context_default)();
+  }
+  return !loopsan__check_thread(ctx, ctx, LOOPSAN_LIB_GLIB, fn);
+}
+
+/* The program (or GLib) runs CTX on this thread: its owner for the while
+ * (loopsan__loop_enter), unless another thread runs it, whose turn this
+ * waits for. FN: the program's call, to check, or NULL. Returns the
+ * context entered, or NULL. */
+static GMainContext *context_enter(GMainContext *ctx, const char *fn, const void **saved) {
+  loopsan__adapter_loops++; /* its waits are GLib's, not the generic layer's */
+  if (!ctx) {
+    if (!RESOLVE(g_main_context_default))
+      return NULL;
+    ctx = REAL(g_main_context_default)();
+  }
+  if (fn ? !context_call(ctx, fn) : loopsan__loop_running_elsewhere(ctx))
+    return NULL;
+  loopsan__adapter_loops--; /* counted again by loop_enter */
+  loopsan__loop_enter(ctx, saved);
+  return ctx;
+}
+
+static void context_leave(GMainContext *entered, const void *saved) {
+  if (entered)
+    loopsan__loop_leave(entered, saved);
+  else
+    loopsan__adapter_loops--;
+}
+
 DECLARE_REAL(g_main_loop_run);
 LOOPSAN_INTERPOSE void g_main_loop_run(GMainLoop *loop) {
   if (!RESOLVE(g_main_loop_run))
     return;
-  if (loop && from_program(CALLER) && RESOLVE(g_main_loop_get_context))
-    context_runs(REAL(g_main_loop_get_context)(loop), 0);
-  loopsan__adapter_loops++;
+  GMainContext *ctx =
+      loop && RESOLVE(g_main_loop_get_context) ? REAL(g_main_loop_get_context)(loop) : NULL;
+  int prog = from_program(CALLER);
+  if (ctx && prog)
+    context_runs(ctx, 0);
+  const void *saved = NULL;
+  GMainContext *entered = ctx ? context_enter(ctx, NULL, &saved) : NULL;
+  if (!ctx)
+    loopsan__adapter_loops++;
   REAL(g_main_loop_run)(loop);
-  loopsan__adapter_loops--;
+  context_leave(entered, saved);
 }
 
 DECLARE_REAL(g_main_context_iteration);
 LOOPSAN_INTERPOSE gboolean g_main_context_iteration(GMainContext *ctx, gboolean may_block) {
   if (!RESOLVE(g_main_context_iteration))
     return FALSE;
-  if (from_program(CALLER))
+  int prog = from_program(CALLER);
+  if (prog)
     context_runs(ctx, may_block);
-  loopsan__adapter_loops++;
+  const void *saved = NULL;
+  GMainContext *entered = context_enter(ctx, prog ? "g_main_context_iteration" : NULL, &saved);
   gboolean rc = REAL(g_main_context_iteration)(ctx, may_block);
-  loopsan__adapter_loops--;
+  context_leave(entered, saved);
   return rc;
+}
+
+DECLARE_REAL(g_main_context_pending);
+LOOPSAN_INTERPOSE gboolean g_main_context_pending(GMainContext *ctx) {
+  if (!RESOLVE(g_main_context_pending))
+    return FALSE;
+  if (from_program(CALLER))
+    context_call(ctx, "g_main_context_pending");
+  return REAL(g_main_context_pending)(ctx);
 }
 
 /* ---- sources ---- */

@@ -173,6 +173,38 @@ static uint32_t intern(void **frames, int n) {
   return 0;
 }
 
+static inline int in_trampolines(uintptr_t pc) {
+  return __start_loopsan_tramp && pc >= (uintptr_t)__start_loopsan_tramp &&
+         pc < (uintptr_t)__stop_loopsan_tramp;
+}
+
+/* Keep the program's frames of BUF[0..GOT) (at most DEPTH), in place: the
+ * shim's are dropped, the capture itself on top and trampolines in the
+ * middle. Inside a callback the stack stops at its trampoline: what is
+ * below is the loop running it, the same every time, and the callback's
+ * own object says where that came from (OBJ_NEW's parent). *TRAMP is the
+ * raw index of that trampoline, or -1. */
+static inline int program_frames(void **buf, int got, unsigned depth, int *tramp) {
+  int n = 0;
+  *tramp = -1;
+  for (int i = 0; i < got && (unsigned)n < depth; i++) {
+    uintptr_t pc = (uintptr_t)buf[i];
+    if (n > 0 && in_trampolines(pc)) {
+      *tramp = i;
+      break;
+    }
+    if (!loopsan__is_self(pc))
+      buf[n++] = buf[i];
+  }
+  return n;
+}
+
+/* How many raw frames a capture inside a callback needed to reach its
+ * trampoline (the most seen on this thread): unwinding on through the
+ * loop and main to _start costs 250 instructions a stack with libuv, for
+ * frames that are cut anyway. */
+static LOOPSAN_TLS int frames_to_trampoline;
+
 /* Inlined into both entry points: no frame of its own to skip. */
 static inline __attribute__((always_inline)) uint32_t capture(uintptr_t leaf) {
   if (LOOPSAN_UNLIKELY(!table) && stacks_init() != 0)
@@ -181,21 +213,17 @@ static inline __attribute__((always_inline)) uint32_t capture(uintptr_t leaf) {
   unsigned depth = loopsan__state.opts.stack_depth;
   if (depth > LOOPSAN_STACK_MAX_FRAMES)
     depth = LOOPSAN_STACK_MAX_FRAMES;
-  int got = unw_backtrace(buf, (int)(depth + SELF_FRAMES_MAX));
-  /* Drop the shim's frames: the capture itself on top, and trampolines in
-   * the middle (an object created inside a wrapped callback). */
-  int n = 0;
-  for (int i = 0; i < got && (unsigned)n < depth; i++) {
-    uintptr_t pc = (uintptr_t)buf[i];
-    /* Inside a callback, the stack stops at its trampoline: what is below
-     * is the loop running it, the same every time, and the callback's own
-     * object says where that came from (OBJ_NEW's parent). */
-    if (n > 0 && __start_loopsan_tramp && pc >= (uintptr_t)__start_loopsan_tramp &&
-        pc < (uintptr_t)__stop_loopsan_tramp)
-      break;
-    if (!loopsan__is_self(pc))
-      buf[n++] = buf[i];
+  int full = (int)(depth + SELF_FRAMES_MAX), tramp;
+  int guess = loopsan__in_callback() ? frames_to_trampoline : 0;
+  int limit = guess > 0 && guess < full ? guess + 1 : full;
+  int got = unw_backtrace(buf, limit);
+  int n = program_frames(buf, got, depth, &tramp);
+  if (tramp < 0 && got == limit && limit < full) { /* deeper than guessed: again, whole */
+    got = unw_backtrace(buf, full);
+    n = program_frames(buf, got, depth, &tramp);
   }
+  if (tramp > frames_to_trampoline)
+    frames_to_trampoline = tramp;
   if (n <= 0)
     return 0;
   uintptr_t tail = tail_caller((uintptr_t)buf[0]);

@@ -15,7 +15,12 @@
  *   leak-context a context made (make_context) and never unreffed:
  *                unclosed-loop.
  *   freed-with-source  an fd source (on_fd, watch_fd) still attached when
- *                its context is freed: unclosed-handle. */
+ *                its context is freed: unclosed-handle.
+ *   wrong-thread a worker thread (pump_from_worker) calls
+ *                g_main_context_iteration on the default context while
+ *                the main thread runs it (GLib does nothing then), then
+ *                reaches the loop the thread-safe way (g_idle_add,
+ *                g_main_context_wakeup): one wrong-thread. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -315,6 +320,40 @@ static int freed_with_source(void) {
   return 0;
 }
 
+/* ---- wrong-thread ---- */
+static GThread *pump_thread;
+static gboolean pumped = TRUE;
+
+static gboolean quit_idle(gpointer data) {
+  (void)data;
+  g_main_loop_quit(loop);
+  return G_SOURCE_REMOVE;
+}
+
+static gpointer pump_from_worker(gpointer data) {
+  (void)data;
+  pumped = g_main_context_iteration(NULL, FALSE); /* the main thread owns it */
+  g_idle_add(quit_idle, NULL);
+  g_main_context_wakeup(NULL);
+  return NULL;
+}
+
+static gboolean start_pump(gpointer data) {
+  (void)data;
+  pump_thread = g_thread_new("pump", pump_from_worker, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+static int wrong_thread(void) {
+  loop = g_main_loop_new(NULL, FALSE);
+  g_idle_add(start_pump, NULL);
+  g_main_loop_run(loop);
+  g_thread_join(pump_thread);
+  g_main_loop_unref(loop);
+  printf("pumped=%d\n", pumped);
+  return pumped; /* GLib's iteration from a thread that does not own it: FALSE */
+}
+
 int main(int argc, char **argv) {
   static const struct {
     const char *name;
@@ -324,11 +363,12 @@ int main(int argc, char **argv) {
                {"never-attached", never_attached},
                {"pending", pending},
                {"leak-context", leak_context},
-               {"freed-with-source", freed_with_source}};
+               {"freed-with-source", freed_with_source},
+               {"wrong-thread", wrong_thread}};
   for (size_t i = 0; argc > 1 && i < sizeof modes / sizeof *modes; i++)
     if (strcmp(argv[1], modes[i].name) == 0)
       return modes[i].run();
   fprintf(stderr, "usage: glib_cases clean|slow|never-attached|pending|leak-context|"
-                  "freed-with-source\n");
+                  "freed-with-source|wrong-thread\n");
   return 2;
 }
