@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,6 +272,48 @@ int loopsan_signal_is_crash(int sig) {
          sig == SIGTRAP || sig == SIGSYS;
 }
 
+/* What a siginfo's si_code says of SIG (NULL: nothing worth saying). */
+static const char *signal_code_phrase(int sig, int32_t code) {
+  if (code == INT32_MIN)
+    return NULL;
+  if (code <= 0)
+    return sig == SIGABRT ? "abort(), an assertion, or raise()" : "sent by kill() or raise()";
+  switch (sig) {
+  case SIGSEGV:
+    return code == SEGV_MAPERR   ? "address not mapped"
+           : code == SEGV_ACCERR ? "invalid permissions for the address"
+                                 : NULL;
+  case SIGBUS:
+    return code == BUS_ADRALN   ? "invalid address alignment"
+           : code == BUS_ADRERR ? "nonexistent physical address (a truncated mapped file?)"
+           : code == BUS_OBJERR ? "object-specific hardware error"
+                                : NULL;
+  case SIGFPE:
+    return code == FPE_INTDIV   ? "integer divide by zero"
+           : code == FPE_INTOVF ? "integer overflow"
+           : code == FPE_FLTDIV ? "floating-point divide by zero"
+                                : "floating-point exception";
+  case SIGILL:
+    return code == ILL_ILLOPC ? "illegal opcode" : "illegal instruction";
+  default: return NULL;
+  }
+}
+
+/* "SIGSEGV on address 0x0 (address not mapped)" into SB. */
+static void signal_phrase(struct loopsan_strbuf *sb, int sig, int32_t code, uint64_t addr) {
+  const char *name = sig > 0 ? sigabbrev_np(sig) : NULL;
+  loopsan_sb_printf(sb, "SIG%s", name ? name : "?");
+  int fault = code > 0 && code != INT32_MIN &&
+              (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL);
+  if (fault && (sig == SIGSEGV || sig == SIGBUS))
+    loopsan_sb_printf(sb, " on address 0x%llx", (unsigned long long)addr);
+  else if (fault)
+    loopsan_sb_printf(sb, " at 0x%llx", (unsigned long long)addr);
+  const char *why = signal_code_phrase(sig, code);
+  if (why)
+    loopsan_sb_printf(sb, " (%s)", why);
+}
+
 static const char *const unfinished_why[] = {
     [LOOPSAN_END_EXIT] = "the process exited (exit() was called) while it ran",
     [LOOPSAN_END__EXIT] = "the process ended with _exit() while it ran",
@@ -333,6 +376,19 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
     } else {
       loopsan_sb_printf(&m, "%s() called on %s in a state that forbids it", raw->call, type);
     }
+    break;
+  case LOOPSAN_KIND_CRASH:
+    signal_phrase(&m, raw->result, raw->signal_code, raw->fault_address);
+    loopsan_sb_puts(&m, " in callback ");
+    callback_phrase(&m, f);
+    loopsan_sb_printf(&m, " of %s", type);
+    loopsan_sb_printf(&d, "the process died of it, %.3f ms into the callback", f->duration_ms);
+    if (raw->signal_code == INT32_MIN)
+      loopsan_sb_puts(&d, "; loopsan's signal handler never ran (a stack overflow leaves it no "
+                          "stack to run on), so where in the callback is unknown: the dispatch in "
+                          "progress says which callback it was");
+    else if (f->n_stack)
+      loopsan_sb_puts(&d, "; the stack is where it happened");
     break;
   case LOOPSAN_KIND_UNOBSERVED_ERROR:
     if (raw->obj_kind == LOOPSAN_OBJ_REQUEST)
@@ -632,6 +688,27 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
                             "what it still had open (%s) is not reported as leaks",
                             how, open_sb.len ? open_sb.data : "nothing");
     loopsan_sb_free(&open_sb);
+    if (r->has_crash && !r->crash.cb) { /* outside callbacks: where, for the record */
+      struct loopsan_strbuf sb;
+      loopsan_sb_init(&sb);
+      signal_phrase(&sb, (int)r->crash.h.aux, r->crash.code, r->crash.addr);
+      struct loopsan_frame_owned *fr = NULL;
+      size_t nf = 0;
+      frames_of_stack(sym, loopsan_replay_stack(r, r->crash.stack), &fr, &nf);
+      if (nf && fr[0].function)
+        loopsan_sb_printf(&sb, " in %s()", fr[0].function);
+      if (nf && fr[0].file)
+        loopsan_sb_printf(&sb, " at %s:%u", fr[0].file, fr[0].line);
+      loopsan_report_add_note(&p->notes, &p->n_notes,
+                              "it crashed outside any loop callback: %s", sb.data);
+      for (size_t k = 0; k < nf; k++) {
+        free(fr[k].function);
+        free(fr[k].file);
+        free(fr[k].module);
+      }
+      free(fr);
+      loopsan_sb_free(&sb);
+    }
     if (r->last_cb) {
       struct loopsan_finding cbf = {0};
       const loopsan_frame *fr;
@@ -716,7 +793,7 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
   f.count = raw->count;
   f.object_type = raw->type_name[0] ? strdup(raw->type_name) : NULL;
   f.object_address = raw->address;
-  f.duration_ms = raw->kind == LOOPSAN_KIND_SLOW_CALLBACK ||
+  f.duration_ms = raw->kind == LOOPSAN_KIND_SLOW_CALLBACK || raw->kind == LOOPSAN_KIND_CRASH ||
                           raw->kind == LOOPSAN_KIND_BLOCKING_CALL ||
                           raw->kind == LOOPSAN_KIND_BLOCKED_LOOP
                       ? loopsan_replay_ms(r, raw->max_duration)
@@ -751,6 +828,11 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
   if (f.n_stack) {
     f.stall_taken = raw->stall_taken;
     f.stall_here = raw->stall_here;
+  }
+  if (f.kind == LOOPSAN_KIND_CRASH) {
+    f.signal = raw->result;
+    f.signal_code = raw->signal_code;
+    f.fault_address = raw->fault_address;
   }
   if ((f.kind == LOOPSAN_KIND_SLOW_CALLBACK || f.kind == LOOPSAN_KIND_BLOCKED_LOOP) && !f.n_stack &&
       raw->detail < RAW_DETAIL_UNFINISHED) /* a callback that never returned: its detail says why */

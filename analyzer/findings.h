@@ -84,6 +84,10 @@ struct loopsan_finding {
   size_t n_chain;
   struct loopsan_frame_owned *cause; /* misuse: the event that made the call wrong */
   size_t n_cause;
+  /* crash: the signal, its si_code (INT32_MIN: unknown) and si_addr */
+  int signal;
+  int32_t signal_code;
+  uint64_t fault_address;
 };
 
 /* What the shim observed of one library in one process (its counters),

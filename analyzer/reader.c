@@ -31,6 +31,7 @@ size_t loopsan_record_min_size(uint16_t type) {
   case LOOPSAN_REC_BLOCKING: return sizeof(struct loopsan_rec_blocking);
   case LOOPSAN_REC_WRONG_THREAD: return sizeof(struct loopsan_rec_wrong_thread);
   case LOOPSAN_REC_MISUSE: return sizeof(struct loopsan_rec_misuse);
+  case LOOPSAN_REC_CRASH: return sizeof(struct loopsan_rec_crash);
   default: return 0;
   }
 }

@@ -664,6 +664,7 @@ static uint64_t record_ts(const struct loopsan_record_header *rec) {
   case LOOPSAN_REC_OBJ_OP:
   case LOOPSAN_REC_API_ERROR:
   case LOOPSAN_REC_WRONG_THREAD:
+  case LOOPSAN_REC_CRASH:
   case LOOPSAN_REC_END: memcpy(&ts, (const char *)rec + 8, sizeof ts); return ts + duration;
   default: return 0;
   }
@@ -710,6 +711,12 @@ int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, ui
   case LOOPSAN_REC_COUNTS: on_counts(r, (const void *)rec); break;
   case LOOPSAN_REC_UNFINISHED: on_unfinished(r, (const void *)rec); break;
   case LOOPSAN_REC_BLOCKING: loopsan_rules_blocking(r, (const void *)rec, tid); break;
+  case LOOPSAN_REC_CRASH:
+    if (!r->has_crash) { /* the first is what the process died of */
+      memcpy(&r->crash, rec, sizeof r->crash);
+      r->has_crash = 1;
+    }
+    break;
   case LOOPSAN_REC_MISUSE: {
     const struct loopsan_rec_misuse *m = (const void *)rec;
     loopsan_rules_misuse(r, loopsan_replay_object(r, m->obj), m, tid);
@@ -783,6 +790,7 @@ void loopsan_replay_spill_counts(struct loopsan_replay *r, const uint64_t *dispa
 }
 
 void loopsan_replay_finish(struct loopsan_replay *r) {
+  loopsan_rules_crash(r);
   /* Slow dispatches of objects never seen are still slow; other orphans
    * (uses of objects from before this trace) tell nothing. */
   r->replaying_orphans = 1;

@@ -103,6 +103,8 @@ struct raw_finding {
   uint64_t blocked; /* a slow callback that blocked: for how long in all (ts units) */
   uint32_t cause_stack; /* misuse: where the object was made unfit (its close) */
   uint32_t stall_taken, stall_here; /* stall samples of the dispatch; how many at STACK */
+  int32_t signal_code;              /* crash: the siginfo's si_code, */
+  uint64_t fault_address;           /* and si_addr */
 };
 
 /* What the shim counted for one (library, type). */
@@ -178,6 +180,8 @@ struct loopsan_replay {
   uint64_t last_cb_ticks; /* for how long: to its death, or to its last record */
   int last_cb_timed;      /* its death is known */
   int end_signal;         /* what killed it, when known (else 0) */
+  int has_crash;          /* the shim saw a fatal signal: */
+  struct loopsan_rec_crash crash;
   /* tables */
   struct replay_type *types;
   size_t n_types;

@@ -1,7 +1,10 @@
 #include "analyzer/rules.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
+
+#include "analyzer/analyze.h"
 
 /* ---- helpers ---- */
 
@@ -225,11 +228,51 @@ void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object
   loopsan_replay_report(r, &f);
 }
 
+/* ---- crash: a fatal signal inside a callback ---- */
+
+void loopsan_rules_crash(struct loopsan_replay *r) {
+  const struct loopsan_rec_crash *c = &r->crash;
+  if (!r->has_crash || !c->cb) /* outside callbacks: the process's end (a note) */
+    return;
+  struct raw_finding f;
+  fill(&f, r, LOOPSAN_KIND_CRASH, loopsan_replay_object(r, c->obj));
+  f.cb = c->cb;
+  f.tid = c->tid;
+  f.library = c->library;
+  f.stack = c->stack;
+  f.result = (int32_t)c->h.aux;
+  f.signal_code = c->code;
+  f.fault_address = c->addr;
+  f.max_duration = c->ts > c->dispatch_ts ? c->ts - c->dispatch_ts : 0;
+  loopsan_replay_report(r, &f);
+}
+
+/* The dispatch a crash record names is that crash's finding. */
+static int crashed_in(const struct loopsan_replay *r, const struct loopsan_rec_unfinished *u) {
+  return r->has_crash && r->crash.cb && r->crash.tid == u->tid && r->crash.dispatch_ts == u->ts;
+}
+
 /* A callback that was still running when the process ended is slow for as
  * long as it ran: to exit(), to the kill, or (kill time unknown) to the
- * process's last record. */
+ * process's last record. One running when the process died of a crash
+ * that the shim's handler never saw (a stack overflow leaves it no stack)
+ * is that crash. */
 int loopsan_rules_unfinished(struct loopsan_replay *r, const struct replay_object *obj,
                              const struct loopsan_rec_unfinished *u, uint32_t also) {
+  if (crashed_in(r, u))
+    return 1;
+  if (!r->has_crash && u->how == LOOPSAN_END_KILLED && loopsan_signal_is_crash(r->end_signal)) {
+    struct raw_finding f;
+    fill(&f, r, LOOPSAN_KIND_CRASH, obj);
+    f.cb = u->cb;
+    f.tid = u->tid;
+    f.library = u->library;
+    f.result = r->end_signal;
+    f.signal_code = INT32_MIN; /* unknown: the handler never ran */
+    f.max_duration = u->end_ts > u->ts ? u->end_ts - u->ts : 0;
+    loopsan_replay_report(r, &f);
+    return 1;
+  }
   uint64_t duration = u->end_ts > u->ts ? u->end_ts - u->ts : 0;
   if (!over_threshold(r, duration))
     return 0;

@@ -23,6 +23,8 @@ void loopsan_rules_blocking(struct loopsan_replay *r, const struct loopsan_rec_b
                             uint32_t tid);
 /* wrong-thread: a call on a loop's object from another thread while the
  * loop ran. TID is the calling thread. */
+/* crash: the fatal signal the shim saw, if it came inside a callback. */
+void loopsan_rules_crash(struct loopsan_replay *r);
 void loopsan_rules_wrong_thread(struct loopsan_replay *r, const struct loopsan_rec_wrong_thread *w,
                                 uint32_t tid);
 /* api-error: a loop API call returned an error that says the program

@@ -84,6 +84,9 @@ static inline uint64_t loopsan_record_evidence(const struct loopsan_record_heade
   case LOOPSAN_REC_MISUSE:
     *marks = LOOPSAN_EV_KEEP;
     return ((const struct loopsan_rec_misuse *)(const void *)rec)->obj;
+  case LOOPSAN_REC_CRASH:
+    *marks = LOOPSAN_EV_KEEP;
+    return ((const struct loopsan_rec_crash *)(const void *)rec)->obj;
   default: return 0;
   }
 }

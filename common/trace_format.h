@@ -125,6 +125,7 @@ enum loopsan_record_type {
   LOOPSAN_REC_BLOCKING = 17,   /* format 3 */
   LOOPSAN_REC_WRONG_THREAD = 18, /* format 3 */
   LOOPSAN_REC_MISUSE = 19,       /* format 3 */
+  LOOPSAN_REC_CRASH = 20,        /* format 3 */
   LOOPSAN_REC_TYPE_COUNT
 };
 
@@ -411,6 +412,26 @@ struct loopsan_rec_misuse {
   uint32_t stack;
   uint16_t library;
   uint16_t name_len;
+};
+
+/* (format 3) A fatal signal (aux: its number) the program would die of:
+ * it had no handler of its own for it. obj, cb, library, slot and
+ * dispatch_ts name the innermost callback running on the thread (cb 0:
+ * none, it crashed outside callbacks); stack is where the signal came
+ * from (its innermost frame the faulting instruction); code and addr are
+ * the siginfo's si_code and si_addr. */
+struct loopsan_rec_crash {
+  struct loopsan_record_header h;
+  uint64_t ts;
+  uint64_t obj;
+  uint64_t cb;
+  uint64_t dispatch_ts;
+  uint64_t addr;
+  uint32_t stack;
+  int32_t code;
+  uint32_t tid;
+  uint16_t library;
+  uint16_t slot;
 };
 
 /* (format 3) A libc call that blocks (sleep, fsync, a blocking read, ...)

@@ -47,6 +47,7 @@ __attribute__((constructor)) static void loopsan_init(void) {
   int saved = errno;
   char err[256];
   loopsan__blocking_init(); /* pass-through needs them even when not observing */
+  loopsan__signals_resolve();
   if (getauxval(AT_SECURE))
     goto out; /* setuid/setgid: do nothing at all */
   loopsan_options_default(&loopsan__state.opts);
@@ -72,6 +73,7 @@ __attribute__((constructor)) static void loopsan_init(void) {
   }
   pthread_atfork(NULL, NULL, atfork_child);
   loopsan__state.active = 1;
+  loopsan__signals_init();
 out:
   errno = saved;
 }

@@ -56,6 +56,11 @@ void loopsan__emit(uint16_t type, void *rec, size_t size);
 void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1, size_t len1,
                         const void *tail2, size_t len2);
 void loopsan__flush_all(void);
+/* Is this thread inside the writer (a signal handler must not write)? */
+int loopsan__writer_busy(void);
+/* libc_signals.c: the fatal signals' handler (crash records). */
+void loopsan__signals_resolve(void);
+void loopsan__signals_init(void);
 /* Callbacks dispatched so far, per library, summed over every thread. */
 void loopsan__writer_dispatch_totals(uint64_t totals[LOOPSAN_LIBRARY_SLOTS]);
 /* The calling thread is about to block in the kernel for TIMEOUT_MS (-1:
@@ -94,6 +99,8 @@ uint32_t loopsan__stack_capture_in(const void *function);
 /* A one-frame stack: the call site RA, without unwinding (a few dozen
  * instructions, for events too frequent for a full capture). */
 uint32_t loopsan__stack_of_caller(uintptr_t ra);
+/* The stack a signal interrupted, from its handler's UCONTEXT. */
+uint32_t loopsan__stack_capture_signal(void *ucontext);
 void loopsan__stacks_atfork_child(void);
 
 /* ---- objects.c: address -> object, lock-free for readers ---- */

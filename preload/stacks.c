@@ -250,6 +250,32 @@ uint32_t loopsan__stack_capture_in(const void *function) {
   return capture((uintptr_t)function);
 }
 
+/* Where a signal came from: unwound from the context the kernel saved (a
+ * crash is rare, so the slow unw_step loop is fine here). The innermost
+ * frame is the faulting instruction itself, stored +1 as a return address
+ * would be, so that readers (which look up address - 1) land on it. */
+uint32_t loopsan__stack_capture_signal(void *ucontext) {
+  if ((LOOPSAN_UNLIKELY(!table) && stacks_init() != 0) || !ucontext)
+    return 0;
+  void *buf[LOOPSAN_STACK_MAX_FRAMES];
+  unsigned depth = loopsan__state.opts.stack_depth;
+  if (depth > LOOPSAN_STACK_MAX_FRAMES)
+    depth = LOOPSAN_STACK_MAX_FRAMES;
+  unw_cursor_t c;
+  if (unw_init_local2(&c, (unw_context_t *)ucontext, UNW_INIT_SIGNAL_FRAME) != 0)
+    return 0;
+  int n = 0, tramp;
+  do {
+    unw_word_t ip;
+    if (unw_get_reg(&c, UNW_REG_IP, &ip) != 0 || !ip)
+      break;
+    buf[n] = (void *)(uintptr_t)(n == 0 ? ip + 1 : ip);
+    n++;
+  } while ((unsigned)n < depth && unw_step(&c) > 0);
+  n = program_frames(buf, n, depth, &tramp);
+  return n > 0 ? intern(buf, n) : 0;
+}
+
 uint32_t loopsan__stack_of_caller(uintptr_t ra) {
   if ((LOOPSAN_UNLIKELY(!table) && stacks_init() != 0) || !ra)
     return 0;

@@ -66,6 +66,9 @@ static LOOPSAN_TLS struct tbuf *my_buf;
 LOOPSAN_TLS struct loopsan_spill_header *loopsan__tls_region;
 LOOPSAN_TLS uintptr_t loopsan__dispatch_frame[LOOPSAN_INFLIGHT_MAX]; /* my_buf's header, for dispatches */
 static LOOPSAN_TLS int in_writer; /* our own write(2) must not re-enter */
+static LOOPSAN_TLS int emitting;  /* a record half written (a signal handler must wait) */
+
+int loopsan__writer_busy(void) { return in_writer || emitting; }
 
 static inline uint32_t buf_end(const struct tbuf *b) {
   return __atomic_load_n(&b->hdr->end, __ATOMIC_ACQUIRE);
@@ -228,7 +231,7 @@ void loopsan__note_lost(uint32_t reason, uint64_t count) {
 void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1, size_t len1,
                         const void *tail2, size_t len2) {
   size_t total = (size + len1 + len2 + 7u) & ~(size_t)7u;
-  if (in_writer)
+  if (in_writer || emitting) /* a crash handler's record inside the writer's */
     return;
   if (total > LOOPSAN_RECORD_MAX_SIZE || total > TBUF_CAPACITY) {
     loopsan__note_lost(LOOPSAN_LOST_RECORD_TOO_BIG, 1);
@@ -249,6 +252,7 @@ void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1
     if (atomic_load_explicit(&W.ready, memory_order_acquire))
       tbuf_attach(b);
   }
+  emitting = 1;
   uint32_t pos = __atomic_load_n(&b->hdr->end, __ATOMIC_RELAXED);
   if (pos + total > TBUF_CAPACITY) {
     tbuf_write_out(b, 1);
@@ -276,6 +280,7 @@ void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1
     memcpy(dst + size + len1, tail2, len2);
   memset(dst + size + len1 + len2, 0, total - size - len1 - len2);
   __atomic_store_n(&b->hdr->end, pos + (uint32_t)total, __ATOMIC_RELEASE);
+  emitting = 0;
   if (LOOPSAN_UNLIKELY(W.closed))
     tbuf_write_out(b, 1); /* after exit's final write-out nothing else will */
 }

@@ -1,4 +1,6 @@
 /* The JSON report: SPEC.md section 3, the stable machine interface. */
+#include <signal.h>
+#include <string.h>
 #include <inttypes.h>
 
 #include "analyzer/strbuf.h"
@@ -125,6 +127,15 @@ static void finding(struct loopsan_strbuf *sb, const struct loopsan_finding *f) 
   loopsan_sb_puts(sb, "]");
   loopsan_sb_puts(sb, ",\n      \"stack\": ");
   frames(sb, f->stack, f->n_stack);
+  if (f->kind == LOOPSAN_KIND_CRASH) {
+    const char *name = f->signal > 0 ? sigabbrev_np(f->signal) : NULL;
+    loopsan_sb_printf(sb, ",\n      \"signal\": {\"number\": %d, \"name\": \"SIG%s\"", f->signal,
+                      name ? name : "?");
+    if (f->signal_code != INT32_MIN)
+      loopsan_sb_printf(sb, ", \"code\": %d, \"address\": \"0x%llx\"", (int)f->signal_code,
+                        (unsigned long long)f->fault_address);
+    loopsan_sb_puts(sb, "}");
+  }
   if (f->stall_taken) /* the stack is the place most stall samples found it */
     loopsan_sb_printf(sb, ",\n      \"stall_samples\": {\"taken\": %u, \"at_stack\": %u}",
                       f->stall_taken, f->stall_here);

@@ -58,6 +58,7 @@ static void print_finding(FILE *out, const char *prefix, const struct loopsan_fi
             : f->kind == LOOPSAN_KIND_SLOW_CALLBACK || f->kind == LOOPSAN_KIND_BLOCKED_LOOP
                 ? "stuck at"
             : f->kind == LOOPSAN_KIND_BLOCKING_CALL ? "blocked at"
+            : f->kind == LOOPSAN_KIND_CRASH         ? "crashed at"
                                                     : "at");
     if (f->stall_taken > 1 && f->stall_here == f->stall_taken)
       fprintf(out, " (all %u samples taken while it ran found it here)", f->stall_taken);

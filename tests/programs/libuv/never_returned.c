@@ -12,9 +12,9 @@
  * With "exit-timer": a timer callback (on_last_tick, created in
  * arm_last_tick) sleeps 250 ms and calls exit(4), leaving its timer open:
  * one finding, the slow callback, with "also": unclosed-handle.
- * With "abort": a timer callback (on_broken) aborts after 5 ms: a crash,
- * too short for a slow callback, but the report's notes say it crashed
- * inside on_broken. Exit status 134. */
+ * With "abort": a timer callback (on_broken) aborts after 5 ms: a crash
+ * finding (too short for a slow callback), and the report's notes say it
+ * crashed inside on_broken. Exit status 134. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif

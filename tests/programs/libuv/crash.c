@@ -1,0 +1,105 @@
+/* Fatal signals and the program's own handlers.
+ *
+ * crash segv     a timer callback (on_tick, armed in arm_ticker) reads
+ *                through a NULL pointer in parse_header(): crash,
+ *                SIGSEGV; the process dies of it (139).
+ * crash fpe      a callback (on_tick) divides by zero in average():
+ *                crash, SIGFPE (136).
+ * crash handled  the program handles SIGSEGV itself, as a JIT or a GC
+ *                does: its handler (recover) is the one sigaction reports
+ *                back, it runs on a fault inside a callback and jumps out;
+ *                the program goes on and exits 0. No finding.
+ * crash reraise  the program's handler (report_and_die) prints a line,
+ *                puts back SIG_DFL and raises the signal again: crash in
+ *                on_tick, the process dies of SIGSEGV (139), the line
+ *                printed.
+ * crash outside  SIGSEGV in main before the loop runs: no finding (a note
+ *                says where), the process dies of it (139). */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+static const char *mode;
+static uv_timer_t ticker;
+static volatile int zero;
+static const char *volatile nowhere;
+
+static __attribute__((noinline)) int parse_header(const char *p) {
+  return p[3] == ':';
+}
+
+static __attribute__((noinline)) int average(int sum, int n) {
+  return sum / n;
+}
+
+static sigjmp_buf probe;
+static volatile int recovered;
+
+static void recover(int sig, siginfo_t *si, void *uc) {
+  (void)sig;
+  (void)si;
+  (void)uc;
+  recovered++;
+  siglongjmp(probe, 1);
+}
+
+static void report_and_die(int sig) {
+  static const char line[] = "report_and_die: fatal signal\n";
+  if (write(2, line, sizeof line - 1) < 0)
+    _exit(99);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static void on_tick(uv_timer_t *t) {
+  if (strcmp(mode, "fpe") == 0) {
+    printf("%d\n", average(10, zero));
+  } else if (strcmp(mode, "handled") == 0) {
+    if (sigsetjmp(probe, 1) == 0)
+      printf("%d\n", parse_header(nowhere)); /* faults, recovered */
+  } else {
+    printf("%d\n", parse_header(nowhere));
+  }
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+static void arm_ticker(uv_loop_t *loop) {
+  uv_timer_init(loop, &ticker);
+  uv_timer_start(&ticker, on_tick, 1, 0);
+}
+
+int main(int argc, char **argv) {
+  mode = argc > 1 ? argv[1] : "segv";
+  setvbuf(stdout, NULL, _IONBF, 0);
+  if (strcmp(mode, "handled") == 0) {
+    struct sigaction sa, back;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = recover;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGSEGV, &sa, NULL) != 0 || sigaction(SIGSEGV, NULL, &back) != 0 ||
+        back.sa_sigaction != recover) {
+      puts("sigaction does not report the program's own handler");
+      return 3;
+    }
+  } else if (strcmp(mode, "reraise") == 0) {
+    if (signal(SIGSEGV, report_and_die) != SIG_DFL) {
+      puts("signal() did not report SIG_DFL before");
+      return 3;
+    }
+  } else if (strcmp(mode, "outside") == 0) {
+    printf("%d\n", parse_header(nowhere));
+  }
+  uv_loop_t *loop = uv_default_loop();
+  arm_ticker(loop);
+  uv_run(loop, UV_RUN_DEFAULT);
+  printf("recovered %d\n", recovered);
+  return uv_loop_close(loop) != 0;
+}
