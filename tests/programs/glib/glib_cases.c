@@ -20,7 +20,10 @@
  *                g_main_context_iteration on the default context while
  *                the main thread runs it (GLib does nothing then), then
  *                reaches the loop the thread-safe way (g_idle_add,
- *                g_main_context_wakeup): one wrong-thread. */
+ *                g_main_context_wakeup): one wrong-thread.
+ *   crash        a timeout callback (on_bad_timeout, added in
+ *                add_bad_timeout) reads through NULL in read_config:
+ *                crash, and the process dies of SIGSEGV. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -320,6 +323,30 @@ static int freed_with_source(void) {
   return 0;
 }
 
+/* ---- crash ---- */
+static const char *volatile no_config;
+
+static __attribute__((noipa)) int read_config(const char *p) {
+  return p[0];
+}
+
+static gboolean on_bad_timeout(gpointer data) {
+  (void)data;
+  printf("%d\n", read_config(no_config));
+  return G_SOURCE_REMOVE;
+}
+
+static void add_bad_timeout(void) {
+  g_timeout_add(1, on_bad_timeout, NULL);
+}
+
+static int crash(void) {
+  loop = g_main_loop_new(NULL, FALSE);
+  add_bad_timeout();
+  g_main_loop_run(loop);
+  return 0;
+}
+
 /* ---- wrong-thread ---- */
 static GThread *pump_thread;
 static gboolean pumped = TRUE;
@@ -364,11 +391,12 @@ int main(int argc, char **argv) {
                {"pending", pending},
                {"leak-context", leak_context},
                {"freed-with-source", freed_with_source},
-               {"wrong-thread", wrong_thread}};
+               {"wrong-thread", wrong_thread},
+               {"crash", crash}};
   for (size_t i = 0; argc > 1 && i < sizeof modes / sizeof *modes; i++)
     if (strcmp(argv[1], modes[i].name) == 0)
       return modes[i].run();
   fprintf(stderr, "usage: glib_cases clean|slow|never-attached|pending|leak-context|"
-                  "freed-with-source|wrong-thread\n");
+                  "freed-with-source|wrong-thread|crash\n");
   return 2;
 }

@@ -4,6 +4,8 @@
  *              a periodic: all stopped, the loop destroyed. No finding.
  *   slow       a timer callback (on_slow_tick, started in
  *              arm_slow_timer) sleeps 200 ms: slow-callback.
+ *   crash      a timer callback (on_bad_tick, started in arm_bad_timer)
+ *              reads through NULL in read_config: crash (SIGSEGV).
  *   unstopped  an io watcher (on_readable, watch_input) on a loop of its
  *              own, still active when that loop is destroyed:
  *              unclosed-handle ("never stopped"). (Watchers of the default
@@ -136,6 +138,24 @@ static void arm_slow_timer(struct ev_loop *loop) {
   ev_timer_start(loop, &slow_timer);
 }
 
+/* crash: a NULL read in a timer callback (on_bad_tick, via read_config) */
+static ev_timer bad_timer;
+static const char *volatile no_config;
+
+static __attribute__((noipa)) int read_config(const char *p) {
+  return p[0];
+}
+
+static void on_bad_tick(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)loop, (void)w, (void)revents;
+  printf("%d\n", read_config(no_config));
+}
+
+static void arm_bad_timer(struct ev_loop *loop) {
+  ev_timer_init(&bad_timer, on_bad_tick, 0.01, 0.);
+  ev_timer_start(loop, &bad_timer);
+}
+
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents) {
   (void)loop, (void)w, (void)revents;
 }
@@ -187,6 +207,8 @@ int main(int argc, char **argv) {
   struct ev_loop *loop = ev_default_loop(0);
   if (strcmp(mode, "slow") == 0)
     arm_slow_timer(loop);
+  else if (strcmp(mode, "crash") == 0)
+    arm_bad_timer(loop);
   else if (strcmp(mode, "unstopped") == 0) {
     struct ev_loop *own = ev_loop_new(EVFLAG_AUTO);
     watch_input(own);

@@ -4,6 +4,8 @@
  *               freed, the base freed. No finding.
  *   slow        a timer callback (on_slow_timer, made in arm_slow_timer)
  *               sleeps 200 ms: slow-callback.
+ *   crash       a timer callback (on_bad_timer, made in arm_bad_timer)
+ *               reads through NULL in read_config: crash (SIGSEGV).
  *   never-added an event made (make_unused_event) but never added, then
  *               freed: never-started.
  *   pending     a 60 s timer (on_deadline, arm_deadline) still added when
@@ -187,6 +189,25 @@ static struct event *arm_slow_timer(struct event_base *base) {
   return ev;
 }
 
+/* crash: a NULL read in a timer callback (on_bad_timer, via read_config) */
+static const char *volatile no_config;
+
+static __attribute__((noipa)) int read_config(const char *p) {
+  return p[0];
+}
+
+static void on_bad_timer(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what, (void)arg;
+  printf("%d\n", read_config(no_config));
+}
+
+static struct event *arm_bad_timer(struct event_base *base) {
+  struct event *ev = event_new(base, -1, 0, on_bad_timer, NULL);
+  struct timeval ten_ms = {0, 10000};
+  event_add(ev, &ten_ms);
+  return ev;
+}
+
 static void on_unused(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what, (void)arg;
 }
@@ -259,6 +280,8 @@ int main(int argc, char **argv) {
   struct event *ev = NULL;
   if (strcmp(mode, "slow") == 0)
     ev = arm_slow_timer(base);
+  else if (strcmp(mode, "crash") == 0)
+    ev = arm_bad_timer(base);
   else if (strcmp(mode, "never-added") == 0)
     ev = make_unused_event(base);
   else if (strcmp(mode, "pending") == 0)

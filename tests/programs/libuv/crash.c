@@ -14,7 +14,11 @@
  *                on_tick, the process dies of SIGSEGV (139), the line
  *                printed.
  * crash outside  SIGSEGV in main before the loop runs: no finding (a note
- *                says where), the process dies of it (139). */
+ *                says where), the process dies of it (139).
+ * crash overflow on_tick recurses without end (descend): the stack
+ *                overflows, and no handler can run without a stack; the
+ *                process dies of SIGSEGV all the same, and the dispatch in
+ *                progress (in the spill header) still names on_tick. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -31,12 +35,18 @@ static uv_timer_t ticker;
 static volatile int zero;
 static const char *volatile nowhere;
 
-static __attribute__((noinline)) int parse_header(const char *p) {
+static __attribute__((noipa)) int parse_header(const char *p) {
   return p[3] == ':';
 }
 
-static __attribute__((noinline)) int average(int sum, int n) {
+static __attribute__((noipa)) int average(int sum, int n) {
   return sum / n;
+}
+
+static __attribute__((noinline)) int descend(int n) {
+  volatile char frame[512];
+  frame[0] = (char)n;
+  return descend(n + 1) + frame[0];
 }
 
 static sigjmp_buf probe;
@@ -61,6 +71,8 @@ static void report_and_die(int sig) {
 static void on_tick(uv_timer_t *t) {
   if (strcmp(mode, "fpe") == 0) {
     printf("%d\n", average(10, zero));
+  } else if (strcmp(mode, "overflow") == 0) {
+    printf("%d\n", descend(0));
   } else if (strcmp(mode, "handled") == 0) {
     if (sigsetjmp(probe, 1) == 0)
       printf("%d\n", parse_header(nowhere)); /* faults, recovered */
