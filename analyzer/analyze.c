@@ -422,8 +422,14 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
   case LOOPSAN_KIND_WRONG_THREAD:
     loopsan_sb_printf(&m, "%s() called on %s from thread %u while its loop runs on thread %d",
                       raw->call, type, raw->tid, (int)raw->result);
-    loopsan_sb_printf(&d, "%s is not thread-safe: only the thread running the loop may call it",
-                      raw->call);
+    if (raw->library == LOOPSAN_LIB_GLIB) /* GLib is thread-safe but for running a context */
+      loopsan_sb_printf(&d,
+                        "only the thread that owns a GMainContext (the one running it) may "
+                        "iterate it: from another thread, %s does nothing and returns FALSE",
+                        raw->call);
+    else
+      loopsan_sb_printf(&d, "%s is not thread-safe: only the thread running the loop may call it",
+                        raw->call);
     if (v->wake_call)
       loopsan_sb_printf(&d, " (another thread reaches the loop with %s)", v->wake_call);
     break;
@@ -443,9 +449,11 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
       loopsan_sb_printf(&m, " (the slowest of %u)", f->count);
     loopsan_sb_printf(&d,
                       "nothing else on this loop could run meanwhile (threshold %.0f ms); "
-                      "loopsan has no adapter for this loop (a statically linked libuv as in "
-                      "Node.js, Python's asyncio, ...), so it cannot name a callback",
-                      threshold_ms);
+                      "loopsan has no adapter for this loop (Node.js's built-in libuv, Python's "
+                      "asyncio, a hand-written loop, ...), so it %s",
+                      threshold_ms,
+                      raw->result >= 0 ? "cannot name a callback"
+                                       : "names where the loop waits instead of a callback");
     if (raw->blocked)
       loopsan_sb_printf(&d, "; %.3f ms of it blocked in %s() (the stack is where)", blocked_ms,
                         raw->call);
@@ -744,7 +752,8 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
   if (!p->observed && n_only_loaded == 0)
     loopsan_report_add_note(&p->notes, &p->n_notes,
                             "nothing observed: the program loaded no event-loop library that "
-                            "loopsan supports (%s)",
+                            "loopsan supports (%s), and no thread waited in epoll, poll or "
+                            "select as a loop does",
                             loopsan_libraries_observed());
   for (size_t i = 0; i < n_only_loaded; i++) {
     const char *prefix = p->observed ? "" : "nothing observed: ";
@@ -801,7 +810,10 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
   if (raw->cb) {
     const loopsan_frame *fr;
     size_t nf;
-    if (loopsan_symbolize(sym, raw->cb, 0, &fr, &nf) == 0 && nf > 0) {
+    /* A poll/select loop's "callback" is the return address of its wait:
+     * the function it waits in, at the line of the call. */
+    int is_return = raw->kind == LOOPSAN_KIND_BLOCKED_LOOP;
+    if (loopsan_symbolize(sym, raw->cb, is_return, &fr, &nf) == 0 && nf > 0) {
       own_frame(&f.callback, &fr[nf - 1]); /* the function itself, not what it inlines */
       f.has_callback = 1;
     }

@@ -204,14 +204,14 @@ void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object
   if (!over_threshold(r, d->duration))
     return;
   struct raw_finding f;
-  int iteration = d->h.aux == LOOPSAN_DISPATCH_ITERATION;
+  int iteration = LOOPSAN_IS_ITERATION(d->h.aux);
   fill(&f, r, iteration ? LOOPSAN_KIND_BLOCKED_LOOP : LOOPSAN_KIND_SLOW_CALLBACK, obj);
   f.cb = iteration ? 0 : d->cb; /* the callback that ran: main, alloc or close */
   f.tid = tid;
   f.max_duration = d->duration;
   if (iteration) { /* a whole iteration of a loop seen by the generic layer */
     f.library = LOOPSAN_LIB_GENERIC;
-    if (d->cb <= LOOPSAN_ITERATION_FD_MAX) {
+    if (d->h.aux == LOOPSAN_DISPATCH_ITERATION) {
       f.result = (int32_t)d->cb; /* its epoll descriptor */
     } else {
       f.result = -1;

@@ -244,12 +244,14 @@ enum loopsan_obj_op {
 /* (format 3) A DISPATCH whose aux (the callback slot) is this is not one
  * callback but a whole iteration of a loop seen by the generic layer
  * (library "generic": the time from one wait's return to the thread's next
- * wait on the same epoll descriptor, or from the same poll/select call
- * site); its obj is 0 and its cb the epoll descriptor (at most
- * LOOPSAN_ITERATION_FD_MAX) or the return address of the poll/select call
- * (a code address, above it). */
+ * wait on the same epoll descriptor); its obj is 0 and its cb the epoll
+ * descriptor. LOOPSAN_DISPATCH_ITERATION_POLL is the same for a loop that
+ * waits in poll/select, from the same call site: its cb is the return
+ * address of that call. */
 #define LOOPSAN_DISPATCH_ITERATION 8u
-#define LOOPSAN_ITERATION_FD_MAX 0xffffffffu
+#define LOOPSAN_DISPATCH_ITERATION_POLL 9u
+#define LOOPSAN_IS_ITERATION(slot) \
+  ((slot) == LOOPSAN_DISPATCH_ITERATION || (slot) == LOOPSAN_DISPATCH_ITERATION_POLL)
 
 /* (format 3) The arg of LOOPSAN_OP_CLOSED. */
 enum loopsan_closed_flags {

@@ -59,11 +59,19 @@ static void blocked_on(const char *name, uint64_t t0, uintptr_t ra, const void *
   if (depth <= LOOPSAN_INFLIGHT_MAX) {
     const struct loopsan_inflight *in = &h->inflight[depth - 1];
     r.obj = in->obj;
-    r.cb = in->slot == LOOPSAN_DISPATCH_ITERATION ? 0 : in->cb; /* there: the epoll fd */
+    r.cb = LOOPSAN_IS_ITERATION(in->slot) ? 0 : in->cb; /* there: the loop's fd or site */
     r.dispatch_ts = in->t0;
     r.library = (uint16_t)in->library;
   }
   r.stack = real ? loopsan__stack_capture_in(real) : loopsan__stack_capture();
+  if (depth <= LOOPSAN_INFLIGHT_MAX && LOOPSAN_IS_ITERATION(h->inflight[depth - 1].slot)) {
+    /* In a loop loopsan has no adapter for, only the next wait says that
+     * this was an iteration, not work after the loop ended: held till then. */
+    loopsan__generic_hold(&r, name);
+    recording = 0;
+    errno = saved;
+    return;
+  }
   loopsan__emit_tail(LOOPSAN_REC_BLOCKING, &r, sizeof r, name, r.name_len, NULL, 0);
   recording = 0;
   errno = saved;

@@ -74,7 +74,7 @@ static void record_crash(int sig, const siginfo_t *si, void *uc) {
   if (depth && depth <= LOOPSAN_INFLIGHT_MAX) {
     const struct loopsan_inflight *in = &h->inflight[depth - 1];
     r.obj = in->obj;
-    r.cb = in->slot == LOOPSAN_DISPATCH_ITERATION ? 0 : in->cb;
+    r.cb = LOOPSAN_IS_ITERATION(in->slot) ? 0 : in->cb;
     r.dispatch_ts = in->t0;
     r.library = (uint16_t)in->library;
     r.slot = (uint16_t)in->slot;

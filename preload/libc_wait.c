@@ -6,7 +6,7 @@
  * the time from a wait's return to the thread's next wait on the same
  * epoll descriptor (or from the same poll/select call site) is one
  * iteration of its loop, timed like a callback (a pseudo-dispatch of
- * library "generic", slot LOOPSAN_DISPATCH_ITERATION): one over --slow-ms
+ * library "generic", slot LOOPSAN_DISPATCH_ITERATION[_POLL]): one over --slow-ms
  * is a blocked-loop, and blocking calls inside it are seen as inside a
  * callback. A thread running an adapter's loop (uv_run, ev_run, ...) is
  * left to its adapter, which times its callbacks. */
@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <time.h>
@@ -52,8 +53,48 @@ static LOOPSAN_TLS struct {
   struct loopsan_dispatch d;
 } generic;
 
+/* Blocking calls of the iteration in progress (loopsan__generic_hold): the
+ * longest few. */
+#define HELD_MAX 4
+static LOOPSAN_TLS struct {
+  struct loopsan_rec_blocking r;
+  char name[24];
+} held[HELD_MAX];
+static LOOPSAN_TLS unsigned n_held;
+
+void loopsan__generic_hold(const struct loopsan_rec_blocking *r, const char *name) {
+  unsigned at = n_held;
+  if (at == HELD_MAX) { /* full: in place of the shortest, if this is longer */
+    at = 0;
+    for (unsigned i = 1; i < HELD_MAX; i++)
+      if (held[i].r.duration < held[at].r.duration)
+        at = i;
+    if (held[at].r.duration >= r->duration)
+      return;
+  } else {
+    n_held++;
+  }
+  held[at].r = *r;
+  size_t len = strlen(name);
+  if (len >= sizeof held[at].name)
+    len = sizeof held[at].name - 1;
+  memcpy(held[at].name, name, len);
+  held[at].name[len] = 0;
+  held[at].r.name_len = (uint16_t)len;
+}
+
+/* Before the iteration's DISPATCH (the analyzer holds a dispatch's
+ * blocking calls until it knows whether the dispatch was slow). */
+static void held_write(void) {
+  for (unsigned i = 0; i < n_held; i++)
+    loopsan__emit_tail(LOOPSAN_REC_BLOCKING, &held[i].r, sizeof held[i].r, held[i].name,
+                       held[i].r.name_len, NULL, 0);
+  n_held = 0;
+}
+
 static inline void iteration_drop(void) {
   generic.open = 0;
+  n_held = 0;
   if (generic.d.region) {
     struct loopsan_spill_header *h = generic.d.region;
     __atomic_store_n(&h->depth, h->depth - 1, __ATOMIC_RELEASE);
@@ -77,6 +118,8 @@ static inline void iteration_end(enum wait_kind kind, uintptr_t key, int timeout
     return;
   if (LOOPSAN_LIKELY(kind == generic.kind && key == generic.key)) {
     generic.open = 0;
+    if (LOOPSAN_UNLIKELY(n_held))
+      held_write();
     loopsan__dispatch_end(&generic.d);
   } else {
     iteration_drop();
@@ -106,7 +149,9 @@ static inline void iteration_begin(enum wait_kind kind, uintptr_t key, int timeo
   generic.kind = (uint8_t)kind;
   generic.key = key;
   generic.open = 1;
-  loopsan__dispatch_begin(&generic.d, 0, (const void *)key, LOOPSAN_DISPATCH_ITERATION,
+  loopsan__dispatch_begin(&generic.d, 0, (const void *)key,
+                          kind == WAIT_EPOLL ? LOOPSAN_DISPATCH_ITERATION
+                                             : LOOPSAN_DISPATCH_ITERATION_POLL,
                           LOOPSAN_LIB_GENERIC);
 }
 

@@ -246,6 +246,11 @@ static inline void loopsan__dispatch_end(struct loopsan_dispatch *d) {
 /* How many adapter loops (uv_run, ev_run, event_base_loop, ...) the thread
  * is running: while it runs one, its waits are its adapter's business. */
 extern LOOPSAN_TLS unsigned loopsan__adapter_loops;
+/* A blocking call R (NAME) made in the generic layer's iteration in
+ * progress: written when the iteration ends at its loop's next wait,
+ * forgotten if it never does (the loop had ended). */
+struct loopsan_rec_blocking;
+void loopsan__generic_hold(const struct loopsan_rec_blocking *r, const char *name);
 
 /* ---- libc_blocking.c: blocking calls inside callbacks ---- */
 /* Is the calling thread inside a loop callback? One thread-local load (and

@@ -41,7 +41,9 @@ static void print_finding(FILE *out, const char *prefix, const struct loopsan_fi
                                                          : "NOTE";
   fprintf(out, "%s %s: %s: %s%s\n", prefix, sev, loopsan_kind_name(f->kind), f->message,
           f->suppressed ? " [suppressed]" : "");
-  if (f->count > 1 && f->kind != LOOPSAN_KIND_SLOW_CALLBACK)
+  /* (the timed kinds say "the slowest of N" in their message) */
+  if (f->count > 1 && f->kind != LOOPSAN_KIND_SLOW_CALLBACK && f->kind != LOOPSAN_KIND_BLOCKED_LOOP &&
+      f->kind != LOOPSAN_KIND_BLOCKING_CALL)
     fprintf(out, "%s   (%u times from the same place)\n", prefix, f->count);
   if (f->detail)
     fprintf(out, "%s   %s\n", prefix, f->detail);
@@ -60,7 +62,9 @@ static void print_finding(FILE *out, const char *prefix, const struct loopsan_fi
             : f->kind == LOOPSAN_KIND_BLOCKING_CALL ? "blocked at"
             : f->kind == LOOPSAN_KIND_CRASH         ? "crashed at"
                                                     : "at");
-    if (f->stall_taken > 1 && f->stall_here == f->stall_taken)
+    if (f->stall_taken == 2 && f->stall_here == 2)
+      fputs(" (both samples taken while it ran found it here)", out);
+    else if (f->stall_taken > 1 && f->stall_here == f->stall_taken)
       fprintf(out, " (all %u samples taken while it ran found it here)", f->stall_taken);
     else if (f->stall_taken > 1)
       fprintf(out, " (%u of the %u samples taken while it ran found it here)", f->stall_here,

@@ -5,6 +5,9 @@
  *                            spin_helper(): blocked-loop in run_poll_loop
  * generic_cases select-clean a select loop of 30 short iterations: nothing
  * generic_cases pselect-slow a pselect loop whose handler sleeps 200 ms
+ * generic_cases after-loop   a short poll loop, then, once it has ended,
+ *                            usleep(60 ms) in shutdown_cleanup(): no
+ *                            iteration, so no finding
  * generic_cases poll-once    waits at one place, computes 300 ms, waits at
  *                            another, computes, waits there once more:
  *                            no loop, nothing to say */
@@ -66,6 +69,20 @@ static __attribute__((noinline)) void run_poll_loop(void) {
   }
 }
 
+static __attribute__((noinline)) void run_short_poll_loop(void) {
+  feed();
+  for (int i = 0; i < 12; i++) {
+    struct pollfd p = {.fd = fds[0], .events = POLLIN};
+    if (poll(&p, 1, 1000) != 1)
+      exit(4);
+    handle_event(i, 12, 0);
+  }
+}
+
+static __attribute__((noinline)) void shutdown_cleanup(void) {
+  usleep(60 * 1000);
+}
+
 static __attribute__((noinline)) void run_select_loop(int slow) {
   feed();
   int n = slow ? 12 : 30;
@@ -120,7 +137,10 @@ int main(int argc, char **argv) {
     run_select_loop(0);
   else if (strcmp(mode, "pselect-slow") == 0)
     run_select_loop(1);
-  else if (strcmp(mode, "poll-once") == 0)
+  else if (strcmp(mode, "after-loop") == 0) {
+    run_short_poll_loop();
+    shutdown_cleanup();
+  } else if (strcmp(mode, "poll-once") == 0)
     run_once();
   else
     return 2;

@@ -336,7 +336,7 @@ static gboolean on_bad_timeout(gpointer data) {
   return G_SOURCE_REMOVE;
 }
 
-static void add_bad_timeout(void) {
+static __attribute__((noinline)) void add_bad_timeout(void) {
   g_timeout_add(1, on_bad_timeout, NULL);
 }
 

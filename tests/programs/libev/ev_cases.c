@@ -151,7 +151,7 @@ static void on_bad_tick(struct ev_loop *loop, ev_timer *w, int revents) {
   printf("%d\n", read_config(no_config));
 }
 
-static void arm_bad_timer(struct ev_loop *loop) {
+static __attribute__((noinline)) void arm_bad_timer(struct ev_loop *loop) {
   ev_timer_init(&bad_timer, on_bad_tick, 0.01, 0.);
   ev_timer_start(loop, &bad_timer);
 }

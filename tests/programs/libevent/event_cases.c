@@ -201,7 +201,7 @@ static void on_bad_timer(evutil_socket_t fd, short what, void *arg) {
   printf("%d\n", read_config(no_config));
 }
 
-static struct event *arm_bad_timer(struct event_base *base) {
+static __attribute__((noinline)) struct event *arm_bad_timer(struct event_base *base) {
   struct event *ev = event_new(base, -1, 0, on_bad_timer, NULL);
   struct timeval ten_ms = {0, 10000};
   event_add(ev, &ten_ms);
