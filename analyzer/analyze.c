@@ -676,10 +676,11 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
   }
   if (!r->ended) {
     char how[64] = "killed or crashed";
-    if (end && end->signal)
+    int sig = end && end->signal ? end->signal : r->has_crash ? (int)r->crash.h.aux : 0;
+    if (sig)
       snprintf(how, sizeof how, "%s signal %d, %s",
-               loopsan_signal_is_crash(end->signal) ? "crashed with" : "killed by", end->signal,
-               sigabbrev_np(end->signal) ? sigabbrev_np(end->signal) : "?");
+               loopsan_signal_is_crash(sig) ? "crashed with" : "killed by", sig,
+               sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
     struct loopsan_strbuf open_sb;
     loopsan_sb_init(&open_sb);
     static const char *const kinds[5][2] = {{"object", "objects"},

@@ -26,6 +26,8 @@ LIB_UV, LIB_EV, LIB_GLIB = 1, 3, 4
 KIND_LOOP, KIND_HANDLE, KIND_REQUEST, KIND_WATCHER = 1, 2, 3, 4
 OP_START, OP_STOP, OP_USE, OP_CLOSE, OP_CLOSED, OP_FIRED, OP_COMPLETE, OP_RUN = range(1, 9)
 OP_ATTACH = 10  # format 3: cb holds the loop's object id
+CRASH = 20  # format 3
+ITERATION_POLL = 9  # format 3: DISPATCH aux of a poll/select loop's iteration
 CLOSED_WITH_LOOP = 1  # format 3: the arg of OP_CLOSED
 START_ONESHOT, START_SCHEDULED = 1, 2
 END_EXIT, END__EXIT, END_EXEC = 1, 2, 3
@@ -148,6 +150,10 @@ class Trace:
     def wrong_thread(self, ts, obj, loop, owner_tid, stack, name):
         self.add(record(WRONG_THREAD, struct.pack("<QQQIIHHI", ts, obj, loop, owner_tid, stack, LIB_UV,
                                                   len(name), 0), tail=name.encode()))
+
+    def crash(self, ts, obj, cb, dispatch_ts, addr, stack, code, signal, slot=0):
+        self.add(record(CRASH, struct.pack("<QQQQQIiIHH", ts, obj, cb, dispatch_ts, addr, stack, code,
+                                           self.pid, LIB_UV, slot), aux=signal))
 
     def unfinished(self, ts, end_ts, obj, cb, how, slot=0):
         self.add(record(UNFINISHED, struct.pack("<QQQQIHH", ts, end_ts, obj, cb, self.pid, LIB_UV, how),
@@ -440,6 +446,23 @@ def blocking_calls(out):
     t.write(os.path.join(out, "blocking_calls.v3.trace"))
 
 
+def crash_and_poll_loop(out):
+    """Format 3: a SIGSEGV (address 0x10 not mapped) 3 ms into a timer
+    callback is a crash with the callback, where and the timer's creation
+    stack; the process has no END. Before it, a slow iteration (250 ms) of
+    a poll loop the generic layer timed (DISPATCH slot 9, cb the return
+    address of its poll call) is a blocked-loop naming that function."""
+    t = Trace(4013, [EXE, "--crash"], version=3)
+    t.dispatch(900 * MS, 250 * MS, 0, fn(MAKE_CONN + 0x18), slot=ITERATION_POLL)
+    t.new(1000 * MS, 1, "uv_loop_t", 0x7000, t.stack(MAIN))
+    t.new(1001 * MS, 2, "uv_timer_t", 0x7100, t.stack(START_TICKER, MAIN), loop=1)
+    t.op(1001 * MS, 2, OP_START, 0, cb=fn(ON_TICK))
+    t.op(1002 * MS, 1, OP_RUN)
+    t.op(1010 * MS, 2, OP_FIRED, cb=fn(ON_TICK))
+    t.crash(1013 * MS, 2, fn(ON_TICK), 1010 * MS, 0x10, t.stack(ON_TICK + 0x11), 1, 11)
+    t.write(os.path.join(out, "crash_and_poll_loop.v3.trace"))
+
+
 def format_v1(out):
     """A format 1 trace (no COUNTS records, shorter spill header): still
     read; what was observed comes from its records."""
@@ -457,7 +480,7 @@ def main():
     out = sys.argv[1]
     for scenario in (slow_callback, leaks_and_ebusy, one_problem_one_finding, never_returned_exit,
                      killed, damaged, orphans_across_threads, reaped_child, libev_watchers,
-                     glib_sources, blocking_calls, format_v1):
+                     glib_sources, blocking_calls, crash_and_poll_loop, format_v1):
         scenario(out)
 
 
