@@ -373,6 +373,46 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
                         "libuv aborts on its assertion right after: a handle is closed once "
                         "(uv_is_closing() says whether it was); the first close is shown as "
                         "\"closed before at\"");
+    } else if (raw->result == LOOPSAN_MISUSE_USE_AFTER_CLOSE) {
+      loopsan_sb_printf(&m, "%s() called on %s after it was closed", raw->call, type);
+      loopsan_sb_printf(&d, "its close callback had run, so it is no handle of libuv's any more "
+                            "(libuv refuses the call, or worse: the memory may belong to something "
+                            "else now); the close is shown as \"closed before at\"");
+    } else if (raw->result == LOOPSAN_MISUSE_REINIT_OPEN) {
+      loopsan_sb_printf(&m, "%s() called on %s that is still open", raw->call, type);
+      loopsan_sb_printf(&d, "it was initialised before (created at, below) and never closed: "
+                            "libuv's list of the loop's handles now holds it twice, which "
+                            "corrupts it; uv_close() a handle and wait for its close callback "
+                            "before initialising it again");
+    } else if (raw->result == LOOPSAN_MISUSE_EVENT_NOT_SETUP) {
+      loopsan_sb_printf(&m, "%s() called on an event that was never set up", raw->call);
+      loopsan_sb_printf(&d, "neither event_new() nor event_assign() made it, or event_free() "
+                            "freed it: libevent reads its base and flags from whatever that "
+                            "memory holds (event_enable_debug_mode() aborts on this)");
+    } else if (raw->result == LOOPSAN_MISUSE_ASSIGN_ADDED) {
+      loopsan_sb_printf(&m, "%s() called on %s that is still added", raw->call, type);
+      loopsan_sb_printf(&d, "libevent's queues still hold it, and this overwrites it: "
+                            "event_del() it first (event_enable_debug_mode() aborts on this)");
+    } else if (raw->result == LOOPSAN_MISUSE_FD_BLOCKING) {
+      loopsan_sb_printf(&m, "%s() watches fd %d, which is in blocking mode", raw->call,
+                        (int)raw->misuse_arg);
+      loopsan_sb_printf(&d, "a read or write the loop wakes up for can still block (a spurious "
+                            "wake-up, another reader first), and then the whole loop waits: "
+                            "make it non-blocking (evutil_make_socket_nonblocking())");
+    } else if (raw->result == LOOPSAN_MISUSE_START_OTHER_LOOP) {
+      loopsan_sb_printf(&m, "%s() called on %s that is active on another loop", raw->call, type);
+      loopsan_sb_printf(&d, "libev does nothing for a watcher that is already active, so this "
+                            "start was lost: stop it on its own loop first");
+    } else if (raw->result == LOOPSAN_MISUSE_FD_CHANGED) {
+      loopsan_sb_printf(&m, "%s() called on %s whose fd changed while it was active (%d at its "
+                        "start, %d now)",
+                        raw->call, type, (int)raw->misuse_arg, (int)raw->misuse_arg2);
+      loopsan_sb_printf(&d, "libev finds an active watcher by the fd it was started with: "
+                            "ev_io_set() a watcher only while it is stopped");
+    } else if (raw->result == LOOPSAN_MISUSE_ATTACH_TWICE) {
+      loopsan_sb_printf(&m, "%s() called on %s that is already attached", raw->call, type);
+      loopsan_sb_printf(&d, "GLib refuses it (a critical warning) and returns 0: a source is "
+                            "attached to one context, once");
     } else {
       loopsan_sb_printf(&m, "%s() called on %s in a state that forbids it", raw->call, type);
     }

@@ -35,6 +35,7 @@ struct replay_object {
   uint32_t starts;
   uint64_t close_ts; /* close requested */
   uint32_t close_stack;
+  int reinitialised; /* initialised again while open: that misuse is its finding */
   int used, closing;
   int start_failed;   /* a start was attempted and refused (uv_spawn ENOENT) */
   int completed;      /* request: its callback ran (it may never have returned) */
@@ -103,6 +104,7 @@ struct raw_finding {
   uint64_t blocked; /* a slow callback that blocked: for how long in all (ts units) */
   uint32_t cause_stack; /* misuse: where the object was made unfit (its close) */
   uint32_t stall_taken, stall_here; /* stall samples of the dispatch; how many at STACK */
+  int32_t misuse_arg, misuse_arg2;  /* misuse: what its record says (a descriptor, ...) */
   int32_t signal_code;              /* crash: the siginfo's si_code, */
   uint64_t fault_address;           /* and si_addr */
 };

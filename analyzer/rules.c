@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "analyzer/analyze.h"
@@ -76,8 +77,19 @@ void loopsan_rules_misuse(struct loopsan_replay *r, const struct replay_object *
   fill_call(&f, r, LOOPSAN_KIND_MISUSE, obj, tid, m->library, m->stack, (const char *)(m + 1),
             m->name_len);
   f.result = (int32_t)m->h.aux;
-  if (obj)
-    f.cause_stack = obj->close_stack;
+  f.cause_stack = m->cause ? m->cause : obj ? obj->close_stack : 0;
+  f.misuse_arg = m->arg;
+  f.misuse_arg2 = m->arg2;
+  if (!obj && m->type != LOOPSAN_TYPE_UNKNOWN) { /* its records are gone (a closed handle) */
+    const struct replay_type *t = loopsan_replay_type(r, m->library, (uint16_t)m->type);
+    if (t)
+      snprintf(f.type_name, sizeof f.type_name, "%s", t->name);
+    f.address = m->address;
+  }
+  /* Initialised again while open: the first life never ends, and that is
+   * this finding, not an unclosed-handle of its own. */
+  if (obj && m->h.aux == LOOPSAN_MISUSE_REINIT_OPEN)
+    ((struct replay_object *)obj)->reinitialised = 1;
   loopsan_replay_report(r, &f);
 }
 
@@ -408,6 +420,8 @@ static const struct {
 };
 
 void loopsan_rules_at_exit(struct loopsan_replay *r, const struct replay_object *o) {
+  if (o->reinitialised)
+    return;
   if (object_kind(r, o) == LOOPSAN_OBJ_LOOP) {
     rule_unclosed_loop(r, o);
     return;

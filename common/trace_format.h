@@ -401,12 +401,23 @@ struct loopsan_rec_wrong_thread {
 
 /* (format 3) The program called NAME on object obj in a state where the
  * library forbids it (h.aux: enum loopsan_misuse). stack is the call's;
- * the event that made it wrong is in obj's own records (the stack of its
- * CLOSE). Written, and the trace flushed, before the library is called,
- * since it may abort. */
+ * cause the stack of the event that made it wrong when the shim kept it
+ * (else it is in obj's own records: the stack of its CLOSE); type and
+ * address are obj's (LOOPSAN_TYPE_UNKNOWN, 0: not known), for when obj's
+ * records are gone; arg and arg2 depend on what. Written, and the trace flushed,
+ * before the library is called, since it may abort or crash. */
 enum loopsan_misuse {
-  LOOPSAN_MISUSE_CLOSE_CLOSING = 1, /* uv_close on a handle already closing */
+  LOOPSAN_MISUSE_CLOSE_CLOSING = 1,    /* uv_close on a handle already closing */
+  LOOPSAN_MISUSE_USE_AFTER_CLOSE = 2,  /* a libuv call on a handle whose close completed */
+  LOOPSAN_MISUSE_REINIT_OPEN = 3,      /* uv_*_init on a handle still open */
+  LOOPSAN_MISUSE_EVENT_NOT_SETUP = 4,  /* event_add/del on an event never set up (or freed) */
+  LOOPSAN_MISUSE_ASSIGN_ADDED = 5,     /* event_assign/event_set on an event still added */
+  LOOPSAN_MISUSE_FD_BLOCKING = 6,      /* an event on a descriptor in blocking mode (arg) */
+  LOOPSAN_MISUSE_START_OTHER_LOOP = 7, /* ev_*_start of a watcher active on another loop */
+  LOOPSAN_MISUSE_FD_CHANGED = 8,       /* an active ev_io's fd changed (arg: at start, arg2: now) */
+  LOOPSAN_MISUSE_ATTACH_TWICE = 9,     /* g_source_attach of a source already attached */
 };
+#define LOOPSAN_TYPE_UNKNOWN 0xffffu
 struct loopsan_rec_misuse {
   struct loopsan_record_header h;
   uint64_t ts;
@@ -414,6 +425,11 @@ struct loopsan_rec_misuse {
   uint32_t stack;
   uint16_t library;
   uint16_t name_len;
+  uint32_t cause;
+  uint16_t type;
+  uint16_t pad;
+  int32_t arg, arg2;
+  uint64_t address; /* obj's */
 };
 
 /* (format 3) A fatal signal (aux: its number) the program would die of:

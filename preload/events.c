@@ -155,13 +155,24 @@ void loopsan__record_api_error(uint64_t obj, uint8_t library, const char *functi
 }
 
 void loopsan__record_misuse(uint64_t obj, uint8_t library, uint32_t what, const char *fn) {
+  struct loopsan_misuse_detail d = {.type = LOOPSAN_TYPE_UNKNOWN};
+  loopsan__record_misuse_ex(obj, library, what, fn, &d);
+}
+
+void loopsan__record_misuse_ex(uint64_t obj, uint8_t library, uint32_t what, const char *fn,
+                               const struct loopsan_misuse_detail *d) {
   int saved = errno;
   struct loopsan_rec_misuse r = {.h.aux = what,
                                  .ts = loopsan__now(),
                                  .obj = obj,
                                  .stack = loopsan__stack_capture(),
                                  .library = library,
-                                 .name_len = (uint16_t)strlen(fn)};
+                                 .name_len = (uint16_t)strlen(fn),
+                                 .cause = d->cause,
+                                 .type = d->type,
+                                 .arg = d->arg,
+                                 .arg2 = d->arg2,
+                                 .address = (uint64_t)(uintptr_t)d->address};
   loopsan__emit_tail(LOOPSAN_REC_MISUSE, &r, sizeof r, fn, r.name_len, NULL, 0);
   loopsan__flush_all();
   errno = saved;

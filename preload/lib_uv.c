@@ -83,12 +83,78 @@ HANDLE_TRAMPOLINE(tr_fs_poll, LOOPSAN_SLOT_MAIN, uv_fs_poll_cb, h,
                   (uv_fs_poll_t * h, int status, const uv_stat_t *prev, const uv_stat_t *curr),
                   (h, status, prev, curr))
 
+/* ---- misuse: handles closed, and handles initialised twice ---------------
+ *
+ * The last handles closed, by address (direct-mapped: a newer one takes an
+ * older one's slot): a later call on one that finds no handle there in the
+ * object table is a use after close, reported with the close's call site.
+ * Read only when a call finds no handle (never on the common path); a race
+ * between two threads closing and using handles at once can only lose a
+ * report. */
+#define CLOSED_RING 512u
+static struct closed_handle {
+  _Atomic uintptr_t addr; /* 0: free; set last */
+  uint64_t id;
+  uint32_t site; /* the uv_close call site's stack */
+  uint8_t type;
+  _Atomic uint8_t closed; /* the close completed (else it is closing) */
+} closed_ring[CLOSED_RING];
+
+static struct closed_handle *closed_slot(const void *h) {
+  return &closed_ring[((uintptr_t)h >> 4) % CLOSED_RING];
+}
+
+static void closing(const void *h, const struct loopsan_obj *o, uint32_t site) {
+  struct closed_handle *c = closed_slot(h);
+  atomic_store(&c->addr, 0);
+  atomic_store(&c->closed, 0);
+  c->id = o->id;
+  c->site = site;
+  c->type = o->type;
+  atomic_store(&c->addr, (uintptr_t)h);
+}
+
+static void closed(const void *h) {
+  struct closed_handle *c = closed_slot(h);
+  if (atomic_load(&c->addr) == (uintptr_t)h)
+    atomic_store(&c->closed, 1);
+}
+
+/* The program calls FN on H, which is no handle in the table: one whose
+ * close completed is a use after close. Returns whether it was. */
+static int check_closed(const void *h, const char *fn) {
+  struct closed_handle *c = closed_slot(h);
+  if (LOOPSAN_LIKELY(atomic_load(&c->addr) != (uintptr_t)h) || !atomic_load(&c->closed))
+    return 0;
+  struct loopsan_misuse_detail d = {
+      .cause = c->site > 1 ? c->site : 0, .type = c->type, .address = h};
+  loopsan__record_misuse_ex(c->id, LOOPSAN_LIB_UV, LOOPSAN_MISUSE_USE_AFTER_CLOSE, fn, &d);
+  return 1;
+}
+
+/* The program initialises H: one still open (initialised, not closed) is
+ * in libuv's list of handles already, and libuv is about to insert it
+ * again. */
+static void check_reinit(const void *h, const char *fn) {
+  struct loopsan_obj o;
+  if (LOOPSAN_LIKELY(!loopsan__obj_get(h, &o)) || o.library != LOOPSAN_LIB_UV ||
+      o.type < T_TIMER || o.type > T_FS_POLL) {
+    struct closed_handle *c = closed_slot(h);
+    if (atomic_load(&c->addr) == (uintptr_t)h)
+      atomic_store(&c->addr, 0); /* a handle again: no longer a closed one */
+    return;
+  }
+  struct loopsan_misuse_detail d = {.type = o.type, .address = h};
+  loopsan__record_misuse_ex(o.id, LOOPSAN_LIB_UV, LOOPSAN_MISUSE_REINIT_OPEN, fn, &d);
+}
+
 /* The close callback: the handle is gone before the program's callback
  * runs (it usually frees the memory, which a new handle may then reuse). */
 TRAMPOLINE static void tr_close(uv_handle_t *h) {
   struct loopsan_obj o;
   if (LOOPSAN_UNLIKELY(loopsan__obj_take(h, &o) != 0))
     return;
+  closed(h);
   uv_close_cb cb = (uv_close_cb)o.cb[LOOPSAN_SLOT_CLOSE];
   if (cb) {
     struct loopsan_dispatch d;
@@ -178,8 +244,11 @@ LOOPSAN_INTERPOSE void uv_loop_delete(uv_loop_t *loop) {
   LOOPSAN_INTERPOSE int fn params {                                               \
     if (!RESOLVE(fn))                                                             \
       return UV_ENOSYS;                                                           \
+    int prog = from_program(CALLER);                                              \
+    if (prog)                                                                     \
+      check_reinit(handle_arg, #fn);                                              \
     int rc = REAL(fn) args;                                                       \
-    if (rc == 0 && from_program(CALLER))                                          \
+    if (rc == 0 && prog)                                                          \
       loopsan__handle_new(handle_arg, LOOPSAN_LIB_UV, (uint8_t)(type), loop_arg); \
     return rc;                                                                    \
   }
@@ -209,6 +278,7 @@ LOOPSAN_INTERPOSE int uv_async_init(uv_loop_t *l, uv_async_t *h, uv_async_cb cb)
     return UV_ENOSYS;
   if (!from_program(CALLER))
     return REAL(uv_async_init)(l, h, cb);
+  check_reinit(h, "uv_async_init");
   loopsan__handle_new(h, LOOPSAN_LIB_UV, (uint8_t)(T_ASYNC), l);
   void *ref = loopsan__handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tr_async);
   int rc = REAL(uv_async_init)(l, h, ref && cb ? tr_async : cb);
@@ -224,6 +294,7 @@ LOOPSAN_INTERPOSE int uv_spawn(uv_loop_t *l, uv_process_t *h, const uv_process_o
     return UV_ENOSYS;
   if (!from_program(CALLER) || !options)
     return REAL(uv_spawn)(l, h, options);
+  check_reinit(h, "uv_spawn");
   loopsan__handle_new(h, LOOPSAN_LIB_UV, (uint8_t)(T_PROCESS), l);
   uv_process_options_t copy = *options;
   void *ref = NULL;
@@ -251,8 +322,11 @@ LOOPSAN_INTERPOSE int uv_spawn(uv_loop_t *l, uv_process_t *h, const uv_process_o
     int prog = from_program(CALLER);                                                            \
     if (prog)                                                                                   \
       CHECK_THREAD(h, #fn);                                                                     \
-    if (!prog || !(ref = loopsan__handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tramp))) \
+    if (!prog || !(ref = loopsan__handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tramp))) { \
+      if (prog)                                                                                 \
+        check_closed(h, #fn);                                                                   \
       return REAL(fn) args_real(cb);                                                            \
+    }                                                                                           \
     /* A NULL callback is legal (uv_poll_start, uv_listen): still a start. */                   \
     int rc = cb ? REAL(fn) args_real(tramp) : REAL(fn) args_real(cb);                           \
     loopsan__handle_started(ref, h, rc, #fn, flags);                                            \
@@ -296,8 +370,11 @@ HANDLE_START(uv_listen, (uv_stream_t * s, int backlog, uv_connection_cb cb), A_L
     if (prog)                                                                                 \
       CHECK_THREAD(h, #fn);                                                                   \
     if (!prog || !alloc_cb || !read_cb ||                                                     \
-        !(ref = loopsan__handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)read_cb, (void *)tr_recv))) \
+        !(ref = loopsan__handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)read_cb, (void *)tr_recv))) { \
+      if (prog)                                                                               \
+        check_closed(h, #fn);                                                                 \
       return REAL(fn)(h, alloc_cb, read_cb);                                                  \
+    }                                                                                         \
     if ((void *)alloc_cb != (void *)tr_alloc)                                                 \
       loopsan__obj_set_cb(ref, LOOPSAN_SLOT_ALLOC, (void *)alloc_cb);                         \
     int rc = REAL(fn)(h, tr_alloc, tr_recv);                                                  \
@@ -315,9 +392,12 @@ HANDLE_READ_START(uv_udp_recv_start, uv_udp_t, uv_udp_recv_cb, tr_udp_recv)
     int prog = from_program(CALLER);                         \
     if (prog)                                                \
       CHECK_THREAD(h, #fn);                                  \
-    int rc = REAL(fn)(h);                                    \
     struct loopsan_obj o;                                    \
-    if (prog && loopsan__obj_get(h, &o))                     \
+    int known = prog && loopsan__obj_get(h, &o);             \
+    if (prog && !known)                                      \
+      check_closed(h, #fn);                                  \
+    int rc = REAL(fn)(h);                                    \
+    if (known)                                               \
       loopsan__record_op(o.id, LOOPSAN_OP_STOP, NULL, 0, 0); \
     return rc;                                               \
   }
@@ -402,8 +482,9 @@ LOOPSAN_INTERPOSE void uv_close(uv_handle_t *h, uv_close_cb cb) {
    * written out, first. */
   if (prog && RESOLVE(uv_is_closing) && REAL(uv_is_closing)(h)) {
     void *known = loopsan__obj_get(h, &o);
-    loopsan__record_misuse(known ? o.id : 0, LOOPSAN_LIB_UV, LOOPSAN_MISUSE_CLOSE_CLOSING,
-                           "uv_close");
+    if (known || !check_closed(h, "uv_close")) /* closing, or closed long ago */
+      loopsan__record_misuse(known ? o.id : 0, LOOPSAN_LIB_UV, LOOPSAN_MISUSE_CLOSE_CLOSING,
+                             "uv_close");
     REAL(uv_close)(h, cb);
     return;
   }
@@ -417,6 +498,7 @@ LOOPSAN_INTERPOSE void uv_close(uv_handle_t *h, uv_close_cb cb) {
   loopsan__obj_set_cb(ref, LOOPSAN_SLOT_CLOSE, (void *)cb);
   uint32_t site = loopsan__stack_of_caller(CALLER);
   loopsan__record_op(o.id, LOOPSAN_OP_CLOSE, (void *)cb, 0, site > 1 ? (int)site : 0);
+  closing(h, &o, site);
   REAL(uv_close)(h, tr_close);
 }
 

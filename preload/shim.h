@@ -166,6 +166,16 @@ void loopsan__record_api_error(uint64_t obj, uint8_t library, const char *functi
  * loopsan_misuse): recorded, and every buffer written out, before the
  * library gets the call (it may abort). */
 void loopsan__record_misuse(uint64_t obj, uint8_t library, uint32_t what, const char *fn);
+/* The same with the cause's stack (0: in OBJ's records), OBJ's TYPE
+ * (LOOPSAN_TYPE_UNKNOWN) and WHAT's arguments. */
+struct loopsan_misuse_detail {
+  uint32_t cause;
+  uint16_t type;
+  int32_t arg, arg2;
+  const void *address;
+};
+void loopsan__record_misuse_ex(uint64_t obj, uint8_t library, uint32_t what, const char *fn,
+                               const struct loopsan_misuse_detail *d);
 /* Describe a (library, type) once at start-up: the TYPE record. */
 struct loopsan_type_desc {
   uint8_t library;
