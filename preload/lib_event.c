@@ -18,6 +18,9 @@
  * event_assign, bufferevent_socket_new -> event_assign, event_free ->
  * event_del, event_base_dispatch -> event_base_loop): those are its own. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_compat.h>
@@ -239,6 +242,59 @@ static void check_event_thread(const struct event *ev, const char *fn) {
 
 /* ---- events ---- */
 
+/* An event the program made that is not in the table (its callback had no
+ * stub: NULL, or the pool full): from then on, an event unknown to the
+ * table may be one of those, and none is called never set up. */
+static _Atomic int untracked_events;
+
+/* ---- misuse: what libevent's debug mode would abort on ---- */
+
+static void misuse(const void *ev, const struct loopsan_obj *o, uint32_t what, const char *fn,
+                   int arg) {
+  struct loopsan_misuse_detail d = {.type = o ? o->type : LOOPSAN_TYPE_UNKNOWN,
+                                    .arg = arg,
+                                    .address = ev};
+  loopsan__record_misuse_ex(o ? o->id : 0, LOOPSAN_LIB_EVENT, what, fn, &d);
+}
+
+/* event_add or event_del of EV, which the program never set up (or freed):
+ * libevent reads a base and flags from whatever the memory holds. Only
+ * for a call from outside libevent (RA): a callback of libevent's own
+ * that tail-calls event_add (bufferevents do) looks like the program's. */
+static void check_set_up(const struct event *ev, const char *fn, uintptr_t ra) {
+  struct loopsan_obj o;
+  if (LOOPSAN_LIKELY(loopsan__obj_get(ev, &o) != NULL) || !ev ||
+      atomic_load_explicit(&untracked_events, memory_order_relaxed) ||
+      loopsan__in_range(&event_lib, ra))
+    return;
+  misuse(ev, NULL, LOOPSAN_MISUSE_EVENT_NOT_SETUP, fn, 0);
+}
+
+/* event_assign or event_set over EV while it is still added (libevent's
+ * queues hold it): asked of libevent itself when the table says it was
+ * added and not deleted since (so the memory is an event). */
+DECLARE_REAL(event_pending);
+static void check_not_added(const struct event *ev, const char *fn) {
+  struct loopsan_obj o;
+  if (LOOPSAN_LIKELY(!loopsan__obj_get(ev, &o)) || !(o.state & LOOPSAN_STATE_ADDED) ||
+      !RESOLVE(event_pending) ||
+      !REAL(event_pending)(ev, EV_TIMEOUT | EV_READ | EV_WRITE | EV_SIGNAL, NULL))
+    return;
+  misuse(ev, &o, LOOPSAN_MISUSE_ASSIGN_ADDED, fn, 0);
+}
+
+/* An event on descriptor FD in blocking mode: a read the loop woke up for
+ * can still block the whole loop. */
+static void check_nonblocking(const void *ev, evutil_socket_t fd, short what, const char *fn) {
+  if (fd < 0 || (what & EV_SIGNAL) || !(what & (EV_READ | EV_WRITE)))
+    return;
+  int saved = errno;
+  long fl = syscall(SYS_fcntl, fd, F_GETFL);
+  errno = saved;
+  if (fl >= 0 && !(fl & O_NONBLOCK))
+    misuse(ev, NULL, LOOPSAN_MISUSE_FD_BLOCKING, fn, (int)fd);
+}
+
 /* EV is (re)made by the program: an earlier event at the same address is
  * done (assigning over a pending event is libevent misuse). */
 /* Is the callback of object OBJ the one this thread is running? */
@@ -275,10 +331,15 @@ LOOPSAN_INTERPOSE struct event *event_new(struct event_base *base, evutil_socket
                                           event_callback_fn cb, void *arg) {
   if (!RESOLVE(event_new))
     return NULL;
-  event_cb_t stub = from_program(CALLER) ? stub_for(cb) : NULL;
+  int prog = from_program(CALLER);
+  event_cb_t stub = prog ? stub_for(cb) : NULL;
   struct event *ev = REAL(event_new)(base, fd, what, stub ? stub : cb, arg);
   if (ev && stub)
     event_made(ev, T_EVENT, base, cb);
+  else if (ev && prog)
+    atomic_store(&untracked_events, 1);
+  if (ev && prog)
+    check_nonblocking(ev, fd, what, "event_new");
   return ev;
 }
 
@@ -291,10 +352,15 @@ LOOPSAN_INTERPOSE int event_assign(struct event *ev, struct event_base *base, ev
     internal_assign = ev;
     return REAL(event_assign)(ev, base, fd, what, cb, arg);
   }
+  check_not_added(ev, "event_assign");
   event_cb_t stub = stub_for(cb);
   int rc = REAL(event_assign)(ev, base, fd, what, stub ? stub : cb, arg);
   if (rc == 0 && stub)
     event_made(ev, T_EVENT_ASSIGNED, base, cb);
+  else if (rc == 0)
+    atomic_store(&untracked_events, 1);
+  if (rc == 0)
+    check_nonblocking(ev, fd, what, "event_assign");
   return rc;
 }
 
@@ -304,10 +370,17 @@ LOOPSAN_INTERPOSE void event_set(struct event *ev, evutil_socket_t fd, short wha
                                  event_callback_fn cb, void *arg) {
   if (!RESOLVE(event_set))
     return;
-  event_cb_t stub = from_program(CALLER) ? stub_for(cb) : NULL;
+  int prog = from_program(CALLER);
+  if (prog)
+    check_not_added(ev, "event_set");
+  event_cb_t stub = prog ? stub_for(cb) : NULL;
   REAL(event_set)(ev, fd, what, stub ? stub : cb, arg);
   if (stub)
     event_made(ev, T_EVENT_ASSIGNED, RESOLVE(event_get_base) ? REAL(event_get_base)(ev) : NULL, cb);
+  else if (prog)
+    atomic_store(&untracked_events, 1);
+  if (prog)
+    check_nonblocking(ev, fd, what, "event_set");
 }
 
 /* An event added with a timeout is scheduled work (a deadline: never
@@ -318,8 +391,10 @@ LOOPSAN_INTERPOSE int event_add(struct event *ev, const struct timeval *tv) {
   if (!RESOLVE(event_add))
     return -1;
   int prog = from_program(CALLER);
-  if (prog)
+  if (prog) {
+    check_set_up(ev, "event_add", CALLER);
     check_event_thread(ev, "event_add");
+  }
   int rc = REAL(event_add)(ev, tv);
   struct loopsan_obj o;
   void *ref;
@@ -330,7 +405,7 @@ LOOPSAN_INTERPOSE int event_add(struct event *ev, const struct timeval *tv) {
     return rc;
   }
   loopsan__obj_state_clear(ref, LOOPSAN_STATE_FIRED);
-  loopsan__obj_state_set(ref, LOOPSAN_STATE_USED);
+  loopsan__obj_state_set(ref, LOOPSAN_STATE_USED | LOOPSAN_STATE_ADDED);
   short what = RESOLVE(event_get_events) ? REAL(event_get_events)(ev) : 0;
   loopsan__record_op(
       o.id, LOOPSAN_OP_START, o.cb[LOOPSAN_SLOT_MAIN],
@@ -343,12 +418,17 @@ LOOPSAN_INTERPOSE int event_del(struct event *ev) {
   if (!RESOLVE(event_del))
     return -1;
   int prog = from_program(CALLER);
-  if (prog)
+  if (prog) {
+    check_set_up(ev, "event_del", CALLER);
     check_event_thread(ev, "event_del");
+  }
   int rc = REAL(event_del)(ev);
   struct loopsan_obj o;
-  if (rc == 0 && prog && loopsan__obj_get(ev, &o))
+  void *ref;
+  if (rc == 0 && prog && (ref = loopsan__obj_get(ev, &o))) {
+    loopsan__obj_state_clear(ref, LOOPSAN_STATE_ADDED);
     loopsan__record_op(o.id, LOOPSAN_OP_STOP, NULL, 0, 0);
+  }
   return rc;
 }
 

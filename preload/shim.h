@@ -116,6 +116,7 @@ enum loopsan_obj_state_flags {
   LOOPSAN_STATE_FIRED = 1u << 0, /* dispatched since the last start */
   LOOPSAN_STATE_RAN = 1u << 1,   /* loop: uv_run seen */
   LOOPSAN_STATE_USED = 1u << 2,  /* started or otherwise put to work */
+  LOOPSAN_STATE_ADDED = 1u << 3, /* libevent: added, not deleted since */
 };
 
 struct loopsan_obj {

@@ -6,6 +6,12 @@
  *               sleeps 200 ms: slow-callback.
  *   crash       a timer callback (on_bad_timer, made in arm_bad_timer)
  *               reads through NULL in read_config: crash (SIGSEGV).
+ *   not-set-up  event_add of zeroed memory (add_unset, never event_new'd
+ *               nor assigned): misuse; libevent refuses it (-1).
+ *   assign-added  a read event added, then assigned again while added
+ *               (reassign_added): misuse; the program exits right after.
+ *   blocking-fd an event on a pipe left in blocking mode (watch_blocking):
+ *               misuse, naming the fd.
  *   never-added an event made (make_unused_event) but never added, then
  *               freed: never-started.
  *   pending     a 60 s timer (on_deadline, arm_deadline) still added when
@@ -38,6 +44,7 @@
 #include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -127,6 +134,7 @@ static int run_clean(void) {
   struct event_base *base = event_base_new();
   if (!base || pipe(pipe_fds) != 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, pairs) != 0)
     return 1;
+  evutil_make_socket_nonblocking(pipe_fds[0]); /* as libevent wants it */
   reader = event_new(base, pipe_fds[0], EV_READ | EV_PERSIST, on_pipe, NULL);
   event_add(reader, NULL);
   ticker = event_new(base, -1, 0, on_tick, NULL);
@@ -208,6 +216,32 @@ static __attribute__((noinline)) struct event *arm_bad_timer(struct event_base *
   return ev;
 }
 
+/* misuse */
+static __attribute__((noinline)) int add_unset(void) {
+  struct event *ev = calloc(1, event_get_struct_event_size());
+  int rc = event_add(ev, NULL); /* never set up */
+  free(ev);
+  return rc;
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg) {
+  (void)fd, (void)what, (void)arg;
+}
+
+static struct event assigned;
+
+static __attribute__((noinline)) void reassign_added(struct event_base *base, int fd) {
+  event_assign(&assigned, base, fd, EV_READ | EV_PERSIST, on_readable, NULL);
+  event_add(&assigned, NULL);
+  event_assign(&assigned, base, fd, EV_READ, on_readable, NULL); /* still added */
+}
+
+static __attribute__((noinline)) struct event *watch_blocking(struct event_base *base, int fd) {
+  struct event *ev = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, NULL);
+  event_add(ev, NULL);
+  return ev;
+}
+
 static void on_unused(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what, (void)arg;
 }
@@ -282,6 +316,21 @@ int main(int argc, char **argv) {
     ev = arm_slow_timer(base);
   else if (strcmp(mode, "crash") == 0)
     ev = arm_bad_timer(base);
+  else if (strcmp(mode, "not-set-up") == 0)
+    printf("add: %d\n", add_unset());
+  else if (strcmp(mode, "assign-added") == 0 || strcmp(mode, "blocking-fd") == 0) {
+    int p[2];
+    if (pipe(p) != 0)
+      return 1;
+    if (strcmp(mode, "blocking-fd") == 0) {
+      ev = watch_blocking(base, p[0]);
+    } else {
+      evutil_make_socket_nonblocking(p[0]);
+      reassign_added(base, p[0]);
+      puts("reassigned");
+      exit(0);
+    }
+  }
   else if (strcmp(mode, "never-added") == 0)
     ev = make_unused_event(base);
   else if (strcmp(mode, "pending") == 0)
