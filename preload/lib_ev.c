@@ -147,6 +147,37 @@ static void watcher_stopped(const void *w) {
     loopsan__record_op(o.id, LOOPSAN_OP_STOP, NULL, 0, 0);
 }
 
+/* ---- misuse ---- */
+
+/* Starting W, which is active: libev does nothing (ev_start returns for an
+ * active watcher). On another loop than its own, that start is lost. */
+static void check_other_loop(struct ev_loop *loop, const void *w, const char *fn) {
+  struct loopsan_obj o;
+  if (!loopsan__obj_get(w, &o) || !o.loop || o.loop == loopsan__loop_id(loop))
+    return;
+  struct loopsan_misuse_detail d = {.type = o.type, .address = w};
+  loopsan__record_misuse_ex(o.id, LOOPSAN_LIB_EV, LOOPSAN_MISUSE_START_OTHER_LOOP, fn, &d);
+}
+
+/* An ev_io keeps the fd it was started with (+1, in its AUX slot): libev
+ * finds an active watcher by it, so ev_io_set() on an active one (the
+ * macro makes no call) breaks its stop. Checked when it is stopped. */
+static void io_started(void *ref, const ev_io *w) {
+  loopsan__obj_set_cb(ref, LOOPSAN_SLOT_AUX, (void *)(intptr_t)(w->fd + 1));
+}
+
+static void check_io_fd(const ev_io *w, const char *fn) {
+  struct loopsan_obj o;
+  if (!loopsan__obj_get(w, &o) || !o.cb[LOOPSAN_SLOT_AUX])
+    return;
+  int started = (int)(intptr_t)o.cb[LOOPSAN_SLOT_AUX] - 1;
+  if (started == w->fd)
+    return;
+  struct loopsan_misuse_detail d = {
+      .type = o.type, .arg = started, .arg2 = w->fd, .address = w};
+  loopsan__record_misuse_ex(o.id, LOOPSAN_LIB_EV, LOOPSAN_MISUSE_FD_CHANGED, fn, &d);
+}
+
 /* A timer with a repeat interval fires more than once. */
 static uint32_t timer_flags(const ev_timer *w) {
   return LOOPSAN_START_SCHEDULED | (w->repeat > 0. ? 0u : LOOPSAN_START_ONESHOT);
@@ -167,6 +198,8 @@ static uint32_t no_flags(const void *w) {
     if (!RESOLVE(ev_##kind##_start))                                             \
       return;                                                                    \
     int prog = from_program(CALLER);                                             \
+    if (prog && ev_is_active(w))                                                 \
+      check_other_loop(loop, w, "ev_" #kind "_start");                           \
     void *ref = prog ? watcher_arm(loop, (ev_watcher *)w, TYPE) : NULL;          \
     if (prog && TYPE != T_ASYNC) /* ev_async_send is the thread-safe call */     \
       loopsan__check_thread(loop, w, LOOPSAN_LIB_EV, "ev_" #kind "_start");      \
@@ -176,8 +209,11 @@ static uint32_t no_flags(const void *w) {
     }                                                                            \
     int was_active = ev_is_active(w);                                            \
     REAL(ev_##kind##_start)(loop, w);                                            \
-    if (!was_active) /* starting an active watcher does nothing */               \
+    if (!was_active) { /* starting an active watcher does nothing */             \
+      if (TYPE == T_IO)                                                          \
+        io_started(ref, (const ev_io *)(const void *)w);                         \
       watcher_started(ref, w, flags_of(w));                                      \
+    }                                                                            \
   }                                                                              \
   LOOPSAN_INTERPOSE void ev_##kind##_stop(struct ev_loop *loop, ev_##kind *w) {  \
     if (!RESOLVE(ev_##kind##_stop))                                              \
@@ -186,6 +222,8 @@ static uint32_t no_flags(const void *w) {
     int prog = from_program(CALLER);                                             \
     if (prog)                                                                    \
       loopsan__check_thread(loop, w, LOOPSAN_LIB_EV, "ev_" #kind "_stop");       \
+    if (prog && was_active && TYPE == T_IO)                                      \
+      check_io_fd((const ev_io *)(const void *)w, "ev_" #kind "_stop");          \
     REAL(ev_##kind##_stop)(loop, w);                                             \
     if (was_active && prog)                                                      \
       watcher_stopped(w);                                                        \

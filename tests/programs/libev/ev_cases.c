@@ -6,6 +6,11 @@
  *              arm_slow_timer) sleeps 200 ms: slow-callback.
  *   crash      a timer callback (on_bad_tick, started in arm_bad_timer)
  *              reads through NULL in read_config: crash (SIGSEGV).
+ *   other-loop a timer active on the default loop is started on a loop of
+ *              its own (start_elsewhere): misuse, libev ignores it.
+ *   fd-changed an io watcher's fd changed with ev_io_set while active
+ *              (move_watcher), then stopped: misuse naming both fds; the
+ *              program exits right after.
  *   unstopped  an io watcher (on_readable, watch_input) on a loop of its
  *              own, still active when that loop is destroyed:
  *              unclosed-handle ("never stopped"). (Watchers of the default
@@ -156,6 +161,33 @@ static __attribute__((noinline)) void arm_bad_timer(struct ev_loop *loop) {
   ev_timer_start(loop, &bad_timer);
 }
 
+/* misuse */
+static ev_timer twice;
+static ev_io moving;
+
+static void on_twice(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)loop, (void)w, (void)revents;
+}
+
+static __attribute__((noinline)) struct ev_loop *start_elsewhere(struct ev_loop *loop) {
+  ev_timer_init(&twice, on_twice, 0.05, 0.);
+  ev_timer_start(loop, &twice);
+  struct ev_loop *other = ev_loop_new(EVFLAG_AUTO);
+  ev_timer_start(other, &twice); /* active on the default loop: ignored */
+  return other;
+}
+
+static void on_moving(struct ev_loop *loop, ev_io *w, int revents) {
+  (void)loop, (void)w, (void)revents;
+}
+
+static __attribute__((noinline)) void move_watcher(struct ev_loop *loop, int a, int b) {
+  ev_io_init(&moving, on_moving, a, EV_READ);
+  ev_io_start(loop, &moving);
+  ev_io_set(&moving, b, EV_READ); /* while active */
+  ev_io_stop(loop, &moving);
+}
+
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents) {
   (void)loop, (void)w, (void)revents;
 }
@@ -209,6 +241,19 @@ int main(int argc, char **argv) {
     arm_slow_timer(loop);
   else if (strcmp(mode, "crash") == 0)
     arm_bad_timer(loop);
+  else if (strcmp(mode, "other-loop") == 0) {
+    struct ev_loop *other = start_elsewhere(loop);
+    ev_run(loop, 0);
+    ev_loop_destroy(other);
+    return 0;
+  } else if (strcmp(mode, "fd-changed") == 0) {
+    int p[2], q[2];
+    if (pipe(p) != 0 || pipe(q) != 0)
+      return 1;
+    move_watcher(loop, p[0], q[0]);
+    puts("moved");
+    return 0;
+  }
   else if (strcmp(mode, "unstopped") == 0) {
     struct ev_loop *own = ev_loop_new(EVFLAG_AUTO);
     watch_input(own);
