@@ -472,6 +472,8 @@ LOOPSAN_INTERPOSE gboolean g_main_context_pending(GMainContext *ctx) {
 DECLARE_REAL(g_source_set_callback);
 DECLARE_REAL(g_source_set_callback_indirect);
 DECLARE_REAL(g_source_attach);
+DECLARE_REAL(g_source_get_context);
+DECLARE_REAL(g_source_is_destroyed);
 DECLARE_REAL(g_source_unref);
 DECLARE_REAL(g_source_set_priority);
 
@@ -677,10 +679,20 @@ LOOPSAN_INTERPOSE guint g_source_attach(GSource *s, GMainContext *ctx) {
     return 0;
   if (!s || !from_program(CALLER))
     return REAL(g_source_attach)(s, ctx);
+  struct loopsan_obj o;
+  /* (A destroyed source is not asked: GLib would warn of that.) */
+  if (RESOLVE(g_source_is_destroyed) && !REAL(g_source_is_destroyed)(s) &&
+      RESOLVE(g_source_get_context) && REAL(g_source_get_context)(s)) {
+    /* Attached already: GLib refuses it with a critical warning. */
+    void *known = loopsan__obj_get(s, &o);
+    struct loopsan_misuse_detail d = {.type = known ? o.type : LOOPSAN_TYPE_UNKNOWN, .address = s};
+    loopsan__record_misuse_ex(known ? o.id : 0, LOOPSAN_LIB_GLIB, LOOPSAN_MISUSE_ATTACH_TWICE,
+                              "g_source_attach", &d);
+    return REAL(g_source_attach)(s, ctx);
+  }
   source_attached(s, ctx, CALLER);
   guint id = REAL(g_source_attach)(s, ctx);
-  struct loopsan_obj o;
-  if (!id && loopsan__obj_get(s, &o)) /* attached twice, or destroyed */
+  if (!id && loopsan__obj_get(s, &o)) /* destroyed */
     loopsan__record_api_error(o.id, LOOPSAN_LIB_GLIB, "g_source_attach", 0, 0);
   return id;
 }

@@ -21,6 +21,9 @@
  *                the main thread runs it (GLib does nothing then), then
  *                reaches the loop the thread-safe way (g_idle_add,
  *                g_main_context_wakeup): one wrong-thread.
+ *   attach-twice a timeout source attached (attach_tick) and attached
+ *                again to another context (attach_again): misuse (GLib
+ *                refuses it with a critical warning).
  *   crash        a timeout callback (on_bad_timeout, added in
  *                add_bad_timeout) reads through NULL in read_config:
  *                crash, and the process dies of SIGSEGV. */
@@ -347,6 +350,35 @@ static int crash(void) {
   return 0;
 }
 
+/* ---- attach-twice ---- */
+static gboolean on_attached_tick(gpointer data) {
+  (void)data;
+  return G_SOURCE_CONTINUE;
+}
+
+static __attribute__((noinline)) GSource *attach_tick(GMainContext *ctx) {
+  GSource *s = g_timeout_source_new(10);
+  g_source_set_callback(s, on_attached_tick, NULL, NULL);
+  g_source_attach(s, ctx);
+  return s;
+}
+
+static __attribute__((noinline)) guint attach_again(GSource *s, GMainContext *ctx) {
+  return g_source_attach(s, ctx);
+}
+
+static int attach_twice(void) {
+  GMainContext *a = g_main_context_new(), *b = g_main_context_new();
+  GSource *s = attach_tick(a);
+  guint again = attach_again(s, b);
+  g_source_destroy(s);
+  g_source_unref(s);
+  g_main_context_unref(b);
+  g_main_context_unref(a);
+  printf("again=%u\n", again);
+  return 0;
+}
+
 /* ---- wrong-thread ---- */
 static GThread *pump_thread;
 static gboolean pumped = TRUE;
@@ -392,11 +424,12 @@ int main(int argc, char **argv) {
                {"leak-context", leak_context},
                {"freed-with-source", freed_with_source},
                {"wrong-thread", wrong_thread},
+               {"attach-twice", attach_twice},
                {"crash", crash}};
   for (size_t i = 0; argc > 1 && i < sizeof modes / sizeof *modes; i++)
     if (strcmp(argv[1], modes[i].name) == 0)
       return modes[i].run();
   fprintf(stderr, "usage: glib_cases clean|slow|never-attached|pending|leak-context|"
-                  "freed-with-source|wrong-thread|crash\n");
+                  "freed-with-source|wrong-thread|attach-twice|crash\n");
   return 2;
 }
