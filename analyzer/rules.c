@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "analyzer/analyze.h"
+#include "common/evidence.h"
 
 /* ---- helpers ---- */
 
@@ -113,18 +114,7 @@ void loopsan_rules_unobserved_error(struct loopsan_replay *r, const struct repla
 static int misuse_error(uint16_t library, int32_t result) {
   if (library != LOOPSAN_LIB_UV) /* libevent's -1, g_source_attach's 0: no reason given */
     return 1;
-  switch (-result) {
-  case EINVAL:
-  case EALREADY:
-  case EBADF:
-  case EISCONN:
-  case ENOTCONN:
-  case ENOTSOCK:
-  case EEXIST:
-  case ENOSYS:
-  case EOPNOTSUPP: return 1;
-  default: return 0;
-  }
+  return loopsan_uv_misuse_error(result);
 }
 
 void loopsan_rules_api_error(struct loopsan_replay *r, const struct replay_object *obj,

@@ -30,6 +30,7 @@
 #ifndef LOOPSAN_EVIDENCE_H
 #define LOOPSAN_EVIDENCE_H
 
+#include <errno.h>
 #include <stdint.h>
 
 #include "common/trace_format.h"
@@ -87,6 +88,25 @@ static inline uint64_t loopsan_record_evidence(const struct loopsan_record_heade
   case LOOPSAN_REC_CRASH:
     *marks = LOOPSAN_EV_KEEP;
     return ((const struct loopsan_rec_crash *)(const void *)rec)->obj;
+  default: return 0;
+  }
+}
+
+/* A libuv error that says the call was wrong for the object's state or
+ * its arguments (the program's mistake), not the world's answer (ENOENT,
+ * EADDRINUSE, EAGAIN, ...): the analyzer's api-error findings, and what
+ * the shim bothers to record of calls made often (uv_try_write). */
+static inline int loopsan_uv_misuse_error(int32_t result) {
+  switch (-result) {
+  case EINVAL:
+  case EALREADY:
+  case EBADF:
+  case EISCONN:
+  case ENOTCONN:
+  case ENOTSOCK:
+  case EEXIST:
+  case ENOSYS:
+  case EOPNOTSUPP: return 1;
   default: return 0;
   }
 }

@@ -15,6 +15,7 @@
  * trampoline or a uv_walk callback is the program's). That is what keeps
  * libuv's internal handles out of every report, and what lets
  * uv_timer_again restart a timer with the trampoline already in place. */
+#include "common/evidence.h"
 #include "preload/lib_uv_internal.h"
 
 LOOPSAN_DEFINE_ADAPTER(loopsan__uv_adapter, LOOPSAN_LIB_UV, UV_OBJECT_TYPES);
@@ -432,6 +433,23 @@ LOOPSAN_INTERPOSE int uv_timer_again(uv_timer_t *h) {
   return rc;
 }
 
+/* The program's call FN on H returned RC: H was put to work (a refused
+ * call too: it was tried); an error is an API_ERROR (the analyzer keeps
+ * those that say the call was wrong: UV_EINVAL, UV_EBADF, ...; not
+ * UV_EAGAIN nor UV_EADDRINUSE). A handle gone is a use after close. */
+static void handle_call(const void *h, int rc, const char *fn) {
+  struct loopsan_obj o;
+  void *ref = loopsan__obj_get(h, &o);
+  if (!ref) {
+    check_closed(h, fn);
+    return;
+  }
+  if (!loopsan__obj_state_set(ref, LOOPSAN_STATE_USED))
+    loopsan__record_op(o.id, LOOPSAN_OP_USE, NULL, 0, 0);
+  if (rc < 0 && loopsan_uv_misuse_error(rc))
+    loopsan__record_api_error(o.id, LOOPSAN_LIB_UV, fn, rc, 0);
+}
+
 /* Other uses that count as putting a handle to work. */
 #define HANDLE_USE(fn, params, args, h) \
   DECLARE_REAL(fn);                     \
@@ -440,7 +458,7 @@ LOOPSAN_INTERPOSE int uv_timer_again(uv_timer_t *h) {
       return UV_ENOSYS;                 \
     int rc = REAL(fn) args;             \
     if (from_program(CALLER))           \
-      loopsan__handle_used(h);          \
+      handle_call(h, rc, #fn);          \
     return rc;                          \
   }
 HANDLE_USE(uv_tcp_bind, (uv_tcp_t * h, const struct sockaddr *a, unsigned int f), (h, a, f), h)
@@ -463,7 +481,7 @@ LOOPSAN_INTERPOSE int uv_accept(uv_stream_t *server, uv_stream_t *client) {
     return UV_ENOSYS;
   int rc = REAL(uv_accept)(server, client);
   if (from_program(CALLER)) /* even refused (UV_EBUSY): the client was put to use */
-    loopsan__handle_used(client);
+    handle_call(client, rc, "uv_accept");
   return rc;
 }
 
