@@ -431,7 +431,13 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
       loopsan_sb_puts(&d, "; the stack is where it happened");
     break;
   case LOOPSAN_KIND_UNOBSERVED_ERROR:
-    if (raw->obj_kind == LOOPSAN_OBJ_REQUEST)
+    if (raw->library == LOOPSAN_LIB_GLIB) { /* a GTask: arg -(GError code + 1) */
+      loopsan_sb_printf(&m, "%s returned an error (GError code %d) and had no callback to see it",
+                        type, (int)(-raw->result - 1));
+      loopsan_sb_puts(&d, "it was made with g_task_new() and a NULL callback, so nothing can "
+                          "call g_task_propagate_*(): the error is lost (asyncio: \"Task "
+                          "exception was never retrieved\")");
+    } else if (raw->obj_kind == LOOPSAN_OBJ_REQUEST)
       loopsan_sb_printf(&m, "%s request failed with %s%s and had no callback to see it", type,
                         v->error_prefix, error_name(raw->result));
     else if (raw->result < 0)

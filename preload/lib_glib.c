@@ -48,17 +48,7 @@
 
 #include "preload/adapter.h"
 
-#define GLIB_OBJECT_TYPES(X)                      \
-  X(CONTEXT, "GMainContext", LOOP)                \
-  X(SOURCE, "GSource", HANDLE)                    \
-  X(IDLE, "GSource (idle)", HANDLE)               \
-  X(TIMEOUT, "GSource (timeout)", HANDLE)         \
-  X(CHILD_WATCH, "GSource (child watch)", HANDLE) \
-  X(IO_WATCH, "GSource (io watch)", HANDLE)       \
-  X(UNIX_FD, "GSource (unix fd)", HANDLE)         \
-  X(UNIX_SIGNAL, "GSource (unix signal)", HANDLE)
-
-enum glib_object_type { GLIB_OBJECT_TYPES(LOOPSAN_TYPE_ENUM) };
+#include "preload/lib_glib_internal.h"
 
 LOOPSAN_DEFINE_ADAPTER(loopsan__glib_adapter, LOOPSAN_LIB_GLIB, GLIB_OBJECT_TYPES);
 

@@ -24,12 +24,18 @@
  *   attach-twice a timeout source attached (attach_tick) and attached
  *                again to another context (attach_again): misuse (GLib
  *                refuses it with a critical warning).
+ *   task-error   a GTask made with no callback (start_lookup) returns an
+ *                error: unobserved-error.
+ *   task-clean   a GTask with a callback returns an error, which the
+ *                callback retrieves; one with no callback returns a value:
+ *                nothing to say.
  *   crash        a timeout callback (on_bad_timeout, added in
  *                add_bad_timeout) reads through NULL in read_config:
  *                crash, and the process dies of SIGSEGV. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <gio/gio.h>
 #include <glib-unix.h>
 #include <glib.h>
 #include <signal.h>
@@ -379,6 +385,42 @@ static int attach_twice(void) {
   return 0;
 }
 
+/* ---- tasks ---- */
+static __attribute__((noinline)) GTask *start_lookup(void) {
+  return g_task_new(NULL, NULL, NULL, NULL); /* no callback: fire and forget */
+}
+
+static int task_error(void) {
+  GTask *t = start_lookup();
+  g_task_return_new_error(t, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "no such %s", "host");
+  g_object_unref(t);
+  while (g_main_context_iteration(NULL, FALSE))
+    ;
+  return 0;
+}
+
+static int task_done;
+
+static void on_task_done(GObject *source, GAsyncResult *res, gpointer data) {
+  (void)source, (void)data;
+  GError *error = NULL;
+  if (!g_task_propagate_boolean(G_TASK(res), &error))
+    g_error_free(error);
+  task_done = 1;
+}
+
+static int task_clean(void) {
+  GTask *t = g_task_new(NULL, NULL, on_task_done, NULL);
+  g_task_return_new_error(t, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "no such %s", "host");
+  g_object_unref(t);
+  GTask *quiet = g_task_new(NULL, NULL, NULL, NULL);
+  g_task_return_boolean(quiet, TRUE);
+  g_object_unref(quiet);
+  while (!task_done)
+    g_main_context_iteration(NULL, TRUE);
+  return 0;
+}
+
 /* ---- wrong-thread ---- */
 static GThread *pump_thread;
 static gboolean pumped = TRUE;
@@ -425,11 +467,13 @@ int main(int argc, char **argv) {
                {"freed-with-source", freed_with_source},
                {"wrong-thread", wrong_thread},
                {"attach-twice", attach_twice},
+               {"task-error", task_error},
+               {"task-clean", task_clean},
                {"crash", crash}};
   for (size_t i = 0; argc > 1 && i < sizeof modes / sizeof *modes; i++)
     if (strcmp(argv[1], modes[i].name) == 0)
       return modes[i].run();
   fprintf(stderr, "usage: glib_cases clean|slow|never-attached|pending|leak-context|"
-                  "freed-with-source|wrong-thread|attach-twice|crash\n");
+                  "freed-with-source|wrong-thread|attach-twice|task-error|task-clean|crash\n");
   return 2;
 }
