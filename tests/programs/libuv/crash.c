@@ -43,9 +43,13 @@ static __attribute__((noipa)) int average(int sum, int n) {
   return sum / n;
 }
 
+static volatile int bottom = -1; /* never reached: -1 as unsigned */
+
 static __attribute__((noinline)) int descend(int n) {
   volatile char frame[512];
   frame[0] = (char)n;
+  if ((unsigned)n == (unsigned)bottom)
+    return frame[0];
   return descend(n + 1) + frame[0];
 }
 
