@@ -11,7 +11,9 @@
  * generic_cases poll-once    waits at one place, computes 300 ms, waits at
  *                            another, computes, waits there once more:
  *                            no loop, nothing to say */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
