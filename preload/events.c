@@ -42,12 +42,13 @@ void loopsan__emit_types(void) {
   }
 }
 
-uint64_t loopsan__record_new(const void *addr, uint8_t library, uint8_t type, uint64_t loop,
-                             uint32_t flags, void **ref_out) {
+uint64_t loopsan__record_new_replacing(const void *addr, uint8_t library, uint8_t type,
+                                       uint64_t loop, uint32_t flags, void **ref_out,
+                                       struct loopsan_obj *replaced) {
   int saved = errno;
   struct loopsan_obj o = {
       .id = loopsan__obj_new_id(), .loop = loop, .library = library, .type = type};
-  void *ref = loopsan__obj_put(addr, &o, 1);
+  void *ref = loopsan__obj_put(addr, &o, 1, replaced);
   if (!ref) {
     loopsan__note_lost(LOOPSAN_LOST_OBJECT_TABLE_FULL, 1);
     errno = saved;

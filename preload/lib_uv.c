@@ -96,7 +96,7 @@ HANDLE_TRAMPOLINE(tr_fs_poll, LOOPSAN_SLOT_MAIN, uv_fs_poll_cb, h,
 static struct closed_handle {
   _Atomic uintptr_t addr; /* 0: free; set last */
   uint64_t id;
-  uint32_t site; /* the uv_close call site's stack */
+  uintptr_t site; /* where uv_close was called (a return address) */
   uint8_t type;
   _Atomic uint8_t closed; /* the close completed (else it is closing) */
 } closed_ring[CLOSED_RING];
@@ -105,7 +105,7 @@ static struct closed_handle *closed_slot(const void *h) {
   return &closed_ring[((uintptr_t)h >> 4) % CLOSED_RING];
 }
 
-static void closing(const void *h, const struct loopsan_obj *o, uint32_t site) {
+static void closing(const void *h, const struct loopsan_obj *o, uintptr_t site) {
   struct closed_handle *c = closed_slot(h);
   atomic_store(&c->addr, 0);
   atomic_store(&c->closed, 0);
@@ -128,25 +128,23 @@ static int check_closed(const void *h, const char *fn) {
   if (LOOPSAN_LIKELY(atomic_load(&c->addr) != (uintptr_t)h) || !atomic_load(&c->closed))
     return 0;
   struct loopsan_misuse_detail d = {
-      .cause = c->site > 1 ? c->site : 0, .type = c->type, .address = h};
+      .cause = loopsan__stack_of_call_site(c->site), .type = c->type, .address = h};
   loopsan__record_misuse_ex(c->id, LOOPSAN_LIB_UV, LOOPSAN_MISUSE_USE_AFTER_CLOSE, fn, &d);
   return 1;
 }
 
-/* The program initialises H: one still open (initialised, not closed) is
- * in libuv's list of handles already, and libuv is about to insert it
- * again. */
-static void check_reinit(const void *h, const char *fn) {
-  struct loopsan_obj o;
-  if (LOOPSAN_LIKELY(!loopsan__obj_get(h, &o)) || o.library != LOOPSAN_LIB_UV ||
-      o.type < T_TIMER || o.type > T_FS_POLL) {
-    struct closed_handle *c = closed_slot(h);
-    if (atomic_load(&c->addr) == (uintptr_t)h)
-      atomic_store(&c->addr, 0); /* a handle again: no longer a closed one */
+/* The program initialised H (of TYPE, on LOOP): a new handle. One still
+ * open there before (initialised, never closed) was in libuv's list of
+ * handles already, and libuv has just inserted it again: a misuse, found
+ * by the table's own lookup (no second one on every init). */
+static void handle_inited(const void *h, uint8_t type, const void *loop, const char *fn) {
+  struct loopsan_obj old;
+  loopsan__record_new_replacing(h, LOOPSAN_LIB_UV, type, loopsan__loop_id(loop), 0, NULL, &old);
+  if (LOOPSAN_LIKELY(!old.id) || old.library != LOOPSAN_LIB_UV || old.type < T_TIMER ||
+      old.type > T_FS_POLL)
     return;
-  }
-  struct loopsan_misuse_detail d = {.type = o.type, .address = h};
-  loopsan__record_misuse_ex(o.id, LOOPSAN_LIB_UV, LOOPSAN_MISUSE_REINIT_OPEN, fn, &d);
+  struct loopsan_misuse_detail d = {.type = old.type, .address = h};
+  loopsan__record_misuse_ex(old.id, LOOPSAN_LIB_UV, LOOPSAN_MISUSE_REINIT_OPEN, fn, &d);
 }
 
 /* The close callback: the handle is gone before the program's callback
@@ -245,12 +243,9 @@ LOOPSAN_INTERPOSE void uv_loop_delete(uv_loop_t *loop) {
   LOOPSAN_INTERPOSE int fn params {                                               \
     if (!RESOLVE(fn))                                                             \
       return UV_ENOSYS;                                                           \
-    int prog = from_program(CALLER);                                              \
-    if (prog)                                                                     \
-      check_reinit(handle_arg, #fn);                                              \
     int rc = REAL(fn) args;                                                       \
-    if (rc == 0 && prog)                                                          \
-      loopsan__handle_new(handle_arg, LOOPSAN_LIB_UV, (uint8_t)(type), loop_arg); \
+    if (rc == 0 && from_program(CALLER))                                          \
+      handle_inited(handle_arg, (uint8_t)(type), loop_arg, #fn);                  \
     return rc;                                                                    \
   }
 
@@ -279,8 +274,7 @@ LOOPSAN_INTERPOSE int uv_async_init(uv_loop_t *l, uv_async_t *h, uv_async_cb cb)
     return UV_ENOSYS;
   if (!from_program(CALLER))
     return REAL(uv_async_init)(l, h, cb);
-  check_reinit(h, "uv_async_init");
-  loopsan__handle_new(h, LOOPSAN_LIB_UV, (uint8_t)(T_ASYNC), l);
+  handle_inited(h, (uint8_t)(T_ASYNC), l, "uv_async_init");
   void *ref = loopsan__handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tr_async);
   int rc = REAL(uv_async_init)(l, h, ref && cb ? tr_async : cb);
   loopsan__handle_started(ref, h, rc, "uv_async_init", 0);
@@ -295,8 +289,7 @@ LOOPSAN_INTERPOSE int uv_spawn(uv_loop_t *l, uv_process_t *h, const uv_process_o
     return UV_ENOSYS;
   if (!from_program(CALLER) || !options)
     return REAL(uv_spawn)(l, h, options);
-  check_reinit(h, "uv_spawn");
-  loopsan__handle_new(h, LOOPSAN_LIB_UV, (uint8_t)(T_PROCESS), l);
+  handle_inited(h, (uint8_t)(T_PROCESS), l, "uv_spawn");
   uv_process_options_t copy = *options;
   void *ref = NULL;
   if (copy.exit_cb &&
@@ -500,9 +493,14 @@ LOOPSAN_INTERPOSE void uv_close(uv_handle_t *h, uv_close_cb cb) {
    * written out, first. */
   if (prog && RESOLVE(uv_is_closing) && REAL(uv_is_closing)(h)) {
     void *known = loopsan__obj_get(h, &o);
-    if (known || !check_closed(h, "uv_close")) /* closing, or closed long ago */
-      loopsan__record_misuse(known ? o.id : 0, LOOPSAN_LIB_UV, LOOPSAN_MISUSE_CLOSE_CLOSING,
-                             "uv_close");
+    if (known || !check_closed(h, "uv_close")) { /* closing, or closed long ago */
+      struct closed_handle *c = closed_slot(h);
+      struct loopsan_misuse_detail d = {.type = LOOPSAN_TYPE_UNKNOWN, .address = h};
+      if (atomic_load(&c->addr) == (uintptr_t)h) /* where the first close was called */
+        d.cause = loopsan__stack_of_call_site(c->site);
+      loopsan__record_misuse_ex(known ? o.id : 0, LOOPSAN_LIB_UV, LOOPSAN_MISUSE_CLOSE_CLOSING,
+                                "uv_close", &d);
+    }
     REAL(uv_close)(h, cb);
     return;
   }
@@ -516,7 +514,7 @@ LOOPSAN_INTERPOSE void uv_close(uv_handle_t *h, uv_close_cb cb) {
   loopsan__obj_set_cb(ref, LOOPSAN_SLOT_CLOSE, (void *)cb);
   uint32_t site = loopsan__stack_of_caller(CALLER);
   loopsan__record_op(o.id, LOOPSAN_OP_CLOSE, (void *)cb, 0, site > 1 ? (int)site : 0);
-  closing(h, &o, site);
+  closing(h, &o, CALLER);
   REAL(uv_close)(h, tr_close);
 }
 

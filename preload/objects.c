@@ -120,17 +120,24 @@ static struct obj_slot *find(struct obj_slot *t, uintptr_t addr) {
   return NULL;
 }
 
-void *loopsan__obj_put(const void *ptr, const struct loopsan_obj *obj, int keep_callbacks) {
+void *loopsan__obj_put(const void *ptr, const struct loopsan_obj *obj, int keep_callbacks,
+                       struct loopsan_obj *replaced) {
   uintptr_t addr = (uintptr_t)ptr;
   struct obj_slot *t = get_table();
+  if (replaced)
+    replaced->id = 0;
   if (!t || addr <= KEY_TOMB)
     return NULL;
   struct obj_slot *s = find(t, addr);
   if (s) {
     struct loopsan_obj merged = *obj;
     struct loopsan_obj old;
-    if (keep_callbacks && slot_read(s, addr, &old))
-      memcpy(merged.cb, old.cb, sizeof merged.cb);
+    if ((keep_callbacks || replaced) && slot_read(s, addr, &old)) {
+      if (keep_callbacks)
+        memcpy(merged.cb, old.cb, sizeof merged.cb);
+      if (replaced)
+        *replaced = old;
+    }
     slot_write(s, &merged);
     return s;
   }

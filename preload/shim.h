@@ -99,6 +99,9 @@ uint32_t loopsan__stack_capture_in(const void *function);
 /* A one-frame stack: the call site RA, without unwinding (a few dozen
  * instructions, for events too frequent for a full capture). */
 uint32_t loopsan__stack_of_caller(uintptr_t ra);
+/* The same, with the function that tail-called the API (if one did) on
+ * top: dearer (a lookup per call site), for a misuse's cause. */
+uint32_t loopsan__stack_of_call_site(uintptr_t ra);
 /* The stack a signal interrupted, from its handler's UCONTEXT. */
 uint32_t loopsan__stack_capture_signal(void *ucontext);
 void loopsan__stacks_atfork_child(void);
@@ -131,7 +134,9 @@ struct loopsan_obj {
 /* Insert or replace ADDR's object (KEEP_CALLBACKS: a replaced object's
  * callbacks stay, since the library may still call them). Returns a
  * reference for later updates, or NULL when the table is full. */
-void *loopsan__obj_put(const void *addr, const struct loopsan_obj *obj, int keep_callbacks);
+/* REPLACED (if not NULL): the object that was at ADDR (its id 0: none). */
+void *loopsan__obj_put(const void *addr, const struct loopsan_obj *obj, int keep_callbacks,
+                       struct loopsan_obj *replaced);
 /* Copy the object behind REF (from put/get of ADDR) into *out; 0 if it is
  * no longer ADDR's. */
 int loopsan__obj_read(void *ref, const void *addr, struct loopsan_obj *out);
@@ -155,8 +160,15 @@ uint64_t loopsan__obj_new_id(void);
 
 /* ---- generic operations adapters call (events.c) ---- */
 /* A new object. Captures the creation stack. Returns its id (0: not tracked). */
-uint64_t loopsan__record_new(const void *addr, uint8_t library, uint8_t type, uint64_t loop,
-                             uint32_t flags, void **ref_out);
+/* The same, saying in REPLACED what was at ADDR (its id 0: nothing). */
+uint64_t loopsan__record_new_replacing(const void *addr, uint8_t library, uint8_t type,
+                                       uint64_t loop, uint32_t flags, void **ref_out,
+                                       struct loopsan_obj *replaced);
+/* (Inline: a frame more would be a frame more to unwind at every creation.) */
+static inline uint64_t loopsan__record_new(const void *addr, uint8_t library, uint8_t type,
+                                           uint64_t loop, uint32_t flags, void **ref_out) {
+  return loopsan__record_new_replacing(addr, library, type, loop, flags, ref_out, NULL);
+}
 /* WITH_STACK: 0 none, 1 capture the stack, or a stack id above 1 to use
  * (a call site from loopsan__stack_of_caller). */
 void loopsan__record_op(uint64_t obj, uint32_t op, const void *cb, uint32_t arg, int with_stack);

@@ -279,6 +279,13 @@ uint32_t loopsan__stack_capture_signal(void *ucontext) {
 uint32_t loopsan__stack_of_caller(uintptr_t ra) {
   if ((LOOPSAN_UNLIKELY(!table) && stacks_init() != 0) || !ra)
     return 0;
+  void *frame = (void *)ra;
+  return intern(&frame, 1);
+}
+
+uint32_t loopsan__stack_of_call_site(uintptr_t ra) {
+  if ((LOOPSAN_UNLIKELY(!table) && stacks_init() != 0) || !ra)
+    return 0;
   void *frames[2] = {(void *)ra, NULL};
   uintptr_t tail = tail_caller(ra); /* a function that jumped on to the API */
   if (tail) {

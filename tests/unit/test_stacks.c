@@ -137,7 +137,7 @@ START_TEST(object_table) {
   int objs[3] = {0, 0, 0};
   struct loopsan_obj o = {.id = 42, .loop = 7, .library = 1, .type = 3}, got;
   o.cb[0] = (void *)&objs[2];
-  void *ref = loopsan__obj_put(&objs[0], &o, 0);
+  void *ref = loopsan__obj_put(&objs[0], &o, 0, NULL);
   ck_assert_ptr_nonnull(ref);
   ck_assert_ptr_eq(loopsan__obj_get(&objs[0], &got), ref);
   ck_assert_uint_eq(got.id, 42);
@@ -158,7 +158,7 @@ START_TEST(object_table) {
   for (int round = 0; round < 3; round++) {
     for (int i = 0; i < N; i++) {
       o.id = (uint64_t)i + 1;
-      ck_assert_ptr_nonnull(loopsan__obj_put(block + (size_t)i * STRIDE, &o, 0));
+      ck_assert_ptr_nonnull(loopsan__obj_put(block + (size_t)i * STRIDE, &o, 0, NULL));
     }
     for (int i = 0; i < N; i += 2)
       ck_assert_int_eq(loopsan__obj_take(block + (size_t)i * STRIDE, &got), 0);
@@ -197,7 +197,7 @@ static void *race_writer(void *arg) {
       unsigned index = k * RACE_THREADS + t;
       o.id = ((uint64_t)index << 20) | round;
       o.cb[0] = race_addr(index);
-      if (!loopsan__obj_put(race_addr(index), &o, 0))
+      if (!loopsan__obj_put(race_addr(index), &o, 0, NULL))
         race_errors++;
     }
     for (unsigned k = 0; k < RACE_PER_THREAD; k += 2)
