@@ -1,5 +1,6 @@
 #include "reports/report.h"
 
+#include <stdio.h>
 #include <string.h>
 
 typedef int (*render_fn)(const struct loopsan_report *, const struct loopsan_render_options *,
@@ -11,6 +12,7 @@ static const struct {
 } formats[LOOPSAN_FORMAT_COUNT] = {
     [LOOPSAN_FORMAT_TEXT] = {"text", loopsan_render_text},
     [LOOPSAN_FORMAT_JSON] = {"json", loopsan_render_json},
+    [LOOPSAN_FORMAT_MARKDOWN] = {"markdown", loopsan_render_markdown},
 };
 
 int loopsan_format_from_name(const char *name) {
@@ -20,7 +22,14 @@ int loopsan_format_from_name(const char *name) {
   return -1;
 }
 
-const char *loopsan_format_names(void) { return "text, json"; }
+const char *loopsan_format_names(void) {
+  static char names[128];
+  if (!names[0])
+    for (int i = 0; i < LOOPSAN_FORMAT_COUNT; i++)
+      snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
+               formats[i].name);
+  return names;
+}
 
 int loopsan_render(const struct loopsan_report *r, enum loopsan_format fmt,
                    const struct loopsan_render_options *opts, FILE *out) {

@@ -7,11 +7,16 @@
 
 #include "analyzer/findings.h"
 
-enum loopsan_format { LOOPSAN_FORMAT_TEXT, LOOPSAN_FORMAT_JSON, LOOPSAN_FORMAT_COUNT };
+enum loopsan_format {
+  LOOPSAN_FORMAT_TEXT,
+  LOOPSAN_FORMAT_JSON,
+  LOOPSAN_FORMAT_MARKDOWN,
+  LOOPSAN_FORMAT_COUNT
+};
 
 /* -1 if NAME is not an available format. */
 int loopsan_format_from_name(const char *name);
-/* "text, json" for messages. */
+/* "text, json, ..." for messages. */
 const char *loopsan_format_names(void);
 
 struct loopsan_render_options {
@@ -26,5 +31,7 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
                         FILE *out);
 int loopsan_render_json(const struct loopsan_report *r, const struct loopsan_render_options *opts,
                         FILE *out);
+int loopsan_render_markdown(const struct loopsan_report *r,
+                            const struct loopsan_render_options *opts, FILE *out);
 
 #endif

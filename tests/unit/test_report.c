@@ -108,10 +108,31 @@ START_TEST(text_headline_and_summary) {
 }
 END_TEST
 
+START_TEST(markdown_table_and_top) {
+  struct loopsan_report r;
+  make_report(&r);
+  free(r.findings[0].message);
+  r.findings[0].message = strdup("callback on_tick() of uv_timer_t | took *152* ms");
+  char *md = render(&r, LOOPSAN_FORMAT_MARKDOWN);
+  ck_assert_ptr_nonnull(strstr(md, "## loopsan: event-loop problems found\n"));
+  ck_assert_ptr_nonnull(strstr(md, "| `slow-callback` | warning | 2 |\n"));
+  /* Markdown and table syntax in a message is escaped. */
+  ck_assert_ptr_nonnull(strstr(
+      md, "1. **slow-callback** (libuv, pid 42): callback on\\_tick() of uv\\_timer\\_t \\| "
+          "took \\*152\\* ms (2 times)\n"));
+  ck_assert_ptr_nonnull(strstr(md, "   - callback: `on_tick` (server.c:42)\n"));
+  ck_assert_ptr_nonnull(strstr(md, "   - created at: `start_ticker`\n"));
+  free(md);
+  loopsan_report_free(&r);
+}
+END_TEST
+
 START_TEST(formats_by_name) {
   ck_assert_int_eq(loopsan_format_from_name("json"), LOOPSAN_FORMAT_JSON);
   ck_assert_int_eq(loopsan_format_from_name("text"), LOOPSAN_FORMAT_TEXT);
+  ck_assert_int_eq(loopsan_format_from_name("markdown"), LOOPSAN_FORMAT_MARKDOWN);
   ck_assert_int_eq(loopsan_format_from_name("xml"), -1);
+  ck_assert_str_eq(loopsan_format_names(), "text, json, markdown");
   ck_assert_int_eq(loopsan_kind_from_name("pending-at-exit", 15), LOOPSAN_KIND_PENDING_AT_EXIT);
   ck_assert_int_eq(loopsan_kind_from_name("pending", 7), -1);
 }
@@ -122,6 +143,7 @@ int main(void) {
   TCase *tc = tcase_create("render");
   tcase_add_test(tc, json_fields_and_escaping);
   tcase_add_test(tc, text_headline_and_summary);
+  tcase_add_test(tc, markdown_table_and_top);
   tcase_add_test(tc, formats_by_name);
   suite_add_tcase(s, tc);
   return loopsan_unit_run(s);
