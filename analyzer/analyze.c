@@ -409,6 +409,11 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
                         raw->call, type, (int)raw->misuse_arg, (int)raw->misuse_arg2);
       loopsan_sb_printf(&d, "libev finds an active watcher by the fd it was started with: "
                             "ev_io_set() a watcher only while it is stopped");
+    } else if (raw->result == LOOPSAN_MISUSE_ATTACH_DESTROYED) {
+      loopsan_sb_printf(&m, "%s() called on %s that was destroyed", raw->call,
+                        raw->type_name[0] ? type : "a GSource");
+      loopsan_sb_printf(&d, "GLib refuses it (a critical warning) and returns 0: a destroyed "
+                            "source is done; make a new one");
     } else if (raw->result == LOOPSAN_MISUSE_ATTACH_TWICE) {
       loopsan_sb_printf(&m, "%s() called on %s that is already attached", raw->call, type);
       loopsan_sb_printf(&d, "GLib refuses it (a critical warning) and returns 0: a source is "
@@ -436,8 +441,10 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
                         type, (int)(-raw->result - 1));
       loopsan_sb_puts(&d, "it was made with g_task_new() and a NULL callback, so nothing can "
                           "call g_task_propagate_*(): the error is lost (asyncio: \"Task "
-                          "exception was never retrieved\")");
-    } else if (raw->obj_kind == LOOPSAN_OBJ_REQUEST)
+                          "exception was never retrieved\"); pass a callback that propagates it");
+      break;
+    }
+    if (raw->obj_kind == LOOPSAN_OBJ_REQUEST)
       loopsan_sb_printf(&m, "%s request failed with %s%s and had no callback to see it", type,
                         v->error_prefix, error_name(raw->result));
     else if (raw->result < 0)
@@ -750,10 +757,14 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
       struct loopsan_frame_owned *fr = NULL;
       size_t nf = 0;
       frames_of_stack(sym, loopsan_replay_stack(r, r->crash.stack), &fr, &nf);
-      if (nf && fr[0].function)
-        loopsan_sb_printf(&sb, " in %s()", fr[0].function);
-      if (nf && fr[0].file)
-        loopsan_sb_printf(&sb, " at %s:%u", fr[0].file, fr[0].line);
+      size_t at = 0; /* the program's frame (abort's are libc's) */
+      while (at + 1 < nf && fr[at].module &&
+             (strstr(fr[at].module, "/libc.so") || strstr(fr[at].module, "/ld-linux")))
+        at++;
+      if (nf && fr[at].function)
+        loopsan_sb_printf(&sb, " in %s()", fr[at].function);
+      if (nf && fr[at].file)
+        loopsan_sb_printf(&sb, " at %s:%u", fr[at].file, fr[at].line);
       loopsan_report_add_note(&p->notes, &p->n_notes,
                               "it crashed outside any loop callback: %s", sb.data);
       for (size_t k = 0; k < nf; k++) {

@@ -1,5 +1,6 @@
 #include "analyzer/replay.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -545,8 +546,11 @@ static void on_op(struct loopsan_replay *r, const struct loopsan_record_header *
   case LOOPSAN_OP_COMPLETE:
     if (code == LOOPSAN_OP_COMPLETE) {
       o->last_fire_ts = op->ts;
-      /* Failed, and it had no callback: nothing could see the error. */
-      if ((int32_t)arg < 0 && !o->main_cb)
+      /* Failed, and it had no callback: nothing could see the error. One
+       * cancelled (libuv: the program closed its stream first) was the
+       * program's own doing. */
+      if ((int32_t)arg < 0 && !o->main_cb &&
+          !(o->library == LOOPSAN_LIB_UV && (int32_t)arg == -ECANCELED))
         loopsan_rules_unobserved_error(r, o, (int32_t)arg);
     }
     struct replay_count *c = count_of(r, o->library, o->type);

@@ -85,8 +85,9 @@ void loopsan_rules_misuse(struct loopsan_replay *r, const struct replay_object *
     const struct replay_type *t = loopsan_replay_type(r, m->library, (uint16_t)m->type);
     if (t)
       snprintf(f.type_name, sizeof f.type_name, "%s", t->name);
-    f.address = m->address;
   }
+  if (!obj)
+    f.address = m->address;
   /* Initialised again while open: the first life never ends, and that is
    * this finding, not an unclosed-handle of its own. */
   if (obj && m->h.aux == LOOPSAN_MISUSE_REINIT_OPEN)

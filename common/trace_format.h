@@ -416,6 +416,7 @@ enum loopsan_misuse {
   LOOPSAN_MISUSE_START_OTHER_LOOP = 7, /* ev_*_start of a watcher active on another loop */
   LOOPSAN_MISUSE_FD_CHANGED = 8,       /* an active ev_io's fd changed (arg: at start, arg2: now) */
   LOOPSAN_MISUSE_ATTACH_TWICE = 9,     /* g_source_attach of a source already attached */
+  LOOPSAN_MISUSE_ATTACH_DESTROYED = 10, /* g_source_attach of a source destroyed */
 };
 #define LOOPSAN_TYPE_UNKNOWN 0xffffu
 struct loopsan_rec_misuse {

@@ -291,8 +291,9 @@ static void check_nonblocking(const void *ev, evutil_socket_t fd, short what, co
   int saved = errno;
   long fl = syscall(SYS_fcntl, fd, F_GETFL);
   errno = saved;
+  struct loopsan_obj o;
   if (fl >= 0 && !(fl & O_NONBLOCK))
-    misuse(ev, NULL, LOOPSAN_MISUSE_FD_BLOCKING, fn, (int)fd);
+    misuse(ev, loopsan__obj_get(ev, &o) ? &o : NULL, LOOPSAN_MISUSE_FD_BLOCKING, fn, (int)fd);
 }
 
 /* EV is (re)made by the program: an earlier event at the same address is

@@ -670,19 +670,23 @@ LOOPSAN_INTERPOSE guint g_source_attach(GSource *s, GMainContext *ctx) {
   if (!s || !from_program(CALLER))
     return REAL(g_source_attach)(s, ctx);
   struct loopsan_obj o;
-  /* (A destroyed source is not asked: GLib would warn of that.) */
-  if (RESOLVE(g_source_is_destroyed) && !REAL(g_source_is_destroyed)(s) &&
-      RESOLVE(g_source_get_context) && REAL(g_source_get_context)(s)) {
-    /* Attached already: GLib refuses it with a critical warning. */
+  /* Attached already, or destroyed: GLib refuses it with a critical
+   * warning. (A destroyed source's context is not asked for: GLib would
+   * warn of that.) */
+  int destroyed = RESOLVE(g_source_is_destroyed) && REAL(g_source_is_destroyed)(s);
+  if (destroyed ||
+      (RESOLVE(g_source_get_context) && REAL(g_source_get_context)(s))) {
     void *known = loopsan__obj_get(s, &o);
     struct loopsan_misuse_detail d = {.type = known ? o.type : LOOPSAN_TYPE_UNKNOWN, .address = s};
-    loopsan__record_misuse_ex(known ? o.id : 0, LOOPSAN_LIB_GLIB, LOOPSAN_MISUSE_ATTACH_TWICE,
+    loopsan__record_misuse_ex(known ? o.id : 0, LOOPSAN_LIB_GLIB,
+                              destroyed ? LOOPSAN_MISUSE_ATTACH_DESTROYED
+                                        : LOOPSAN_MISUSE_ATTACH_TWICE,
                               "g_source_attach", &d);
     return REAL(g_source_attach)(s, ctx);
   }
   source_attached(s, ctx, CALLER);
   guint id = REAL(g_source_attach)(s, ctx);
-  if (!id && loopsan__obj_get(s, &o)) /* destroyed */
+  if (!id && loopsan__obj_get(s, &o)) /* (refused for a reason of its own) */
     loopsan__record_api_error(o.id, LOOPSAN_LIB_GLIB, "g_source_attach", 0, 0);
   return id;
 }

@@ -27,6 +27,10 @@
 
 #include "preload/shim.h"
 
+#ifndef SA_RESTORER /* the kernel's (asm/signal.h), which glibc's headers do not give */
+#define SA_RESTORER 0x04000000
+#endif
+
 typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
 typedef __sighandler_t (*signal_fn)(int, __sighandler_t);
 static sigaction_fn real_sigaction;
@@ -81,6 +85,7 @@ static void record_crash(int sig, const siginfo_t *si, void *uc) {
   }
   r.stack = loopsan__stack_capture_signal(uc);
   loopsan__emit(LOOPSAN_REC_CRASH, &r, sizeof r);
+  loopsan__emit_counts(); /* what was observed, up to now */
   /* The records are in shared mappings already (spill files the analyzer
    * reads after a death); writing them out also covers a thread whose
    * spill file could not be made. Not from inside the writer itself. */
@@ -163,8 +168,16 @@ LOOPSAN_INTERPOSE int sigaction(int sig, const struct sigaction *act, struct sig
     return -1;
   if (old)
     *old = program_action[sig];
-  if (act)
-    program_action[sig] = *act;
+  if (act) {
+    /* As the kernel keeps it: glibc adds SA_RESTORER and its restorer,
+     * and a program reading its action back sees them. */
+    struct sigaction k, mine = *act;
+    if (real_sigaction(sig, NULL, &k) == 0) {
+      mine.sa_flags |= k.sa_flags & SA_RESTORER;
+      mine.sa_restorer = k.sa_restorer;
+    }
+    program_action[sig] = mine;
+  }
   return 0;
 }
 

@@ -48,9 +48,15 @@ static void print_finding(FILE *out, const char *prefix, const struct loopsan_fi
   if (f->detail)
     fprintf(out, "%s   %s\n", prefix, f->detail);
   if (f->has_callback) {
-    /* a blocked-loop's "callback" is the function its loop waits in */
+    /* The callback that ran (slow, blocking, crash), the function a
+     * blocked-loop waits in, or the callback of the object a finding is
+     * about (not where a bad call was made: its stack says that). */
     fprintf(out, "%s   %s: ", prefix,
-            f->kind == LOOPSAN_KIND_BLOCKED_LOOP ? "loop waits in" : "callback");
+            f->kind == LOOPSAN_KIND_BLOCKED_LOOP ? "loop waits in"
+            : f->kind == LOOPSAN_KIND_SLOW_CALLBACK || f->kind == LOOPSAN_KIND_BLOCKING_CALL ||
+                    f->kind == LOOPSAN_KIND_CRASH
+                ? "callback"
+                : "its callback");
     print_location(out, &f->callback);
     fputc('\n', out);
   }

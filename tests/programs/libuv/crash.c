@@ -100,8 +100,9 @@ int main(int argc, char **argv) {
     sa.sa_sigaction = recover;
     sa.sa_flags = SA_SIGINFO;
     sigemptyset(&sa.sa_mask);
+    /* Read back as the kernel keeps it (glibc adds SA_RESTORER). */
     if (sigaction(SIGSEGV, &sa, NULL) != 0 || sigaction(SIGSEGV, NULL, &back) != 0 ||
-        back.sa_sigaction != recover) {
+        back.sa_sigaction != recover || !(back.sa_flags & 0x04000000) || !back.sa_restorer) {
       puts("sigaction does not report the program's own handler");
       return 3;
     }
