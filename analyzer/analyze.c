@@ -389,6 +389,11 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
       loopsan_sb_printf(&d, "neither event_new() nor event_assign() made it, or event_free() "
                             "freed it: libevent reads its base and flags from whatever that "
                             "memory holds (event_enable_debug_mode() aborts on this)");
+    } else if (raw->result == LOOPSAN_MISUSE_EVENT_FREED) {
+      loopsan_sb_printf(&m, "%s() called on %s after event_free() freed it", raw->call,
+                        raw->type_name[0] ? type : "an event");
+      loopsan_sb_printf(&d, "libevent reads a base and flags from freed memory (a use after "
+                            "free); the free is shown as \"freed at\"");
     } else if (raw->result == LOOPSAN_MISUSE_ASSIGN_ADDED) {
       loopsan_sb_printf(&m, "%s() called on %s that is still added", raw->call, type);
       loopsan_sb_printf(&d, "libevent's queues still hold it, and this overwrites it: "
@@ -894,6 +899,7 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
   }
   frames_of_stack(sym, loopsan_replay_stack(r, raw->stack), &f.stack, &f.n_stack);
   frames_of_stack(sym, loopsan_replay_stack(r, raw->cause_stack), &f.cause, &f.n_cause);
+  f.cause_label = raw->result == LOOPSAN_MISUSE_EVENT_FREED ? "freed at" : "closed before at";
   f.also = raw->also;
   if (f.n_stack) {
     f.stall_taken = raw->stall_taken;

@@ -84,6 +84,7 @@ struct loopsan_finding {
   size_t n_chain;
   struct loopsan_frame_owned *cause; /* misuse: the event that made the call wrong */
   size_t n_cause;
+  const char *cause_label; /* what that event was: "closed before at", ... (static) */
   /* crash: the signal, its si_code (INT32_MIN: unknown) and si_addr */
   int signal;
   int32_t signal_code;

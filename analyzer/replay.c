@@ -32,6 +32,8 @@ void loopsan_replay_free(struct loopsan_replay *r) {
   free(r->counts);
   free(r->ended_loops);
   free(r->stalls);
+  for (size_t i = 0; i < REPLAY_ENDED_RING; i++)
+    free(r->ended_objects[i]);
   memset(r, 0, sizeof *r);
 }
 
@@ -192,13 +194,30 @@ int loopsan_replay_loop_ended(const struct loopsan_replay *r, uint64_t id) {
   return 0;
 }
 
+/* The last objects that ended, kept for a misuse that comes after the
+ * end (a call on a closed handle, a freed event): its type, callback and
+ * creation stack. Bounded. */
+static void keep_ended(struct loopsan_replay *r, struct replay_object *o) {
+  size_t at = r->ended_next++ % REPLAY_ENDED_RING;
+  free(r->ended_objects[at]);
+  r->ended_objects[at] = o;
+}
+
+const struct replay_object *loopsan_replay_ended_object(const struct loopsan_replay *r,
+                                                        uint64_t id) {
+  for (size_t i = 0; i < REPLAY_ENDED_RING; i++)
+    if (r->ended_objects[i] && r->ended_objects[i]->id == id)
+      return r->ended_objects[i];
+  return NULL;
+}
+
 static void forget_object(struct loopsan_replay *r, uint64_t id) {
   if (!r->cap_objects)
     return;
   size_t mask = r->cap_objects - 1, i = object_slot(r, id);
   if (!r->objects[i])
     return;
-  free(r->objects[i]);
+  keep_ended(r, r->objects[i]);
   r->objects[i] = NULL;
   r->n_objects--;
   /* Backward-shift: move later members of the cluster into the hole. */
@@ -723,7 +742,8 @@ int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, ui
     break;
   case LOOPSAN_REC_MISUSE: {
     const struct loopsan_rec_misuse *m = (const void *)rec;
-    loopsan_rules_misuse(r, loopsan_replay_object(r, m->obj), m, tid);
+    const struct replay_object *o = loopsan_replay_object(r, m->obj);
+    loopsan_rules_misuse(r, o ? o : loopsan_replay_ended_object(r, m->obj), m, tid);
     break;
   }
   case LOOPSAN_REC_WRONG_THREAD: {

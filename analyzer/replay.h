@@ -15,6 +15,7 @@
 /* One step of an async chain: the object whose callback was running when
  * another was made, as it was then. */
 #define REPLAY_CHAIN 3
+#define REPLAY_ENDED_RING 256 /* ended objects kept for later misuse findings */
 struct replay_link {
   uint64_t cb, address;
   uint32_t stack;
@@ -160,6 +161,8 @@ struct loopsan_replay {
   /* watchers still active at the end on a loop that outlives them (the
    * default loop), or on one this trace never saw made: not reported */
   uint64_t watchers_let_be;
+  struct replay_object *ended_objects[REPLAY_ENDED_RING]; /* the last that ended */
+  size_t ended_next;
   struct replay_stall {
     uint32_t tid, stack;
     uint64_t ts;
@@ -207,6 +210,9 @@ struct loopsan_replay {
   int failed; /* an allocation failed: results are incomplete */
 };
 
+/* An object that ended lately (the last REPLAY_ENDED_RING), or NULL. */
+const struct replay_object *loopsan_replay_ended_object(const struct loopsan_replay *r,
+                                                        uint64_t id);
 /* A stall sample of the dispatch of TID begun at TS (loopsan run's). */
 void loopsan_replay_add_stall(struct loopsan_replay *r, uint32_t tid, uint64_t ts,
                               const uint64_t *pcs, uint32_t n);

@@ -417,6 +417,7 @@ enum loopsan_misuse {
   LOOPSAN_MISUSE_FD_CHANGED = 8,       /* an active ev_io's fd changed (arg: at start, arg2: now) */
   LOOPSAN_MISUSE_ATTACH_TWICE = 9,     /* g_source_attach of a source already attached */
   LOOPSAN_MISUSE_ATTACH_DESTROYED = 10, /* g_source_attach of a source destroyed */
+  LOOPSAN_MISUSE_EVENT_FREED = 11,      /* event_add/del of an event event_free'd (cause: where) */
 };
 #define LOOPSAN_TYPE_UNKNOWN 0xffffu
 struct loopsan_rec_misuse {

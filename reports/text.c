@@ -79,7 +79,7 @@ static void print_finding(FILE *out, const char *prefix, const struct loopsan_fi
     print_frames(out, prefix, f->stack, f->n_stack);
   }
   if (f->n_cause) {
-    fprintf(out, "%s   closed before at:\n", prefix);
+    fprintf(out, "%s   %s:\n", prefix, f->cause_label ? f->cause_label : "made wrong at");
     print_frames(out, prefix, f->cause, f->n_cause);
   }
   if (f->object_type) {

@@ -12,6 +12,8 @@
  *               (reassign_added): misuse; the program exits right after.
  *   blocking-fd an event on a pipe left in blocking mode (watch_blocking):
  *               misuse, naming the fd.
+ *   add-freed   event_add of an event event_free'd before (drop_event):
+ *               misuse, with where it was freed; exits right after.
  *   never-added an event made (make_unused_event) but never added, then
  *               freed: never-started.
  *   pending     a 60 s timer (on_deadline, arm_deadline) still added when
@@ -242,6 +244,11 @@ static __attribute__((noinline)) struct event *watch_blocking(struct event_base 
   return ev;
 }
 
+static __attribute__((noinline)) void drop_event(struct event *ev) {
+  event_free(ev);
+  printf("%s\n", "freed");
+}
+
 static void on_unused(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what, (void)arg;
 }
@@ -316,7 +323,12 @@ int main(int argc, char **argv) {
     ev = arm_slow_timer(base);
   else if (strcmp(mode, "crash") == 0)
     ev = arm_bad_timer(base);
-  else if (strcmp(mode, "not-set-up") == 0)
+  else if (strcmp(mode, "add-freed") == 0) {
+    struct event *gone = event_new(base, -1, 0, on_readable, NULL);
+    drop_event(gone);
+    printf("add: %d\n", event_add(gone, NULL)); /* freed: a use after free */
+    exit(0);
+  } else if (strcmp(mode, "not-set-up") == 0)
     printf("add: %d\n", add_unset());
   else if (strcmp(mode, "assign-added") == 0 || strcmp(mode, "blocking-fd") == 0) {
     int p[2];
