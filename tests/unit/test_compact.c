@@ -301,6 +301,37 @@ START_TEST(async_chain_kept) {
 }
 END_TEST
 
+/* A call on a handle after its end (a misuse), and a crash in the
+ * callback of an object that ended in it: the object's records stay, so
+ * that the finding says what it was and where it was made. */
+START_TEST(misuse_and_crash_after_end_kept) {
+  for (int crash = 0; crash < 2; crash++) {
+    struct buf b;
+    preamble(&b);
+    obj_new(&b, 1, T_TIMER, 1 * MS);
+    op(&b, 1, LOOPSAN_OP_START, LOOPSAN_START_SCHEDULED, 1 * MS);
+    op(&b, 1, LOOPSAN_OP_CLOSED, 0, 2 * MS);
+    if (crash) {
+      struct loopsan_rec_crash r = {.ts = 3 * MS, .obj = 1, .cb = 0xc0de, .code = 1};
+      put(&b, LOOPSAN_REC_CRASH, 11, &r, sizeof r, NULL, 0);
+    } else {
+      struct loopsan_rec_misuse r = {.ts = 3 * MS,
+                                     .obj = 1,
+                                     .library = LOOPSAN_LIB_UV,
+                                     .name_len = 14,
+                                     .type = LOOPSAN_TYPE_UNKNOWN};
+      put(&b, LOOPSAN_REC_MISUSE, LOOPSAN_MISUSE_USE_AFTER_CLOSE, &r, sizeof r, "uv_timer_start",
+          14);
+    }
+    const unsigned char *out;
+    size_t n = loopsan__compact(b.data, b.len, &out);
+    int kept = has_obj_new(out, n, 1);
+    loopsan__compact_done(out);
+    ck_assert_msg(kept, "the object of a %s was dropped", crash ? "crash" : "misuse");
+  }
+}
+END_TEST
+
 /* Stall samples of one dispatch are merged by where they found it: the
  * callers (return addresses) decide, not the innermost pc, which moves in
  * a loop that spins. */
@@ -341,6 +372,7 @@ int main(void) {
   tcase_add_test(tc, restarts_collapse);
   tcase_add_test(tc, async_chain_kept);
   tcase_add_test(tc, stall_samples_merged);
+  tcase_add_test(tc, misuse_and_crash_after_end_kept);
   suite_add_tcase(s, tc);
   return loopsan_unit_run(s);
 }
