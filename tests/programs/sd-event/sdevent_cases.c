@@ -10,6 +10,9 @@
  *   pending     a floating 60 s time source (on_deadline, add_deadline)
  *               on the default loop, not due at exit: pending-at-exit.
  *   leak-loop   a loop (make_loop) never unreferenced: unclosed-loop.
+ *   crash       a time source's callback (on_bad_timer, added in
+ *               add_bad_timer) reads through NULL in read_config: crash,
+ *               and the process dies of SIGSEGV.
  * sd-event sources are enabled when added: there is no "never started". */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -143,6 +146,32 @@ static int slow(void) {
   return rc;
 }
 
+/* ---- crash ---- */
+static const char *volatile no_config;
+
+static __attribute__((noipa)) int read_config(const char *p) {
+  return p[0];
+}
+
+static int on_bad_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+  (void)s, (void)usec, (void)userdata;
+  return read_config(no_config);
+}
+
+static __attribute__((noinline)) sd_event_source *add_bad_timer(sd_event *e) {
+  sd_event_source *s = NULL;
+  sd_event_add_time_relative(e, &s, CLOCK_MONOTONIC, 1000, 0, on_bad_timer, NULL);
+  return s;
+}
+
+static int crash(void) {
+  sd_event *e = NULL;
+  if (sd_event_new(&e) < 0)
+    return 1;
+  add_bad_timer(e);
+  return sd_event_loop(e);
+}
+
 /* ---- leak-source ---- */
 static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
   (void)s, (void)fd, (void)revents, (void)userdata;
@@ -201,10 +230,10 @@ int main(int argc, char **argv) {
     const char *name;
     int (*run)(void);
   } modes[] = {{"clean", clean},     {"slow", slow},          {"leak-source", leak_source},
-               {"pending", pending}, {"leak-loop", leak_loop}};
+               {"pending", pending}, {"leak-loop", leak_loop},     {"crash", crash}};
   for (size_t i = 0; argc > 1 && i < sizeof modes / sizeof *modes; i++)
     if (strcmp(argv[1], modes[i].name) == 0)
       return modes[i].run();
-  fprintf(stderr, "usage: sdevent_cases clean|slow|leak-source|pending|leak-loop\n");
+  fprintf(stderr, "usage: sdevent_cases clean|slow|leak-source|pending|leak-loop|crash\n");
   return 2;
 }
