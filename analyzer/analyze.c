@@ -394,6 +394,11 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
                         raw->type_name[0] ? type : "an event");
       loopsan_sb_printf(&d, "libevent reads a base and flags from freed memory (a use after "
                             "free); the free is shown as \"freed at\"");
+    } else if (raw->result == LOOPSAN_MISUSE_SOURCE_FREED) {
+      loopsan_sb_printf(&m, "%s() called on %s after its last g_source_unref() freed it",
+                        raw->call, raw->type_name[0] ? type : "a GSource");
+      loopsan_sb_printf(&d, "GLib reads freed memory (a use after free); the last unref is "
+                            "shown as \"freed at\"");
     } else if (raw->result == LOOPSAN_MISUSE_ASSIGN_ADDED) {
       loopsan_sb_printf(&m, "%s() called on %s that is still added", raw->call, type);
       loopsan_sb_printf(&d, "libevent's queues still hold it, and this overwrites it: "
@@ -899,7 +904,10 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
   }
   frames_of_stack(sym, loopsan_replay_stack(r, raw->stack), &f.stack, &f.n_stack);
   frames_of_stack(sym, loopsan_replay_stack(r, raw->cause_stack), &f.cause, &f.n_cause);
-  f.cause_label = raw->result == LOOPSAN_MISUSE_EVENT_FREED ? "freed at" : "closed before at";
+  f.cause_label = raw->result == LOOPSAN_MISUSE_EVENT_FREED ||
+                          raw->result == LOOPSAN_MISUSE_SOURCE_FREED
+                      ? "freed at"
+                      : "closed before at";
   f.also = raw->also;
   if (f.n_stack) {
     f.stall_taken = raw->stall_taken;

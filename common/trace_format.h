@@ -418,6 +418,7 @@ enum loopsan_misuse {
   LOOPSAN_MISUSE_ATTACH_TWICE = 9,     /* g_source_attach of a source already attached */
   LOOPSAN_MISUSE_ATTACH_DESTROYED = 10, /* g_source_attach of a source destroyed */
   LOOPSAN_MISUSE_EVENT_FREED = 11,      /* event_add/del of an event event_free'd (cause: where) */
+  LOOPSAN_MISUSE_SOURCE_FREED = 12,     /* a g_source_* call after the source's last unref */
 };
 #define LOOPSAN_TYPE_UNKNOWN 0xffffu
 struct loopsan_rec_misuse {

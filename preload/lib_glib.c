@@ -646,7 +646,7 @@ LOOPSAN_INTERPOSE void g_source_set_callback(GSource *s, GSourceFunc func, gpoin
                                              GDestroyNotify notify) {
   if (!RESOLVE(g_source_set_callback))
     return;
-  if (!s || !from_program(CALLER) ||
+  if (!s || !from_program(CALLER) || loopsan__glib_check_freed(s, "g_source_set_callback") ||
       set_callback(s, func, data, notify, 0, NULL, NULL, CALLER) != 0)
     REAL(g_source_set_callback)(s, func, data, notify);
 }
@@ -658,6 +658,7 @@ LOOPSAN_INTERPOSE void g_source_set_callback_indirect(GSource *s, gpointer data,
   if (!RESOLVE(g_source_set_callback_indirect))
     return;
   if (!s || !funcs || funcs == &loopsan_callback_funcs || !from_program(CALLER) ||
+      loopsan__glib_check_freed(s, "g_source_set_callback_indirect") ||
       set_callback(s, NULL, NULL, NULL, 0, data, funcs, CALLER) != 0)
     REAL(g_source_set_callback_indirect)(s, data, funcs);
 }
@@ -668,6 +669,8 @@ LOOPSAN_INTERPOSE guint g_source_attach(GSource *s, GMainContext *ctx) {
   if (!RESOLVE(g_source_attach))
     return 0;
   if (!s || !from_program(CALLER))
+    return REAL(g_source_attach)(s, ctx);
+  if (loopsan__glib_check_freed(s, "g_source_attach"))
     return REAL(g_source_attach)(s, ctx);
   struct loopsan_obj o;
   /* Attached already, or destroyed: GLib refuses it with a critical
@@ -715,7 +718,7 @@ DECLARE_REAL(g_source_destroy);
 LOOPSAN_INTERPOSE void g_source_destroy(GSource *s) {
   if (!RESOLVE(g_source_destroy))
     return;
-  if (s && from_program(CALLER))
+  if (s && from_program(CALLER) && !loopsan__glib_check_freed(s, "g_source_destroy"))
     source_ended_by_program(s);
   REAL(g_source_destroy)(s);
 }
@@ -723,8 +726,13 @@ LOOPSAN_INTERPOSE void g_source_destroy(GSource *s) {
 LOOPSAN_INTERPOSE void g_source_unref(GSource *s) {
   if (!RESOLVE(g_source_unref))
     return;
-  if (s && s->ref_count == 1 && from_program(CALLER))
+  if (s && from_program(CALLER) && !loopsan__glib_check_freed(s, "g_source_unref") && s->ref_count == 1) {
+    /* The last reference: GLib frees it now. */
+    struct loopsan_obj o;
+    if (loopsan__obj_get(s, &o))
+      loopsan__glib_source_freed(s, &o, CALLER);
     source_ended_by_program(s);
+  }
   REAL(g_source_unref)(s);
 }
 

@@ -18,4 +18,10 @@
 
 enum glib_object_type { GLIB_OBJECT_TYPES(LOOPSAN_TYPE_ENUM) };
 
+/* lib_glib_freed.c: the program's last g_source_unref of S (object O,
+ * called at SITE) frees it; a later call FN on S is a misuse, said (and
+ * 1 returned) before S is touched. */
+void loopsan__glib_source_freed(const void *s, const struct loopsan_obj *o, uintptr_t site);
+int loopsan__glib_check_freed(const void *s, const char *fn);
+
 #endif

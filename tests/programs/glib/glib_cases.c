@@ -24,6 +24,9 @@
  *   attach-twice a timeout source attached (attach_tick) and attached
  *                again to another context (attach_again): misuse (GLib
  *                refuses it with a critical warning).
+ *   use-after-unref  a timeout source freed by its last unref (drop_source)
+ *                is destroyed after that (destroy_again): misuse, with
+ *                where it was freed (GLib warns and does nothing here).
  *   task-error   a GTask made with no callback (start_lookup) returns an
  *                error: unobserved-error.
  *   task-clean   a GTask with a callback returns an error, which the
@@ -385,6 +388,28 @@ static int attach_twice(void) {
   return 0;
 }
 
+/* ---- use-after-unref ---- */
+static __attribute__((noinline)) GSource *make_timeout(void) {
+  GSource *s = g_timeout_source_new(10);
+  g_source_set_callback(s, on_attached_tick, NULL, NULL);
+  return s;
+}
+
+static __attribute__((noinline)) void drop_source(GSource *s) {
+  g_source_unref(s); /* the last reference: freed */
+}
+
+static __attribute__((noinline)) void destroy_again(GSource *s) {
+  g_source_destroy(s); /* freed: a use after free */
+}
+
+static int use_after_unref(void) {
+  GSource *s = make_timeout();
+  drop_source(s);
+  destroy_again(s);
+  return 0;
+}
+
 /* ---- tasks ---- */
 static __attribute__((noinline)) GTask *start_lookup(void) {
   return g_task_new(NULL, NULL, NULL, NULL); /* no callback: fire and forget */
@@ -467,6 +492,7 @@ int main(int argc, char **argv) {
                {"freed-with-source", freed_with_source},
                {"wrong-thread", wrong_thread},
                {"attach-twice", attach_twice},
+               {"use-after-unref", use_after_unref},
                {"task-error", task_error},
                {"task-clean", task_clean},
                {"crash", crash}};
@@ -474,6 +500,6 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], modes[i].name) == 0)
       return modes[i].run();
   fprintf(stderr, "usage: glib_cases clean|slow|never-attached|pending|leak-context|"
-                  "freed-with-source|wrong-thread|attach-twice|task-error|task-clean|crash\n");
+                  "freed-with-source|wrong-thread|attach-twice|use-after-unref|task-error|task-clean|crash\n");
   return 2;
 }
