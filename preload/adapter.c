@@ -136,7 +136,8 @@ static struct {
   _Atomic uint32_t tid;
   uint32_t depth; /* nested runs of the same loop (the owner thread's) */
 } running[RUNNING_MAX];
-static _Atomic unsigned running_count;
+_Atomic unsigned loopsan__running_loops;
+#define running_count loopsan__running_loops
 static _Atomic unsigned running_hwm; /* slots past this one were never used */
 static LOOPSAN_TLS const void *my_loop; /* the innermost loop this thread runs */
 

@@ -95,6 +95,8 @@ void loopsan__loop_leave(const void *loop, const void *saved);
  * another thread (returns 1 then). Cheap when LOOP is the one this thread
  * runs. */
 int loopsan__check_thread(const void *loop, const void *h, uint8_t library, const char *fn);
+/* How many loops some thread is running now (adapter.c). */
+extern _Atomic unsigned loopsan__running_loops;
 /* Does a thread other than this one run LOOP? */
 int loopsan__loop_running_elsewhere(const void *loop);
 /* A handle (or watcher, event, source) H of TYPE on LOOP came to life. */
