@@ -22,6 +22,98 @@ enum loopsan_severity loopsan_kind_severity(enum loopsan_kind kind) {
   return (unsigned)kind < LOOPSAN_KIND_COUNT ? kinds[kind].severity : LOOPSAN_SEV_INFO;
 }
 
+/* What each kind means, in one line, in a paragraph, and what to do: the
+ * words every report format uses for a kind (SARIF's rule descriptions,
+ * the HTML report's legends). */
+static const struct {
+  const char *summary, *description, *help;
+} kind_texts[LOOPSAN_KIND_COUNT] = {
+    [LOOPSAN_KIND_CRASH] = {"A fatal signal inside a loop callback",
+                            "The process died of a fatal signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, "
+                            "SIGABRT) while a loop callback ran; the finding names the callback, "
+                            "where the signal came from and where the callback's object was made.",
+                            "Fix the fault at the stack shown; the creation stack and async chain "
+                            "say which job the callback was doing."},
+    [LOOPSAN_KIND_MISUSE] = {"A loop API call the library forbids in the object's state",
+                             "A call on an object in a state where the library forbids it: a "
+                             "handle closed twice or used after its close, initialised again "
+                             "while open, an event assigned while added, a source attached "
+                             "twice or used after it was freed. The library may abort or corrupt "
+                             "its state right after.",
+                             "Follow the object's life: close once and wait for the close "
+                             "callback, delete an event before assigning it again, attach a "
+                             "source once."},
+    [LOOPSAN_KIND_WRONG_THREAD] = {"A non-thread-safe loop call from a thread not running the loop",
+                                   "A call on a loop, or one of its handles, from another thread "
+                                   "while the loop runs; only the thread running a loop may "
+                                   "make it (asyncio raises on this in debug mode).",
+                                   "Reach the loop from other threads with its thread-safe call "
+                                   "(uv_async_send, ev_async_send, g_main_context_invoke, "
+                                   "event_active after evthread_use_pthreads)."},
+    [LOOPSAN_KIND_SLOW_CALLBACK] = {"A loop callback that ran longer than the threshold",
+                                    "A callback ran for --slow-ms or longer: nothing else on its "
+                                    "loop could run meanwhile (asyncio: \"Executing <Handle> took "
+                                    "0.150 seconds\"). The stack says where it was stuck.",
+                                    "Move the slow work to a thread (uv_queue_work, a thread "
+                                    "pool) or split it into steps."},
+    [LOOPSAN_KIND_BLOCKED_LOOP] = {"An iteration of a loop without an adapter took too long",
+                                   "An iteration of an epoll, poll or select loop loopsan has no "
+                                   "adapter for (Node.js, Python's asyncio, a hand-written loop) "
+                                   "took --slow-ms or longer.",
+                                   "Find the blocking code in the stack shown and move it off "
+                                   "the loop's thread."},
+    [LOOPSAN_KIND_BLOCKING_CALL] = {"A blocking libc call inside a loop callback",
+                                    "A libc call that blocks (sleep, fsync, getaddrinfo, a "
+                                    "blocking read, a contended mutex) lasted --blocking-ms or "
+                                    "longer inside a loop callback (asyncio: \"Running blocking "
+                                    "code\").",
+                                    "Use the loop's asynchronous version of the call, or run it "
+                                    "on a thread."},
+    [LOOPSAN_KIND_PENDING_AT_EXIT] = {"Work scheduled on a loop that never ran",
+                                      "A timer or request whose callback never ran before the "
+                                      "process ended (asyncio: \"Task was destroyed but it is "
+                                      "pending!\").",
+                                      "Run the loop until its work is done, or cancel the work "
+                                      "(stop the timer, cancel the request) before exiting."},
+    [LOOPSAN_KIND_UNCLOSED_HANDLE] = {"A handle, event, watcher or source never closed",
+                                      "An object of a loop was still open at exit, or when its "
+                                      "loop was destroyed (asyncio: \"ResourceWarning: unclosed "
+                                      "transport\").",
+                                      "Close it (uv_close, event_free, ev_*_stop, "
+                                      "g_source_destroy, sd_event_source_unref) when done."},
+    [LOOPSAN_KIND_UNCLOSED_LOOP] = {"An event loop never closed",
+                                    "A loop the program made was never closed or freed "
+                                    "(asyncio: \"ResourceWarning: unclosed event loop\").",
+                                    "Close its handles, then the loop (uv_loop_close, "
+                                    "event_base_free, ev_loop_destroy, g_main_context_unref, "
+                                    "sd_event_unref)."},
+    [LOOPSAN_KIND_NEVER_STARTED] = {"A handle made but never started or used",
+                                    "An object was initialised but never started, attached or "
+                                    "added (asyncio: \"coroutine was never awaited\").",
+                                    "Start it, or do not make it."},
+    [LOOPSAN_KIND_UNOBSERVED_ERROR] = {"An asynchronous error nothing could see",
+                                       "An operation failed and had no callback to be told "
+                                       "(asyncio: \"Task exception was never retrieved\").",
+                                       "Pass a callback and look at its status."},
+    [LOOPSAN_KIND_API_ERROR] = {"A loop API call returned an error that says it was misused",
+                                "A call returned an error meaning it was wrong for the object's "
+                                "state or arguments (UV_EINVAL, UV_EALREADY, ...), which "
+                                "programs often ignore.",
+                                "Check the call's return value, and fix the call."},
+};
+
+const char *loopsan_kind_summary(enum loopsan_kind kind) {
+  return (unsigned)kind < LOOPSAN_KIND_COUNT ? kind_texts[kind].summary : "";
+}
+
+const char *loopsan_kind_description(enum loopsan_kind kind) {
+  return (unsigned)kind < LOOPSAN_KIND_COUNT ? kind_texts[kind].description : "";
+}
+
+const char *loopsan_kind_help(enum loopsan_kind kind) {
+  return (unsigned)kind < LOOPSAN_KIND_COUNT ? kind_texts[kind].help : "";
+}
+
 const char *loopsan_severity_name(enum loopsan_severity sev) {
   static const char *const names[] = {"error", "warning", "info"};
   return (unsigned)sev <= LOOPSAN_SEV_INFO ? names[sev] : "info";

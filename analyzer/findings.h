@@ -35,6 +35,10 @@ enum loopsan_severity { LOOPSAN_SEV_ERROR = 0, LOOPSAN_SEV_WARNING = 1, LOOPSAN_
 const char *loopsan_kind_name(enum loopsan_kind kind);
 enum loopsan_severity loopsan_kind_severity(enum loopsan_kind kind);
 const char *loopsan_severity_name(enum loopsan_severity sev);
+/* What KIND means: a line, a paragraph, and what to do. */
+const char *loopsan_kind_summary(enum loopsan_kind kind);
+const char *loopsan_kind_description(enum loopsan_kind kind);
+const char *loopsan_kind_help(enum loopsan_kind kind);
 /* -1 if NAME is no kind. */
 int loopsan_kind_from_name(const char *name, size_t len);
 

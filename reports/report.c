@@ -13,6 +13,7 @@ static const struct {
     [LOOPSAN_FORMAT_TEXT] = {"text", loopsan_render_text},
     [LOOPSAN_FORMAT_JSON] = {"json", loopsan_render_json},
     [LOOPSAN_FORMAT_MARKDOWN] = {"markdown", loopsan_render_markdown},
+    [LOOPSAN_FORMAT_SARIF] = {"sarif", loopsan_render_sarif},
 };
 
 int loopsan_format_from_name(const char *name) {

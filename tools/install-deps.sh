@@ -3,7 +3,7 @@
 set -e
 pkgs="build-essential autoconf automake libtool pkg-config libuv1-dev libev-dev libevent-dev libunwind-dev
 libdw-dev libelf-dev check python3 python3-uvloop python3-gevent cmake memcached tmux
-libglib2.0-dev libglib2.0-bin libsystemd-dev python3-gi gir1.2-glib-2.0 nodejs"
+libglib2.0-dev libglib2.0-bin libsystemd-dev python3-gi gir1.2-glib-2.0 nodejs python3-jsonschema"
 missing=""
 for p in $pkgs; do
   case "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" in
@@ -18,5 +18,9 @@ if [ -n "$missing" ]; then
   $SUDO apt-get update -qq
   # shellcheck disable=SC2086 # one word per package
   $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+# The SARIF 2.1.0 schema, for tests/sarif.test (fetched, not vendored).
+if ! sh "$(dirname "$0")/fetch-sarif-schema.sh" >/dev/null; then
+  echo "loopsan: could not fetch the SARIF schema: tests/sarif.test will be skipped" >&2
 fi
 echo "loopsan: build dependencies are installed"
