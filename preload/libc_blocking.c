@@ -53,6 +53,11 @@ static void blocked_on(const char *name, uint64_t t0, uintptr_t ra, const void *
   uint32_t depth = h ? h->depth : 0;
   if (!depth)
     return;
+  /* A loop without an adapter reads a descriptor after its own poll said
+   * it was ready (CMake's process loop): a read that took long there was
+   * descheduled, not blocked. Its sleeps, syncs and locks still count. */
+  if (fd >= 0 && depth <= LOOPSAN_INFLIGHT_MAX && LOOPSAN_IS_ITERATION(h->inflight[depth - 1].slot))
+    return;
   int saved = errno;
   recording = 1;
   struct loopsan_rec_blocking r = {.ts = t0, .duration = dt, .name_len = (uint16_t)strlen(name)};

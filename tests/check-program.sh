@@ -3,8 +3,9 @@
 # report against its .expect file (see tests/check_report.py). Called by
 # `make check` with the .expect file as its only argument. By default the
 # program is the build's binary of the same name; an .expect file may name
-# another command with `run ARGS...` (@srcdir@ stands for the source tree)
-# and skip itself with `requires SHELL-COMMAND` (exit 77 when it fails).
+# another command with `run ARGS...` (@srcdir@ stands for the source tree),
+# give loopsan options with `options OPTS...`, and skip itself with
+# `requires SHELL-COMMAND` (exit 77 when it fails).
 set -u
 expect=$1
 rel="tests/${expect#*tests/}"
@@ -16,11 +17,12 @@ if [ -n "$requires" ] && ! sh -c "$requires" >/dev/null 2>&1; then
   exit 77
 fi
 command=$(sed -n "s/^run //p" "$expect" | sed -e "s|@srcdir@|$srcdir|g" -e "s|@builddir@|$LOOPSAN_BUILDDIR|g")
+options=$(sed -n "s/^options //p" "$expect")
 [ -n "$command" ] || command=$program
 work=$(mktemp -d "${TMPDIR:-/tmp}/loopsan-test.XXXXXX") || exit 99
 trap 'rm -rf "$work"' EXIT
 # shellcheck disable=SC2086 # the command is words by design
-"${LOOPSAN:?}" run --format=json -o "$work/report.json" --trace-dir="$work/traces" -- $command \
+"${LOOPSAN:?}" run --format=json -o "$work/report.json" --trace-dir="$work/traces" $options -- $command \
   >"$work/stdout" 2>"$work/stderr"
 status=$?
 echo "program: $command (exit $status)"

@@ -32,7 +32,8 @@ An .expect file has one statement a line ('#' starts a comment):
   exit N                 the program's exit status under loopsan (default 0)
   note TEXT              a process note containing TEXT
   nonote TEXT            no process note containing TEXT
-  run ARGS / requires CMD  used by tests/check-program.sh (ignored here)
+  run ARGS / requires CMD / options OPTS  used by tests/check-program.sh
+                         (ignored here)
 Unknown statements and keys are errors: a typo must not turn a check off.
 Usage: check_report.py EXPECT REPORT_JSON EXIT_STATUS
 """
@@ -191,7 +192,7 @@ def main():
                 notes.append(rest)
             elif word == "nonote" and rest:
                 nonotes.append(rest)
-            elif word in ("run", "requires"):
+            elif word in ("run", "requires", "options"):
                 pass
             else:
                 fail("bad .expect line: %s" % line)
