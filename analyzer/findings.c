@@ -222,7 +222,8 @@ void loopsan_report_sort(struct loopsan_report *r) {
 }
 
 int loopsan_finding_fails(const struct loopsan_finding *f, unsigned long fail_on) {
-  return !f->suppressed && ((fail_on & (1ul << f->kind)) || (fail_on & f->also));
+  return !f->suppressed && !f->in_baseline &&
+         ((fail_on & (1ul << f->kind)) || (fail_on & f->also));
 }
 
 void loopsan_report_summary(const struct loopsan_report *r, unsigned counts[LOOPSAN_KIND_COUNT]) {

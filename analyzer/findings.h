@@ -81,7 +81,8 @@ struct loopsan_finding {
   double duration_ms; /* < 0: not timed */
   unsigned also;      /* the object's other problems: 1 << enum loopsan_kind */
   unsigned count;
-  int suppressed;
+  int suppressed;  /* a --suppressions rule matched it */
+  int in_baseline; /* the --baseline report has it already */
   size_t process; /* index into loopsan_report.processes (pids repeat across exec) */
   const char *no_stall; /* why there is no stall sample (not owned; composing only) */
   struct loopsan_chain_link *chain; /* created in a callback of chain[0], ... */
@@ -139,6 +140,8 @@ struct loopsan_report {
   char **notes; /* about the whole run */
   size_t n_notes;
   char *trace_dir;
+  unsigned n_suppressed, n_rules_used; /* findings suppressed, by how many rules */
+  unsigned n_in_baseline;              /* findings known from the baseline */
 };
 
 void loopsan_report_free(struct loopsan_report *r);

@@ -23,6 +23,10 @@ struct loopsan_cli {
   const char *output;    /* NULL: stderr for run, stdout for report */
   unsigned long fail_on; /* bit per enum loopsan_kind */
   int error_exitcode;    /* -1: off */
+  const char *suppressions[16]; /* --suppressions files */
+  int n_suppressions;
+  int gen_suppressions;
+  const char *baseline;
   char **args;           /* run: PROGRAM ARGS...; report: paths (owned array) */
   int n_args;
 };

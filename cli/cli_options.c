@@ -114,6 +114,16 @@ static int apply(struct loopsan_cli *cli, const struct loopsan_option_desc *o, c
     cli->error_exitcode = (int)n;
     return 0;
   }
+  case LOOPSAN_OPT_SUPPRESSIONS:
+    if (cli->n_suppressions == (int)(sizeof cli->suppressions / sizeof *cli->suppressions)) {
+      snprintf(err, err_len, "--suppressions: at most %zu files",
+               sizeof cli->suppressions / sizeof *cli->suppressions);
+      return -1;
+    }
+    cli->suppressions[cli->n_suppressions++] = v;
+    return 0;
+  case LOOPSAN_OPT_GEN_SUPPRESSIONS: cli->gen_suppressions = 1; return 0;
+  case LOOPSAN_OPT_BASELINE: cli->baseline = v; return 0;
   case LOOPSAN_OPT_HELP: cli->command = LOOPSAN_CMD_HELP; return 0;
   case LOOPSAN_OPT_VERSION: cli->command = LOOPSAN_CMD_VERSION; return 0;
   default: return -1;

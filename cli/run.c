@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "analyzer/analyze.h"
+#include "analyzer/suppress.h"
 #include "cli/cli.h"
 #include "cli/stalls.h"
 #include "config.h"
@@ -141,16 +142,44 @@ static FILE *open_output(const struct loopsan_cli *cli, FILE *default_out) {
   return out;
 }
 
+/* The --suppressions files, read (and a --baseline checked) before the
+ * program runs, so that a bad one is said at once, not after a long run. */
+static struct loopsan_suppressions suppressions;
+
+static int load_filters(const struct loopsan_cli *cli) {
+  char err[1024];
+  for (int i = 0; i < cli->n_suppressions; i++)
+    if (loopsan_suppressions_load(&suppressions, cli->suppressions[i], err, sizeof err) != 0) {
+      fprintf(stderr, "loopsan: %s\n", err);
+      return -1;
+    }
+  if (cli->baseline && access(cli->baseline, R_OK) != 0) {
+    fprintf(stderr, "loopsan: --baseline=%s: %s\n", cli->baseline, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
 /* Render R into OUT and work out the exit status: STATUS, or
- * --error-exitcode when a finding fails the --fail-on rules. */
+ * --error-exitcode when a finding fails the --fail-on rules (suppressed
+ * and baseline findings never do). */
 static int render(struct loopsan_cli *cli, struct loopsan_report *r, FILE *out, FILE *default_out,
                   int status) {
+  char err[1024];
+  loopsan_suppressions_apply(&suppressions, r);
+  if (cli->baseline && loopsan_baseline_apply(cli->baseline, r, err, sizeof err) != 0) {
+    fprintf(stderr, "loopsan: %s\n", err);
+    status = 2;
+  }
   struct loopsan_render_options ro = {.tool_version = PACKAGE_VERSION};
   if (loopsan_render(r, (enum loopsan_format)cli->format, &ro, out) != 0)
     fprintf(stderr, "loopsan: could not write the report%s%s\n", cli->output ? " to " : "",
             cli->output ? cli->output : "");
+  if (cli->gen_suppressions)
+    loopsan_suppressions_generate(r, out);
   if (out != default_out)
     fclose(out);
+  loopsan_suppressions_free(&suppressions);
   if (cli->error_exitcode > 0)
     for (size_t i = 0; i < r->n_findings; i++)
       if (loopsan_finding_fails(&r->findings[i], cli->fail_on))
@@ -314,6 +343,8 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
             LOOPSAN_PKGLIBDIR);
     return 2;
   }
+  if (load_filters(cli) != 0)
+    return 2;
   FILE *out = open_output(cli, stderr);
   if (!out)
     return 2;
@@ -437,6 +468,8 @@ int loopsan_cmd_report(struct loopsan_cli *cli) {
   struct loopsan_report report = {0};
   struct loopsan_analyze_options ao = {
       .slow_ns = cli->slow_ms_set ? (uint64_t)cli->shim.slow_ms * 1000000u : 0};
+  if (load_filters(cli) != 0)
+    return 2;
   if (cli->n_args == 1)
     report.trace_dir = strdup(cli->args[0]);
   if (loopsan_analyze(cli->args, (size_t)cli->n_args, &ao, &report, err, sizeof err) != 0) {

@@ -153,8 +153,8 @@ static void finding(struct loopsan_strbuf *sb, const struct loopsan_finding *f) 
       loopsan_sb_puts(sb, n++ ? ", " : "");
       loopsan_sb_json_string(sb, loopsan_kind_name(k));
     }
-  loopsan_sb_printf(sb, "], \"count\": %u, \"suppressed\": %s\n    }", f->count,
-                    f->suppressed ? "true" : "false");
+  loopsan_sb_printf(sb, "], \"count\": %u, \"suppressed\": %s, \"in_baseline\": %s\n    }",
+                    f->count, f->suppressed ? "true" : "false", f->in_baseline ? "true" : "false");
 }
 
 int loopsan_render_json(const struct loopsan_report *r, const struct loopsan_render_options *opts,

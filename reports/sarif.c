@@ -10,16 +10,16 @@
 #include "analyzer/strbuf.h"
 #include "reports/report.h"
 
-/* Frames of the system's libraries (libc, the loop libraries) are not
- * where a program's finding belongs. */
+/* Frames of the system's libraries (libc, the loop libraries) and system
+ * headers are not where a program's finding belongs. (A relative file
+ * name says nothing: a VPATH build's are ../src/x.c.) */
 static int system_frame(const struct loopsan_frame_owned *f) {
   if (!f->file)
     return 1;
   if (f->module && (strncmp(f->module, "/lib/", 5) == 0 || strncmp(f->module, "/usr/lib/", 9) == 0 ||
                     strncmp(f->module, "/lib64/", 7) == 0))
     return 1;
-  return strncmp(f->file, "../", 3) == 0 || strncmp(f->file, "./", 2) == 0 ||
-         strncmp(f->file, "/usr/", 5) == 0;
+  return strncmp(f->file, "/usr/include/", 13) == 0;
 }
 
 /* Where a finding is: the innermost program frame of its creation stack,

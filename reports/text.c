@@ -40,7 +40,7 @@ static void print_finding(FILE *out, const char *prefix, const struct loopsan_fi
                     : f->severity == LOOPSAN_SEV_WARNING ? "WARNING"
                                                          : "NOTE";
   fprintf(out, "%s %s: %s: %s%s\n", prefix, sev, loopsan_kind_name(f->kind), f->message,
-          f->suppressed ? " [suppressed]" : "");
+          f->in_baseline ? " [in baseline]" : "");
   /* (the timed kinds say "the slowest of N" in their message) */
   if (f->count > 1 && f->kind != LOOPSAN_KIND_SLOW_CALLBACK && f->kind != LOOPSAN_KIND_BLOCKED_LOOP &&
       f->kind != LOOPSAN_KIND_BLOCKING_CALL)
@@ -154,7 +154,7 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
     snprintf(prefix, sizeof prefix, "==%d==", p->pid);
     size_t n = 0;
     for (size_t i = 0; i < r->n_findings; i++)
-      n += r->findings[i].process == pi;
+      n += r->findings[i].process == pi && !r->findings[i].suppressed;
     /* Fold the shells and helpers of a run, unless something about them
      * deserves a look (killed, damaged trace). */
     if (!p->observed && n == 0 && r->n_processes > 1 && p->ended && p->n_notes <= 1) {
@@ -179,8 +179,8 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
     for (size_t i = 0; i < p->n_notes; i++)
       fprintf(out, "%s note: %s\n", prefix, p->notes[i]);
     fprintf(out, "%s\n", prefix);
-    for (size_t i = 0; i < r->n_findings; i++)
-      if (r->findings[i].process == pi)
+    for (size_t i = 0; i < r->n_findings; i++) /* suppressed: not shown (valgrind's way) */
+      if (r->findings[i].process == pi && !r->findings[i].suppressed)
         print_finding(out, prefix, &r->findings[i]);
   }
   if (quiet)
@@ -200,6 +200,11 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
     }
   }
   fprintf(out, " in %zu process%s", r->n_processes, r->n_processes == 1 ? "" : "es");
+  if (r->n_suppressed)
+    fprintf(out, "; %u finding%s suppressed by %u rule%s", r->n_suppressed,
+            r->n_suppressed == 1 ? "" : "s", r->n_rules_used, r->n_rules_used == 1 ? "" : "s");
+  if (r->n_in_baseline)
+    fprintf(out, "; %u known from the baseline", r->n_in_baseline);
   if (r->trace_dir)
     fprintf(out, " (traces: %s)", r->trace_dir);
   fputc('\n', out);
