@@ -27,6 +27,7 @@ struct loopsan_cli {
   int n_suppressions;
   int gen_suppressions;
   const char *baseline;
+  int color; /* 0 auto, 1 always, 2 never */
   char **args;           /* run: PROGRAM ARGS...; report: paths (owned array) */
   int n_args;
 };

@@ -124,6 +124,13 @@ static int apply(struct loopsan_cli *cli, const struct loopsan_option_desc *o, c
     return 0;
   case LOOPSAN_OPT_GEN_SUPPRESSIONS: cli->gen_suppressions = 1; return 0;
   case LOOPSAN_OPT_BASELINE: cli->baseline = v; return 0;
+  case LOOPSAN_OPT_COLOR:
+    if (strcmp(v, "auto") == 0 || strcmp(v, "always") == 0 || strcmp(v, "never") == 0) {
+      cli->color = v[0] == 'a' ? (v[1] == 'u' ? 0 : 1) : 2;
+      return 0;
+    }
+    snprintf(err, err_len, "--color: unknown value '%s'; valid values: auto, always, never", v);
+    return -1;
   case LOOPSAN_OPT_HELP: cli->command = LOOPSAN_CMD_HELP; return 0;
   case LOOPSAN_OPT_VERSION: cli->command = LOOPSAN_CMD_VERSION; return 0;
   default: return -1;

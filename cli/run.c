@@ -171,7 +171,10 @@ static int render(struct loopsan_cli *cli, struct loopsan_report *r, FILE *out, 
     fprintf(stderr, "loopsan: %s\n", err);
     status = 2;
   }
-  struct loopsan_render_options ro = {.tool_version = PACKAGE_VERSION};
+  const char *term = getenv("TERM");
+  int tty = isatty(fileno(out)) && !getenv("NO_COLOR") && !(term && strcmp(term, "dumb") == 0);
+  struct loopsan_render_options ro = {.tool_version = PACKAGE_VERSION,
+                                      .color = cli->color == 1 || (cli->color == 0 && tty)};
   if (loopsan_render(r, (enum loopsan_format)cli->format, &ro, out) != 0)
     fprintf(stderr, "loopsan: could not write the report%s%s\n", cli->output ? " to " : "",
             cli->output ? cli->output : "");

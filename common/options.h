@@ -28,6 +28,7 @@ enum loopsan_option_type {
   LOOPSAN_OPTTYPE_KINDS,
   LOOPSAN_OPTTYPE_EXITCODE,
   LOOPSAN_OPTTYPE_FLAG,
+  LOOPSAN_OPTTYPE_COLOR,
 };
 
 enum loopsan_option_id {

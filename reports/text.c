@@ -5,6 +5,12 @@
 
 #include "reports/report.h"
 
+/* Colour, as the sanitizers use it (--color): the severity and kind of a
+ * headline, function names in stacks, section labels, the summary. */
+static int use_color;
+#define PAINT(code) (use_color ? "\033[" code "m" : "")
+#define RESET PAINT("0")
+
 static const char *basename_of(const char *path) {
   const char *s = path ? strrchr(path, '/') : NULL;
   return s ? s + 1 : path;
@@ -12,7 +18,7 @@ static const char *basename_of(const char *path) {
 
 static void print_location(FILE *out, const struct loopsan_frame_owned *f) {
   if (f->function)
-    fprintf(out, "%s", f->function);
+    fprintf(out, "%s%s%s", PAINT("1;34"), f->function, RESET);
   else if (f->module)
     fprintf(out, "%s+0x%" PRIx64, basename_of(f->module), f->module_offset);
   else
@@ -39,8 +45,10 @@ static void print_finding(FILE *out, const char *prefix, const struct loopsan_fi
   const char *sev = f->severity == LOOPSAN_SEV_ERROR     ? "ERROR"
                     : f->severity == LOOPSAN_SEV_WARNING ? "WARNING"
                                                          : "NOTE";
-  fprintf(out, "%s %s: %s: %s%s\n", prefix, sev, loopsan_kind_name(f->kind), f->message,
-          f->in_baseline ? " [in baseline]" : "");
+  fprintf(out, "%s %s%s: %s%s: %s%s%s\n", prefix,
+          f->severity == LOOPSAN_SEV_ERROR ? PAINT("1;31") : PAINT("1;35"), sev,
+          loopsan_kind_name(f->kind), RESET, f->message, f->in_baseline ? " [in baseline]" : "",
+          RESET);
   /* (the timed kinds say "the slowest of N" in their message) */
   if (f->count > 1 && f->kind != LOOPSAN_KIND_SLOW_CALLBACK && f->kind != LOOPSAN_KIND_BLOCKED_LOOP &&
       f->kind != LOOPSAN_KIND_BLOCKING_CALL)
@@ -139,7 +147,7 @@ static void print_observed(FILE *out, const char *prefix, const struct loopsan_p
 
 int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_render_options *opts,
                         FILE *out) {
-  (void)opts;
+  use_color = opts && opts->color;
   unsigned counts[LOOPSAN_KIND_COUNT];
   loopsan_report_summary(r, counts);
   unsigned total = 0;
@@ -187,7 +195,7 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
     fprintf(out,
             "loopsan: %zu %sprocess%s used no event loop loopsan observes (see --format=json)\n",
             quiet, quiet < r->n_processes ? "other " : "", quiet == 1 ? "" : "es");
-  fprintf(out, "SUMMARY: loopsan: ");
+  fprintf(out, "%sSUMMARY: loopsan: ", PAINT("1"));
   if (!total) {
     fprintf(out, "no problems found");
   } else {
@@ -207,6 +215,6 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
     fprintf(out, "; %u known from the baseline", r->n_in_baseline);
   if (r->trace_dir)
     fprintf(out, " (traces: %s)", r->trace_dir);
-  fputc('\n', out);
+  fprintf(out, "%s\n", RESET);
   return 0;
 }
