@@ -927,6 +927,57 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
   return add_finding(rep, &f);
 }
 
+/* The upper bound (ms) of the bucket where Q of a site's dispatches are
+ * reached; at most its maximum. */
+static double quantile_ms(const struct loopsan_callback_site *s, double q) {
+  uint64_t want = (uint64_t)((double)s->count * q + 0.999999), seen = 0;
+  for (unsigned i = 0; i < LOOPSAN_SITE_BUCKETS; i++) {
+    seen += s->buckets[i];
+    if (seen >= want && seen) {
+      double bound = s->bucket_unit_ms * (double)(2ull << i);
+      return bound < s->max_ms ? bound : s->max_ms;
+    }
+  }
+  return s->max_ms;
+}
+
+static int by_total(const void *a, const void *b) {
+  const struct loopsan_callback_site *x = a, *y = b;
+  return x->total_ms < y->total_ms ? 1 : x->total_ms > y->total_ms ? -1 : 0;
+}
+
+/* Every callback site the process timed, from its HISTOGRAM records. */
+static void build_sites(struct loopsan_process *p, const struct loopsan_replay *r,
+                        loopsan_symbolizer *sym) {
+  size_t n = 0;
+  for (size_t i = 0; i < r->n_sites; i++)
+    n += r->sites[i].count > 0;
+  if (!n || !(p->sites = calloc(n, sizeof *p->sites)))
+    return;
+  for (size_t i = 0; i < r->n_sites; i++) {
+    const struct replay_site *rs = &r->sites[i];
+    if (!rs->count)
+      continue;
+    struct loopsan_callback_site *s = &p->sites[p->n_sites++];
+    const loopsan_frame *fr;
+    size_t nf;
+    if (loopsan_symbolize(sym, rs->cb, 0, &fr, &nf) == 0 && nf > 0) {
+      own_frame(&s->callback, &fr[nf - 1]);
+      s->has_callback = 1;
+    }
+    s->library = loopsan_library_name(rs->library);
+    s->count = rs->count;
+    s->total_ms = loopsan_replay_ms(r, rs->total);
+    s->max_ms = loopsan_replay_ms(r, rs->max);
+    s->bucket_unit_ms = loopsan_replay_ms(r, 1);
+    memcpy(s->buckets, rs->buckets, sizeof s->buckets);
+    s->p50_ms = quantile_ms(s, 0.50);
+    s->p99_ms = quantile_ms(s, 0.99);
+    frames_of_stack(sym, loopsan_replay_stack(r, rs->stack), &s->created_at, &s->n_created_at);
+  }
+  qsort(p->sites, p->n_sites, sizeof *p->sites, by_total);
+}
+
 /* A process killed before it could write out its buffers left them in
  * spill files next to its trace: read the records they still hold, then
  * what their headers say (callbacks in progress, counts). */
@@ -1073,6 +1124,7 @@ static int analyze_one(const char *path, const struct loopsan_analyze_options *o
     loopsan_report_add_note(&p->notes, &p->n_notes,
                             "%llu record(s) recovered from the buffers the process left behind",
                             (unsigned long long)recovered);
+  build_sites(p, &r, sym);
   char no_stall[512];
   why_no_stall(path, opts, no_stall, sizeof no_stall);
   int rc = 0;

@@ -176,6 +176,13 @@ void loopsan_report_free(struct loopsan_report *r) {
       free(p->observations[j].types);
     }
     free(p->observations);
+    for (size_t j = 0; j < p->n_sites; j++) {
+      free(p->sites[j].callback.function);
+      free(p->sites[j].callback.file);
+      free(p->sites[j].callback.module);
+      free_frames(p->sites[j].created_at, p->sites[j].n_created_at);
+    }
+    free(p->sites);
   }
   free(r->processes);
   free_strings(r->notes, r->n_notes);

@@ -112,6 +112,21 @@ struct loopsan_observed {
   size_t n_types;
 };
 
+/* How long the callbacks of one site (function) took, every dispatch
+ * counted: what reports show as the slowest sites and as histograms. */
+#define LOOPSAN_SITE_BUCKETS 40 /* = LOOPSAN_HIST_BUCKETS of the trace */
+struct loopsan_callback_site {
+  int has_callback;
+  struct loopsan_frame_owned callback;
+  const char *library; /* static string */
+  uint64_t count;
+  double total_ms, max_ms, p50_ms, p99_ms; /* p50, p99: bucket upper bounds, at most max */
+  double bucket_unit_ms; /* bucket i holds durations in [2^i, 2^(i+1)) units (0: from 0) */
+  uint64_t buckets[LOOPSAN_SITE_BUCKETS];
+  struct loopsan_frame_owned *created_at; /* where an object with it was made, if known */
+  size_t n_created_at;
+};
+
 struct loopsan_process {
   int pid, ppid;
   char *exe;
@@ -130,6 +145,8 @@ struct loopsan_process {
   char *trace;
   char **notes; /* what could not be read or observed */
   size_t n_notes;
+  struct loopsan_callback_site *sites; /* by total time, most first */
+  size_t n_sites;
 };
 
 struct loopsan_report {

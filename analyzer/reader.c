@@ -32,6 +32,7 @@ size_t loopsan_record_min_size(uint16_t type) {
   case LOOPSAN_REC_WRONG_THREAD: return sizeof(struct loopsan_rec_wrong_thread);
   case LOOPSAN_REC_MISUSE: return sizeof(struct loopsan_rec_misuse);
   case LOOPSAN_REC_CRASH: return sizeof(struct loopsan_rec_crash);
+  case LOOPSAN_REC_HISTOGRAM: return sizeof(struct loopsan_rec_histogram);
   default: return 0;
   }
 }

@@ -32,6 +32,7 @@ void loopsan_replay_free(struct loopsan_replay *r) {
   free(r->counts);
   free(r->ended_loops);
   free(r->stalls);
+  free(r->sites);
   for (size_t i = 0; i < REPLAY_ENDED_RING; i++)
     free(r->ended_objects[i]);
   memset(r, 0, sizeof *r);
@@ -192,6 +193,53 @@ int loopsan_replay_loop_ended(const struct loopsan_replay *r, uint64_t id) {
     if (r->ended_loops[i] == id)
       return 1;
   return 0;
+}
+
+/* ---- callback sites ---- */
+
+struct replay_site *loopsan_replay_site(struct loopsan_replay *r, uint64_t cb, uint16_t library) {
+  for (size_t i = 0; i < r->n_sites; i++) /* a program has tens of callback sites */
+    if (r->sites[i].cb == cb && r->sites[i].library == library)
+      return &r->sites[i];
+  if (r->n_sites == r->cap_sites) {
+    size_t cap = r->cap_sites ? r->cap_sites * 2 : 64;
+    struct replay_site *grown = realloc(r->sites, cap * sizeof *grown);
+    if (!grown) {
+      r->failed = 1;
+      return NULL;
+    }
+    r->sites = grown;
+    r->cap_sites = cap;
+  }
+  struct replay_site *s = &r->sites[r->n_sites++];
+  memset(s, 0, sizeof *s);
+  s->cb = cb;
+  s->library = library;
+  return s;
+}
+
+static void on_histogram(struct loopsan_replay *r, const struct loopsan_record_header *rec) {
+  struct loopsan_rec_histogram h;
+  memcpy(&h, rec, sizeof h);
+  struct replay_site *s = loopsan_replay_site(r, h.cb, h.library);
+  if (!s)
+    return;
+  s->slot = (uint16_t)h.h.aux;
+  s->count += h.count;
+  s->total += h.total;
+  if (h.max > s->max)
+    s->max = h.max;
+  for (unsigned i = 0; i < LOOPSAN_HIST_BUCKETS; i++)
+    s->buckets[i] += h.buckets[i];
+}
+
+/* An object's callback: its site learns where such objects are made. */
+static void site_made(struct loopsan_replay *r, const struct replay_object *o, uint64_t cb) {
+  if (!cb || !o->stack)
+    return;
+  struct replay_site *s = loopsan_replay_site(r, cb, o->library);
+  if (s && !s->stack)
+    s->stack = o->stack;
 }
 
 /* The last objects that ended, kept for a misuse that comes after the
@@ -536,13 +584,18 @@ static void on_op(struct loopsan_replay *r, const struct loopsan_record_header *
     o->starts++;
     o->last_start_ts = op->ts;
     o->start_flags = arg;
-    if (op->cb)
+    if (op->cb) {
       o->main_cb = op->cb;
+      site_made(r, o, op->cb);
+    }
     break;
   case LOOPSAN_OP_STOP: o->last_stop_ts = op->ts; break;
   case LOOPSAN_OP_USE:
   case LOOPSAN_OP_RUN: o->used = 1; break;
-  case LOOPSAN_OP_CALLBACK: o->main_cb = op->cb; break;
+  case LOOPSAN_OP_CALLBACK:
+    o->main_cb = op->cb;
+    site_made(r, o, op->cb);
+    break;
   case LOOPSAN_OP_UNOBSERVED: loopsan_rules_unobserved_error(r, o, (int32_t)arg); break;
   case LOOPSAN_OP_ATTACH:
     o->loop = op->cb;
@@ -734,6 +787,7 @@ int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, ui
   case LOOPSAN_REC_COUNTS: on_counts(r, (const void *)rec); break;
   case LOOPSAN_REC_UNFINISHED: on_unfinished(r, (const void *)rec); break;
   case LOOPSAN_REC_BLOCKING: loopsan_rules_blocking(r, (const void *)rec, tid); break;
+  case LOOPSAN_REC_HISTOGRAM: on_histogram(r, rec); break;
   case LOOPSAN_REC_CRASH:
     if (!r->has_crash) { /* the first is what the process died of */
       memcpy(&r->crash, rec, sizeof r->crash);

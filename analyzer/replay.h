@@ -161,6 +161,14 @@ struct loopsan_replay {
   /* watchers still active at the end on a loop that outlives them (the
    * default loop), or on one this trace never saw made: not reported */
   uint64_t watchers_let_be;
+  struct replay_site {
+    uint64_t cb;
+    uint16_t library, slot;
+    uint32_t stack; /* where an object with this callback was made (the first seen) */
+    uint64_t count, total, max;
+    uint64_t buckets[LOOPSAN_HIST_BUCKETS];
+  } *sites; /* callback sites: durations from HISTOGRAM records */
+  size_t n_sites, cap_sites;
   struct replay_object *ended_objects[REPLAY_ENDED_RING]; /* the last that ended */
   size_t ended_next;
   struct replay_stall {
@@ -210,6 +218,9 @@ struct loopsan_replay {
   int failed; /* an allocation failed: results are incomplete */
 };
 
+/* The callback site of CB (LIBRARY), made on first sight; NULL if out of
+ * memory. */
+struct replay_site *loopsan_replay_site(struct loopsan_replay *r, uint64_t cb, uint16_t library);
 /* An object that ended lately (the last REPLAY_ENDED_RING), or NULL. */
 const struct replay_object *loopsan_replay_ended_object(const struct loopsan_replay *r,
                                                         uint64_t id);

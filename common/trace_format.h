@@ -126,6 +126,7 @@ enum loopsan_record_type {
   LOOPSAN_REC_WRONG_THREAD = 18, /* format 3 */
   LOOPSAN_REC_MISUSE = 19,       /* format 3 */
   LOOPSAN_REC_CRASH = 20,        /* format 3 */
+  LOOPSAN_REC_HISTOGRAM = 21,    /* format 3 */
   LOOPSAN_REC_TYPE_COUNT
 };
 
@@ -453,6 +454,24 @@ struct loopsan_rec_crash {
   uint32_t tid;
   uint16_t library;
   uint16_t slot;
+};
+
+/* (format 3) How long the callbacks of one callback site (function) took
+ * since the thread's last HISTOGRAM for it: every dispatch, also in record
+ * mode "findings" (where no DISPATCH is written for most). buckets[i]
+ * counts the dispatches of [2^i, 2^(i+1)) ticks (bucket 0 also 0 and 1;
+ * the last, everything above); total and max in ticks. The analyzer adds
+ * up a site's records across threads and write-outs. aux: the slot. */
+#define LOOPSAN_HIST_BUCKETS 40
+struct loopsan_rec_histogram {
+  struct loopsan_record_header h;
+  uint64_t cb;
+  uint64_t total;
+  uint64_t max;
+  uint64_t count;
+  uint16_t library;
+  uint16_t pad[3];
+  uint32_t buckets[LOOPSAN_HIST_BUCKETS];
 };
 
 /* (format 3) A libc call that blocks (sleep, fsync, a blocking read, ...)

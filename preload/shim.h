@@ -255,12 +255,47 @@ static inline void loopsan__dispatch_begin(struct loopsan_dispatch *d, uint64_t 
 }
 
 void loopsan__dispatch_slow(const struct loopsan_dispatch *d, uint64_t duration);
+/* histograms.c: one more dispatch of CB (SLOT, LIBRARY) that took DT ticks.
+ * Inline: the thread's last site at one compare, else a lookup. */
+struct loopsan_hist_slot {
+  uint64_t cb; /* 0: free */
+  uint64_t total, max;
+  uint32_t count;
+  uint16_t library, slot;
+  uint32_t buckets[LOOPSAN_HIST_BUCKETS];
+};
+extern LOOPSAN_TLS struct loopsan_hist_slot *loopsan__hist_last;
+void loopsan__hist_add_slow(const void *cb, uint32_t slot, uint32_t library, uint64_t dt);
+static inline void loopsan__hist_count(struct loopsan_hist_slot *s, uint64_t dt) {
+  s->count++;
+  s->total += dt;
+  if (LOOPSAN_UNLIKELY(dt > s->max))
+    s->max = dt;
+  unsigned b = 63u - (unsigned)__builtin_clzll(dt | 1);
+  s->buckets[b < LOOPSAN_HIST_BUCKETS ? b : LOOPSAN_HIST_BUCKETS - 1]++;
+}
+static inline void loopsan__hist_add(const void *cb, uint32_t slot, uint32_t library,
+                                     uint64_t dt) {
+  struct loopsan_hist_slot *s = loopsan__hist_last;
+  if (LOOPSAN_LIKELY(s && s->cb == (uint64_t)(uintptr_t)cb))
+    loopsan__hist_count(s, dt);
+  else
+    loopsan__hist_add_slow(cb, slot, library, dt);
+}
+/* Write out the counts: the calling thread's (periodic), all (the end),
+ * the exiting thread's; forget the parent's in a forked child. */
+void loopsan__hist_flush_mine(void);
+int loopsan__hist_dirty(void);
+void loopsan__hist_flush_all(void);
+void loopsan__hist_thread_exit(void);
+void loopsan__hist_atfork_child(void);
 
 static inline void loopsan__dispatch_end(struct loopsan_dispatch *d) {
   uint64_t dt = loopsan__now() - d->t0;
   struct loopsan_spill_header *h = d->region;
   if (LOOPSAN_LIKELY(h != NULL))
     __atomic_store_n(&h->depth, h->depth - 1, __ATOMIC_RELEASE);
+  loopsan__hist_add(d->cb, d->slot, d->library, dt);
   if (LOOPSAN_UNLIKELY(dt >= loopsan__state.slow_ticks)) /* 0 in record mode "all" */
     loopsan__dispatch_slow(d, dt);
 }

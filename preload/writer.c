@@ -171,6 +171,7 @@ static void tbuf_write_out(struct tbuf *b, int owner) {
 
 static void tbuf_release(void *arg) {
   struct tbuf *b = arg;
+  loopsan__hist_thread_exit(); /* its callback durations, before its last write-out */
   tbuf_write_out(b, 1);
   my_buf = NULL;
   loopsan__tls_region = NULL;
@@ -339,7 +340,7 @@ LOOPSAN_TLS uint32_t loopsan__waits_unchecked, loopsan__wait_budget_ms;
 void loopsan__before_wait(int timeout_ms) {
   struct tbuf *b = my_buf;
   loopsan__wait_budget_ms = 0;
-  if (LOOPSAN_LIKELY(!b) || in_writer || buf_end(b) == buf_written(b))
+  if (LOOPSAN_LIKELY(!b) || in_writer || (buf_end(b) == buf_written(b) && !loopsan__hist_dirty()))
     return; /* nothing of ours is waiting */
   (void)timeout_ms;
   uint64_t now = loopsan__now(), second = loopsan__clock_ticks_per_sec();
@@ -355,6 +356,7 @@ void loopsan__before_wait(int timeout_ms) {
     loopsan__modules_emit_if_changed(0);
     loopsan__emit_counts();
   }
+  loopsan__hist_flush_mine();
   tbuf_write_out(b, 1);
   errno = saved;
 }
@@ -461,6 +463,7 @@ void loopsan__writer_close(uint32_t how, int status) {
       return;
   }
   emit_unfinished(how);
+  loopsan__hist_flush_all();
   struct loopsan_rec_end r = {.ts = loopsan__now(), .how = how, .status = status};
   loopsan__clock_emit();
   loopsan__modules_emit_if_changed(0);
@@ -502,6 +505,7 @@ void loopsan__writer_atfork_child(void) {
     region_init(my_buf, my_buf->tid);
   }
   pthread_mutex_init(&W.open_lock, NULL);
+  loopsan__hist_atfork_child();
   loopsan__compact_atfork_child();
   loopsan__trace_atfork_child();
   atomic_store(&W.lost, 0);

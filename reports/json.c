@@ -79,7 +79,36 @@ static void process(struct loopsan_strbuf *sb, const struct loopsan_process *p) 
       loopsan_sb_puts(sb, ", ");
     loopsan_sb_json_string(sb, p->notes[i]);
   }
-  loopsan_sb_puts(sb, "]}");
+  loopsan_sb_puts(sb, "]");
+  /* How long each callback site took, every dispatch counted (a
+   * histogram of log2 buckets: durations up to le_ms). */
+  loopsan_sb_puts(sb, ", \"callbacks\": [");
+  for (size_t i = 0; i < p->n_sites; i++) {
+    const struct loopsan_callback_site *s = &p->sites[i];
+    loopsan_sb_puts(sb, i ? ",\n      {\"callback\": " : "\n      {\"callback\": ");
+    if (s->has_callback)
+      frame(sb, &s->callback);
+    else
+      loopsan_sb_puts(sb, "null");
+    loopsan_sb_puts(sb, ", \"library\": ");
+    loopsan_sb_json_string(sb, s->library);
+    loopsan_sb_printf(sb,
+                      ", \"count\": %" PRIu64 ", \"total_ms\": %.3f, \"p50_ms\": %.3f, "
+                      "\"p99_ms\": %.3f, \"max_ms\": %.3f, \"histogram\": [",
+                      s->count, s->total_ms, s->p50_ms, s->p99_ms, s->max_ms);
+    int first = 1;
+    for (unsigned b = 0; b < LOOPSAN_SITE_BUCKETS; b++) {
+      if (!s->buckets[b])
+        continue;
+      loopsan_sb_printf(sb, "%s{\"le_ms\": %.6g, \"count\": %" PRIu64 "}", first ? "" : ", ",
+                        s->bucket_unit_ms * (double)(2ull << b), s->buckets[b]);
+      first = 0;
+    }
+    loopsan_sb_puts(sb, "], \"created_at\": ");
+    frames(sb, s->created_at, s->n_created_at);
+    loopsan_sb_puts(sb, "}");
+  }
+  loopsan_sb_puts(sb, p->n_sites ? "\n    ]}" : "]}");
 }
 
 static void finding(struct loopsan_strbuf *sb, const struct loopsan_finding *f) {

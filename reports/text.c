@@ -115,6 +115,37 @@ static void print_finding(FILE *out, const char *prefix, const struct loopsan_fi
   fprintf(out, "%s\n", prefix);
 }
 
+/* The slowest callback sites, by their longest call: how long they take. */
+#define SITES_SHOWN 5
+static void print_sites(FILE *out, const char *prefix, const struct loopsan_process *p) {
+  const struct loopsan_callback_site *top[SITES_SHOWN];
+  size_t n = 0;
+  for (size_t i = 0; i < p->n_sites; i++) {
+    const struct loopsan_callback_site *s = &p->sites[i];
+    size_t at = n;
+    while (at > 0 && s->max_ms > top[at - 1]->max_ms)
+      at--;
+    if (at >= SITES_SHOWN)
+      continue;
+    if (n < SITES_SHOWN)
+      n++;
+    memmove(&top[at + 1], &top[at], (n - 1 - at) * sizeof *top);
+    top[at] = s;
+  }
+  if (n)
+    fprintf(out, "%s slowest callbacks (of %zu timed):\n", prefix, p->n_sites);
+  for (size_t i = 0; i < n; i++) {
+    const struct loopsan_callback_site *s = top[i];
+    fprintf(out, "%s   ", prefix);
+    if (s->has_callback)
+      print_location(out, &s->callback);
+    else
+      fputs("?", out);
+    fprintf(out, " (%s): %" PRIu64 " call%s, p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+            s->library, s->count, s->count == 1 ? "" : "s", s->p50_ms, s->p99_ms, s->max_ms);
+  }
+}
+
 /* What was seen, as valgrind's "total heap usage: N allocs, N frees". */
 static void print_observed(FILE *out, const char *prefix, const struct loopsan_process *p) {
   for (size_t i = 0; i < p->n_observations; i++) {
@@ -184,6 +215,7 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
     }
     fprintf(out, "): %zu finding%s\n", n, n == 1 ? "" : "s");
     print_observed(out, prefix, p);
+    print_sites(out, prefix, p);
     for (size_t i = 0; i < p->n_notes; i++)
       fprintf(out, "%s note: %s\n", prefix, p->notes[i]);
     fprintf(out, "%s\n", prefix);

@@ -29,6 +29,9 @@ An .expect file has one statement a line ('#' starts a comment):
                          callbacks, or an object type (created count);
                          KEY>=N for a lower bound. Counts are summed over
                          the report's processes.
+  timed FUNCTION KEY=N... a callback site (processes[].callbacks) of FUNCTION
+                         was timed; keys: count, max_ms, p50_ms, p99_ms,
+                         total_ms (KEY>=N for a lower bound, KEY<=N an upper)
   exit N                 the program's exit status under loopsan (default 0)
   note TEXT              a process note containing TEXT
   nonote TEXT            no process note containing TEXT
@@ -119,7 +122,7 @@ def matches(f, want):
 def parse_pairs(words, line, allowed=None):
     pairs = []
     for kv in words:
-        m = re.match(r"^([A-Za-z_0-9-]+)(>=|=)(.*)$", kv)
+        m = re.match(r"^([A-Za-z_0-9-]+)(>=|<=|=)(.*)$", kv)
         if not m:
             fail("bad KEY=VALUE %r in: %s" % (kv, line))
         if allowed is not None and m.group(1) not in allowed:
@@ -162,6 +165,7 @@ def main():
     if report["tool"] != "loopsan" or report["format"] != 1:
         fail("bad tool/format header")
     wanted, only, none, want_exit, notes, nonotes, observed = [], False, False, 0, [], [], []
+    timed = []
     with open(expect_path) as fh:
         for line in fh:
             line = line.split("#", 1)[0].strip()
@@ -181,6 +185,12 @@ def main():
                 only = True
             elif word == "none" and not rest:
                 only = none = True
+            elif word == "timed":
+                words = rest.split()
+                if not words:
+                    fail("timed needs a function: %s" % line)
+                timed.append((words[0], parse_pairs(words[1:], line,
+                                                    {"count", "max_ms", "p50_ms", "p99_ms", "total_ms"})))
             elif word == "observed":
                 words = rest.split()
                 if not words:
@@ -224,6 +234,19 @@ def main():
             have = total.get(key, 0)
             if (op == "=" and have != int(value)) or (op == ">=" and have < int(value)):
                 fail("observed %s %s is %d, expected %s%s (all: %s)" % (lib, key, have, op, value, total))
+    for fn, pairs in timed:
+        sites = [s for p in report["processes"] for s in p.get("callbacks", [])
+                 if (s.get("callback") or {}).get("function") == fn]
+        if not sites:
+            fail("no callback site of %s was timed (sites: %s)" % (fn, [
+                (s.get("callback") or {}).get("function") for p in report["processes"]
+                for s in p.get("callbacks", [])]))
+        site = sites[0]
+        for key, op, value in pairs:
+            have = float(site.get(key, 0))
+            if ((op == "=" and have != float(value)) or (op == ">=" and have < float(value)) or
+                    (op == "<=" and have > float(value))):
+                fail("timed %s: %s is %s, expected %s%s" % (fn, key, have, op, value))
     all_notes = " | ".join(n for p in report["processes"] for n in p.get("notes", []))
     for n in notes:
         if n not in all_notes:

@@ -27,6 +27,8 @@ KIND_LOOP, KIND_HANDLE, KIND_REQUEST, KIND_WATCHER = 1, 2, 3, 4
 OP_START, OP_STOP, OP_USE, OP_CLOSE, OP_CLOSED, OP_FIRED, OP_COMPLETE, OP_RUN = range(1, 9)
 OP_ATTACH = 10  # format 3: cb holds the loop's object id
 CRASH = 20  # format 3
+HISTOGRAM = 21  # format 3: a callback site's durations, log2 buckets of ticks
+HIST_BUCKETS = 40
 ITERATION_POLL = 9  # format 3: DISPATCH aux of a poll/select loop's iteration
 CLOSED_WITH_LOOP = 1  # format 3: the arg of OP_CLOSED
 START_ONESHOT, START_SCHEDULED = 1, 2
@@ -150,6 +152,12 @@ class Trace:
     def wrong_thread(self, ts, obj, loop, owner_tid, stack, name):
         self.add(record(WRONG_THREAD, struct.pack("<QQQIIHHI", ts, obj, loop, owner_tid, stack, LIB_UV,
                                                   len(name), 0), tail=name.encode()))
+
+    def histogram(self, cb, buckets, total, maximum, slot=0, library=1):
+        """BUCKETS: {bucket index: count}."""
+        counts = [buckets.get(i, 0) for i in range(HIST_BUCKETS)]
+        self.add(record(HISTOGRAM, struct.pack("<QQQQH6x", cb, total, maximum, sum(counts), library)
+                        + struct.pack("<%dI" % HIST_BUCKETS, *counts), aux=slot))
 
     def crash(self, ts, obj, cb, dispatch_ts, addr, stack, code, signal, slot=0):
         self.add(record(CRASH, struct.pack("<QQQQQIiIHH", ts, obj, cb, dispatch_ts, addr, stack, code,
@@ -442,6 +450,12 @@ def blocking_calls(out):
     t.op(1400 * MS, 2, OP_CLOSED)
     t.op(1400 * MS, 3, OP_CLOSED)
     t.op(1401 * MS, 1, OP_CLOSED, stack=t.stack(MAIN))
+    # ON_TICK: 1000 calls of 1-2 us, 9 of 64-128 us, one of 40 ms (bucket 25:
+    # 2^25 ns = 33.6 ms); ON_WORK: its one 200 ms call (and two records of it,
+    # as two write-outs would give).
+    t.histogram(fn(ON_TICK), {10: 1000, 16: 9}, 1000 * 1500 + 9 * 100000, 0)
+    t.histogram(fn(ON_TICK), {25: 1}, 40 * MS, 40 * MS)
+    t.histogram(fn(ON_WORK), {27: 1}, 200 * MS, 200 * MS)
     t.end(1402 * MS)
     t.write(os.path.join(out, "blocking_calls.v3.trace"))
 
