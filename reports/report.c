@@ -14,6 +14,7 @@ static const struct {
     [LOOPSAN_FORMAT_JSON] = {"json", loopsan_render_json},
     [LOOPSAN_FORMAT_MARKDOWN] = {"markdown", loopsan_render_markdown},
     [LOOPSAN_FORMAT_SARIF] = {"sarif", loopsan_render_sarif},
+    [LOOPSAN_FORMAT_FOLDED] = {"folded", loopsan_render_folded},
 };
 
 int loopsan_format_from_name(const char *name) {

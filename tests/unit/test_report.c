@@ -127,12 +127,46 @@ START_TEST(markdown_table_and_top) {
 }
 END_TEST
 
+/* Folded stacks: program;creation frames (outermost first);callback, with
+ * the site's microseconds; a sampled slow call goes on into its stack. */
+START_TEST(folded_stacks) {
+  struct loopsan_report r;
+  make_report(&r);
+  struct loopsan_process *p = &r.processes[0];
+  p->n_sites = 1;
+  p->sites = calloc(1, sizeof *p->sites);
+  struct loopsan_callback_site *s = &p->sites[0];
+  s->has_callback = 1;
+  s->callback.function = strdup("on_tick");
+  s->callback.address = 0x4000;
+  s->library = "libuv";
+  s->count = 10;
+  s->total_ms = 160.0;
+  s->n_created_at = 2;
+  s->created_at = calloc(2, sizeof *s->created_at);
+  s->created_at[0].function = strdup("start_ticker");
+  s->created_at[1].function = strdup("main");
+  struct loopsan_finding *f = &r.findings[0];
+  f->callback.address = 0x4000;
+  f->n_stack = 2;
+  f->stack = calloc(2, sizeof *f->stack);
+  f->stack[0].function = strdup("spin;helper");
+  f->stack[1].function = strdup("on_tick");
+  f->stack[1].address = 0x4000;
+  char *folded = render(&r, LOOPSAN_FORMAT_FOLDED);
+  ck_assert_str_eq(folded, "we\"ird_\xff""exe;main;start_ticker;on_tick;spin_helper 152301\n"
+                           "we\"ird_\xff""exe;main;start_ticker;on_tick 7699\n");
+  free(folded);
+  loopsan_report_free(&r);
+}
+END_TEST
+
 START_TEST(formats_by_name) {
   ck_assert_int_eq(loopsan_format_from_name("json"), LOOPSAN_FORMAT_JSON);
   ck_assert_int_eq(loopsan_format_from_name("text"), LOOPSAN_FORMAT_TEXT);
   ck_assert_int_eq(loopsan_format_from_name("markdown"), LOOPSAN_FORMAT_MARKDOWN);
   ck_assert_int_eq(loopsan_format_from_name("xml"), -1);
-  ck_assert_str_eq(loopsan_format_names(), "text, json, markdown, sarif");
+  ck_assert_str_eq(loopsan_format_names(), "text, json, markdown, sarif, folded");
   ck_assert_int_eq(loopsan_kind_from_name("pending-at-exit", 15), LOOPSAN_KIND_PENDING_AT_EXIT);
   ck_assert_int_eq(loopsan_kind_from_name("pending", 7), -1);
 }
@@ -144,6 +178,7 @@ int main(void) {
   tcase_add_test(tc, json_fields_and_escaping);
   tcase_add_test(tc, text_headline_and_summary);
   tcase_add_test(tc, markdown_table_and_top);
+  tcase_add_test(tc, folded_stacks);
   tcase_add_test(tc, formats_by_name);
   suite_add_tcase(s, tc);
   return loopsan_unit_run(s);
