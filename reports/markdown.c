@@ -128,5 +128,34 @@ int loopsan_render_markdown(const struct loopsan_report *r,
   if (total > n_shown)
     fprintf(out, "\n%u more in the full report (`loopsan report --format=text`).\n",
             total - (unsigned)n_shown);
+  /* The callbacks that took longest in all (every call counted). */
+  const struct loopsan_callback_site *top[5];
+  size_t n_top = 0;
+  for (size_t pi = 0; pi < r->n_processes; pi++)
+    for (size_t i = 0; i < r->processes[pi].n_sites; i++) {
+      const struct loopsan_callback_site *s = &r->processes[pi].sites[i];
+      size_t at = n_top;
+      while (at > 0 && s->total_ms > top[at - 1]->total_ms)
+        at--;
+      if (at >= 5)
+        continue;
+      if (n_top < 5)
+        n_top++;
+      memmove(&top[at + 1], &top[at], (n_top - 1 - at) * sizeof *top);
+      top[at] = s;
+    }
+  if (n_top) {
+    fputs("\n| callback | calls | total ms | p50 ms | p99 ms | max ms |\n"
+          "|---|---:|---:|---:|---:|---:|\n", out);
+    for (size_t i = 0; i < n_top; i++) {
+      fputs("| ", out);
+      if (top[i]->has_callback)
+        md_frame(out, &top[i]->callback);
+      else
+        fputs("?", out);
+      fprintf(out, " | %" PRIu64 " | %.3f | %.3f | %.3f | %.3f |\n", top[i]->count,
+              top[i]->total_ms, top[i]->p50_ms, top[i]->p99_ms, top[i]->max_ms);
+    }
+  }
   return 0;
 }
