@@ -293,8 +293,7 @@ static const char *signal_code_phrase(int sig, int32_t code) {
            : code == FPE_INTOVF ? "integer overflow"
            : code == FPE_FLTDIV ? "floating-point divide by zero"
                                 : "floating-point exception";
-  case SIGILL:
-    return code == ILL_ILLOPC ? "illegal opcode" : "illegal instruction";
+  case SIGILL: return code == ILL_ILLOPC ? "illegal opcode" : "illegal instruction";
   default: return NULL;
   }
 }
@@ -369,10 +368,9 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
   case LOOPSAN_KIND_MISUSE:
     if (raw->result == LOOPSAN_MISUSE_CLOSE_CLOSING) {
       loopsan_sb_printf(&m, "%s() called on %s that is already closing", raw->call, type);
-      loopsan_sb_printf(&d,
-                        "libuv aborts on its assertion right after: a handle is closed once "
-                        "(uv_is_closing() says whether it was); the first close is shown as "
-                        "\"closed before at\"");
+      loopsan_sb_printf(&d, "libuv aborts on its assertion right after: a handle is closed once "
+                            "(uv_is_closing() says whether it was); the first close is shown as "
+                            "\"closed before at\"");
     } else if (raw->result == LOOPSAN_MISUSE_USE_AFTER_CLOSE) {
       loopsan_sb_printf(&m, "%s() called on %s after it was closed", raw->call, type);
       loopsan_sb_printf(&d, "its close callback had run, so it is no handle of libuv's any more "
@@ -395,8 +393,8 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
       loopsan_sb_printf(&d, "libevent reads a base and flags from freed memory (a use after "
                             "free); the free is shown as \"freed at\"");
     } else if (raw->result == LOOPSAN_MISUSE_SOURCE_FREED) {
-      loopsan_sb_printf(&m, "%s() called on %s after its last g_source_unref() freed it",
-                        raw->call, raw->type_name[0] ? type : "a GSource");
+      loopsan_sb_printf(&m, "%s() called on %s after its last g_source_unref() freed it", raw->call,
+                        raw->type_name[0] ? type : "a GSource");
       loopsan_sb_printf(&d, "GLib reads freed memory (a use after free); the last unref is "
                             "shown as \"freed at\"");
     } else if (raw->result == LOOPSAN_MISUSE_ASSIGN_ADDED) {
@@ -414,7 +412,8 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
       loopsan_sb_printf(&d, "libev does nothing for a watcher that is already active, so this "
                             "start was lost: stop it on its own loop first");
     } else if (raw->result == LOOPSAN_MISUSE_FD_CHANGED) {
-      loopsan_sb_printf(&m, "%s() called on %s whose fd changed while it was active (%d at its "
+      loopsan_sb_printf(&m,
+                        "%s() called on %s whose fd changed while it was active (%d at its "
                         "start, %d now)",
                         raw->call, type, (int)raw->misuse_arg, (int)raw->misuse_arg2);
       loopsan_sb_printf(&d, "libev finds an active watcher by the fd it was started with: "
@@ -469,15 +468,15 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
                           : "set an event callback (bufferevent_setcb) and handle it");
     break;
   case LOOPSAN_KIND_API_ERROR:
-    loopsan_sb_printf(&m, "%s() returned %s%s", raw->call,
-                      raw->library == LOOPSAN_LIB_UV ? v->error_prefix : "",
-                      raw->library == LOOPSAN_LIB_UV ? error_name(raw->result)
-                                                     : (raw->result ? "-1" : "0"));
+    loopsan_sb_printf(
+        &m, "%s() returned %s%s", raw->call, raw->library == LOOPSAN_LIB_UV ? v->error_prefix : "",
+        raw->library == LOOPSAN_LIB_UV ? error_name(raw->result) : (raw->result ? "-1" : "0"));
     if (raw->type_name[0])
       loopsan_sb_printf(&m, " on %s", type);
     if (raw->library == LOOPSAN_LIB_UV && raw->result < 0)
-      loopsan_sb_printf(&d, "%s: the call was not valid for the object's state or arguments, and "
-                            "did nothing",
+      loopsan_sb_printf(&d,
+                        "%s: the call was not valid for the object's state or arguments, and "
+                        "did nothing",
                         strerror(-raw->result));
     else
       loopsan_sb_puts(&d, "the call failed and did nothing");
@@ -564,7 +563,8 @@ static void compose_message(struct loopsan_finding *f, const struct raw_finding 
     break;
   case LOOPSAN_KIND_NEVER_STARTED:
     loopsan_sb_printf(&m, "%s was %s", type,
-                      v->never_started ? v->never_started : "initialised but never started or used");
+                      v->never_started ? v->never_started
+                                       : "initialised but never started or used");
     break;
   case LOOPSAN_KIND_PENDING_AT_EXIT:
     if (raw->obj_kind == LOOPSAN_OBJ_REQUEST)
@@ -775,8 +775,8 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
         loopsan_sb_printf(&sb, " in %s()", fr[at].function);
       if (nf && fr[at].file)
         loopsan_sb_printf(&sb, " at %s:%u", fr[at].file, fr[at].line);
-      loopsan_report_add_note(&p->notes, &p->n_notes,
-                              "it crashed outside any loop callback: %s", sb.data);
+      loopsan_report_add_note(&p->notes, &p->n_notes, "it crashed outside any loop callback: %s",
+                              sb.data);
       for (size_t k = 0; k < nf; k++) {
         free(fr[k].function);
         free(fr[k].file);
@@ -904,10 +904,10 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
   }
   frames_of_stack(sym, loopsan_replay_stack(r, raw->stack), &f.stack, &f.n_stack);
   frames_of_stack(sym, loopsan_replay_stack(r, raw->cause_stack), &f.cause, &f.n_cause);
-  f.cause_label = raw->result == LOOPSAN_MISUSE_EVENT_FREED ||
-                          raw->result == LOOPSAN_MISUSE_SOURCE_FREED
-                      ? "freed at"
-                      : "closed before at";
+  f.cause_label =
+      raw->result == LOOPSAN_MISUSE_EVENT_FREED || raw->result == LOOPSAN_MISUSE_SOURCE_FREED
+          ? "freed at"
+          : "closed before at";
   f.also = raw->also;
   if (f.n_stack) {
     f.stall_taken = raw->stall_taken;
@@ -1067,8 +1067,8 @@ static void why_no_stall(const char *path, const struct loopsan_analyze_options 
     if (fgets(line, sizeof line, f))
       line[strcspn(line, "\n")] = 0;
     fclose(f);
-    snprintf(why, len, "no stall sample: the kernel refused to let loopsan run stop the thread (%s)",
-             line);
+    snprintf(why, len,
+             "no stall sample: the kernel refused to let loopsan run stop the thread (%s)", line);
     return;
   }
   snprintf(file, sizeof file, "%s/%s", dir, LOOPSAN_ENDS_FILE);

@@ -141,6 +141,19 @@ static void free_strings(char **s, size_t n) {
   free(s);
 }
 
+void loopsan_top_insert(const void **top, size_t *n, size_t cap, const void *item,
+                        int (*better)(const void *a, const void *b)) {
+  size_t at = *n;
+  while (at > 0 && better(item, top[at - 1]))
+    at--;
+  if (at >= cap)
+    return;
+  if (*n < cap)
+    (*n)++;
+  memmove(&top[at + 1], &top[at], (*n - 1 - at) * sizeof *top);
+  top[at] = item;
+}
+
 void loopsan_report_free(struct loopsan_report *r) {
   for (size_t i = 0; i < r->n_findings; i++) {
     struct loopsan_finding *f = &r->findings[i];
@@ -229,8 +242,7 @@ void loopsan_report_sort(struct loopsan_report *r) {
 }
 
 int loopsan_finding_fails(const struct loopsan_finding *f, unsigned long fail_on) {
-  return !f->suppressed && !f->in_baseline &&
-         ((fail_on & (1ul << f->kind)) || (fail_on & f->also));
+  return !f->suppressed && !f->in_baseline && ((fail_on & (1ul << f->kind)) || (fail_on & f->also));
 }
 
 void loopsan_report_summary(const struct loopsan_report *r, unsigned counts[LOOPSAN_KIND_COUNT]) {

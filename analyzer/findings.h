@@ -81,9 +81,9 @@ struct loopsan_finding {
   double duration_ms; /* < 0: not timed */
   unsigned also;      /* the object's other problems: 1 << enum loopsan_kind */
   unsigned count;
-  int suppressed;  /* a --suppressions rule matched it */
-  int in_baseline; /* the --baseline report has it already */
-  size_t process; /* index into loopsan_report.processes (pids repeat across exec) */
+  int suppressed;       /* a --suppressions rule matched it */
+  int in_baseline;      /* the --baseline report has it already */
+  size_t process;       /* index into loopsan_report.processes (pids repeat across exec) */
   const char *no_stall; /* why there is no stall sample (not owned; composing only) */
   struct loopsan_chain_link *chain; /* created in a callback of chain[0], ... */
   size_t n_chain;
@@ -162,6 +162,10 @@ struct loopsan_report {
 };
 
 void loopsan_report_free(struct loopsan_report *r);
+/* Keep the CAP best items seen so far in TOP (*N of them, best first):
+ * BETTER(a, b) says whether a goes before b. For "the five slowest". */
+void loopsan_top_insert(const void **top, size_t *n, size_t cap, const void *item,
+                        int (*better)(const void *a, const void *b));
 int loopsan_report_add_note(char ***notes, size_t *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Worst first: severity, then kind, then duration, then count. */

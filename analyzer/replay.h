@@ -42,7 +42,7 @@ struct replay_object {
   int completed;      /* request: its callback ran (it may never have returned) */
   int has_unfinished; /* one of its callbacks was running when the process ended: */
   struct loopsan_rec_unfinished unfinished; /* judged with the object at the end */
-  int ended_with_loop; /* destroyed by its loop's end while still attached */
+  int ended_with_loop;                      /* destroyed by its loop's end while still attached */
   int loop_close_failed;                    /* loop: a close returned an error */
   int32_t loop_close_result;
   uint32_t loop_close_stack;
@@ -99,10 +99,10 @@ struct raw_finding {
   enum raw_detail detail;
   uint32_t also; /* other kinds the same object has (1 << enum loopsan_kind) */
   int32_t result;
-  char call[32];    /* blocking-call, and a slow callback that blocked: the libc call */
+  char call[32]; /* blocking-call, and a slow callback that blocked: the libc call */
   struct replay_link chain[REPLAY_CHAIN]; /* the object's async chain */
   unsigned n_chain;
-  uint64_t blocked; /* a slow callback that blocked: for how long in all (ts units) */
+  uint64_t blocked;     /* a slow callback that blocked: for how long in all (ts units) */
   uint32_t cause_stack; /* misuse: where the object was made unfit (its close) */
   uint32_t stall_taken, stall_here; /* stall samples of the dispatch; how many at STACK */
   int32_t misuse_arg, misuse_arg2;  /* misuse: what its record says (a descriptor, ...) */
@@ -167,7 +167,7 @@ struct loopsan_replay {
     uint32_t stack; /* where an object with this callback was made (the first seen) */
     uint64_t count, total, max;
     uint64_t buckets[LOOPSAN_HIST_BUCKETS];
-  } *sites; /* callback sites: durations from HISTOGRAM records */
+  } * sites; /* callback sites: durations from HISTOGRAM records */
   size_t n_sites, cap_sites;
   struct replay_object *ended_objects[REPLAY_ENDED_RING]; /* the last that ended */
   size_t ended_next;
@@ -175,7 +175,7 @@ struct loopsan_replay {
     uint32_t tid, stack;
     uint64_t ts;
     uint64_t place; /* the sample's return addresses (all but the innermost pc), hashed */
-  } *stalls; /* stall samples taken by loopsan run, in the order taken */
+  } * stalls;       /* stall samples taken by loopsan run, in the order taken */
   size_t n_stalls;
   /* The latest dispatches that made blocking calls: held back until it is
    * known whether the dispatch itself was slow (its DISPATCH record comes

@@ -35,8 +35,8 @@ static void fill(struct raw_finding *f, const struct loopsan_replay *r, enum loo
  * WRONG_THREAD, BLOCKING): by thread TID, of LIBRARY, with its STACK and
  * its NAME (NAME_LEN bytes, not NUL-terminated). */
 static void fill_call(struct raw_finding *f, const struct loopsan_replay *r, enum loopsan_kind kind,
-                      const struct replay_object *o, uint32_t tid, uint16_t library,
-                      uint32_t stack, const char *name, size_t name_len) {
+                      const struct replay_object *o, uint32_t tid, uint16_t library, uint32_t stack,
+                      const char *name, size_t name_len) {
   fill(f, r, kind, o);
   f->tid = tid;
   f->library = library;
@@ -135,8 +135,8 @@ void loopsan_rules_wrong_thread(struct loopsan_replay *r, const struct loopsan_r
                                 uint32_t tid) {
   const struct replay_object *obj = loopsan_replay_object(r, w->obj ? w->obj : w->loop);
   struct raw_finding f;
-  fill_call(&f, r, LOOPSAN_KIND_WRONG_THREAD, obj, tid, w->library, w->stack,
-            (const char *)(w + 1), w->name_len);
+  fill_call(&f, r, LOOPSAN_KIND_WRONG_THREAD, obj, tid, w->library, w->stack, (const char *)(w + 1),
+            w->name_len);
   f.result = (int32_t)w->owner_tid;
   loopsan_replay_report(r, &f);
 }

@@ -70,8 +70,8 @@ int loopsan_suppressions_load(struct loopsan_suppressions *s, const char *path, 
       trim(&p);
     }
     if (!colon || !*p) {
-      snprintf(err, err_len, "%s:%u: expected kind:pattern (e.g. unclosed-handle:open_cache)",
-               path, line);
+      snprintf(err, err_len, "%s:%u: expected kind:pattern (e.g. unclosed-handle:open_cache)", path,
+               line);
       rc = -1;
       break;
     }
@@ -167,7 +167,7 @@ void loopsan_suppressions_generate(const struct loopsan_report *r, FILE *out) {
     if (f->suppressed || f->in_baseline)
       continue;
     const struct loopsan_frame_owned *site = site_of(f);
-    const char *what = site                                    ? site->function
+    const char *what = site                                      ? site->function
                        : f->has_callback && f->callback.function ? f->callback.function
                                                                  : NULL;
     fprintf(out, "# %s: %s\n", loopsan_kind_name(f->kind), f->message);
@@ -219,8 +219,7 @@ static char *json_finding_key(const struct loopsan_json *f) {
   return key_of(kind, callback, function, file);
 }
 
-int loopsan_baseline_apply(const char *path, struct loopsan_report *r, char *err,
-                           size_t err_len) {
+int loopsan_baseline_apply(const char *path, struct loopsan_report *r, char *err, size_t err_len) {
   FILE *f = fopen(path, "re");
   if (!f) {
     snprintf(err, err_len, "--baseline=%s: %s", path, strerror(errno));
@@ -252,10 +251,12 @@ int loopsan_baseline_apply(const char *path, struct loopsan_report *r, char *err
   struct loopsan_json *doc = text ? loopsan_json_parse(text, len, perr, sizeof perr) : NULL;
   free(text);
   const struct loopsan_json *findings = loopsan_json_get(doc, "findings");
-  if (!doc || !findings || strcmp(loopsan_json_string(loopsan_json_get(doc, "tool")) ?: "",
-                                  "loopsan") != 0) {
+  if (!doc || !findings ||
+      strcmp(loopsan_json_string(loopsan_json_get(doc, "tool")) ?: "", "loopsan") != 0) {
     snprintf(err, err_len, "--baseline=%s: not a loopsan JSON report (%s)", path,
-             doc ? "no tool \"loopsan\" with findings" : text ? perr : "empty");
+             doc    ? "no tool \"loopsan\" with findings"
+             : text ? perr
+                    : "empty");
     loopsan_json_free(doc);
     return -1;
   }

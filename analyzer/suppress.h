@@ -25,7 +25,6 @@ void loopsan_suppressions_free(struct loopsan_suppressions *s);
 void loopsan_suppressions_generate(const struct loopsan_report *r, FILE *out);
 /* Mark the findings of R that the JSON report at PATH already has (by
  * kind, callback and creation site). -1 with a message. */
-int loopsan_baseline_apply(const char *path, struct loopsan_report *r, char *err,
-                           size_t err_len);
+int loopsan_baseline_apply(const char *path, struct loopsan_report *r, char *err, size_t err_len);
 
 #endif

@@ -19,16 +19,16 @@ struct loopsan_cli {
   enum loopsan_command command;
   struct loopsan_options shim; /* what LOOPSAN_OPTIONS carries */
   int slow_ms_set, trace_dir_set;
-  int format;            /* enum loopsan_format */
-  const char *output;    /* NULL: stderr for run, stdout for report */
-  unsigned long fail_on; /* bit per enum loopsan_kind */
-  int error_exitcode;    /* -1: off */
+  int format;                   /* enum loopsan_format */
+  const char *output;           /* NULL: stderr for run, stdout for report */
+  unsigned long fail_on;        /* bit per enum loopsan_kind */
+  int error_exitcode;           /* -1: off */
   const char *suppressions[16]; /* --suppressions files */
   int n_suppressions;
   int gen_suppressions;
   const char *baseline;
-  int color; /* 0 auto, 1 always, 2 never */
-  char **args;           /* run: PROGRAM ARGS...; report: paths (owned array) */
+  int color;   /* 0 auto, 1 always, 2 never */
+  char **args; /* run: PROGRAM ARGS...; report: paths (owned array) */
   int n_args;
 };
 

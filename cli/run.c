@@ -310,8 +310,7 @@ static void wait_for_program(pid_t child, int own_group, const sigset_t *set, st
      * passed on once, as the kernel merges the two when both are pending
      * (as they are for a program timeout signals directly). */
     uint64_t now = mono_ns();
-    int repeat =
-        si.si_signo == last_signo && si.si_pid == last_sender && now - last_at < 50000000u;
+    int repeat = si.si_signo == last_signo && si.si_pid == last_sender && now - last_at < 50000000u;
     last_signo = si.si_signo;
     last_sender = si.si_pid;
     last_at = now;

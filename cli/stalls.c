@@ -245,9 +245,8 @@ void loopsan_stalls_tick(void) {
         fprintf(out, "ptrace(PTRACE_SEIZE) of thread %u: %s\n", tid, strerror(e));
         fclose(out);
       }
-    }
-    else if (rc == 0 && __atomic_load_n(&h->depth, __ATOMIC_ACQUIRE) >= depth &&
-             h->inflight[depth - 1].t0 == t0) /* still in that dispatch */
+    } else if (rc == 0 && __atomic_load_n(&h->depth, __ATOMIC_ACQUIRE) >= depth &&
+               h->inflight[depth - 1].t0 == t0) /* still in that dispatch */
       save(w, tid, t0, &f);
   }
 }

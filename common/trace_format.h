@@ -99,8 +99,8 @@ _Static_assert(sizeof(struct loopsan_spill_header) <= LOOPSAN_SPILL_DATA_OFFSET,
 /* What an object is, generically: rules reason about these, never about
  * library-specific types. */
 enum loopsan_object_kind {
-  LOOPSAN_OBJ_LOOP = 1,   /* uv_loop_t, event_base, ev_loop, GMainContext */
-  LOOPSAN_OBJ_HANDLE = 2, /* long-lived: must be closed/freed */
+  LOOPSAN_OBJ_LOOP = 1,    /* uv_loop_t, event_base, ev_loop, GMainContext */
+  LOOPSAN_OBJ_HANDLE = 2,  /* long-lived: must be closed/freed */
   LOOPSAN_OBJ_REQUEST = 3, /* one-shot: its callback runs once */
   LOOPSAN_OBJ_WATCHER = 4  /* started and stopped, never closed (libev): done when stopped */
 };
@@ -119,10 +119,10 @@ enum loopsan_record_type {
   LOOPSAN_REC_API_ERROR = 11,
   LOOPSAN_REC_LOST = 12,
   LOOPSAN_REC_END = 13,
-  LOOPSAN_REC_COUNTS = 14,     /* format 2 */
-  LOOPSAN_REC_UNFINISHED = 15, /* format 2 */
-  LOOPSAN_REC_CHILD_EXIT = 16, /* format 2 */
-  LOOPSAN_REC_BLOCKING = 17,   /* format 3 */
+  LOOPSAN_REC_COUNTS = 14,       /* format 2 */
+  LOOPSAN_REC_UNFINISHED = 15,   /* format 2 */
+  LOOPSAN_REC_CHILD_EXIT = 16,   /* format 2 */
+  LOOPSAN_REC_BLOCKING = 17,     /* format 3 */
   LOOPSAN_REC_WRONG_THREAD = 18, /* format 3 */
   LOOPSAN_REC_MISUSE = 19,       /* format 3 */
   LOOPSAN_REC_CRASH = 20,        /* format 3 */
@@ -227,16 +227,16 @@ struct loopsan_rec_obj_new {
 #define LOOPSAN_OBJ_NEW_SIZE_MIN 48u
 
 enum loopsan_obj_op {
-  LOOPSAN_OP_START = 1,    /* armed with callback cb; arg: LOOPSAN_START_* */
-  LOOPSAN_OP_STOP = 2,     /* disarmed by the program */
-  LOOPSAN_OP_USE = 3,      /* any other use by the program (bind, write, ...) */
-  LOOPSAN_OP_CLOSE = 4,    /* close requested (uv_close); cb = close callback */
-  LOOPSAN_OP_CLOSED = 5,   /* gone for good: close completed, loop closed */
-  LOOPSAN_OP_FIRED = 6,    /* first dispatch since the last START */
-  LOOPSAN_OP_COMPLETE = 7, /* a request's callback ran; arg: its status */
-  LOOPSAN_OP_RUN = 8,      /* a loop started running (uv_run); arg: mode */
-  LOOPSAN_OP_CALLBACK = 9, /* the callback it will run, known before any start (event_new) */
-  LOOPSAN_OP_ATTACH = 10,  /* (format 3) now belongs to the loop whose object id is cb */
+  LOOPSAN_OP_START = 1,       /* armed with callback cb; arg: LOOPSAN_START_* */
+  LOOPSAN_OP_STOP = 2,        /* disarmed by the program */
+  LOOPSAN_OP_USE = 3,         /* any other use by the program (bind, write, ...) */
+  LOOPSAN_OP_CLOSE = 4,       /* close requested (uv_close); cb = close callback */
+  LOOPSAN_OP_CLOSED = 5,      /* gone for good: close completed, loop closed */
+  LOOPSAN_OP_FIRED = 6,       /* first dispatch since the last START */
+  LOOPSAN_OP_COMPLETE = 7,    /* a request's callback ran; arg: its status */
+  LOOPSAN_OP_RUN = 8,         /* a loop started running (uv_run); arg: mode */
+  LOOPSAN_OP_CALLBACK = 9,    /* the callback it will run, known before any start (event_new) */
+  LOOPSAN_OP_ATTACH = 10,     /* (format 3) now belongs to the loop whose object id is cb */
   LOOPSAN_OP_UNOBSERVED = 11, /* (format 3) failed with nothing to see it (no callback set):
                                  arg -errno, or 0 for an end of file */
   LOOPSAN_OP_COUNT

@@ -138,7 +138,7 @@ static struct {
 } running[RUNNING_MAX];
 _Atomic unsigned loopsan__running_loops;
 #define running_count loopsan__running_loops
-static _Atomic unsigned running_hwm; /* slots past this one were never used */
+static _Atomic unsigned running_hwm;    /* slots past this one were never used */
 static LOOPSAN_TLS const void *my_loop; /* the innermost loop this thread runs */
 
 void loopsan__loop_enter(const void *loop, const void **saved) {

@@ -95,6 +95,45 @@ void loopsan__loop_leave(const void *loop, const void *saved);
  * another thread (returns 1 then). Cheap when LOOP is the one this thread
  * runs. */
 int loopsan__check_thread(const void *loop, const void *h, uint8_t library, const char *fn);
+/* ---- objects gone (closed, freed), for a misuse that comes after ----
+ * The last objects that ended at the program's hand, by address, with
+ * their id, type and the call site that ended them (direct-mapped: a newer
+ * one takes an older one's slot). Read only when a call finds no object
+ * in the table, never on the common path; two threads racing on one slot
+ * can only lose a report. */
+struct loopsan_gone {
+  _Atomic uintptr_t addr; /* 0: free; set last */
+  uint64_t id;
+  uintptr_t site; /* where the call that ended it was made (a return address) */
+  uint8_t type;
+  _Atomic uint8_t done; /* ended for good (libuv: its close completed) */
+};
+#define LOOPSAN_GONE_SLOT(ring, addr) \
+  (&(ring)[((uintptr_t)(addr) >> 4) % (sizeof(ring) / sizeof((ring)[0]))])
+
+static inline void loopsan__gone_put(struct loopsan_gone *g, const void *addr,
+                                     const struct loopsan_obj *o, uintptr_t site, int done) {
+  atomic_store(&g->addr, 0);
+  g->id = o->id;
+  g->site = site;
+  g->type = o->type;
+  atomic_store(&g->done, (uint8_t)done);
+  atomic_store(&g->addr, (uintptr_t)addr);
+}
+
+/* The entry of ADDR if it is there and ended for good, else NULL. */
+static inline struct loopsan_gone *loopsan__gone_find(struct loopsan_gone *g, const void *addr) {
+  return atomic_load(&g->addr) == (uintptr_t)addr && atomic_load(&g->done) ? g : NULL;
+}
+
+/* A misuse WHAT of LIBRARY: the call FN on ADDR, which G says is gone. */
+static inline void loopsan__gone_misuse(const struct loopsan_gone *g, const void *addr,
+                                        uint8_t library, uint32_t what, const char *fn) {
+  struct loopsan_misuse_detail d = {
+      .cause = loopsan__stack_of_call_site(g->site), .type = g->type, .address = addr};
+  loopsan__record_misuse_ex(g->id, library, what, fn, &d);
+}
+
 /* How many loops some thread is running now (adapter.c). */
 extern _Atomic unsigned loopsan__running_loops;
 /* Does a thread other than this one run LOOP? */

@@ -173,8 +173,7 @@ static void check_io_fd(const ev_io *w, const char *fn) {
   int started = (int)(intptr_t)o.cb[LOOPSAN_SLOT_AUX] - 1;
   if (started == w->fd)
     return;
-  struct loopsan_misuse_detail d = {
-      .type = o.type, .arg = started, .arg2 = w->fd, .address = w};
+  struct loopsan_misuse_detail d = {.type = o.type, .arg = started, .arg2 = w->fd, .address = w};
   loopsan__record_misuse_ex(o.id, LOOPSAN_LIB_EV, LOOPSAN_MISUSE_FD_CHANGED, fn, &d);
 }
 

@@ -251,35 +251,15 @@ static _Atomic int untracked_events;
 
 static void misuse(const void *ev, const struct loopsan_obj *o, uint32_t what, const char *fn,
                    int arg) {
-  struct loopsan_misuse_detail d = {.type = o ? o->type : LOOPSAN_TYPE_UNKNOWN,
-                                    .arg = arg,
-                                    .address = ev};
+  struct loopsan_misuse_detail d = {
+      .type = o ? o->type : LOOPSAN_TYPE_UNKNOWN, .arg = arg, .address = ev};
   loopsan__record_misuse_ex(o ? o->id : 0, LOOPSAN_LIB_EVENT, what, fn, &d);
 }
 
 /* The last events the program freed, by address (direct-mapped; only read
  * when a call finds no event in the table): an event_add or event_del of
  * one is a use after free, with the event_free call site. */
-#define FREED_RING 256u
-static struct freed_event {
-  _Atomic uintptr_t addr;
-  uint64_t id;
-  uintptr_t site;
-  uint8_t type;
-} freed_ring[FREED_RING];
-
-static struct freed_event *freed_slot(const void *ev) {
-  return &freed_ring[((uintptr_t)ev >> 4) % FREED_RING];
-}
-
-static void event_freed(const void *ev, const struct loopsan_obj *o, uintptr_t site) {
-  struct freed_event *f = freed_slot(ev);
-  atomic_store(&f->addr, 0);
-  f->id = o->id;
-  f->site = site;
-  f->type = o->type;
-  atomic_store(&f->addr, (uintptr_t)ev);
-}
+static struct loopsan_gone freed_ring[256];
 
 /* event_add or event_del of EV, which the program never set up (or freed):
  * libevent reads a base and flags from whatever the memory holds. Only
@@ -291,11 +271,9 @@ static void check_set_up(const struct event *ev, const char *fn, uintptr_t ra) {
       atomic_load_explicit(&untracked_events, memory_order_relaxed) ||
       loopsan__in_range(&event_lib, ra))
     return;
-  struct freed_event *f = freed_slot(ev);
-  if (atomic_load(&f->addr) == (uintptr_t)ev) { /* freed: said with where */
-    struct loopsan_misuse_detail d = {
-        .cause = loopsan__stack_of_call_site(f->site), .type = f->type, .address = ev};
-    loopsan__record_misuse_ex(f->id, LOOPSAN_LIB_EVENT, LOOPSAN_MISUSE_EVENT_FREED, fn, &d);
+  struct loopsan_gone *g = loopsan__gone_find(LOOPSAN_GONE_SLOT(freed_ring, ev), ev);
+  if (g) { /* freed: said with where */
+    loopsan__gone_misuse(g, ev, LOOPSAN_LIB_EVENT, LOOPSAN_MISUSE_EVENT_FREED, fn);
     return;
   }
   misuse(ev, NULL, LOOPSAN_MISUSE_EVENT_NOT_SETUP, fn, 0);
@@ -485,7 +463,7 @@ LOOPSAN_INTERPOSE void event_free(struct event *ev) {
     last_activated = NULL;
   if (from_program(CALLER) && loopsan__obj_take(ev, &o) == 0) {
     loopsan__record_end(&o, LOOPSAN_OP_CLOSED, NULL, 0, 0);
-    event_freed(ev, &o, CALLER);
+    loopsan__gone_put(LOOPSAN_GONE_SLOT(freed_ring, ev), ev, &o, CALLER, 1);
   }
   REAL(event_free)(ev);
 }

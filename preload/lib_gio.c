@@ -45,14 +45,14 @@ static void task_returned(GTask *task, const GError *error) {
   loopsan__record_end(&o, LOOPSAN_OP_COMPLETE, o.cb[LOOPSAN_SLOT_MAIN], arg, 0);
 }
 
-#define TASK_RETURN(fn, type)                                            \
-  DECLARE_REAL(fn);                                                      \
-  LOOPSAN_INTERPOSE void fn(GTask *task, type value) {                   \
-    if (!RESOLVE(fn))                                                    \
-      return;                                                            \
-    if (from_program(CALLER))                                            \
-      task_returned(task, NULL);                                         \
-    REAL(fn)(task, value);                                               \
+#define TASK_RETURN(fn, type)                          \
+  DECLARE_REAL(fn);                                    \
+  LOOPSAN_INTERPOSE void fn(GTask *task, type value) { \
+    if (!RESOLVE(fn))                                  \
+      return;                                          \
+    if (from_program(CALLER))                          \
+      task_returned(task, NULL);                       \
+    REAL(fn)(task, value);                             \
   }
 TASK_RETURN(g_task_return_boolean, gboolean)
 TASK_RETURN(g_task_return_int, gssize)

@@ -681,8 +681,7 @@ LOOPSAN_INTERPOSE guint g_source_attach(GSource *s, GMainContext *ctx) {
    * warning. (A destroyed source's context is not asked for: GLib would
    * warn of that.) */
   int destroyed = RESOLVE(g_source_is_destroyed) && REAL(g_source_is_destroyed)(s);
-  if (destroyed ||
-      (RESOLVE(g_source_get_context) && REAL(g_source_get_context)(s))) {
+  if (destroyed || (RESOLVE(g_source_get_context) && REAL(g_source_get_context)(s))) {
     void *known = loopsan__obj_get(s, &o);
     struct loopsan_misuse_detail d = {.type = known ? o.type : LOOPSAN_TYPE_UNKNOWN, .address = s};
     loopsan__record_misuse_ex(known ? o.id : 0, LOOPSAN_LIB_GLIB,
@@ -730,7 +729,8 @@ LOOPSAN_INTERPOSE void g_source_destroy(GSource *s) {
 LOOPSAN_INTERPOSE void g_source_unref(GSource *s) {
   if (!RESOLVE(g_source_unref))
     return;
-  if (s && from_program(CALLER) && !loopsan__glib_check_freed(s, "g_source_unref") && s->ref_count == 1) {
+  if (s && from_program(CALLER) && !loopsan__glib_check_freed(s, "g_source_unref") &&
+      s->ref_count == 1) {
     /* The last reference: GLib frees it now. */
     struct loopsan_obj o;
     if (loopsan__obj_get(s, &o))

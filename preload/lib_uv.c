@@ -92,44 +92,15 @@ HANDLE_TRAMPOLINE(tr_fs_poll, LOOPSAN_SLOT_MAIN, uv_fs_poll_cb, h,
  * Read only when a call finds no handle (never on the common path); a race
  * between two threads closing and using handles at once can only lose a
  * report. */
-#define CLOSED_RING 512u
-static struct closed_handle {
-  _Atomic uintptr_t addr; /* 0: free; set last */
-  uint64_t id;
-  uintptr_t site; /* where uv_close was called (a return address) */
-  uint8_t type;
-  _Atomic uint8_t closed; /* the close completed (else it is closing) */
-} closed_ring[CLOSED_RING];
-
-static struct closed_handle *closed_slot(const void *h) {
-  return &closed_ring[((uintptr_t)h >> 4) % CLOSED_RING];
-}
-
-static void closing(const void *h, const struct loopsan_obj *o, uintptr_t site) {
-  struct closed_handle *c = closed_slot(h);
-  atomic_store(&c->addr, 0);
-  atomic_store(&c->closed, 0);
-  c->id = o->id;
-  c->site = site;
-  c->type = o->type;
-  atomic_store(&c->addr, (uintptr_t)h);
-}
-
-static void closed(const void *h) {
-  struct closed_handle *c = closed_slot(h);
-  if (atomic_load(&c->addr) == (uintptr_t)h)
-    atomic_store(&c->closed, 1);
-}
+static struct loopsan_gone closed_ring[512];
 
 /* The program calls FN on H, which is no handle in the table: one whose
  * close completed is a use after close. Returns whether it was. */
 static int check_closed(const void *h, const char *fn) {
-  struct closed_handle *c = closed_slot(h);
-  if (LOOPSAN_LIKELY(atomic_load(&c->addr) != (uintptr_t)h) || !atomic_load(&c->closed))
+  struct loopsan_gone *g = loopsan__gone_find(LOOPSAN_GONE_SLOT(closed_ring, h), h);
+  if (LOOPSAN_LIKELY(!g))
     return 0;
-  struct loopsan_misuse_detail d = {
-      .cause = loopsan__stack_of_call_site(c->site), .type = c->type, .address = h};
-  loopsan__record_misuse_ex(c->id, LOOPSAN_LIB_UV, LOOPSAN_MISUSE_USE_AFTER_CLOSE, fn, &d);
+  loopsan__gone_misuse(g, h, LOOPSAN_LIB_UV, LOOPSAN_MISUSE_USE_AFTER_CLOSE, fn);
   return 1;
 }
 
@@ -153,7 +124,9 @@ TRAMPOLINE static void tr_close(uv_handle_t *h) {
   struct loopsan_obj o;
   if (LOOPSAN_UNLIKELY(loopsan__obj_take(h, &o) != 0))
     return;
-  closed(h);
+  struct loopsan_gone *g = LOOPSAN_GONE_SLOT(closed_ring, h);
+  if (atomic_load(&g->addr) == (uintptr_t)h) /* closing: now closed */
+    atomic_store(&g->done, 1);
   uv_close_cb cb = (uv_close_cb)o.cb[LOOPSAN_SLOT_CLOSE];
   if (cb) {
     struct loopsan_dispatch d;
@@ -238,15 +211,15 @@ LOOPSAN_INTERPOSE void uv_loop_delete(uv_loop_t *loop) {
 
 /* ---- handle initialisation ----------------------------------------------- */
 
-#define HANDLE_INIT(fn, type, params, args, loop_arg, handle_arg)                 \
-  DECLARE_REAL(fn);                                                               \
-  LOOPSAN_INTERPOSE int fn params {                                               \
-    if (!RESOLVE(fn))                                                             \
-      return UV_ENOSYS;                                                           \
-    int rc = REAL(fn) args;                                                       \
-    if (rc == 0 && from_program(CALLER))                                          \
-      handle_inited(handle_arg, (uint8_t)(type), loop_arg, #fn);                  \
-    return rc;                                                                    \
+#define HANDLE_INIT(fn, type, params, args, loop_arg, handle_arg) \
+  DECLARE_REAL(fn);                                               \
+  LOOPSAN_INTERPOSE int fn params {                               \
+    if (!RESOLVE(fn))                                             \
+      return UV_ENOSYS;                                           \
+    int rc = REAL(fn) args;                                       \
+    if (rc == 0 && from_program(CALLER))                          \
+      handle_inited(handle_arg, (uint8_t)(type), loop_arg, #fn);  \
+    return rc;                                                    \
   }
 
 HANDLE_INIT(uv_timer_init, T_TIMER, (uv_loop_t * l, uv_timer_t *h), (l, h), l, h)
@@ -307,24 +280,24 @@ LOOPSAN_INTERPOSE int uv_spawn(uv_loop_t *l, uv_process_t *h, const uv_process_o
 /* ---- start / stop ------------------------------------------------------------ */
 
 /* Start functions: CB is the callback parameter, TRAMP its trampoline. */
-#define HANDLE_START(fn, params, args_real, h, cb, tramp, flags)                                \
-  DECLARE_REAL(fn);                                                                             \
-  LOOPSAN_INTERPOSE int fn params {                                                             \
-    if (!RESOLVE(fn))                                                                           \
-      return UV_ENOSYS;                                                                         \
-    void *ref;                                                                                  \
-    int prog = from_program(CALLER);                                                            \
-    if (prog)                                                                                   \
-      CHECK_THREAD(h, #fn);                                                                     \
+#define HANDLE_START(fn, params, args_real, h, cb, tramp, flags)                                  \
+  DECLARE_REAL(fn);                                                                               \
+  LOOPSAN_INTERPOSE int fn params {                                                               \
+    if (!RESOLVE(fn))                                                                             \
+      return UV_ENOSYS;                                                                           \
+    void *ref;                                                                                    \
+    int prog = from_program(CALLER);                                                              \
+    if (prog)                                                                                     \
+      CHECK_THREAD(h, #fn);                                                                       \
     if (!prog || !(ref = loopsan__handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)cb, (void *)tramp))) { \
-      if (prog)                                                                                 \
-        check_closed(h, #fn);                                                                   \
-      return REAL(fn) args_real(cb);                                                            \
-    }                                                                                           \
-    /* A NULL callback is legal (uv_poll_start, uv_listen): still a start. */                   \
-    int rc = cb ? REAL(fn) args_real(tramp) : REAL(fn) args_real(cb);                           \
-    loopsan__handle_started(ref, h, rc, #fn, flags);                                            \
-    return rc;                                                                                  \
+      if (prog)                                                                                   \
+        check_closed(h, #fn);                                                                     \
+      return REAL(fn) args_real(cb);                                                              \
+    }                                                                                             \
+    /* A NULL callback is legal (uv_poll_start, uv_listen): still a start. */                     \
+    int rc = cb ? REAL(fn) args_real(tramp) : REAL(fn) args_real(cb);                             \
+    loopsan__handle_started(ref, h, rc, #fn, flags);                                              \
+    return rc;                                                                                    \
   }
 
 #define A_TIMER(c) (h, c, timeout, repeat)
@@ -354,26 +327,26 @@ HANDLE_START(uv_listen, (uv_stream_t * s, int backlog, uv_connection_cb cb), A_L
              tr_connection, 0)
 
 /* Reading arms two callbacks: allocation and the read itself. */
-#define HANDLE_READ_START(fn, type, read_type, tr_recv)                                       \
-  DECLARE_REAL(fn);                                                                           \
-  LOOPSAN_INTERPOSE int fn(type *h, uv_alloc_cb alloc_cb, read_type read_cb) {                \
-    if (!RESOLVE(fn))                                                                         \
-      return UV_ENOSYS;                                                                       \
-    void *ref;                                                                                \
-    int prog = from_program(CALLER);                                                          \
-    if (prog)                                                                                 \
-      CHECK_THREAD(h, #fn);                                                                   \
-    if (!prog || !alloc_cb || !read_cb ||                                                     \
+#define HANDLE_READ_START(fn, type, read_type, tr_recv)                                         \
+  DECLARE_REAL(fn);                                                                             \
+  LOOPSAN_INTERPOSE int fn(type *h, uv_alloc_cb alloc_cb, read_type read_cb) {                  \
+    if (!RESOLVE(fn))                                                                           \
+      return UV_ENOSYS;                                                                         \
+    void *ref;                                                                                  \
+    int prog = from_program(CALLER);                                                            \
+    if (prog)                                                                                   \
+      CHECK_THREAD(h, #fn);                                                                     \
+    if (!prog || !alloc_cb || !read_cb ||                                                       \
         !(ref = loopsan__handle_arm(h, LOOPSAN_SLOT_MAIN, (void *)read_cb, (void *)tr_recv))) { \
-      if (prog)                                                                               \
-        check_closed(h, #fn);                                                                 \
-      return REAL(fn)(h, alloc_cb, read_cb);                                                  \
-    }                                                                                         \
-    if ((void *)alloc_cb != (void *)tr_alloc)                                                 \
-      loopsan__obj_set_cb(ref, LOOPSAN_SLOT_ALLOC, (void *)alloc_cb);                         \
-    int rc = REAL(fn)(h, tr_alloc, tr_recv);                                                  \
-    loopsan__handle_started(ref, h, rc, #fn, 0);                                              \
-    return rc;                                                                                \
+      if (prog)                                                                                 \
+        check_closed(h, #fn);                                                                   \
+      return REAL(fn)(h, alloc_cb, read_cb);                                                    \
+    }                                                                                           \
+    if ((void *)alloc_cb != (void *)tr_alloc)                                                   \
+      loopsan__obj_set_cb(ref, LOOPSAN_SLOT_ALLOC, (void *)alloc_cb);                           \
+    int rc = REAL(fn)(h, tr_alloc, tr_recv);                                                    \
+    loopsan__handle_started(ref, h, rc, #fn, 0);                                                \
+    return rc;                                                                                  \
   }
 HANDLE_READ_START(uv_read_start, uv_stream_t, uv_read_cb, tr_read)
 HANDLE_READ_START(uv_udp_recv_start, uv_udp_t, uv_udp_recv_cb, tr_udp_recv)
@@ -494,10 +467,10 @@ LOOPSAN_INTERPOSE void uv_close(uv_handle_t *h, uv_close_cb cb) {
   if (prog && RESOLVE(uv_is_closing) && REAL(uv_is_closing)(h)) {
     void *known = loopsan__obj_get(h, &o);
     if (known || !check_closed(h, "uv_close")) { /* closing, or closed long ago */
-      struct closed_handle *c = closed_slot(h);
+      struct loopsan_gone *g = LOOPSAN_GONE_SLOT(closed_ring, h);
       struct loopsan_misuse_detail d = {.type = LOOPSAN_TYPE_UNKNOWN, .address = h};
-      if (atomic_load(&c->addr) == (uintptr_t)h) /* where the first close was called */
-        d.cause = loopsan__stack_of_call_site(c->site);
+      if (atomic_load(&g->addr) == (uintptr_t)h) /* where the first close was called */
+        d.cause = loopsan__stack_of_call_site(g->site);
       loopsan__record_misuse_ex(known ? o.id : 0, LOOPSAN_LIB_UV, LOOPSAN_MISUSE_CLOSE_CLOSING,
                                 "uv_close", &d);
     }
@@ -514,7 +487,7 @@ LOOPSAN_INTERPOSE void uv_close(uv_handle_t *h, uv_close_cb cb) {
   loopsan__obj_set_cb(ref, LOOPSAN_SLOT_CLOSE, (void *)cb);
   uint32_t site = loopsan__stack_of_caller(CALLER);
   loopsan__record_op(o.id, LOOPSAN_OP_CLOSE, (void *)cb, 0, site > 1 ? (int)site : 0);
-  closing(h, &o, CALLER);
+  loopsan__gone_put(LOOPSAN_GONE_SLOT(closed_ring, h), h, &o, CALLER, 0); /* closing */
   REAL(uv_close)(h, tr_close);
 }
 

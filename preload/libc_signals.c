@@ -109,7 +109,7 @@ static void crash_handler(int sig, siginfo_t *si, void *uc) {
       prog.sa_handler(sig);
     return;
   }
-  int sent = si->si_code <= 0; /* by kill, raise, abort: not a fault */
+  int sent = si->si_code <= 0;              /* by kill, raise, abort: not a fault */
   if (prog.sa_handler == SIG_IGN && sent) { /* ignored, as the kernel would */
     errno = saved;
     return;
@@ -140,14 +140,14 @@ void loopsan__signals_resolve(void) {
 void loopsan__signals_init(void) {
   if (!real_sigaction)
     return;
-#define TAKE(s)                                                                          \
-  {                                                                                      \
-    struct sigaction cur;                                                                \
-    if (real_sigaction(s, NULL, &cur) == 0) {                                            \
-      program_action[s] = cur; /* installed before the shim loaded (or SIG_DFL) */      \
-      if (install(s, &cur) == 0)                                                         \
-        ours[s] = 1;                                                                     \
-    }                                                                                    \
+#define TAKE(s)                                                                    \
+  {                                                                                \
+    struct sigaction cur;                                                          \
+    if (real_sigaction(s, NULL, &cur) == 0) {                                      \
+      program_action[s] = cur; /* installed before the shim loaded (or SIG_DFL) */ \
+      if (install(s, &cur) == 0)                                                   \
+        ours[s] = 1;                                                               \
+    }                                                                              \
   }
   FATAL_SIGNALS(TAKE)
 #undef TAKE

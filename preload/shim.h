@@ -25,7 +25,7 @@ struct loopsan_shim_state {
   int active; /* 0: pass everything through (setuid, bad options, init failed) */
   uint32_t pid;
   struct loopsan_options opts;
-  uint64_t slow_ticks; /* opts.slow_ms in clock ticks; 0 records every dispatch */
+  uint64_t slow_ticks;     /* opts.slow_ms in clock ticks; 0 records every dispatch */
   uint64_t blocking_ticks; /* opts.blocking_ms in clock ticks */
   int record_all;
 };
@@ -274,8 +274,7 @@ static inline void loopsan__hist_count(struct loopsan_hist_slot *s, uint64_t dt)
   unsigned b = 63u - (unsigned)__builtin_clzll(dt | 1);
   s->buckets[b < LOOPSAN_HIST_BUCKETS ? b : LOOPSAN_HIST_BUCKETS - 1]++;
 }
-static inline void loopsan__hist_add(const void *cb, uint32_t slot, uint32_t library,
-                                     uint64_t dt) {
+static inline void loopsan__hist_add(const void *cb, uint32_t slot, uint32_t library, uint64_t dt) {
   struct loopsan_hist_slot *s = loopsan__hist_last;
   if (LOOPSAN_LIKELY(s && s->cb == (uint64_t)(uintptr_t)cb))
     loopsan__hist_count(s, dt);
@@ -328,11 +327,11 @@ void loopsan__blocking_init(void);
 /* Around a libc call that may block: timed only inside a callback. */
 #define LOOPSAN_BLOCKING_BEGIN() \
   uint64_t loopsan_blk_t0_ = loopsan__in_callback() ? loopsan__now() : 0
-#define LOOPSAN_BLOCKING_END(name, real)                                               \
-  do {                                                                                 \
-    if (loopsan_blk_t0_)                                                               \
+#define LOOPSAN_BLOCKING_END(name, real)                                              \
+  do {                                                                                \
+    if (loopsan_blk_t0_)                                                              \
       loopsan__blocked(name, loopsan_blk_t0_, (uintptr_t)__builtin_return_address(0), \
-                       (const void *)(real));                                          \
+                       (const void *)(real));                                         \
   } while (0)
 
 /* ---- resolve.c ---- */

@@ -246,9 +246,7 @@ static inline __attribute__((always_inline)) uint32_t capture(uintptr_t leaf) {
 
 uint32_t loopsan__stack_capture(void) { return capture(0); }
 
-uint32_t loopsan__stack_capture_in(const void *function) {
-  return capture((uintptr_t)function);
-}
+uint32_t loopsan__stack_capture_in(const void *function) { return capture((uintptr_t)function); }
 
 /* Where a signal came from: unwound from the context the kernel saved (a
  * crash is rare, so the slow unw_step loop is fine here). The innermost

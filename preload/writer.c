@@ -64,9 +64,10 @@ static struct {
 
 static LOOPSAN_TLS struct tbuf *my_buf;
 LOOPSAN_TLS struct loopsan_spill_header *loopsan__tls_region;
-LOOPSAN_TLS uintptr_t loopsan__dispatch_frame[LOOPSAN_INFLIGHT_MAX]; /* my_buf's header, for dispatches */
-static LOOPSAN_TLS int in_writer; /* our own write(2) must not re-enter */
-static LOOPSAN_TLS int emitting;  /* a record half written (a signal handler must wait) */
+LOOPSAN_TLS uintptr_t
+    loopsan__dispatch_frame[LOOPSAN_INFLIGHT_MAX]; /* my_buf's header, for dispatches */
+static LOOPSAN_TLS int in_writer;                  /* our own write(2) must not re-enter */
+static LOOPSAN_TLS int emitting; /* a record half written (a signal handler must wait) */
 
 int loopsan__writer_busy(void) { return in_writer || emitting; }
 

@@ -35,8 +35,9 @@ static void name(FILE *out, const struct loopsan_frame_owned *f) {
 }
 
 /* root;created_at (outermost first);callback */
-static void prefix(FILE *out, const struct loopsan_process *p, const struct loopsan_frame_owned *made,
-                   size_t n_made, const struct loopsan_frame_owned *cb) {
+static void prefix(FILE *out, const struct loopsan_process *p,
+                   const struct loopsan_frame_owned *made, size_t n_made,
+                   const struct loopsan_frame_owned *cb) {
   put_clean(out, p->exe && p->exe[0] ? base_of(p->exe) : "?");
   for (size_t k = n_made; k-- > 0;) {
     fputc(';', out);

@@ -44,12 +44,18 @@ static void md_frame(FILE *out, const struct loopsan_frame_owned *f) {
 }
 
 /* Worst first: errors before warnings, then the longest, then the most. */
-static int worse(const struct loopsan_finding *a, const struct loopsan_finding *b) {
+static int worse(const void *va, const void *vb) {
+  const struct loopsan_finding *a = va, *b = vb;
   if (a->severity != b->severity)
     return a->severity < b->severity;
   if (a->duration_ms != b->duration_ms)
     return a->duration_ms > b->duration_ms;
   return a->count > b->count;
+}
+
+static int longer_total(const void *a, const void *b) {
+  return ((const struct loopsan_callback_site *)a)->total_ms >
+         ((const struct loopsan_callback_site *)b)->total_ms;
 }
 
 int loopsan_render_markdown(const struct loopsan_report *r,
@@ -81,22 +87,11 @@ int loopsan_render_markdown(const struct loopsan_report *r,
     fputc('\n', out);
   }
   /* The top findings, worst first (a selection, so no sort of the model). */
-  const struct loopsan_finding *shown[TOP_FINDINGS];
+  const void *shown[TOP_FINDINGS];
   size_t n_shown = 0;
-  for (size_t i = 0; i < r->n_findings; i++) {
-    const struct loopsan_finding *f = &r->findings[i];
-    if (f->suppressed)
-      continue;
-    size_t at = n_shown;
-    while (at > 0 && worse(f, shown[at - 1]))
-      at--;
-    if (at >= TOP_FINDINGS)
-      continue;
-    if (n_shown < TOP_FINDINGS)
-      n_shown++;
-    memmove(&shown[at + 1], &shown[at], (n_shown - 1 - at) * sizeof *shown);
-    shown[at] = f;
-  }
+  for (size_t i = 0; i < r->n_findings; i++)
+    if (!r->findings[i].suppressed)
+      loopsan_top_insert(shown, &n_shown, TOP_FINDINGS, &r->findings[i], worse);
   for (size_t i = 0; i < n_shown; i++) {
     const struct loopsan_finding *f = shown[i];
     fprintf(out, "%zu. **%s** (%s, pid %d): ", i + 1, loopsan_kind_name(f->kind), f->library,
@@ -129,32 +124,24 @@ int loopsan_render_markdown(const struct loopsan_report *r,
     fprintf(out, "\n%u more in the full report (`loopsan report --format=text`).\n",
             total - (unsigned)n_shown);
   /* The callbacks that took longest in all (every call counted). */
-  const struct loopsan_callback_site *top[5];
+  const void *top[5];
   size_t n_top = 0;
   for (size_t pi = 0; pi < r->n_processes; pi++)
-    for (size_t i = 0; i < r->processes[pi].n_sites; i++) {
-      const struct loopsan_callback_site *s = &r->processes[pi].sites[i];
-      size_t at = n_top;
-      while (at > 0 && s->total_ms > top[at - 1]->total_ms)
-        at--;
-      if (at >= 5)
-        continue;
-      if (n_top < 5)
-        n_top++;
-      memmove(&top[at + 1], &top[at], (n_top - 1 - at) * sizeof *top);
-      top[at] = s;
-    }
+    for (size_t i = 0; i < r->processes[pi].n_sites; i++)
+      loopsan_top_insert(top, &n_top, 5, &r->processes[pi].sites[i], longer_total);
   if (n_top) {
     fputs("\n| callback | calls | total ms | p50 ms | p99 ms | max ms |\n"
-          "|---|---:|---:|---:|---:|---:|\n", out);
+          "|---|---:|---:|---:|---:|---:|\n",
+          out);
     for (size_t i = 0; i < n_top; i++) {
+      const struct loopsan_callback_site *s = top[i];
       fputs("| ", out);
-      if (top[i]->has_callback)
-        md_frame(out, &top[i]->callback);
+      if (s->has_callback)
+        md_frame(out, &s->callback);
       else
         fputs("?", out);
-      fprintf(out, " | %" PRIu64 " | %.3f | %.3f | %.3f | %.3f |\n", top[i]->count,
-              top[i]->total_ms, top[i]->p50_ms, top[i]->p99_ms, top[i]->max_ms);
+      fprintf(out, " | %" PRIu64 " | %.3f | %.3f | %.3f | %.3f |\n", s->count, s->total_ms,
+              s->p50_ms, s->p99_ms, s->max_ms);
     }
   }
   return 0;

@@ -16,8 +16,9 @@
 static int system_frame(const struct loopsan_frame_owned *f) {
   if (!f->file)
     return 1;
-  if (f->module && (strncmp(f->module, "/lib/", 5) == 0 || strncmp(f->module, "/usr/lib/", 9) == 0 ||
-                    strncmp(f->module, "/lib64/", 7) == 0))
+  if (f->module &&
+      (strncmp(f->module, "/lib/", 5) == 0 || strncmp(f->module, "/usr/lib/", 9) == 0 ||
+       strncmp(f->module, "/lib64/", 7) == 0))
     return 1;
   return strncmp(f->file, "/usr/include/", 13) == 0;
 }
@@ -139,9 +140,9 @@ static void result(struct loopsan_strbuf *sb, const struct loopsan_finding *f, c
     uri(sb, exe && exe[0] ? exe : "unknown", cwd);
     loopsan_sb_puts(sb, "}}");
   }
-  loopsan_sb_printf(sb, "}], \"partialFingerprints\": {\"primaryLocationLineHash\": \"%016" PRIx64
-                        ":1\"}",
-                    fingerprint(f, at));
+  loopsan_sb_printf(
+      sb, "}], \"partialFingerprints\": {\"primaryLocationLineHash\": \"%016" PRIx64 ":1\"}",
+      fingerprint(f, at));
   if (f->n_created_at || f->n_stack) {
     loopsan_sb_puts(sb, ", \"codeFlows\": [{\"threadFlows\": [");
     if (f->n_created_at)
@@ -170,8 +171,9 @@ int loopsan_render_sarif(const struct loopsan_report *r, const struct loopsan_re
   loopsan_sb_json_string(&sb, opts && opts->tool_version ? opts->tool_version : "unknown");
   loopsan_sb_puts(&sb, ", \"rules\": [");
   for (int k = 0; k < LOOPSAN_KIND_COUNT; k++) {
-    loopsan_sb_printf(&sb, "%s\n      {\"id\": \"%s\", \"shortDescription\": {\"text\": ",
-                      k ? "," : "", loopsan_kind_name(k));
+    loopsan_sb_printf(&sb,
+                      "%s\n      {\"id\": \"%s\", \"shortDescription\": {\"text\": ", k ? "," : "",
+                      loopsan_kind_name(k));
     loopsan_sb_json_string(&sb, loopsan_kind_summary(k));
     loopsan_sb_puts(&sb, "}, \"fullDescription\": {\"text\": ");
     loopsan_sb_json_string(&sb, loopsan_kind_description(k));

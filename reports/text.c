@@ -50,8 +50,8 @@ static void print_finding(FILE *out, const char *prefix, const struct loopsan_fi
           loopsan_kind_name(f->kind), RESET, f->message, f->in_baseline ? " [in baseline]" : "",
           RESET);
   /* (the timed kinds say "the slowest of N" in their message) */
-  if (f->count > 1 && f->kind != LOOPSAN_KIND_SLOW_CALLBACK && f->kind != LOOPSAN_KIND_BLOCKED_LOOP &&
-      f->kind != LOOPSAN_KIND_BLOCKING_CALL)
+  if (f->count > 1 && f->kind != LOOPSAN_KIND_SLOW_CALLBACK &&
+      f->kind != LOOPSAN_KIND_BLOCKED_LOOP && f->kind != LOOPSAN_KIND_BLOCKING_CALL)
     fprintf(out, "%s   (%u times from the same place)\n", prefix, f->count);
   if (f->detail)
     fprintf(out, "%s   %s\n", prefix, f->detail);
@@ -117,21 +117,16 @@ static void print_finding(FILE *out, const char *prefix, const struct loopsan_fi
 
 /* The slowest callback sites, by their longest call: how long they take. */
 #define SITES_SHOWN 5
+static int longer_max(const void *a, const void *b) {
+  return ((const struct loopsan_callback_site *)a)->max_ms >
+         ((const struct loopsan_callback_site *)b)->max_ms;
+}
+
 static void print_sites(FILE *out, const char *prefix, const struct loopsan_process *p) {
-  const struct loopsan_callback_site *top[SITES_SHOWN];
+  const void *top[SITES_SHOWN];
   size_t n = 0;
-  for (size_t i = 0; i < p->n_sites; i++) {
-    const struct loopsan_callback_site *s = &p->sites[i];
-    size_t at = n;
-    while (at > 0 && s->max_ms > top[at - 1]->max_ms)
-      at--;
-    if (at >= SITES_SHOWN)
-      continue;
-    if (n < SITES_SHOWN)
-      n++;
-    memmove(&top[at + 1], &top[at], (n - 1 - at) * sizeof *top);
-    top[at] = s;
-  }
+  for (size_t i = 0; i < p->n_sites; i++)
+    loopsan_top_insert(top, &n, SITES_SHOWN, &p->sites[i], longer_max);
   if (n)
     fprintf(out, "%s slowest callbacks (of %zu timed):\n", prefix, p->n_sites);
   for (size_t i = 0; i < n; i++) {
@@ -141,8 +136,8 @@ static void print_sites(FILE *out, const char *prefix, const struct loopsan_proc
       print_location(out, &s->callback);
     else
       fputs("?", out);
-    fprintf(out, " (%s): %" PRIu64 " call%s, p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
-            s->library, s->count, s->count == 1 ? "" : "s", s->p50_ms, s->p99_ms, s->max_ms);
+    fprintf(out, " (%s): %" PRIu64 " call%s, p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", s->library,
+            s->count, s->count == 1 ? "" : "s", s->p50_ms, s->p99_ms, s->max_ms);
   }
 }
 

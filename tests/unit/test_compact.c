@@ -338,8 +338,8 @@ END_TEST
 START_TEST(stall_samples_merged) {
   struct loopsan_replay r;
   loopsan_replay_init(&r, 100 * MS);
-  const uint64_t spin_a[][3] = {{0x1000, 0x2000, 0x3000}, {0x1004, 0x2000, 0x3000},
-                                {0x1010, 0x2000, 0x3000}};
+  const uint64_t spin_a[][3] = {
+      {0x1000, 0x2000, 0x3000}, {0x1004, 0x2000, 0x3000}, {0x1010, 0x2000, 0x3000}};
   const uint64_t spin_b[][3] = {{0x5000, 0x2100, 0x3000}, {0x5008, 0x2100, 0x3000}};
   loopsan_replay_add_stall(&r, 7, 100, spin_b[0], 3); /* first, but the fewer */
   for (int i = 0; i < 3; i++)

@@ -117,9 +117,9 @@ START_TEST(markdown_table_and_top) {
   ck_assert_ptr_nonnull(strstr(md, "## loopsan: event-loop problems found\n"));
   ck_assert_ptr_nonnull(strstr(md, "| `slow-callback` | warning | 2 |\n"));
   /* Markdown and table syntax in a message is escaped. */
-  ck_assert_ptr_nonnull(strstr(
-      md, "1. **slow-callback** (libuv, pid 42): callback on\\_tick() of uv\\_timer\\_t \\| "
-          "took \\*152\\* ms (2 times)\n"));
+  ck_assert_ptr_nonnull(
+      strstr(md, "1. **slow-callback** (libuv, pid 42): callback on\\_tick() of uv\\_timer\\_t \\| "
+                 "took \\*152\\* ms (2 times)\n"));
   ck_assert_ptr_nonnull(strstr(md, "   - callback: `on_tick` (server.c:42)\n"));
   ck_assert_ptr_nonnull(strstr(md, "   - created at: `start_ticker`\n"));
   free(md);
@@ -154,8 +154,10 @@ START_TEST(folded_stacks) {
   f->stack[1].function = strdup("on_tick");
   f->stack[1].address = 0x4000;
   char *folded = render(&r, LOOPSAN_FORMAT_FOLDED);
-  ck_assert_str_eq(folded, "we\"ird_\xff""exe;main;start_ticker;on_tick;spin_helper 152301\n"
-                           "we\"ird_\xff""exe;main;start_ticker;on_tick 7699\n");
+  ck_assert_str_eq(folded, "we\"ird_\xff"
+                           "exe;main;start_ticker;on_tick;spin_helper 152301\n"
+                           "we\"ird_\xff"
+                           "exe;main;start_ticker;on_tick 7699\n");
   free(folded);
   loopsan_report_free(&r);
 }

@@ -72,9 +72,7 @@ static __attribute__((noinline)) void run_poll_loop(int slow) {
   }
 }
 
-static __attribute__((noinline)) void shutdown_cleanup(void) {
-  usleep(60 * 1000);
-}
+static __attribute__((noinline)) void shutdown_cleanup(void) { usleep(60 * 1000); }
 
 static __attribute__((noinline)) void run_select_loop(int slow) {
   feed();
@@ -86,7 +84,7 @@ static __attribute__((noinline)) void run_select_loop(int slow) {
     struct timeval tv = {1, 0};
     struct timespec ts = {1, 0};
     int ready = slow ? pselect(fds[0] + 1, &r, NULL, NULL, &ts, NULL)
-                 : select(fds[0] + 1, &r, NULL, NULL, &tv);
+                     : select(fds[0] + 1, &r, NULL, NULL, &tv);
     if (ready != 1)
       exit(4);
     handle_event(i, n, slow ? 2 : 0);

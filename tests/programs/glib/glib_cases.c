@@ -131,7 +131,8 @@ static gboolean custom_dispatch(GSource *s, GSourceFunc cb, gpointer data) {
   (void)s;
   return cb(data);
 }
-static GSourceFuncs custom_funcs = {custom_prepare, custom_check, custom_dispatch, NULL, NULL, NULL};
+static GSourceFuncs custom_funcs = {custom_prepare, custom_check, custom_dispatch,
+                                    NULL,           NULL,         NULL};
 static gboolean on_custom(gpointer data) {
   (void)data;
   custom_runs++;
@@ -174,14 +175,14 @@ static int removed_by_data(void) {
   g_source_set_callback(custom, on_never, &marker_c, NULL);
   g_source_attach(custom, NULL);
   g_source_unref(custom);
-  int ok = g_main_context_find_source_by_user_data(NULL, &marker_b) != NULL &&
-           g_idle_remove_by_data(&marker_a) && !g_idle_remove_by_data(&marker_a) &&
-           g_source_remove_by_user_data(&marker_b) &&
-           g_main_context_find_source_by_user_data(NULL, &marker_b) == NULL &&
-           g_main_context_find_source_by_funcs_user_data(NULL, &custom_funcs, &marker_c) ==
-               custom &&
-           g_source_remove_by_funcs_user_data(&custom_funcs, &marker_c) &&
-           !g_source_remove_by_funcs_user_data(&custom_funcs, &marker_c);
+  int ok =
+      g_main_context_find_source_by_user_data(NULL, &marker_b) != NULL &&
+      g_idle_remove_by_data(&marker_a) && !g_idle_remove_by_data(&marker_a) &&
+      g_source_remove_by_user_data(&marker_b) &&
+      g_main_context_find_source_by_user_data(NULL, &marker_b) == NULL &&
+      g_main_context_find_source_by_funcs_user_data(NULL, &custom_funcs, &marker_c) == custom &&
+      g_source_remove_by_funcs_user_data(&custom_funcs, &marker_c) &&
+      !g_source_remove_by_funcs_user_data(&custom_funcs, &marker_c);
   if (!ok)
     fprintf(stderr, "sources found by their data differ\n");
   return ok;
@@ -252,9 +253,7 @@ static gboolean on_slow_timeout(gpointer data) {
   return G_SOURCE_REMOVE;
 }
 
-static void add_slow_timeout(void) {
-  g_timeout_add(1, on_slow_timeout, NULL);
-}
+static void add_slow_timeout(void) { g_timeout_add(1, on_slow_timeout, NULL); }
 
 static int slow(void) {
   loop = g_main_loop_new(NULL, FALSE);
@@ -288,9 +287,7 @@ static gboolean on_deadline(gpointer data) {
   return G_SOURCE_REMOVE;
 }
 
-static void add_deadline(void) {
-  g_timeout_add_seconds(60, on_deadline, NULL);
-}
+static void add_deadline(void) { g_timeout_add_seconds(60, on_deadline, NULL); }
 
 static int pending(void) {
   loop = g_main_loop_new(NULL, FALSE);
@@ -302,9 +299,7 @@ static int pending(void) {
 }
 
 /* ---- leak-context ---- */
-static GMainContext *make_context(void) {
-  return g_main_context_new();
-}
+static GMainContext *make_context(void) { return g_main_context_new(); }
 
 static int leak_context(void) {
   GMainContext *ctx = make_context();
@@ -338,9 +333,7 @@ static int freed_with_source(void) {
 /* ---- crash ---- */
 static const char *volatile no_config;
 
-static __attribute__((noipa)) int read_config(const char *p) {
-  return p[0];
-}
+static __attribute__((noipa)) int read_config(const char *p) { return p[0]; }
 
 static gboolean on_bad_timeout(gpointer data) {
   (void)data;
@@ -499,7 +492,9 @@ int main(int argc, char **argv) {
   for (size_t i = 0; argc > 1 && i < sizeof modes / sizeof *modes; i++)
     if (strcmp(argv[1], modes[i].name) == 0)
       return modes[i].run();
-  fprintf(stderr, "usage: glib_cases clean|slow|never-attached|pending|leak-context|"
-                  "freed-with-source|wrong-thread|attach-twice|use-after-unref|task-error|task-clean|crash\n");
+  fprintf(
+      stderr,
+      "usage: glib_cases clean|slow|never-attached|pending|leak-context|"
+      "freed-with-source|wrong-thread|attach-twice|use-after-unref|task-error|task-clean|crash\n");
   return 2;
 }

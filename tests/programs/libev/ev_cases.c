@@ -147,9 +147,7 @@ static void arm_slow_timer(struct ev_loop *loop) {
 static ev_timer bad_timer;
 static const char *volatile no_config;
 
-static __attribute__((noipa)) int read_config(const char *p) {
-  return p[0];
-}
+static __attribute__((noipa)) int read_config(const char *p) { return p[0]; }
 
 static void on_bad_tick(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)loop, (void)w, (void)revents;
@@ -253,8 +251,7 @@ int main(int argc, char **argv) {
     move_watcher(loop, p[0], q[0]);
     puts("moved");
     return 0;
-  }
-  else if (strcmp(mode, "unstopped") == 0) {
+  } else if (strcmp(mode, "unstopped") == 0) {
     struct ev_loop *own = ev_loop_new(EVFLAG_AUTO);
     watch_input(own);
     ev_run(own, EVRUN_NOWAIT);
@@ -264,7 +261,8 @@ int main(int argc, char **argv) {
   else if (strcmp(mode, "leak-loop") == 0)
     ev_run(make_worker_loop(), EVRUN_NOWAIT);
   pthread_t t;
-  int threaded = strcmp(mode, "wrong-thread") == 0 && pthread_create(&t, NULL, foreign_thread, loop) == 0;
+  int threaded =
+      strcmp(mode, "wrong-thread") == 0 && pthread_create(&t, NULL, foreign_thread, loop) == 0;
   ev_timer_init(&stopper, on_stop, 0.3, 0.);
   ev_timer_start(loop, &stopper);
   ev_run(loop, 0);

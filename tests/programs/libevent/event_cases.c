@@ -111,9 +111,9 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 
 static struct evconnlistener *make_listener(struct event_base *base, int *port) {
   struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  struct evconnlistener *lev = evconnlistener_new_bind(
-      base, on_accept, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 8,
-      (struct sockaddr *)&sin, sizeof sin);
+  struct evconnlistener *lev =
+      evconnlistener_new_bind(base, on_accept, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 8,
+                              (struct sockaddr *)&sin, sizeof sin);
   socklen_t len = sizeof sin;
   if (lev && getsockname(evconnlistener_get_fd(lev), (struct sockaddr *)&sin, &len) == 0)
     *port = ntohs(sin.sin_port);
@@ -202,9 +202,7 @@ static struct event *arm_slow_timer(struct event_base *base) {
 /* crash: a NULL read in a timer callback (on_bad_timer, via read_config) */
 static const char *volatile no_config;
 
-static __attribute__((noipa)) int read_config(const char *p) {
-  return p[0];
-}
+static __attribute__((noipa)) int read_config(const char *p) { return p[0]; }
 
 static void on_bad_timer(evutil_socket_t fd, short what, void *arg) {
   (void)fd, (void)what, (void)arg;
@@ -342,8 +340,7 @@ int main(int argc, char **argv) {
       puts("reassigned");
       exit(0);
     }
-  }
-  else if (strcmp(mode, "never-added") == 0)
+  } else if (strcmp(mode, "never-added") == 0)
     ev = make_unused_event(base);
   else if (strcmp(mode, "pending") == 0)
     arm_deadline(base);

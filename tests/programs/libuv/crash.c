@@ -35,13 +35,9 @@ static uv_timer_t ticker;
 static volatile int zero;
 static const char *volatile nowhere;
 
-static __attribute__((noipa)) int parse_header(const char *p) {
-  return p[3] == ':';
-}
+static __attribute__((noipa)) int parse_header(const char *p) { return p[3] == ':'; }
 
-static __attribute__((noipa)) int average(int sum, int n) {
-  return sum / n;
-}
+static __attribute__((noipa)) int average(int sum, int n) { return sum / n; }
 
 static volatile int bottom = -1; /* never reached: -1 as unsigned */
 

@@ -22,9 +22,7 @@
 static uv_timer_t ticker, later;
 static int close_ran, restart_rc = 1;
 
-static void on_tick(uv_timer_t *t) {
-  (void)t;
-}
+static void on_tick(uv_timer_t *t) { (void)t; }
 
 static void on_closed(uv_handle_t *h) {
   (void)h;
@@ -49,9 +47,7 @@ static __attribute__((noinline)) void reset_ticker(uv_loop_t *loop) {
   uv_timer_init(loop, &ticker); /* still active */
 }
 
-static void on_reused(uv_timer_t *t) {
-  uv_close((uv_handle_t *)t, NULL);
-}
+static void on_reused(uv_timer_t *t) { uv_close((uv_handle_t *)t, NULL); }
 
 static void reuse(uv_timer_t *t) {
   (void)t;

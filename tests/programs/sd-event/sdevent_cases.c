@@ -149,9 +149,7 @@ static int slow(void) {
 /* ---- crash ---- */
 static const char *volatile no_config;
 
-static __attribute__((noipa)) int read_config(const char *p) {
-  return p[0];
-}
+static __attribute__((noipa)) int read_config(const char *p) { return p[0]; }
 
 static int on_bad_timer(sd_event_source *s, uint64_t usec, void *userdata) {
   (void)s, (void)usec, (void)userdata;
@@ -229,8 +227,8 @@ int main(int argc, char **argv) {
   static const struct {
     const char *name;
     int (*run)(void);
-  } modes[] = {{"clean", clean},     {"slow", slow},          {"leak-source", leak_source},
-               {"pending", pending}, {"leak-loop", leak_loop},     {"crash", crash}};
+  } modes[] = {{"clean", clean},     {"slow", slow},           {"leak-source", leak_source},
+               {"pending", pending}, {"leak-loop", leak_loop}, {"crash", crash}};
   for (size_t i = 0; argc > 1 && i < sizeof modes / sizeof *modes; i++)
     if (strcmp(argv[1], modes[i].name) == 0)
       return modes[i].run();
