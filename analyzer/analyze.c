@@ -909,6 +909,7 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
           ? "freed at"
           : "closed before at";
   f.also = raw->also;
+  f.ts_us = raw->ts ? loopsan_replay_mono_us(r, raw->ts) : 0;
   if (f.n_stack) {
     f.stall_taken = raw->stall_taken;
     f.stall_here = raw->stall_here;
@@ -976,6 +977,80 @@ static void build_sites(struct loopsan_process *p, const struct loopsan_replay *
     frames_of_stack(sym, loopsan_replay_stack(r, rs->stack), &s->created_at, &s->n_created_at);
   }
   qsort(p->sites, p->n_sites, sizeof *p->sites, by_total);
+}
+
+/* The name of a callback (or loop iteration) on the timeline. */
+static char *slice_name(loopsan_symbolizer *sym, const struct replay_slice *s) {
+  const loopsan_frame *fr;
+  size_t nf;
+  char *name = NULL;
+  int poll_site = s->slot == LOOPSAN_DISPATCH_ITERATION_POLL;
+  if (s->slot == LOOPSAN_DISPATCH_ITERATION) {
+    if (asprintf(&name, "loop iteration (epoll fd %llu)", (unsigned long long)s->cb) < 0)
+      name = NULL;
+  } else if (loopsan_symbolize(sym, s->cb, poll_site, &fr, &nf) == 0 && nf > 0) {
+    const loopsan_frame *f = &fr[nf - 1];
+    const char *base = f->module ? strrchr(f->module, '/') : NULL;
+    int rc = f->function
+                 ? asprintf(&name, "%s%s", poll_site ? "loop iteration in " : "", f->function)
+                 : asprintf(&name, "%s+0x%llx", base ? base + 1 : "?",
+                            (unsigned long long)f->module_offset);
+    if (rc < 0)
+      name = NULL;
+  }
+  return name ? name : strdup("?");
+}
+
+/* The timeline: every dispatch the trace has, with names (one per
+ * callback), in start order. */
+static int by_start(const void *a, const void *b) {
+  const struct loopsan_slice *x = a, *y = b;
+  return x->start_us < y->start_us ? -1 : x->start_us > y->start_us ? 1 : 0;
+}
+
+static void build_slices(struct loopsan_process *p, const struct loopsan_replay *r,
+                         loopsan_symbolizer *sym) {
+  p->slices_dropped = r->timeline_dropped;
+  if (!r->n_timeline || !(p->slices = calloc(r->n_timeline, sizeof *p->slices)))
+    return;
+  /* callback -> name index: open addressing over twice as many slots */
+  size_t cap = 64;
+  while (cap < r->n_timeline * 2 && cap < (1u << 20))
+    cap *= 2;
+  struct slice_key {
+    uint64_t cb;
+    uint32_t slot, index;
+  } *map = calloc(cap, sizeof *map);
+  if (!map) {
+    free(p->slices);
+    p->slices = NULL;
+    return;
+  }
+  for (size_t i = 0; i < r->n_timeline; i++) {
+    const struct replay_slice *s = &r->timeline[i];
+    size_t h = (size_t)((s->cb * 0x9E3779B97F4A7C15ull + s->slot) >> 20) & (cap - 1);
+    while (map[h].index && (map[h].cb != s->cb || map[h].slot != s->slot))
+      h = (h + 1) & (cap - 1);
+    if (!map[h].index) {
+      if (p->n_slice_names + 1 >= cap / 2) /* (cannot happen: cap covers every slice) */
+        break;
+      char **names = realloc(p->slice_names, (p->n_slice_names + 1) * sizeof *names);
+      if (!names)
+        break;
+      p->slice_names = names;
+      p->slice_names[p->n_slice_names++] = slice_name(sym, s);
+      map[h] = (struct slice_key){s->cb, s->slot, (uint32_t)p->n_slice_names};
+    }
+    struct loopsan_slice *out = &p->slices[p->n_slices++];
+    out->start_us = loopsan_replay_mono_us(r, s->ts);
+    out->dur_us = loopsan_replay_ms(r, s->duration) * 1000.0;
+    out->tid = (int)s->tid;
+    out->name = map[h].index - 1;
+    out->library = loopsan_library_name(s->library);
+    out->iteration = LOOPSAN_IS_ITERATION(s->slot);
+  }
+  free(map);
+  qsort(p->slices, p->n_slices, sizeof *p->slices, by_start);
 }
 
 /* A process killed before it could write out its buffers left them in
@@ -1125,6 +1200,7 @@ static int analyze_one(const char *path, const struct loopsan_analyze_options *o
                             "%llu record(s) recovered from the buffers the process left behind",
                             (unsigned long long)recovered);
   build_sites(p, &r, sym);
+  build_slices(p, &r, sym);
   char no_stall[512];
   why_no_stall(path, opts, no_stall, sizeof no_stall);
   int rc = 0;

@@ -196,6 +196,8 @@ void loopsan_report_free(struct loopsan_report *r) {
       free_frames(p->sites[j].created_at, p->sites[j].n_created_at);
     }
     free(p->sites);
+    free(p->slices);
+    free_strings(p->slice_names, p->n_slice_names);
   }
   free(r->processes);
   free_strings(r->notes, r->n_notes);

@@ -90,6 +90,7 @@ struct loopsan_finding {
   struct loopsan_frame_owned *cause; /* misuse: the event that made the call wrong */
   size_t n_cause;
   const char *cause_label; /* what that event was: "closed before at", ... (static) */
+  double ts_us; /* when, in CLOCK_MONOTONIC microseconds (0: not known) */
   /* crash: the signal, its si_code (INT32_MIN: unknown) and si_addr */
   int signal;
   int32_t signal_code;
@@ -127,6 +128,16 @@ struct loopsan_callback_site {
   size_t n_created_at;
 };
 
+/* A callback's run on the timeline (what --record=all recorded; in the
+ * default mode, only the slow ones). */
+struct loopsan_slice {
+  double start_us, dur_us; /* CLOCK_MONOTONIC microseconds */
+  int tid;
+  uint32_t name;       /* index into the process's slice_names */
+  const char *library; /* static string */
+  int iteration;       /* a whole loop iteration (generic layer), not a callback */
+};
+
 struct loopsan_process {
   int pid, ppid;
   char *exe;
@@ -147,6 +158,11 @@ struct loopsan_process {
   size_t n_notes;
   struct loopsan_callback_site *sites; /* by total time, most first */
   size_t n_sites;
+  struct loopsan_slice *slices; /* in start order per thread */
+  size_t n_slices;
+  char **slice_names; /* the callbacks' names ("on_tick", "libuv.so.1+0x1234") */
+  size_t n_slice_names;
+  uint64_t slices_dropped; /* not kept: past the analyzer's bound */
 };
 
 struct loopsan_report {

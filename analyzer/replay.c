@@ -33,6 +33,7 @@ void loopsan_replay_free(struct loopsan_replay *r) {
   free(r->ended_loops);
   free(r->stalls);
   free(r->sites);
+  free(r->timeline);
   for (size_t i = 0; i < REPLAY_ENDED_RING; i++)
     free(r->ended_objects[i]);
   memset(r, 0, sizeof *r);
@@ -193,6 +194,36 @@ int loopsan_replay_loop_ended(const struct loopsan_replay *r, uint64_t id) {
     if (r->ended_loops[i] == id)
       return 1;
   return 0;
+}
+
+/* ---- the timeline ---- */
+
+void loopsan_replay_timeline_add(struct loopsan_replay *r, const struct loopsan_rec_dispatch *d,
+                                 uint32_t tid, uint16_t library) {
+  if (r->n_timeline == REPLAY_TIMELINE_MAX) {
+    r->timeline_dropped++;
+    return;
+  }
+  if (r->n_timeline == r->cap_timeline) {
+    size_t cap = r->cap_timeline ? r->cap_timeline * 2 : 4096;
+    struct replay_slice *grown = realloc(r->timeline, cap * sizeof *grown);
+    if (!grown) {
+      r->timeline_dropped++;
+      return;
+    }
+    r->timeline = grown;
+    r->cap_timeline = cap;
+  }
+  r->timeline[r->n_timeline++] = (struct replay_slice){
+      .ts = d->ts, .duration = d->duration, .cb = d->cb, .tid = tid, .library = library,
+      .slot = (uint16_t)d->h.aux};
+}
+
+double loopsan_replay_mono_us(const struct loopsan_replay *r, uint64_t ts) {
+  double per_ns = (double)(r->ticks_per_sec ? r->ticks_per_sec : 1000000000u) / 1e9;
+  if (!r->clock_mono_ns)
+    return (double)ts / per_ns / 1000.0;
+  return ((double)r->clock_mono_ns + ((double)ts - (double)r->clock_ts) / per_ns) / 1000.0;
 }
 
 /* ---- callback sites ---- */

@@ -16,6 +16,7 @@
  * another was made, as it was then. */
 #define REPLAY_CHAIN 3
 #define REPLAY_ENDED_RING 256 /* ended objects kept for later misuse findings */
+#define REPLAY_TIMELINE_MAX 2000000u /* dispatches kept for the timeline (64 MB) */
 struct replay_link {
   uint64_t cb, address;
   uint32_t stack;
@@ -106,6 +107,7 @@ struct raw_finding {
   uint32_t cause_stack; /* misuse: where the object was made unfit (its close) */
   uint32_t stall_taken, stall_here; /* stall samples of the dispatch; how many at STACK */
   int32_t misuse_arg, misuse_arg2;  /* misuse: what its record says (a descriptor, ...) */
+  uint64_t ts;                      /* when (trace ticks): the call, the dispatch's start, ... */
   int32_t signal_code;              /* crash: the siginfo's si_code, */
   uint64_t fault_address;           /* and si_addr */
 };
@@ -161,6 +163,14 @@ struct loopsan_replay {
   /* watchers still active at the end on a loop that outlives them (the
    * default loop), or on one this trace never saw made: not reported */
   uint64_t watchers_let_be;
+  struct replay_slice {
+    uint64_t ts, duration, cb;
+    uint32_t tid;
+    uint16_t library;
+    uint16_t slot;
+  } *timeline; /* every DISPATCH (all of them with --record=all), in record order */
+  size_t n_timeline, cap_timeline;
+  uint64_t timeline_dropped; /* past REPLAY_TIMELINE_MAX */
   struct replay_site {
     uint64_t cb;
     uint16_t library, slot;
@@ -221,6 +231,12 @@ struct loopsan_replay {
 /* The callback site of CB (LIBRARY), made on first sight; NULL if out of
  * memory. */
 struct replay_site *loopsan_replay_site(struct loopsan_replay *r, uint64_t cb, uint16_t library);
+/* A dispatch, for the timeline (--record=all has every one). */
+void loopsan_replay_timeline_add(struct loopsan_replay *r, const struct loopsan_rec_dispatch *d,
+                                 uint32_t tid, uint16_t library);
+/* A trace timestamp as CLOCK_MONOTONIC microseconds (comparable across
+ * the processes of a run). */
+double loopsan_replay_mono_us(const struct loopsan_replay *r, uint64_t ts);
 /* An object that ended lately (the last REPLAY_ENDED_RING), or NULL. */
 const struct replay_object *loopsan_replay_ended_object(const struct loopsan_replay *r,
                                                         uint64_t id);

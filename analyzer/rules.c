@@ -15,6 +15,7 @@ static void fill(struct raw_finding *f, const struct loopsan_replay *r, enum loo
   memset(f, 0, sizeof *f);
   f->kind = kind;
   f->count = 1;
+  f->ts = r->last_ts; /* the record being replayed, or the end (rules may say better) */
   if (!o)
     return;
   const struct replay_type *t = loopsan_replay_type(r, o->library, o->type);
@@ -204,12 +205,17 @@ static void take_blocked(struct loopsan_replay *r, struct raw_finding *f, uint32
 
 void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object *obj,
                             const struct loopsan_rec_dispatch *d, uint32_t tid) {
+  loopsan_replay_timeline_add(r, d, tid,
+                              LOOPSAN_IS_ITERATION(d->h.aux) ? LOOPSAN_LIB_GENERIC
+                              : obj                          ? obj->library
+                                                             : LOOPSAN_LIB_UNKNOWN);
   if (!over_threshold(r, d->duration))
     return;
   struct raw_finding f;
   int iteration = LOOPSAN_IS_ITERATION(d->h.aux);
   fill(&f, r, iteration ? LOOPSAN_KIND_BLOCKED_LOOP : LOOPSAN_KIND_SLOW_CALLBACK, obj);
   f.cb = iteration ? 0 : d->cb; /* the callback that ran: main, alloc or close */
+  f.ts = d->ts;
   f.tid = tid;
   f.max_duration = d->duration;
   if (iteration) { /* a whole iteration of a loop seen by the generic layer */
@@ -241,6 +247,7 @@ void loopsan_rules_crash(struct loopsan_replay *r) {
   fill(&f, r, LOOPSAN_KIND_CRASH, loopsan_replay_object(r, c->obj));
   f.cb = c->cb;
   f.tid = c->tid;
+  f.ts = c->ts;
   f.library = c->library;
   f.stack = c->stack;
   f.result = (int32_t)c->h.aux;

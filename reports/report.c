@@ -15,6 +15,7 @@ static const struct {
     [LOOPSAN_FORMAT_MARKDOWN] = {"markdown", loopsan_render_markdown},
     [LOOPSAN_FORMAT_SARIF] = {"sarif", loopsan_render_sarif},
     [LOOPSAN_FORMAT_FOLDED] = {"folded", loopsan_render_folded},
+    [LOOPSAN_FORMAT_CHROME] = {"chrome", loopsan_render_chrome},
 };
 
 int loopsan_format_from_name(const char *name) {

@@ -163,12 +163,41 @@ START_TEST(folded_stacks) {
 }
 END_TEST
 
+/* Chrome trace events: a callback run inside another that the clocks put
+ * a hair past its parent's end is cut there (Perfetto drops slices that do
+ * not nest); one that starts after its parent's end is its sibling. */
+START_TEST(chrome_slices_nest) {
+  struct loopsan_report r;
+  make_report(&r);
+  struct loopsan_process *p = &r.processes[0];
+  p->n_slice_names = 1;
+  p->slice_names = calloc(1, sizeof *p->slice_names);
+  p->slice_names[0] = strdup("on_tick");
+  p->n_slices = 3;
+  p->slices = calloc(3, sizeof *p->slices);
+  p->slices[0] =
+      (struct loopsan_slice){.start_us = 100, .dur_us = 50, .tid = 42, .library = "glib"};
+  p->slices[1] =
+      (struct loopsan_slice){.start_us = 120, .dur_us = 30.5, .tid = 42, .library = "glib"};
+  p->slices[2] =
+      (struct loopsan_slice){.start_us = 150, .dur_us = 10, .tid = 42, .library = "glib"};
+  char *json = render(&r, LOOPSAN_FORMAT_CHROME);
+  ck_assert_ptr_nonnull(strstr(json, "\"ts\": 100.000, \"dur\": 50.000"));
+  ck_assert_ptr_nonnull(strstr(json, "\"ts\": 120.000, \"dur\": 30.000")); /* cut */
+  ck_assert_ptr_nonnull(strstr(json, "\"ts\": 150.000, \"dur\": 10.000")); /* a sibling */
+  ck_assert_ptr_nonnull(strstr(json, "{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 42, "
+                                     "\"tid\": 42, \"args\": {\"name\": \"main thread 42\"}}"));
+  free(json);
+  loopsan_report_free(&r);
+}
+END_TEST
+
 START_TEST(formats_by_name) {
   ck_assert_int_eq(loopsan_format_from_name("json"), LOOPSAN_FORMAT_JSON);
   ck_assert_int_eq(loopsan_format_from_name("text"), LOOPSAN_FORMAT_TEXT);
   ck_assert_int_eq(loopsan_format_from_name("markdown"), LOOPSAN_FORMAT_MARKDOWN);
   ck_assert_int_eq(loopsan_format_from_name("xml"), -1);
-  ck_assert_str_eq(loopsan_format_names(), "text, json, markdown, sarif, folded");
+  ck_assert_str_eq(loopsan_format_names(), "text, json, markdown, sarif, folded, chrome");
   ck_assert_int_eq(loopsan_kind_from_name("pending-at-exit", 15), LOOPSAN_KIND_PENDING_AT_EXIT);
   ck_assert_int_eq(loopsan_kind_from_name("pending", 7), -1);
 }
@@ -181,6 +210,7 @@ int main(void) {
   tcase_add_test(tc, text_headline_and_summary);
   tcase_add_test(tc, markdown_table_and_top);
   tcase_add_test(tc, folded_stacks);
+  tcase_add_test(tc, chrome_slices_nest);
   tcase_add_test(tc, formats_by_name);
   suite_add_tcase(s, tc);
   return loopsan_unit_run(s);
