@@ -16,6 +16,7 @@ static const struct {
     [LOOPSAN_FORMAT_SARIF] = {"sarif", loopsan_render_sarif},
     [LOOPSAN_FORMAT_FOLDED] = {"folded", loopsan_render_folded},
     [LOOPSAN_FORMAT_CHROME] = {"chrome", loopsan_render_chrome},
+    [LOOPSAN_FORMAT_HTML] = {"html", loopsan_render_html},
 };
 
 int loopsan_format_from_name(const char *name) {

@@ -14,6 +14,7 @@ enum loopsan_format {
   LOOPSAN_FORMAT_SARIF,
   LOOPSAN_FORMAT_FOLDED,
   LOOPSAN_FORMAT_CHROME,
+  LOOPSAN_FORMAT_HTML,
   LOOPSAN_FORMAT_COUNT
 };
 
@@ -38,6 +39,8 @@ int loopsan_render_markdown(const struct loopsan_report *r,
                             const struct loopsan_render_options *opts, FILE *out);
 int loopsan_render_sarif(const struct loopsan_report *r, const struct loopsan_render_options *opts,
                          FILE *out);
+int loopsan_render_html(const struct loopsan_report *r, const struct loopsan_render_options *opts,
+                        FILE *out);
 int loopsan_render_chrome(const struct loopsan_report *r, const struct loopsan_render_options *opts,
                           FILE *out);
 int loopsan_render_folded(const struct loopsan_report *r, const struct loopsan_render_options *opts,

@@ -197,7 +197,7 @@ START_TEST(formats_by_name) {
   ck_assert_int_eq(loopsan_format_from_name("text"), LOOPSAN_FORMAT_TEXT);
   ck_assert_int_eq(loopsan_format_from_name("markdown"), LOOPSAN_FORMAT_MARKDOWN);
   ck_assert_int_eq(loopsan_format_from_name("xml"), -1);
-  ck_assert_str_eq(loopsan_format_names(), "text, json, markdown, sarif, folded, chrome");
+  ck_assert_str_eq(loopsan_format_names(), "text, json, markdown, sarif, folded, chrome, html");
   ck_assert_int_eq(loopsan_kind_from_name("pending-at-exit", 15), LOOPSAN_KIND_PENDING_AT_EXIT);
   ck_assert_int_eq(loopsan_kind_from_name("pending", 7), -1);
 }

@@ -1,0 +1,186 @@
+/* The HTML report: one self-contained file (no network, no CDN) that a
+ * browser renders from the JSON report embedded in it: the summary, the
+ * durations of each callback site as a histogram on a log scale, the
+ * timeline of the loops' threads (what --record=all recorded), and the
+ * findings grouped by where their objects were made, with collapsible
+ * stacks whose frames link to their source lines. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyzer/strbuf.h"
+#include "reports/report.h"
+
+#define HTML_SLICES_MAX 20000 /* drawn per process: a browser's comfort */
+
+static const char head[] =
+    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+    "<title>loopsan report</title>\n<style>\n"
+    "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\n"
+    "h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}\n"
+    "table{border-collapse:collapse}td,th{padding:2px 8px;text-align:left;border-bottom:1px solid "
+    "#eee}\n"
+    "td.num{text-align:right;font-variant-numeric:tabular-nums}\n"
+    ".error{color:#b00}.warning{color:#a60}.note{color:#555}\n"
+    ".finding{margin:.4em 0 .8em 1em}.headline{font-weight:600}.detail{color:#444}\n"
+    "ol.stack{font:12px/1.3 monospace;margin:.2em 0}ol.stack a{color:#035}\n"
+    "svg .bar{fill:#4a7ab5}svg .slice{fill:#7aa36b}svg .slow{fill:#c0504d}\n"
+    "svg text{font:10px sans-serif;fill:#444}\n"
+    "</style></head><body>\n<h1>loopsan report</h1>\n"
+    "<section id=\"summary\"><h2>Summary</h2></section>\n"
+    "<section id=\"callbacks\"><h2>How long callbacks took</h2></section>\n"
+    "<section id=\"timeline\"><h2>Timeline</h2></section>\n"
+    "<section id=\"findings\"><h2>Findings</h2></section>\n"
+    "<script type=\"application/json\" id=\"loopsan-report\">";
+
+static const char script[] =
+    "</script>\n<script>\n"
+    "'use strict';\n"
+    "const R = JSON.parse(document.getElementById('loopsan-report').textContent);\n"
+    "const T = JSON.parse(document.getElementById('loopsan-timeline').textContent);\n"
+    "const NS = 'http://www.w3.org/2000/svg';\n"
+    "function el(tag, attrs, ...kids) { const e = document.createElement(tag);\n"
+    "  for (const k in attrs || {}) e.setAttribute(k, attrs[k]);\n"
+    "  for (const c of kids) e.append(c); return e; }\n"
+    "function svg(tag, attrs, ...kids) { const e = document.createElementNS(NS, tag);\n"
+    "  for (const k in attrs || {}) e.setAttribute(k, attrs[k]);\n"
+    "  for (const c of kids) e.append(c); return e; }\n"
+    "function fname(f) { return f ? (f.function || ((f.module || '?').split('/').pop() + ' ' + "
+    "f.address)) : '?'; }\n"
+    "function frameItem(f) { const li = el('li', {}, fname(f) + ' ');\n"
+    "  if (f && f.file) { const href = (f.file.startsWith('/') ? 'file://' : '') + "
+    "encodeURI(f.file) + (f.line ? '#L' + f.line : '');\n"
+    "    li.append(el('a', {href: href, class: 'src'}, f.file + (f.line ? ':' + f.line : ''))); }\n"
+    "  return li; }\n"
+    "function stack(title, frames) { const d = el('details', {class: 'stack'}, el('summary', {}, "
+    "title));\n"
+    "  const ol = el('ol', {class: 'stack', start: '0'}); for (const f of frames) "
+    "ol.append(frameItem(f));\n"
+    "  d.append(ol); return d; }\n"
+    "function site(f) { for (const fr of f.created_at || []) if (fr.file && fr.module && "
+    "!/^\\/(usr\\/)?lib/.test(fr.module)) return fname(fr) + ' ' + fr.file + ':' + fr.line;\n"
+    "  return f.created_at && f.created_at.length ? fname(f.created_at[0]) : '(no creation "
+    "stack)'; }\n"
+    "/* summary */\n"
+    "const sum = document.getElementById('summary');\n"
+    "const kinds = Object.keys(R.summary);\n"
+    "sum.append(el('p', {id: 'verdict'}, kinds.length ? 'Problems found in ' + R.processes.length "
+    "+ "
+    "' process(es).' : 'No problems found in ' + R.processes.length + ' process(es).'));\n"
+    "if (kinds.length) { const t = el('table', {id: 'kinds'}, el('tr', {}, el('th', {}, 'kind'), "
+    "el('th', {}, 'count')));\n"
+    "  for (const k of kinds) t.append(el('tr', {class: 'kind'}, el('td', {}, k), el('td', {class: "
+    "'num'}, String(R.summary[k]))));\n"
+    "  sum.append(t); }\n"
+    "for (const p of R.processes) { const libs = Object.keys(p.observed || {});\n"
+    "  sum.append(el('p', {class: 'process'}, (p.exe || '?') + ' (pid ' + p.pid + '): ' + "
+    "(libs.length ? 'observed ' + libs.join(', ') : 'no event loop observed')));\n"
+    "  for (const n of p.notes || []) sum.append(el('p', {class: 'note'}, 'note: ' + n)); }\n"
+    "/* callbacks: a histogram per site, log2 buckets (x) and a log scale of counts (y) */\n"
+    "const cbs = document.getElementById('callbacks');\n"
+    "for (const p of R.processes) { const sites = (p.callbacks || []).slice(0, 30);\n"
+    "  if (!sites.length) continue;\n"
+    "  const t = el('table', {class: 'sites'}, el('tr', {}, ...['callback', 'calls', 'p50 ms', "
+    "'p99 ms', 'max ms', 'durations (log scale)'].map(h => el('th', {}, h))));\n"
+    "  for (const s of sites) { const g = svg('svg', {width: 240, height: 40, class: "
+    "'histogram'});\n"
+    "    const most = Math.max(...s.histogram.map(b => b.count));\n"
+    "    for (const b of s.histogram) { const i = Math.max(0, Math.round(Math.log2(b.le_ms * 1e6)) "
+    "- 1);\n"
+    "      const h = Math.max(1, 36 * Math.log10(1 + b.count) / Math.log10(1 + most));\n"
+    "      g.append(svg('rect', {class: 'bar', x: i * 6, y: 38 - h, width: 5, height: h}, "
+    "svg('title', {}, '≤ ' + b.le_ms + ' ms: ' + b.count))); }\n"
+    "    t.append(el('tr', {class: 'site'}, el('td', {}, fname(s.callback)), el('td', {class: "
+    "'num'}, String(s.count)),\n"
+    "      el('td', {class: 'num'}, s.p50_ms.toFixed(3)), el('td', {class: 'num'}, "
+    "s.p99_ms.toFixed(3)), el('td', {class: 'num'}, s.max_ms.toFixed(3)), el('td', {}, g))); }\n"
+    "  cbs.append(el('h3', {}, (p.exe || '?') + ' (pid ' + p.pid + ')'), t); }\n"
+    "/* timeline: a row per thread */\n"
+    "const tl = document.getElementById('timeline');\n"
+    "for (const p of T.processes) { if (!p.slices.length) continue;\n"
+    "  const t0 = Math.min(...p.slices.map(s => s[0])), t1 = Math.max(...p.slices.map(s => s[0] + "
+    "s[1]));\n"
+    "  const tids = [...new Set(p.slices.map(s => s[2]))], W = 900, span = Math.max(1, t1 - t0);\n"
+    "  const g = svg('svg', {width: W + 80, height: 24 * tids.length + 10, class: 'timeline'});\n"
+    "  tids.forEach((tid, row) => g.append(svg('text', {x: 0, y: 24 * row + 16}, 'thread ' + "
+    "tid)));\n"
+    "  for (const s of p.slices) { const row = tids.indexOf(s[2]);\n"
+    "    g.append(svg('rect', {class: s[4] ? 'slow' : 'slice', x: 80 + W * (s[0] - t0) / span, y: "
+    "24 * row + 4,\n"
+    "      width: Math.max(0.5, W * s[1] / span), height: 16}, svg('title', {}, p.names[s[3]] + ': "
+    "' + (s[1] / 1000).toFixed(3) + ' ms'))); }\n"
+    "  tl.append(el('h3', {}, 'pid ' + p.pid + ': ' + p.slices.length + ' callbacks over ' + (span "
+    "/ 1000).toFixed(1) + ' ms'), g); }\n"
+    "if (!tl.querySelector('svg')) tl.append(el('p', {}, 'No timeline: record with "
+    "--record=all to have every callback on it.'));\n"
+    "/* findings, grouped by where their objects were made */\n"
+    "const fs = document.getElementById('findings'), groups = new Map();\n"
+    "for (const f of R.findings) { if (f.suppressed) continue; const k = site(f);\n"
+    "  if (!groups.has(k)) groups.set(k, []); groups.get(k).push(f); }\n"
+    "if (!groups.size) fs.append(el('p', {}, 'None.'));\n"
+    "for (const [k, list] of groups) { const g = el('details', {class: 'group', open: ''}, "
+    "el('summary', {}, k + ' (' + list.length + ')'));\n"
+    "  for (const f of list) { const d = el('div', {class: 'finding ' + f.kind});\n"
+    "    d.append(el('div', {class: 'headline ' + f.severity}, f.severity.toUpperCase() + ': ' + "
+    "f.kind + ': ' + f.message));\n"
+    "    if (f.detail) d.append(el('div', {class: 'detail'}, f.detail));\n"
+    "    if (f.stack && f.stack.length) d.append(stack('stack', f.stack));\n"
+    "    if (f.created_at && f.created_at.length) d.append(stack('created at', f.created_at));\n"
+    "    g.append(d); }\n"
+    "  fs.append(g); }\n"
+    "document.body.setAttribute('data-rendered', 'yes');\n"
+    "</script>\n</body></html>\n";
+
+/* TEXT inside a <script> element: "</" would end it. */
+static void put_script(FILE *out, const char *text) {
+  for (const char *p = text; *p; p++) {
+    if (p[0] == '<' && p[1] == '/')
+      fputs("<\\", out);
+    else
+      fputc(*p, out);
+  }
+}
+
+int loopsan_render_html(const struct loopsan_report *r, const struct loopsan_render_options *opts,
+                        FILE *out) {
+  char *json = NULL;
+  size_t len = 0;
+  FILE *mem = open_memstream(&json, &len);
+  if (!mem)
+    return -1;
+  int rc = loopsan_render_json(r, opts, mem);
+  fclose(mem);
+  if (rc != 0 || !json) {
+    free(json);
+    return -1;
+  }
+  fputs(head, out);
+  put_script(out, json);
+  free(json);
+  /* The timeline, compact: [start_us, dur_us, tid, name, slow] per slice. */
+  struct loopsan_strbuf t;
+  loopsan_sb_init(&t);
+  loopsan_sb_puts(&t, "{\"processes\": [");
+  for (size_t pi = 0; pi < r->n_processes; pi++) {
+    const struct loopsan_process *p = &r->processes[pi];
+    loopsan_sb_printf(&t, "%s{\"pid\": %d, \"names\": [", pi ? ", " : "", p->pid);
+    for (size_t i = 0; i < p->n_slice_names; i++) {
+      loopsan_sb_puts(&t, i ? ", " : "");
+      loopsan_sb_json_string(&t, p->slice_names[i]);
+    }
+    loopsan_sb_puts(&t, "], \"slices\": [");
+    size_t n = p->n_slices < HTML_SLICES_MAX ? p->n_slices : HTML_SLICES_MAX;
+    for (size_t i = 0; i < n; i++) {
+      const struct loopsan_slice *s = &p->slices[i];
+      loopsan_sb_printf(&t, "%s[%.3f, %.3f, %d, %u, %d]", i ? ", " : "", s->start_us, s->dur_us,
+                        s->tid, s->name, s->dur_us >= 100000.0);
+    }
+    loopsan_sb_puts(&t, "]}");
+  }
+  loopsan_sb_puts(&t, "]}");
+  fputs("</script>\n<script type=\"application/json\" id=\"loopsan-timeline\">", out);
+  put_script(out, t.data ? t.data : "{\"processes\": []}");
+  loopsan_sb_free(&t);
+  fputs(script, out);
+  return 0;
+}
