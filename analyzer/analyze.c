@@ -1,6 +1,9 @@
 #include "analyzer/analyze.h"
 
 #include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -244,7 +247,7 @@ done:
 /* ---- messages ---- */
 
 static const char *error_name(int32_t result) {
-  static char buf[32];
+  static __thread char buf[32]; /* (traces are analysed on several threads) */
   const char *name = result < 0 ? strerrorname_np(-result) : NULL;
   if (name)
     return name;
@@ -1212,6 +1215,122 @@ static int analyze_one(const char *path, const struct loopsan_analyze_options *o
   return rc;
 }
 
+/* ---- many traces: on every core, merged in their order ---- */
+
+struct analysis {
+  const struct path_list *files;
+  const struct loopsan_analyze_options *opts;
+  const struct end_scan *ends;
+  struct loopsan_report *parts; /* one per trace */
+  int *rc;
+  _Atomic size_t next, done;
+  double t0;
+  pthread_mutex_t progress_lock;
+  int progress; /* stderr is a terminal: show how far it got after a second */
+  int shown;
+};
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *analysis_worker(void *arg) {
+  struct analysis *a = arg;
+  for (;;) {
+    size_t i = atomic_fetch_add(&a->next, 1);
+    if (i >= a->files->n)
+      return NULL;
+    a->rc[i] = analyze_one(a->files->v[i], a->opts, a->ends, &a->parts[i]);
+    size_t done = atomic_fetch_add(&a->done, 1) + 1;
+    if (a->progress && now_s() - a->t0 > 1.0) {
+      pthread_mutex_lock(&a->progress_lock);
+      fprintf(stderr, "\rloopsan: analysing traces: %zu of %zu", done, a->files->n);
+      a->shown = 1;
+      pthread_mutex_unlock(&a->progress_lock);
+    }
+  }
+}
+
+/* Move PART's processes, findings and notes to the end of OUT. */
+static int merge_part(struct loopsan_report *out, struct loopsan_report *part) {
+  struct loopsan_process *procs =
+      realloc(out->processes, (out->n_processes + part->n_processes + 1) * sizeof *procs);
+  struct loopsan_finding *fs =
+      realloc(out->findings, (out->n_findings + part->n_findings + 1) * sizeof *fs);
+  if (procs)
+    out->processes = procs;
+  if (fs)
+    out->findings = fs;
+  if (!procs || !fs)
+    return -1;
+  size_t base = out->n_processes;
+  memcpy(out->processes + base, part->processes, part->n_processes * sizeof *procs);
+  out->n_processes += part->n_processes;
+  for (size_t i = 0; i < part->n_findings; i++) {
+    out->findings[out->n_findings] = part->findings[i];
+    out->findings[out->n_findings++].process += base;
+  }
+  for (size_t i = 0; i < part->n_notes; i++)
+    loopsan_report_add_note(&out->notes, &out->n_notes, "%s", part->notes[i]);
+  for (size_t i = 0; i < part->n_notes; i++)
+    free(part->notes[i]);
+  free(part->notes);
+  free(part->processes);
+  free(part->findings);
+  memset(part, 0, sizeof *part);
+  return 0;
+}
+
+static int analyze_all(const struct path_list *files, const struct loopsan_analyze_options *opts,
+                       const struct end_scan *ends, struct loopsan_report *out, char *err,
+                       size_t err_len) {
+  struct analysis a = {
+      .files = files, .opts = opts, .ends = ends, .t0 = now_s(), .progress = isatty(2)};
+  a.parts = calloc(files->n + 1, sizeof *a.parts);
+  a.rc = calloc(files->n + 1, sizeof *a.rc);
+  pthread_mutex_init(&a.progress_lock, NULL);
+  int rc = 0;
+  if (!a.parts || !a.rc) {
+    snprintf(err, err_len, "out of memory");
+    rc = -1;
+    goto out;
+  }
+  (void)loopsan_libraries_observed(); /* made once, before the threads read it */
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  size_t n_threads = cores > 1 ? (size_t)cores : 1;
+  if (n_threads > files->n)
+    n_threads = files->n;
+  if (n_threads > 16)
+    n_threads = 16;
+  pthread_t threads[16];
+  size_t started = 0;
+  for (size_t t = 1; t < n_threads; t++) /* this thread is one of them */
+    started += pthread_create(&threads[started], NULL, analysis_worker, &a) == 0;
+  analysis_worker(&a);
+  for (size_t t = 0; t < started; t++)
+    pthread_join(threads[t], NULL);
+  if (a.shown)
+    fputs("\r\033[K", stderr);
+  for (size_t i = 0; i < files->n; i++) {
+    if (rc == 0 && a.rc[i] != 0) {
+      snprintf(err, err_len, "out of memory while analysing %s", files->v[i]);
+      rc = -1;
+    }
+    if (rc == 0 && merge_part(out, &a.parts[i]) != 0) {
+      snprintf(err, err_len, "out of memory");
+      rc = -1;
+    }
+    loopsan_report_free(&a.parts[i]);
+  }
+out:
+  pthread_mutex_destroy(&a.progress_lock);
+  free(a.parts);
+  free(a.rc);
+  return rc;
+}
+
 int loopsan_analyze(char *const *paths, size_t n_paths, const struct loopsan_analyze_options *opts,
                     struct loopsan_report *out, char *err, size_t err_len) {
   struct path_list files = {0};
@@ -1223,11 +1342,8 @@ int loopsan_analyze(char *const *paths, size_t n_paths, const struct loopsan_ana
     }
   struct end_scan ends = {0};
   collect_child_ends(&files, &ends);
-  for (size_t i = 0; i < files.n; i++)
-    if (analyze_one(files.v[i], opts, &ends, out) != 0) {
-      snprintf(err, err_len, "out of memory while analysing %s", files.v[i]);
-      goto out;
-    }
+  if (analyze_all(&files, opts, &ends, out, err, err_len) != 0)
+    goto out;
   if (out->n_processes == 0) {
     snprintf(err, err_len, "no readable loopsan trace in %s%s", paths[0],
              n_paths > 1 ? " and the other paths given" : "");
