@@ -76,7 +76,7 @@ static int parse_kinds(const char *value, unsigned long *mask, char *err, size_t
 static int apply(struct loopsan_cli *cli, const struct loopsan_option_desc *o, const char *v,
                  char *err, size_t err_len) {
   char sub[320];
-  if (o->key) { /* the shim's option: one parser for both spellings */
+  if (o->key && o->type < LOOPSAN_OPTTYPE_FORMAT) { /* the shim's option: one parser for both */
     if (loopsan_options_set(&cli->shim, o->key, strlen(o->key), v, strlen(v), sub, sizeof sub) !=
         0) {
       /* Speak of --slow-ms, not slow_ms: the user typed the former. */
@@ -143,6 +143,45 @@ void loopsan_cli_free(struct loopsan_cli *cli) {
   cli->n_args = 0;
 }
 
+/* LOOPSAN_OPTIONS takes every option that has a key (key=value, separated
+ * by ':'), as the sanitizers' *_OPTIONS do; the command line, read after
+ * it, overrides it. */
+static int apply_env(struct loopsan_cli *cli, char *err, size_t err_len) {
+  const char *env = getenv("LOOPSAN_OPTIONS");
+  if (!env || !*env)
+    return 0;
+  char *copy = strdup(env); /* values stay referenced (file names): never freed */
+  if (!copy) {
+    snprintf(err, err_len, "out of memory");
+    return -1;
+  }
+  char sub[320];
+  for (char *item = strtok(copy, ":"); item; item = strtok(NULL, ":")) {
+    char *eq = strchr(item, '=');
+    const struct loopsan_option_desc *o = NULL;
+    for (size_t k = 0; eq && k < LOOPSAN_OPTION_COUNT && !o; k++)
+      if (loopsan_option_table[k].key &&
+          strlen(loopsan_option_table[k].key) == (size_t)(eq - item) &&
+          memcmp(loopsan_option_table[k].key, item, (size_t)(eq - item)) == 0)
+        o = &loopsan_option_table[k];
+    if (!o) { /* the shim's parser says what is wrong, and what is valid */
+      struct loopsan_options scratch;
+      loopsan_options_parse(&scratch, item, sub, sizeof sub);
+      snprintf(err, err_len, "LOOPSAN_OPTIONS: %s", sub);
+      return -1;
+    }
+    const char *v = eq + 1;
+    if (o->type == LOOPSAN_OPTTYPE_FLAG &&
+        (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no")))
+      continue;
+    if (apply(cli, o, v, sub, sizeof sub) != 0) {
+      snprintf(err, err_len, "LOOPSAN_OPTIONS: %s", sub);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 int loopsan_cli_parse(int argc, char **argv, struct loopsan_cli *cli, char *err, size_t err_len) {
   memset(cli, 0, sizeof *cli);
   loopsan_options_default(&cli->shim);
@@ -150,6 +189,8 @@ int loopsan_cli_parse(int argc, char **argv, struct loopsan_cli *cli, char *err,
   for (int k = 0; k < LOOPSAN_KIND_COUNT; k++)
     if (loopsan_kind_severity(k) != LOOPSAN_SEV_INFO)
       cli->fail_on |= 1ul << k;
+  if (apply_env(cli, err, err_len) != 0)
+    return -1;
   int i = 1;
   if (i < argc && argv[i][0] != '-') {
     if (strcmp(argv[i], "run") == 0)

@@ -97,7 +97,7 @@ int loopsan_options_set(struct loopsan_options *opts, const char *key, size_t ke
     memcpy(field, value, value_len);
     field[value_len] = '\0';
     return 0;
-  default: snprintf(err, err_len, "option '%s' is not a shim option", d->key); return -1;
+  default: return 0; /* a front-end option (format, suppressions, ...): not the shim's business */
   }
 }
 
