@@ -1,6 +1,7 @@
 #include "analyzer/analyze.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -931,18 +932,61 @@ static int finding_from_raw(struct loopsan_report *rep, struct loopsan_replay *r
   return add_finding(rep, &f);
 }
 
-/* The upper bound (ms) of the bucket where Q of a site's dispatches are
- * reached; at most its maximum. */
+/* The Q quantile (ms) of a site's dispatches from its log2 histogram: in
+ * the bucket where it falls, as far (geometrically) as its rank is into
+ * the bucket's count; at most the maximum. An estimate within a factor of
+ * two; build_sites uses the exact durations when the timeline has them. */
 static double quantile_ms(const struct loopsan_callback_site *s, double q) {
   uint64_t want = (uint64_t)((double)s->count * q + 0.999999), seen = 0;
+  if (!want)
+    want = 1;
   for (unsigned i = 0; i < LOOPSAN_SITE_BUCKETS; i++) {
-    seen += s->buckets[i];
-    if (seen >= want && seen) {
-      double bound = s->bucket_unit_ms * (double)(2ull << i);
-      return bound < s->max_ms ? bound : s->max_ms;
+    if (!s->buckets[i] || seen + s->buckets[i] < want) {
+      seen += s->buckets[i];
+      continue;
     }
+    double frac = ((double)(want - seen) - 0.5) / (double)s->buckets[i];
+    double lo = i ? (double)(1ull << i) : 1.0;
+    double v = s->bucket_unit_ms * lo * exp2(frac);
+    return v < s->max_ms ? v : s->max_ms;
   }
   return s->max_ms;
+}
+
+/* Durations of the timeline's callbacks, by callback then length: exact
+ * quantiles for the sites whose every call is on it (--record=all). */
+struct timed_call {
+  uint64_t cb, duration;
+};
+
+static int by_cb_then_duration(const void *a, const void *b) {
+  const struct timed_call *x = a, *y = b;
+  if (x->cb != y->cb)
+    return x->cb < y->cb ? -1 : 1;
+  return x->duration < y->duration ? -1 : x->duration > y->duration;
+}
+
+static void exact_quantiles(struct loopsan_callback_site *s, const struct replay_site *rs,
+                            const struct loopsan_replay *r, const struct timed_call *calls,
+                            size_t n) {
+  size_t lo = 0, hi = n; /* the first call of rs->cb */
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (calls[mid].cb < rs->cb)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  size_t end = lo;
+  while (end < n && calls[end].cb == rs->cb)
+    end++;
+  if (end - lo != rs->count) /* not all of them: the estimate stays */
+    return;
+  size_t k = end - lo;
+  s->p50_ms = loopsan_replay_ms(r, calls[lo + (k - 1) / 2].duration);
+  size_t p99 = (size_t)((double)k * 0.99 + 0.999999);
+  s->p99_ms = loopsan_replay_ms(r, calls[lo + (p99 ? p99 - 1 : 0)].duration);
+  s->exact = 1;
 }
 
 static int by_total(const void *a, const void *b) {
@@ -958,6 +1002,13 @@ static void build_sites(struct loopsan_process *p, const struct loopsan_replay *
     n += r->sites[i].count > 0;
   if (!n || !(p->sites = calloc(n, sizeof *p->sites)))
     return;
+  struct timed_call *calls = calloc(r->n_timeline + 1, sizeof *calls);
+  size_t n_calls = 0;
+  for (size_t i = 0; calls && i < r->n_timeline; i++)
+    if (!LOOPSAN_IS_ITERATION(r->timeline[i].slot))
+      calls[n_calls++] = (struct timed_call){r->timeline[i].cb, r->timeline[i].duration};
+  if (calls)
+    qsort(calls, n_calls, sizeof *calls, by_cb_then_duration);
   for (size_t i = 0; i < r->n_sites; i++) {
     const struct replay_site *rs = &r->sites[i];
     if (!rs->count)
@@ -977,8 +1028,11 @@ static void build_sites(struct loopsan_process *p, const struct loopsan_replay *
     memcpy(s->buckets, rs->buckets, sizeof s->buckets);
     s->p50_ms = quantile_ms(s, 0.50);
     s->p99_ms = quantile_ms(s, 0.99);
+    if (calls && !r->timeline_dropped)
+      exact_quantiles(s, rs, r, calls, n_calls);
     frames_of_stack(sym, loopsan_replay_stack(r, rs->stack), &s->created_at, &s->n_created_at);
   }
+  free(calls);
   qsort(p->sites, p->n_sites, sizeof *p->sites, by_total);
 }
 

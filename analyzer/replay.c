@@ -627,6 +627,7 @@ static void on_op(struct loopsan_replay *r, const struct loopsan_record_header *
     o->main_cb = op->cb;
     site_made(r, o, op->cb);
     break;
+  case LOOPSAN_OP_SITE: site_made(r, o, op->cb); break;
   case LOOPSAN_OP_UNOBSERVED: loopsan_rules_unobserved_error(r, o, (int32_t)arg); break;
   case LOOPSAN_OP_ATTACH:
     o->loop = op->cb;

@@ -180,10 +180,13 @@ void loopsan_suppressions_generate(const struct loopsan_report *r, FILE *out) {
 
 /* ---- baseline ---- */
 
-/* kind, callback and creation site: "kind|callback|function|file". */
+/* kind, callback and creation site: "kind|callback|function|file name"
+ * (no line, address nor pid: the same finding after an edit above it). */
 static char *key_of(const char *kind, const char *callback, const char *function,
                     const char *file) {
   char *key = NULL;
+  const char *base = file ? strrchr(file, '/') : NULL;
+  file = base ? base + 1 : file; /* the same in another checkout or build directory */
   if (asprintf(&key, "%s|%s|%s|%s", kind ? kind : "", callback ? callback : "",
                function ? function : "", file ? file : "") < 0)
     return NULL;
@@ -219,7 +222,7 @@ static char *json_finding_key(const struct loopsan_json *f) {
   return key_of(kind, callback, function, file);
 }
 
-int loopsan_baseline_apply(const char *path, struct loopsan_report *r, char *err, size_t err_len) {
+int loopsan_baseline_load(struct loopsan_baseline *b, const char *path, char *err, size_t err_len) {
   FILE *f = fopen(path, "re");
   if (!f) {
     snprintf(err, err_len, "--baseline=%s: %s", path, strerror(errno));
@@ -244,40 +247,51 @@ int loopsan_baseline_apply(const char *path, struct loopsan_report *r, char *err
     memcpy(text + len, buf, got);
     len += got;
   }
+  int read_error = ferror(f) ? errno : 0;
   fclose(f);
-  if (text)
-    text[len] = 0;
-  char perr[256];
+  if (read_error) {
+    free(text);
+    snprintf(err, err_len, "--baseline=%s: %s", path, strerror(read_error));
+    return -1;
+  }
+  char perr[256] = "empty";
   struct loopsan_json *doc = text ? loopsan_json_parse(text, len, perr, sizeof perr) : NULL;
   free(text);
   const struct loopsan_json *findings = loopsan_json_get(doc, "findings");
-  if (!doc || !findings ||
-      strcmp(loopsan_json_string(loopsan_json_get(doc, "tool")) ?: "", "loopsan") != 0) {
+  const char *tool = loopsan_json_string(loopsan_json_get(doc, "tool"));
+  if (!doc || !findings || !tool || strcmp(tool, "loopsan") != 0) {
     snprintf(err, err_len, "--baseline=%s: not a loopsan JSON report (%s)", path,
-             doc    ? "no tool \"loopsan\" with findings"
-             : text ? perr
-                    : "empty");
+             doc ? "no tool \"loopsan\" with findings" : perr);
     loopsan_json_free(doc);
     return -1;
   }
   size_t n = loopsan_json_length(findings);
-  char **keys = calloc(n ? n : 1, sizeof *keys);
-  for (size_t i = 0; keys && i < n; i++)
-    keys[i] = json_finding_key(loopsan_json_at(findings, i));
+  b->keys = calloc(n ? n : 1, sizeof *b->keys);
+  for (size_t i = 0; b->keys && i < n; i++)
+    if ((b->keys[b->n] = json_finding_key(loopsan_json_at(findings, i))) != NULL)
+      b->n++;
   loopsan_json_free(doc);
-  for (size_t i = 0; keys && i < r->n_findings; i++) {
-    struct loopsan_finding *fi = &r->findings[i];
-    char *key = finding_key(fi);
-    for (size_t k = 0; key && k < n; k++)
-      if (keys[k] && strcmp(keys[k], key) == 0) {
-        fi->in_baseline = 1;
-        r->n_in_baseline += fi->count ? fi->count : 1;
+  return 0;
+}
+
+void loopsan_baseline_mark(const struct loopsan_baseline *b, struct loopsan_report *r) {
+  for (size_t i = 0; i < r->n_findings; i++) {
+    struct loopsan_finding *f = &r->findings[i];
+    char *key = finding_key(f);
+    for (size_t k = 0; key && k < b->n; k++)
+      if (strcmp(b->keys[k], key) == 0) {
+        f->in_baseline = 1;
+        r->n_in_baseline += f->count ? f->count : 1;
         break;
       }
     free(key);
   }
-  for (size_t k = 0; keys && k < n; k++)
-    free(keys[k]);
-  free(keys);
-  return 0;
+}
+
+void loopsan_baseline_free(struct loopsan_baseline *b) {
+  for (size_t k = 0; k < b->n; k++)
+    free(b->keys[k]);
+  free(b->keys);
+  b->keys = NULL;
+  b->n = 0;
 }

@@ -23,8 +23,17 @@ void loopsan_suppressions_free(struct loopsan_suppressions *s);
 /* A ready rule for each finding not suppressed nor known, with its message
  * as a comment (--gen-suppressions). */
 void loopsan_suppressions_generate(const struct loopsan_report *r, FILE *out);
-/* Mark the findings of R that the JSON report at PATH already has (by
- * kind, callback and creation site). -1 with a message. */
-int loopsan_baseline_apply(const char *path, struct loopsan_report *r, char *err, size_t err_len);
+/* The findings of an earlier JSON report (--baseline), as keys: kind,
+ * callback and creation site (function and source file name). */
+struct loopsan_baseline {
+  char **keys;
+  size_t n;
+};
+/* Read PATH (-1 with a message: not readable, not a loopsan JSON report). */
+int loopsan_baseline_load(struct loopsan_baseline *b, const char *path, char *err,
+                          size_t err_len);
+/* Mark the findings of R that B has (r->n_in_baseline). */
+void loopsan_baseline_mark(const struct loopsan_baseline *b, struct loopsan_report *r);
+void loopsan_baseline_free(struct loopsan_baseline *b);
 
 #endif

@@ -142,9 +142,14 @@ static FILE *open_output(const struct loopsan_cli *cli, FILE *default_out) {
   return out;
 }
 
+static int by_name(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* The --suppressions files, read (and a --baseline checked) before the
  * program runs, so that a bad one is said at once, not after a long run. */
 static struct loopsan_suppressions suppressions;
+static struct loopsan_baseline baseline;
 
 static int load_filters(const struct loopsan_cli *cli) {
   char err[1024];
@@ -153,8 +158,8 @@ static int load_filters(const struct loopsan_cli *cli) {
       fprintf(stderr, "loopsan: %s\n", err);
       return -1;
     }
-  if (cli->baseline && access(cli->baseline, R_OK) != 0) {
-    fprintf(stderr, "loopsan: --baseline=%s: %s\n", cli->baseline, strerror(errno));
+  if (cli->baseline && loopsan_baseline_load(&baseline, cli->baseline, err, sizeof err) != 0) {
+    fprintf(stderr, "loopsan: %s\n", err);
     return -1;
   }
   return 0;
@@ -165,12 +170,8 @@ static int load_filters(const struct loopsan_cli *cli) {
  * and baseline findings never do). */
 static int render(struct loopsan_cli *cli, struct loopsan_report *r, FILE *out, FILE *default_out,
                   int status) {
-  char err[1024];
   loopsan_suppressions_apply(&suppressions, r);
-  if (cli->baseline && loopsan_baseline_apply(cli->baseline, r, err, sizeof err) != 0) {
-    fprintf(stderr, "loopsan: %s\n", err);
-    status = 2;
-  }
+  loopsan_baseline_mark(&baseline, r);
   const char *term = getenv("TERM");
   int tty = isatty(fileno(out)) && !getenv("NO_COLOR") && !(term && strcmp(term, "dumb") == 0);
   struct loopsan_render_options ro = {.tool_version = PACKAGE_VERSION,
@@ -178,11 +179,12 @@ static int render(struct loopsan_cli *cli, struct loopsan_report *r, FILE *out, 
   if (loopsan_render(r, (enum loopsan_format)cli->format, &ro, out) != 0)
     fprintf(stderr, "loopsan: could not write the report%s%s\n", cli->output ? " to " : "",
             cli->output ? cli->output : "");
-  if (cli->gen_suppressions)
-    loopsan_suppressions_generate(r, out);
   if (out != default_out)
     fclose(out);
+  if (cli->gen_suppressions) /* never into the report: JSON, SARIF, ... would not parse */
+    loopsan_suppressions_generate(r, stderr);
   loopsan_suppressions_free(&suppressions);
+  loopsan_baseline_free(&baseline);
   if (cli->error_exitcode > 0)
     for (size_t i = 0; i < r->n_findings; i++)
       if (loopsan_finding_fails(&r->findings[i], cli->fail_on))
@@ -420,6 +422,7 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
       n_paths++;
   free_set(&before);
   free_set(&after);
+  qsort(paths, n_paths, sizeof *paths, by_name); /* as `loopsan report` orders a directory */
   report.trace_dir = strdup(cli->shim.trace_dir);
   int analysed = n_paths > 0 && loopsan_analyze(paths, n_paths, &ao, &report, err, sizeof err) == 0;
   for (size_t i = 0; i < n_paths; i++)

@@ -187,7 +187,10 @@ static void save(const struct watched *w, unsigned tid, uint64_t t0, const struc
   if (!spill)
     return;
   snprintf(spill, sizeof path - (size_t)(spill - path), ".stalls");
-  FILE *out = fopen(path, "ae");
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600); /* as traces */
+  FILE *out = fd >= 0 ? fdopen(fd, "a") : NULL;
+  if (!out && fd >= 0)
+    close(fd);
   if (!out)
     return;
   fprintf(out, "%u %" PRIu64 " %d", tid, t0, f->n);

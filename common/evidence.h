@@ -62,6 +62,8 @@ static inline uint64_t loopsan_record_evidence(const struct loopsan_record_heade
       *marks |= LOOPSAN_EV_KEEP;
     if (op == LOOPSAN_OP_UNOBSERVED) /* the finding itself */
       *marks |= LOOPSAN_EV_KEEP;
+    if (op == LOOPSAN_OP_SITE) /* a callback site's creation stack */
+      *marks |= LOOPSAN_EV_KEEP;
     /* Destroyed with its loop while still attached: that is the finding. */
     if (op == LOOPSAN_OP_CLOSED && (LOOPSAN_ARG_OF(rec->aux) & LOOPSAN_CLOSED_WITH_LOOP))
       *marks |= LOOPSAN_EV_KEEP;

@@ -239,6 +239,8 @@ enum loopsan_obj_op {
   LOOPSAN_OP_ATTACH = 10,     /* (format 3) now belongs to the loop whose object id is cb */
   LOOPSAN_OP_UNOBSERVED = 11, /* (format 3) failed with nothing to see it (no callback set):
                                  arg -errno, or 0 for an end of file */
+  LOOPSAN_OP_SITE = 12,       /* (format 3) its callback cb is a callback site seen first here:
+                                 the site's creation stack is this object's */
   LOOPSAN_OP_COUNT
 };
 

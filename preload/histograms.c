@@ -50,7 +50,7 @@ static struct hist_table *acquire(void) {
   return t;
 }
 
-static struct hist_slot *find_slot(const void *cb, uint32_t slot, uint32_t library) {
+static struct hist_slot *find_slot(const void *cb, uint32_t slot, uint32_t library, uint64_t obj) {
   if (LOOPSAN_IS_ITERATION(slot) || !cb)
     return NULL; /* a whole loop iteration (generic layer): no callback site */
   struct hist_table *t = my_hist;
@@ -70,14 +70,19 @@ static struct hist_slot *find_slot(const void *cb, uint32_t slot, uint32_t libra
       s->cb = key;
       s->library = (uint16_t)library;
       s->slot = (uint16_t)slot;
+      /* A new site: where its objects are made is this one's creation
+       * stack (kept by compaction: the SITE op is evidence). */
+      if (obj)
+        loopsan__record_op(obj, LOOPSAN_OP_SITE, cb, 0, 0);
       return s;
     }
   }
   return NULL; /* crowded: this site is not counted */
 }
 
-void loopsan__hist_add_slow(const void *cb, uint32_t slot, uint32_t library, uint64_t dt) {
-  struct hist_slot *s = find_slot(cb, slot, library);
+void loopsan__hist_add_slow(const void *cb, uint32_t slot, uint32_t library, uint64_t dt,
+                            uint64_t obj) {
+  struct hist_slot *s = find_slot(cb, slot, library, obj);
   if (!s)
     return;
   last_slot = s;

@@ -265,7 +265,8 @@ struct loopsan_hist_slot {
   uint32_t buckets[LOOPSAN_HIST_BUCKETS];
 };
 extern LOOPSAN_TLS struct loopsan_hist_slot *loopsan__hist_last;
-void loopsan__hist_add_slow(const void *cb, uint32_t slot, uint32_t library, uint64_t dt);
+void loopsan__hist_add_slow(const void *cb, uint32_t slot, uint32_t library, uint64_t dt,
+                            uint64_t obj);
 static inline void loopsan__hist_count(struct loopsan_hist_slot *s, uint64_t dt) {
   s->count++;
   s->total += dt;
@@ -274,12 +275,13 @@ static inline void loopsan__hist_count(struct loopsan_hist_slot *s, uint64_t dt)
   unsigned b = 63u - (unsigned)__builtin_clzll(dt | 1);
   s->buckets[b < LOOPSAN_HIST_BUCKETS ? b : LOOPSAN_HIST_BUCKETS - 1]++;
 }
-static inline void loopsan__hist_add(const void *cb, uint32_t slot, uint32_t library, uint64_t dt) {
+static inline void loopsan__hist_add(const void *cb, uint32_t slot, uint32_t library, uint64_t dt,
+                                     uint64_t obj) {
   struct loopsan_hist_slot *s = loopsan__hist_last;
   if (LOOPSAN_LIKELY(s && s->cb == (uint64_t)(uintptr_t)cb))
     loopsan__hist_count(s, dt);
   else
-    loopsan__hist_add_slow(cb, slot, library, dt);
+    loopsan__hist_add_slow(cb, slot, library, dt, obj);
 }
 /* Write out the counts: the calling thread's (periodic), all (the end),
  * the exiting thread's; forget the parent's in a forked child. */
@@ -294,7 +296,7 @@ static inline void loopsan__dispatch_end(struct loopsan_dispatch *d) {
   struct loopsan_spill_header *h = d->region;
   if (LOOPSAN_LIKELY(h != NULL))
     __atomic_store_n(&h->depth, h->depth - 1, __ATOMIC_RELEASE);
-  loopsan__hist_add(d->cb, d->slot, d->library, dt);
+  loopsan__hist_add(d->cb, d->slot, d->library, dt, d->obj);
   if (LOOPSAN_UNLIKELY(dt >= loopsan__state.slow_ticks)) /* 0 in record mode "all" */
     loopsan__dispatch_slow(d, dt);
 }

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "analyzer/strbuf.h"
 #include "reports/report.h"
@@ -47,10 +48,15 @@ static const char script[] =
     "  for (const c of kids) e.append(c); return e; }\n"
     "function fname(f) { return f ? (f.function || ((f.module || '?').split('/').pop() + ' ' + "
     "f.address)) : '?'; }\n"
+    "/* a link to the source line: a relative file name is the build's, taken as relative to\n"
+    "   where loopsan made the report; a system library's sources are not on this machine */\n"
     "function frameItem(f) { const li = el('li', {}, fname(f) + ' ');\n"
-    "  if (f && f.file) { const href = (f.file.startsWith('/') ? 'file://' : '') + "
-    "encodeURI(f.file) + (f.line ? '#L' + f.line : '');\n"
-    "    li.append(el('a', {href: href, class: 'src'}, f.file + (f.line ? ':' + f.line : ''))); }\n"
+    "  const sys = f && f.module && /^\\/(usr\\/)?lib/.test(f.module);\n"
+    "  if (f && f.file && !sys) li.append(el('a', {href: 'file://' + "
+    "encodeURI(f.file.startsWith('/') "
+    "? f.file : T.cwd + '/' + f.file) + (f.line ? '#L' + f.line : ''), class: 'src'}, f.file + "
+    "(f.line ? ':' + f.line : '')));\n"
+    "  else if (f && f.file) li.append(f.file + (f.line ? ':' + f.line : ''));\n"
     "  return li; }\n"
     "function stack(title, frames) { const d = el('details', {class: 'stack'}, el('summary', {}, "
     "title));\n"
@@ -64,9 +70,10 @@ static const char script[] =
     "/* summary */\n"
     "const sum = document.getElementById('summary');\n"
     "const kinds = Object.keys(R.summary);\n"
-    "sum.append(el('p', {id: 'verdict'}, kinds.length ? 'Problems found in ' + R.processes.length "
-    "+ "
-    "' process(es).' : 'No problems found in ' + R.processes.length + ' process(es).'));\n"
+    "const withF = new Set(R.findings.filter(f => !f.suppressed).map(f => f.pid)).size;\n"
+    "const nP = R.processes.length + (R.processes.length === 1 ? ' process' : ' processes');\n"
+    "sum.append(el('p', {id: 'verdict'}, kinds.length ? 'Problems found in ' + withF + ' of ' + "
+    "nP + '.' : 'No problems found in ' + nP + '.'));\n"
     "if (kinds.length) { const t = el('table', {id: 'kinds'}, el('tr', {}, el('th', {}, 'kind'), "
     "el('th', {}, 'count')));\n"
     "  for (const k of kinds) t.append(el('tr', {class: 'kind'}, el('td', {}, k), el('td', {class: "
@@ -109,8 +116,9 @@ static const char script[] =
     "24 * row + 4,\n"
     "      width: Math.max(0.5, W * s[1] / span), height: 16}, svg('title', {}, p.names[s[3]] + ': "
     "' + (s[1] / 1000).toFixed(3) + ' ms'))); }\n"
-    "  tl.append(el('h3', {}, 'pid ' + p.pid + ': ' + p.slices.length + ' callbacks over ' + (span "
-    "/ 1000).toFixed(1) + ' ms'), g); }\n"
+    "  tl.append(el('h3', {}, 'pid ' + p.pid + ': ' + p.slices.length + (p.slices.length === 1 ? "
+    "' callback' : ' callbacks') + ' recorded over ' + (span / 1000).toFixed(1) + ' ms (every "
+    "callback with --record=all; else only the slow ones)'), g); }\n"
     "if (!tl.querySelector('svg')) tl.append(el('p', {}, 'No timeline: record with "
     "--record=all to have every callback on it.'));\n"
     "/* findings, grouped by where their objects were made */\n"
@@ -121,10 +129,18 @@ static const char script[] =
     "for (const [k, list] of groups) { const g = el('details', {class: 'group', open: ''}, "
     "el('summary', {}, k + ' (' + list.length + ')'));\n"
     "  for (const f of list) { const d = el('div', {class: 'finding ' + f.kind});\n"
+    "    const who = R.processes.find(p => p.pid === f.pid);\n"
     "    d.append(el('div', {class: 'headline ' + f.severity}, f.severity.toUpperCase() + ': ' + "
-    "f.kind + ': ' + f.message));\n"
+    "f.kind + ': ' + f.message + (f.count > 1 ? ' (' + f.count + ' times)' : '')));\n"
+    "    d.append(el('div', {class: 'where'}, 'in ' + ((who && who.exe) || '?').split('/').pop() + "
+    "' (pid ' + f.pid + (f.tid && f.tid !== f.pid ? ', thread ' + f.tid : '') + ')' + "
+    "(f.callback ? ', callback ' + fname(f.callback) : '')));\n"
     "    if (f.detail) d.append(el('div', {class: 'detail'}, f.detail));\n"
-    "    if (f.stack && f.stack.length) d.append(stack('stack', f.stack));\n"
+    "    const label = {'slow-callback': 'stuck at', 'blocked-loop': 'stuck at', 'blocking-call': "
+    "'blocked at', 'crash': 'crashed at'}[f.kind] || 'at';\n"
+    "    if (f.stack && f.stack.length) d.append(stack(label + (f.stall_samples ? ' (' + "
+    "f.stall_samples.at_stack + ' of ' + f.stall_samples.taken + ' samples)' : ''), f.stack));\n"
+    "    if (f.cause && f.cause.length) d.append(stack('event that made it wrong', f.cause));\n"
     "    if (f.created_at && f.created_at.length) d.append(stack('created at', f.created_at));\n"
     "    g.append(d); }\n"
     "  fs.append(g); }\n"
@@ -160,7 +176,10 @@ int loopsan_render_html(const struct loopsan_report *r, const struct loopsan_ren
   /* The timeline, compact: [start_us, dur_us, tid, name, slow] per slice. */
   struct loopsan_strbuf t;
   loopsan_sb_init(&t);
-  loopsan_sb_puts(&t, "{\"processes\": [");
+  char cwd[4096];
+  loopsan_sb_puts(&t, "{\"cwd\": ");
+  loopsan_sb_json_string(&t, getcwd(cwd, sizeof cwd) ? cwd : ".");
+  loopsan_sb_puts(&t, ", \"processes\": [");
   for (size_t pi = 0; pi < r->n_processes; pi++) {
     const struct loopsan_process *p = &r->processes[pi];
     loopsan_sb_printf(&t, "%s{\"pid\": %d, \"names\": [", pi ? ", " : "", p->pid);

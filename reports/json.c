@@ -94,8 +94,10 @@ static void process(struct loopsan_strbuf *sb, const struct loopsan_process *p) 
     loopsan_sb_json_string(sb, s->library);
     loopsan_sb_printf(sb,
                       ", \"count\": %" PRIu64 ", \"total_ms\": %.3f, \"p50_ms\": %.3f, "
-                      "\"p99_ms\": %.3f, \"max_ms\": %.3f, \"histogram\": [",
-                      s->count, s->total_ms, s->p50_ms, s->p99_ms, s->max_ms);
+                      "\"p99_ms\": %.3f, \"max_ms\": %.3f, \"percentiles\": \"%s\", "
+                      "\"histogram\": [",
+                      s->count, s->total_ms, s->p50_ms, s->p99_ms, s->max_ms,
+                      s->exact ? "exact" : "estimated from the histogram");
     int first = 1;
     for (unsigned b = 0; b < LOOPSAN_SITE_BUCKETS; b++) {
       if (!s->buckets[b])

@@ -43,6 +43,17 @@ static void md_frame(FILE *out, const struct loopsan_frame_owned *f) {
   }
 }
 
+/* The innermost frame of STACK that is the program's (not the vdso's, a
+ * system library's): what "at" should name; else the innermost. */
+static const struct loopsan_frame_owned *program_frame(const struct loopsan_frame_owned *f,
+                                                       size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (f[i].function && f[i].file && f[i].module && strncmp(f[i].module, "/lib", 4) != 0 &&
+        strncmp(f[i].module, "/usr/lib", 8) != 0)
+      return &f[i];
+  return &f[0];
+}
+
 /* Worst first: errors before warnings, then the longest, then the most. */
 static int worse(const void *va, const void *vb) {
   const struct loopsan_finding *a = va, *b = vb;
@@ -101,28 +112,31 @@ int loopsan_render_markdown(const struct loopsan_report *r,
       fprintf(out, " (%u times)", f->count);
     fputc('\n', out);
     if (f->has_callback) {
-      fputs("   - callback: ", out);
+      fputs("    - callback: ", out);
       md_frame(out, &f->callback);
       fputc('\n', out);
     }
     if (f->n_stack) {
-      fputs("   - at: ", out);
-      md_frame(out, &f->stack[0]);
+      fputs("    - at: ", out);
+      md_frame(out, program_frame(f->stack, f->n_stack));
       fputc('\n', out);
     }
     for (size_t k = 0; k < f->n_created_at; k++) {
       const struct loopsan_frame_owned *fr = &f->created_at[k];
       if (!fr->file && k + 1 < f->n_created_at) /* the first frame with a source line */
         continue;
-      fputs("   - created at: ", out);
+      fputs("    - created at: ", out);
       md_frame(out, fr);
       fputc('\n', out);
       break;
     }
   }
-  if (total > n_shown)
-    fprintf(out, "\n%u more in the full report (`loopsan report --format=text`).\n",
-            total - (unsigned)n_shown);
+  size_t entries = 0; /* (merged findings are one entry, "N times") */
+  for (size_t i = 0; i < r->n_findings; i++)
+    entries += !r->findings[i].suppressed;
+  if (entries > n_shown)
+    fprintf(out, "\n%zu more in the full report (`loopsan report --format=text`).\n",
+            entries - n_shown);
   /* The callbacks that took longest in all (every call counted). */
   const void *top[5];
   size_t n_top = 0;

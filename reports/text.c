@@ -128,7 +128,8 @@ static void print_sites(FILE *out, const char *prefix, const struct loopsan_proc
   for (size_t i = 0; i < p->n_sites; i++)
     loopsan_top_insert(top, &n, SITES_SHOWN, &p->sites[i], longer_max);
   if (n)
-    fprintf(out, "%s slowest callbacks (of %zu timed):\n", prefix, p->n_sites);
+    fprintf(out, "%s slowest callbacks (of %zu callback function%s timed, every call):\n", prefix,
+            p->n_sites, p->n_sites == 1 ? "" : "s");
   for (size_t i = 0; i < n; i++) {
     const struct loopsan_callback_site *s = top[i];
     fprintf(out, "%s   ", prefix);
@@ -187,8 +188,9 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
     char prefix[32];
     snprintf(prefix, sizeof prefix, "==%d==", p->pid);
     size_t n = 0;
-    for (size_t i = 0; i < r->n_findings; i++)
-      n += r->findings[i].process == pi && !r->findings[i].suppressed;
+    for (size_t i = 0; i < r->n_findings; i++) /* as SUMMARY counts them: merged ones too */
+      if (r->findings[i].process == pi && !r->findings[i].suppressed)
+        n += r->findings[i].count ? r->findings[i].count : 1;
     /* Fold the shells and helpers of a run, unless something about them
      * deserves a look (killed, damaged trace). */
     if (!p->observed && n == 0 && r->n_processes > 1 && p->ended && p->n_notes <= 1) {

@@ -120,8 +120,8 @@ START_TEST(markdown_table_and_top) {
   ck_assert_ptr_nonnull(
       strstr(md, "1. **slow-callback** (libuv, pid 42): callback on\\_tick() of uv\\_timer\\_t \\| "
                  "took \\*152\\* ms (2 times)\n"));
-  ck_assert_ptr_nonnull(strstr(md, "   - callback: `on_tick` (server.c:42)\n"));
-  ck_assert_ptr_nonnull(strstr(md, "   - created at: `start_ticker`\n"));
+  ck_assert_ptr_nonnull(strstr(md, "    - callback: `on_tick` (server.c:42)\n"));
+  ck_assert_ptr_nonnull(strstr(md, "    - created at: `start_ticker`\n"));
   free(md);
   loopsan_report_free(&r);
 }
