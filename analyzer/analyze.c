@@ -1320,7 +1320,8 @@ static int merge_part(struct loopsan_report *out, struct loopsan_report *part) {
   if (!procs || !fs)
     return -1;
   size_t base = out->n_processes;
-  memcpy(out->processes + base, part->processes, part->n_processes * sizeof *procs);
+  if (part->n_processes) /* (memcpy from NULL is undefined even for 0 bytes) */
+    memcpy(out->processes + base, part->processes, part->n_processes * sizeof *procs);
   out->n_processes += part->n_processes;
   for (size_t i = 0; i < part->n_findings; i++) {
     out->findings[out->n_findings] = part->findings[i];
