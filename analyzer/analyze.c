@@ -1048,10 +1048,11 @@ static char *slice_name(loopsan_symbolizer *sym, const struct replay_slice *s) {
   } else if (loopsan_symbolize(sym, s->cb, poll_site, &fr, &nf) == 0 && nf > 0) {
     const loopsan_frame *f = &fr[nf - 1];
     const char *base = f->module ? strrchr(f->module, '/') : NULL;
-    int rc = f->function
-                 ? asprintf(&name, "%s%s", poll_site ? "loop iteration in " : "", f->function)
-                 : asprintf(&name, "%s+0x%llx", base ? base + 1 : "?",
-                            (unsigned long long)f->module_offset);
+    /* (no module: made at run time, as libffi's closures for Python's callbacks) */
+    int rc = f->function ? asprintf(&name, "%s%s", poll_site ? "loop iteration in " : "", f->function)
+             : f->module ? asprintf(&name, "%s+0x%llx", base ? base + 1 : f->module,
+                                    (unsigned long long)f->module_offset)
+                         : asprintf(&name, "0x%llx", (unsigned long long)s->cb);
     if (rc < 0)
       name = NULL;
   }
@@ -1063,6 +1064,48 @@ static char *slice_name(loopsan_symbolizer *sym, const struct replay_slice *s) {
 static int by_start(const void *a, const void *b) {
   const struct loopsan_slice *x = a, *y = b;
   return x->start_us < y->start_us ? -1 : x->start_us > y->start_us ? 1 : 0;
+}
+
+static int same_base(const char *a, const char *b) {
+  const char *x = strrchr(a, '/'), *y = strrchr(b, '/');
+  return strcmp(x ? x + 1 : a, y ? y + 1 : b) == 0;
+}
+
+/* The creations the timeline's flows start from, symbolised: the type and
+ * the innermost frame of the creation stack that has a function. */
+static void build_origins(struct loopsan_process *p, const struct loopsan_replay *r,
+                          loopsan_symbolizer *sym) {
+  if (!r->n_origins || !(p->origins = calloc(r->n_origins, sizeof *p->origins)))
+    return;
+  p->n_origins = r->n_origins;
+  for (size_t i = 0; i < r->n_origins; i++) {
+    const struct replay_origin *o = &r->origins[i];
+    struct loopsan_origin *out = &p->origins[i];
+    out->ts_us = loopsan_replay_mono_us(r, o->ts);
+    out->tid = (int)o->tid;
+    const struct replay_type *t = loopsan_replay_type(r, o->library, o->type);
+    out->object_type = strdup(t ? t->name : "object");
+    struct loopsan_frame_owned *fr;
+    size_t nf;
+    if (frames_of_stack(sym, loopsan_replay_stack(r, o->stack), &fr, &nf) != 0)
+      continue;
+    /* the program's own frame (its executable's), else any with a name */
+    size_t own = nf;
+    for (size_t k = 0; k < nf && own == nf; k++)
+      if (fr[k].function && fr[k].module && p->exe && same_base(fr[k].module, p->exe))
+        own = k;
+    for (size_t k = own < nf ? own : 0; k < nf && !out->where; k++) {
+      if (!fr[k].function)
+        continue;
+      const char *file = fr[k].file ? strrchr(fr[k].file, '/') : NULL;
+      int rc = fr[k].file ? asprintf(&out->where, "%s %s:%d", fr[k].function,
+                                     file ? file + 1 : fr[k].file, fr[k].line)
+                          : asprintf(&out->where, "%s", fr[k].function);
+      if (rc < 0)
+        out->where = NULL;
+    }
+    loopsan_frames_free(fr, nf);
+  }
 }
 
 static void build_slices(struct loopsan_process *p, const struct loopsan_replay *r,
@@ -1105,9 +1148,11 @@ static void build_slices(struct loopsan_process *p, const struct loopsan_replay 
     out->name = map[h].index - 1;
     out->library = loopsan_library_name(s->library);
     out->iteration = LOOPSAN_IS_ITERATION(s->slot);
+    out->origin = s->origin;
   }
   free(map);
   qsort(p->slices, p->n_slices, sizeof *p->slices, by_start);
+  build_origins(p, r, sym);
 }
 
 /* A process killed before it could write out its buffers left them in

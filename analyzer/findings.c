@@ -126,7 +126,7 @@ int loopsan_kind_from_name(const char *name, size_t len) {
   return -1;
 }
 
-static void free_frames(struct loopsan_frame_owned *f, size_t n) {
+void loopsan_frames_free(struct loopsan_frame_owned *f, size_t n) {
   for (size_t i = 0; i < n; i++) {
     free(f[i].function);
     free(f[i].file);
@@ -163,15 +163,15 @@ void loopsan_report_free(struct loopsan_report *r) {
     free(f->callback.function);
     free(f->callback.file);
     free(f->callback.module);
-    free_frames(f->created_at, f->n_created_at);
-    free_frames(f->stack, f->n_stack);
-    free_frames(f->cause, f->n_cause);
+    loopsan_frames_free(f->created_at, f->n_created_at);
+    loopsan_frames_free(f->stack, f->n_stack);
+    loopsan_frames_free(f->cause, f->n_cause);
     for (size_t k = 0; k < f->n_chain; k++) {
       free(f->chain[k].callback.function);
       free(f->chain[k].callback.file);
       free(f->chain[k].callback.module);
       free(f->chain[k].object_type);
-      free_frames(f->chain[k].created_at, f->chain[k].n_created_at);
+      loopsan_frames_free(f->chain[k].created_at, f->chain[k].n_created_at);
     }
     free(f->chain);
   }
@@ -193,11 +193,16 @@ void loopsan_report_free(struct loopsan_report *r) {
       free(p->sites[j].callback.function);
       free(p->sites[j].callback.file);
       free(p->sites[j].callback.module);
-      free_frames(p->sites[j].created_at, p->sites[j].n_created_at);
+      loopsan_frames_free(p->sites[j].created_at, p->sites[j].n_created_at);
     }
     free(p->sites);
     free(p->slices);
     free_strings(p->slice_names, p->n_slice_names);
+    for (size_t k = 0; k < p->n_origins; k++) {
+      free(p->origins[k].object_type);
+      free(p->origins[k].where);
+    }
+    free(p->origins);
   }
   free(r->processes);
   free_strings(r->notes, r->n_notes);

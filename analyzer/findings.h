@@ -137,6 +137,16 @@ struct loopsan_slice {
   uint32_t name;       /* index into the process's slice_names */
   const char *library; /* static string */
   int iteration;       /* a whole loop iteration (generic layer), not a callback */
+  uint32_t origin;     /* 1 + index into the process's origins: its object's creation */
+};
+
+/* Where and when an object whose callbacks are on the timeline was made:
+ * the start of a flow to each of its dispatches. */
+struct loopsan_origin {
+  double ts_us;
+  int tid;
+  char *object_type; /* "uv_timer_t" */
+  char *where;       /* "main demo.c:42": the innermost frame of its creation stack */
 };
 
 struct loopsan_process {
@@ -164,6 +174,8 @@ struct loopsan_process {
   char **slice_names; /* the callbacks' names ("on_tick", "libuv.so.1+0x1234") */
   size_t n_slice_names;
   uint64_t slices_dropped; /* not kept: past the analyzer's bound */
+  struct loopsan_origin *origins;
+  size_t n_origins;
 };
 
 struct loopsan_report {
@@ -179,6 +191,7 @@ struct loopsan_report {
 };
 
 void loopsan_report_free(struct loopsan_report *r);
+void loopsan_frames_free(struct loopsan_frame_owned *f, size_t n);
 /* Keep the CAP best items seen so far in TOP (*N of them, best first):
  * BETTER(a, b) says whether a goes before b. For "the five slowest". */
 void loopsan_top_insert(const void **top, size_t *n, size_t cap, const void *item,

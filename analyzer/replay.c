@@ -34,6 +34,7 @@ void loopsan_replay_free(struct loopsan_replay *r) {
   free(r->stalls);
   free(r->sites);
   free(r->timeline);
+  free(r->origins);
   for (size_t i = 0; i < REPLAY_ENDED_RING; i++)
     free(r->ended_objects[i]);
   memset(r, 0, sizeof *r);
@@ -198,8 +199,30 @@ int loopsan_replay_loop_ended(const struct loopsan_replay *r, uint64_t id) {
 
 /* ---- the timeline ---- */
 
+/* OBJ's creation as the start of its flow (1 + its index; 0: none). */
+static uint32_t timeline_origin(struct loopsan_replay *r, struct replay_object *obj) {
+  if (!obj || !obj->created_ts)
+    return 0;
+  if (obj->origin)
+    return obj->origin;
+  if (r->n_origins == REPLAY_ORIGINS_MAX)
+    return 0;
+  if (r->n_origins == r->cap_origins) {
+    size_t cap = r->cap_origins ? r->cap_origins * 2 : 256;
+    struct replay_origin *grown = realloc(r->origins, cap * sizeof *grown);
+    if (!grown)
+      return 0;
+    r->origins = grown;
+    r->cap_origins = cap;
+  }
+  r->origins[r->n_origins++] = (struct replay_origin){
+      .ts = obj->created_ts, .tid = obj->tid, .stack = obj->stack, .library = obj->library,
+      .type = obj->type};
+  return obj->origin = (uint32_t)r->n_origins;
+}
+
 void loopsan_replay_timeline_add(struct loopsan_replay *r, const struct loopsan_rec_dispatch *d,
-                                 uint32_t tid, uint16_t library) {
+                                 uint32_t tid, uint16_t library, struct replay_object *obj) {
   if (r->n_timeline == REPLAY_TIMELINE_MAX) {
     r->timeline_dropped++;
     return;
@@ -216,7 +239,7 @@ void loopsan_replay_timeline_add(struct loopsan_replay *r, const struct loopsan_
   }
   r->timeline[r->n_timeline++] = (struct replay_slice){
       .ts = d->ts, .duration = d->duration, .cb = d->cb, .tid = tid, .library = library,
-      .slot = (uint16_t)d->h.aux};
+      .slot = (uint16_t)d->h.aux, .origin = timeline_origin(r, obj)};
 }
 
 double loopsan_replay_mono_us(const struct loopsan_replay *r, uint64_t ts) {
@@ -808,7 +831,7 @@ int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, ui
   case LOOPSAN_REC_OBJ_OP: on_op(r, rec, tid); break;
   case LOOPSAN_REC_DISPATCH: {
     const struct loopsan_rec_dispatch *d = (const void *)rec;
-    const struct replay_object *o = loopsan_replay_object(r, d->obj);
+    struct replay_object *o = loopsan_replay_object(r, d->obj);
     if (!o && d->obj && !r->replaying_orphans && r->n_orphans < REPLAY_ORPHANS_MAX)
       keep_orphan(r, d->obj, rec, tid); /* judged when its object appears, or at the end */
     else

@@ -47,6 +47,7 @@ struct replay_object {
   int loop_close_failed;                    /* loop: a close returned an error */
   int32_t loop_close_result;
   uint32_t loop_close_stack;
+  uint32_t origin; /* 1 + its index in the replay's origins, once on the timeline */
 };
 
 struct replay_type {
@@ -168,8 +169,19 @@ struct loopsan_replay {
     uint32_t tid;
     uint16_t library;
     uint16_t slot;
+    uint32_t origin; /* 1 + index in origins: its object's creation (0: none) */
   } *timeline; /* every DISPATCH (all of them with --record=all), in record order */
   size_t n_timeline, cap_timeline;
+  /* The creations of the objects whose dispatches are on the timeline: the
+   * start of the flows a timeline draws from an object's creation to its
+   * callbacks. */
+#define REPLAY_ORIGINS_MAX 200000u
+  struct replay_origin {
+    uint64_t ts;
+    uint32_t tid, stack;
+    uint16_t library, type;
+  } *origins;
+  size_t n_origins, cap_origins;
   uint64_t timeline_dropped; /* past REPLAY_TIMELINE_MAX */
   struct replay_site {
     uint64_t cb;
@@ -233,7 +245,7 @@ struct loopsan_replay {
 struct replay_site *loopsan_replay_site(struct loopsan_replay *r, uint64_t cb, uint16_t library);
 /* A dispatch, for the timeline (--record=all has every one). */
 void loopsan_replay_timeline_add(struct loopsan_replay *r, const struct loopsan_rec_dispatch *d,
-                                 uint32_t tid, uint16_t library);
+                                 uint32_t tid, uint16_t library, struct replay_object *obj);
 /* A trace timestamp as CLOCK_MONOTONIC microseconds (comparable across
  * the processes of a run). */
 double loopsan_replay_mono_us(const struct loopsan_replay *r, uint64_t ts);

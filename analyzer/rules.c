@@ -203,12 +203,13 @@ static void take_blocked(struct loopsan_replay *r, struct raw_finding *f, uint32
   e->calls = 0;
 }
 
-void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object *obj,
+void loopsan_rules_dispatch(struct loopsan_replay *r, struct replay_object *obj,
                             const struct loopsan_rec_dispatch *d, uint32_t tid) {
   loopsan_replay_timeline_add(r, d, tid,
                               LOOPSAN_IS_ITERATION(d->h.aux) ? LOOPSAN_LIB_GENERIC
                               : obj                          ? obj->library
-                                                             : LOOPSAN_LIB_UNKNOWN);
+                                                             : LOOPSAN_LIB_UNKNOWN,
+                              LOOPSAN_IS_ITERATION(d->h.aux) ? NULL : obj);
   if (!over_threshold(r, d->duration))
     return;
   struct raw_finding f;

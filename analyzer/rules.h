@@ -8,7 +8,7 @@
 #include "analyzer/replay.h"
 
 /* A dispatch of OBJ (may be NULL: created before the trace began). */
-void loopsan_rules_dispatch(struct loopsan_replay *r, const struct replay_object *obj,
+void loopsan_rules_dispatch(struct loopsan_replay *r, struct replay_object *obj,
                             const struct loopsan_rec_dispatch *d, uint32_t tid);
 /* A callback (of OBJ, which may be NULL) still running when its process
  * ended. */

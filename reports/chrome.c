@@ -2,7 +2,8 @@
  * Perfetto's trace_processor: a track per thread of each process, every
  * dispatch the trace has as a complete ("X") slice named after its
  * callback (all of them with --record=all; the slow ones otherwise), and
- * the findings as instant events. Slices on a thread nest strictly: a
+ * the findings as instant events; flows from each object's creation (a
+ * short slice where it was made) to its callbacks. Slices on a thread nest strictly: a
  * callback that ran inside another (GLib's recursion) is cut at its
  * parent's end if the clocks' rounding put it a hair past it, as Perfetto
  * drops slices that do not nest. */
@@ -12,8 +13,18 @@
 #include "analyzer/strbuf.h"
 #include "reports/report.h"
 
+/* A slice on a thread's track: a callback's run, or an object's creation
+ * (the start of the flow to its callbacks). */
+struct item {
+  double start_us, dur_us;
+  int tid;
+  const struct loopsan_slice *slice;   /* or */
+  const struct loopsan_origin *origin; /* (index in the process's origins + 1: the flow's id) */
+  size_t origin_index;
+};
+
 static int by_thread_then_start(const void *a, const void *b) {
-  const struct loopsan_slice *x = a, *y = b;
+  const struct item *x = a, *y = b;
   if (x->tid != y->tid)
     return x->tid < y->tid ? -1 : 1;
   if (x->start_us != y->start_us)
@@ -22,16 +33,49 @@ static int by_thread_then_start(const void *a, const void *b) {
 }
 
 #define NEST_MAX 64
+#define CREATION_US 1.0 /* how long a creation's slice is drawn, at most */
 
+static void put_item(struct loopsan_strbuf *sb, const struct loopsan_process *p, const struct item *it,
+                     double end, int *first) {
+  loopsan_sb_puts(sb, *first ? "\n  " : ",\n  ");
+  *first = 0;
+  if (it->slice) {
+    loopsan_sb_puts(sb, "{\"name\": ");
+    loopsan_sb_json_string(sb, p->slice_names[it->slice->name]);
+    loopsan_sb_puts(sb, ", \"cat\": ");
+    loopsan_sb_json_string(sb, it->slice->iteration ? "loop iteration" : it->slice->library);
+  } else {
+    struct loopsan_strbuf name;
+    loopsan_sb_init(&name);
+    loopsan_sb_printf(&name, "%s created", it->origin->object_type ? it->origin->object_type : "object");
+    loopsan_sb_puts(sb, "{\"name\": ");
+    loopsan_sb_json_string(sb, name.data ? name.data : "created");
+    loopsan_sb_free(&name);
+    loopsan_sb_puts(sb, ", \"cat\": \"creation\", \"args\": {\"created at\": ");
+    loopsan_sb_json_string(sb, it->origin->where ? it->origin->where : "?");
+    loopsan_sb_puts(sb, "}");
+  }
+  loopsan_sb_printf(sb, ", \"ph\": \"X\", \"ts\": %.3f, \"dur\": %.3f, \"pid\": %d, \"tid\": %d}",
+                    it->start_us, end - it->start_us, p->pid, it->tid);
+}
+
+/* Every slice of P, thread by thread, cut to nest strictly. A creation is
+ * drawn up to CREATION_US long, never into the next slice of its thread. */
 static void slices(struct loopsan_strbuf *sb, const struct loopsan_process *p, int *first) {
-  struct loopsan_slice *s = malloc(p->n_slices * sizeof *s);
+  size_t n = p->n_slices + p->n_origins;
+  struct item *s = n ? calloc(n, sizeof *s) : NULL;
   if (!s)
     return;
-  memcpy(s, p->slices, p->n_slices * sizeof *s);
-  qsort(s, p->n_slices, sizeof *s, by_thread_then_start);
+  for (size_t i = 0; i < p->n_slices; i++)
+    s[i] = (struct item){.start_us = p->slices[i].start_us, .dur_us = p->slices[i].dur_us,
+                         .tid = p->slices[i].tid, .slice = &p->slices[i]};
+  for (size_t i = 0; i < p->n_origins; i++)
+    s[p->n_slices + i] = (struct item){.start_us = p->origins[i].ts_us, .dur_us = 0, .tid = p->origins[i].tid,
+                                       .origin = &p->origins[i], .origin_index = i};
+  qsort(s, n, sizeof *s, by_thread_then_start);
   double open_end[NEST_MAX];
   int depth = 0, tid = -1;
-  for (size_t i = 0; i < p->n_slices; i++) {
+  for (size_t i = 0; i < n; i++) {
     if (s[i].tid != tid) {
       tid = s[i].tid;
       depth = 0;
@@ -39,20 +83,62 @@ static void slices(struct loopsan_strbuf *sb, const struct loopsan_process *p, i
     while (depth > 0 && s[i].start_us >= open_end[depth - 1])
       depth--;
     double end = s[i].start_us + s[i].dur_us;
+    if (s[i].origin) {
+      end = s[i].start_us + CREATION_US;
+      if (i + 1 < n && s[i + 1].tid == tid && s[i + 1].start_us < end)
+        end = s[i + 1].start_us;
+    }
     if (depth > 0 && end > open_end[depth - 1])
       end = open_end[depth - 1];
-    loopsan_sb_puts(sb, *first ? "\n  " : ",\n  ");
-    *first = 0;
-    loopsan_sb_puts(sb, "{\"name\": ");
-    loopsan_sb_json_string(sb, p->slice_names[s[i].name]);
-    loopsan_sb_puts(sb, ", \"cat\": ");
-    loopsan_sb_json_string(sb, s[i].iteration ? "loop iteration" : s[i].library);
-    loopsan_sb_printf(sb, ", \"ph\": \"X\", \"ts\": %.3f, \"dur\": %.3f, \"pid\": %d, \"tid\": %d}",
-                      s[i].start_us, end - s[i].start_us, p->pid, s[i].tid);
+    put_item(sb, p, &s[i], end, first);
     if (depth < NEST_MAX)
       open_end[depth++] = end;
   }
   free(s);
+}
+
+/* Flows from each object's creation through its dispatches, in time order:
+ * "s" inside the creation's slice, "t" inside each dispatch but the last,
+ * "f" inside the last ("bp": "e" binds it to the slice that encloses it). */
+#define FLOW_EVENTS_MAX 1000000u
+/* Flow ids are global to the file: the pid keeps processes apart (an
+ * origin's number is below 2^18, REPLAY_ORIGINS_MAX). */
+static unsigned long long flow_id(const struct loopsan_process *p, size_t origin) {
+  return (unsigned long long)(unsigned)p->pid << 18 | origin;
+}
+static void flows(struct loopsan_strbuf *sb, const struct loopsan_process *p) {
+  if (!p->n_origins)
+    return;
+  size_t *left = calloc(p->n_origins, sizeof *left);
+  if (!left)
+    return;
+  size_t events = 0;
+  for (size_t i = 0; i < p->n_slices; i++)
+    if (p->slices[i].origin && p->slices[i].origin <= p->n_origins) {
+      left[p->slices[i].origin - 1]++;
+      events++;
+    }
+  if (events + p->n_origins > FLOW_EVENTS_MAX) {
+    free(left);
+    return;
+  }
+  for (size_t i = 0; i < p->n_origins; i++)
+    if (left[i])
+      loopsan_sb_printf(sb,
+                        ",\n  {\"name\": \"callbacks\", \"cat\": \"flow\", \"ph\": \"s\", "
+                        "\"id\": %llu, \"ts\": %.3f, \"pid\": %d, \"tid\": %d}",
+                        flow_id(p, i + 1), p->origins[i].ts_us, p->pid, p->origins[i].tid);
+  for (size_t i = 0; i < p->n_slices; i++) { /* (in start order) */
+    const struct loopsan_slice *s = &p->slices[i];
+    if (!s->origin || s->origin > p->n_origins)
+      continue;
+    int last = --left[s->origin - 1] == 0;
+    loopsan_sb_printf(sb,
+                      ",\n  {\"name\": \"callbacks\", \"cat\": \"flow\", \"ph\": \"%s\", "
+                      "\"id\": %llu, \"ts\": %.3f, \"pid\": %d, \"tid\": %d}",
+                      last ? "f\", \"bp\": \"e" : "t", flow_id(p, s->origin), s->start_us, p->pid, s->tid);
+  }
+  free(left);
 }
 
 int loopsan_render_chrome(const struct loopsan_report *r, const struct loopsan_render_options *opts,
@@ -67,7 +153,7 @@ int loopsan_render_chrome(const struct loopsan_report *r, const struct loopsan_r
     const char *exe = p->exe ? strrchr(p->exe, '/') : NULL;
     struct loopsan_strbuf name;
     loopsan_sb_init(&name);
-    loopsan_sb_printf(&name, "%s (pid %d)", exe ? exe + 1 : p->exe ? p->exe : "?", p->pid);
+    loopsan_sb_printf(&name, "%s", exe ? exe + 1 : p->exe ? p->exe : "?"); /* viewers add the pid */
     loopsan_sb_puts(&sb, first ? "\n  " : ",\n  ");
     first = 0;
     loopsan_sb_printf(&sb,
@@ -99,6 +185,7 @@ int loopsan_render_chrome(const struct loopsan_report *r, const struct loopsan_r
                         p->pid, tid, tid == p->pid ? "main thread" : "thread", tid);
     }
     slices(&sb, p, &first);
+    flows(&sb, p);
     for (size_t i = 0; i < r->n_findings; i++) {
       const struct loopsan_finding *f = &r->findings[i];
       if (f->process != pi || f->ts_us <= 0)

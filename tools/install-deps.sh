@@ -19,8 +19,17 @@ if [ -n "$missing" ]; then
   # shellcheck disable=SC2086 # one word per package
   $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
-# The SARIF 2.1.0 schema, for tests/sarif.test (fetched, not vendored).
+# npm: Debian's package, unless the machine's Node.js brings its own
+if ! command -v npm >/dev/null; then
+  [ "$(id -u)" -eq 0 ] && SUDO="" || SUDO=sudo
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends npm || true
+fi
+# From npm, for the tests only (fetched into ~/.cache/loopsan, not vendored):
+# the SARIF 2.1.0 schema (tests/sarif.test) and speedscope (tests/speedscope.test).
 if ! sh "$(dirname "$0")/fetch-sarif-schema.sh" >/dev/null; then
   echo "loopsan: could not fetch the SARIF schema: tests/sarif.test will be skipped" >&2
+fi
+if ! sh "$(dirname "$0")/fetch-speedscope.sh" >/dev/null; then
+  echo "loopsan: could not fetch speedscope: tests/speedscope.test will be skipped" >&2
 fi
 echo "loopsan: build dependencies are installed"
