@@ -37,7 +37,9 @@ struct loopsan_analyze_options {
 /* Read every trace named in PATHS (files, or directories holding
  * loopsan.*.trace files), replay, apply the rules, symbolise, and fill *out.
  * Unreadable or damaged traces become notes in the report; returns -1 only
- * when nothing at all could be read (err says why). */
+ * when nothing at all could be read (err says why). *out is the caller's,
+ * zeroed (or with trace_dir set), and freed by the caller either way: on
+ * -1, its notes say what was wrong with each trace. */
 int loopsan_analyze(char *const *paths, size_t n_paths, const struct loopsan_analyze_options *opts,
                     struct loopsan_report *out, char *err, size_t err_len);
 

@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -72,6 +74,19 @@ static uint64_t tail_size(const struct loopsan_record_header *h) {
 /* Validate and deliver the records of one chunk's payload. */
 static int read_records(const unsigned char *p, uint32_t len, uint32_t tid, loopsan_record_fn fn,
                         void *ctx, struct loopsan_read_stats *st) {
+  if ((uintptr_t)p & 7u) {
+    /* A chunk found by resynchronising (or a damaged spill's offset) may
+     * start anywhere: records are read as structs, so align a copy. */
+    unsigned char *copy = malloc(len ? len : 1);
+    if (!copy) {
+      st->bad_records++;
+      return 0;
+    }
+    memcpy(copy, p, len);
+    int rc = read_records(copy, len, tid, fn, ctx, st);
+    free(copy);
+    return rc;
+  }
   uint32_t off = 0;
   while (off + sizeof(struct loopsan_record_header) <= len) {
     struct loopsan_record_header h;
@@ -138,6 +153,15 @@ int loopsan_read_trace(const char *path, loopsan_record_fn fn, void *ctx,
     goto out;
   }
   st->version = fh.version;
+  uint32_t swapped = __builtin_bswap32(fh.version);
+  if (fh.version > LOOPSAN_TRACE_VERSION && swapped >= LOOPSAN_TRACE_VERSION_MIN &&
+      swapped <= LOOPSAN_TRACE_VERSION) {
+    snprintf(err, err_len,
+             "%s: trace written on a machine of the other byte order (format version %u, "
+             "big-endian); this loopsan reads little-endian traces",
+             path, swapped);
+    goto out;
+  }
   if (fh.version > LOOPSAN_TRACE_VERSION) {
     snprintf(
         err, err_len,

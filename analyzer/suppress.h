@@ -14,7 +14,8 @@ struct loopsan_suppressions {
 };
 
 /* Add the rules of PATH (`kind:pattern` lines, `*` for every kind, `#`
- * comments). -1 with a message naming the file and line. */
+ * comments). -1 with a message naming the file and line; S keeps the rules
+ * read before it, and is freed by the caller either way. */
 int loopsan_suppressions_load(struct loopsan_suppressions *s, const char *path, char *err,
                               size_t err_len);
 /* Mark the findings a rule matches (r->n_suppressed, r->n_rules_used). */
@@ -29,7 +30,8 @@ struct loopsan_baseline {
   char **keys;
   size_t n;
 };
-/* Read PATH (-1 with a message: not readable, not a loopsan JSON report). */
+/* Read PATH (-1 with a message: not readable, not a loopsan JSON report).
+ * B, zeroed before, is freed by the caller either way. */
 int loopsan_baseline_load(struct loopsan_baseline *b, const char *path, char *err,
                           size_t err_len);
 /* Mark the findings of R that B has (r->n_in_baseline). */
