@@ -5,7 +5,8 @@
  * its callers still bind to the shim: then the library is found among the
  * loaded objects with dl_iterate_phdr and opened with RTLD_NOLOAD. Either
  * way the library's address range is learnt, so adapters can tell the
- * library's calls to itself from the program's. */
+ * library's calls to itself from the program's. A library found is pinned
+ * (RTLD_NODELETE), so that the pointers into it stay valid. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
@@ -67,6 +68,13 @@ void *loopsan__resolve(struct loopsan_library_ref *lib, const char *name) {
       if (h)
         fn = dlsym(h, name);
     }
+  }
+  Dl_info info;
+  if (fn && !lib->handle && dladdr(fn, &info) && info.dli_fname) {
+    /* Pin the library (RTLD_NODELETE): a program that dlcloses it and
+     * dlopens it again would otherwise find it at another address, while
+     * the shim still holds pointers into the old one. */
+    lib->handle = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
   }
   if (fn && !atomic_load(&lib->end))
     loopsan__learn_range(lib, (uintptr_t)fn);

@@ -241,9 +241,9 @@ def main():
             fail("no callback site of %s was timed (sites: %s)" % (fn, [
                 (s.get("callback") or {}).get("function") for p in report["processes"]
                 for s in p.get("callbacks", [])]))
-        site = sites[0]
+        timed_site = sites[0]
         for key, op, value in pairs:
-            have = float(site.get(key, 0))
+            have = float(timed_site.get(key, 0))
             if ((op == "=" and have != float(value)) or (op == ">=" and have < float(value)) or
                     (op == "<=" and have > float(value))):
                 fail("timed %s: %s is %s, expected %s%s" % (fn, key, have, op, value))
