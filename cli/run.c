@@ -247,7 +247,7 @@ struct reaped {
 static int reap(struct reaped *r, pid_t child, int *wstatus, int *child_done) {
   pid_t w;
   int st;
-  while ((w = waitpid(-1, &st, WNOHANG)) > 0) {
+  while (loopsan_stalls_take_reaped(&w, &st) || (w = waitpid(-1, &st, WNOHANG)) > 0) {
     if (w == child) {
       *wstatus = st;
       *child_done = 1;

@@ -152,6 +152,31 @@ static int frame_cb(Dwfl_Frame *state, void *arg) {
   return f->n < SAMPLE_FRAMES ? DWARF_CB_OK : DWARF_CB_ABORT;
 }
 
+/* Processes a sample's wait reaped (killed between the interrupt and the
+ * wait: we are their parent): their ends, until run's reaper takes them. */
+#define REAPED_MAX 64
+static struct {
+  pid_t pid;
+  int status;
+} reaped[REAPED_MAX];
+static size_t n_reaped;
+
+static void keep_reaped(pid_t pid, int status) {
+  if (n_reaped < REAPED_MAX)
+  {
+    reaped[n_reaped].pid = pid;
+    reaped[n_reaped++].status = status;
+  }
+}
+
+int loopsan_stalls_take_reaped(pid_t *pid, int *status) {
+  if (!n_reaped)
+    return 0;
+  *pid = reaped[--n_reaped].pid;
+  *status = reaped[n_reaped].status;
+  return 1;
+}
+
 /* Stop TID, unwind it, let it go. 0 with F filled, -1 if ptrace refused. */
 static int sample(unsigned pid, unsigned tid, struct frames *f) {
   if (ptrace(PTRACE_SEIZE, (pid_t)tid, NULL, NULL) != 0)
@@ -159,7 +184,10 @@ static int sample(unsigned pid, unsigned tid, struct frames *f) {
   int rc = -1;
   if (ptrace(PTRACE_INTERRUPT, (pid_t)tid, NULL, NULL) == 0) {
     int status;
-    if (waitpid((pid_t)tid, &status, __WALL) == (pid_t)tid && WIFSTOPPED(status)) {
+    pid_t w = waitpid((pid_t)tid, &status, __WALL);
+    if (w == (pid_t)tid && (WIFEXITED(status) || WIFSIGNALED(status)) && tid == pid)
+      keep_reaped(w, status); /* it died meanwhile: this wait reaped it, for run's reaper */
+    if (w == (pid_t)tid && WIFSTOPPED(status)) {
       static const Dwfl_Callbacks cbs = {.find_elf = dwfl_linux_proc_find_elf,
                                          .find_debuginfo = dwfl_standard_find_debuginfo};
       Dwfl *dwfl = dwfl_begin(&cbs);
