@@ -171,9 +171,15 @@ static int apply_env(struct loopsan_cli *cli, char *err, size_t err_len) {
       return -1;
     }
     const char *v = eq + 1;
-    if (o->type == LOOPSAN_OPTTYPE_FLAG &&
-        (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no")))
-      continue;
+    if (o->type == LOOPSAN_OPTTYPE_FLAG) {
+      if (!strcmp(v, "0"))
+        continue;
+      if (strcmp(v, "1") != 0) {
+        snprintf(err, err_len, "LOOPSAN_OPTIONS: %s=%s: invalid value; valid values: 1 or 0", o->key,
+                 v);
+        return -1;
+      }
+    }
     if (apply(cli, o, v, sub, sizeof sub) != 0) {
       snprintf(err, err_len, "LOOPSAN_OPTIONS: %s", sub);
       return -1;

@@ -67,7 +67,7 @@ static void shim_options(void) {
     const struct loopsan_option_desc *d = &loopsan_option_table[i];
     if (!d->key)
       continue;
-    printf(".TP\n.BI %s= %s\nas\n.BR \\-\\-", d->key, d->metavar);
+    printf(".TP\n.BI %s= %s\nas\n.BR \\-\\-", d->key, d->metavar ? d->metavar : "1|0");
     dashes(d->name);
     printf(" .\n");
     range_and_default(d, 1);
