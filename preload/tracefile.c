@@ -27,7 +27,11 @@ static struct {
   ino_t ino;
   char path[LOOPSAN_PATH_MAX + 64];
   _Atomic uint64_t seq;
-  _Atomic unsigned spills; /* spill files created */
+  _Atomic unsigned spills; /* spill file names used (tried) */
+  /* which of them this process created: only those are removed at exit (a
+   * file already there under such a name is someone else's) */
+#define SPILL_KNOWN 1024
+  _Atomic uint64_t spill_created[SPILL_KNOWN / 64];
 } T = {.file_lock = PTHREAD_MUTEX_INITIALIZER, .write_lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
 static int write_all_fd(int fd, struct iovec *iov, int iovcnt) {
@@ -97,6 +101,8 @@ int loopsan__trace_create(void) {
   T.fd = fd;
   atomic_store(&T.seq, 0);
   atomic_store(&T.spills, 0);
+  for (size_t i = 0; i < SPILL_KNOWN / 64; i++)
+    atomic_store(&T.spill_created[i], 0);
   return 0;
 fail:
   T.path[0] = '\0';
@@ -155,9 +161,15 @@ int loopsan__spill_create(size_t size, unsigned *index) {
   char path[sizeof T.path + 32];
   if (!T.path[0])
     return -1;
-  unsigned n = atomic_fetch_add(&T.spills, 1);
-  snprintf(path, sizeof path, "%s.spill.%u", T.path, n);
-  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  unsigned n;
+  int fd = -1;
+  for (int tries = 0; fd < 0 && tries < 8; tries++) { /* a name taken: the next one */
+    n = atomic_fetch_add(&T.spills, 1);
+    snprintf(path, sizeof path, "%s.spill.%u", T.path, n);
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST && errno != ELOOP)
+      return -1;
+  }
   if (fd < 0)
     return -1;
   /* Blocks reserved now: a shared mapping of a sparse file on a full disk
@@ -167,6 +179,8 @@ int loopsan__spill_create(size_t size, unsigned *index) {
     unlink(path);
     return -1;
   }
+  if (n < SPILL_KNOWN)
+    atomic_fetch_or(&T.spill_created[n / 64], 1ull << (n % 64));
   *index = n;
   return loopsan__fd_move_high(fd);
 }
@@ -174,7 +188,9 @@ int loopsan__spill_create(size_t size, unsigned *index) {
 void loopsan__spill_remove_all(void) {
   char path[sizeof T.path + 32];
   unsigned n = atomic_load(&T.spills);
-  for (unsigned i = 0; i < n && T.path[0]; i++) {
+  for (unsigned i = 0; i < n && i < SPILL_KNOWN && T.path[0]; i++) {
+    if (!(atomic_load(&T.spill_created[i / 64]) & (1ull << (i % 64))))
+      continue;
     snprintf(path, sizeof path, "%s.spill.%u", T.path, i);
     unlink(path);
   }
@@ -189,4 +205,6 @@ void loopsan__trace_atfork_child(void) {
   T.path[0] = '\0';
   atomic_store(&T.seq, 0);
   atomic_store(&T.spills, 0);
+  for (size_t i = 0; i < SPILL_KNOWN / 64; i++)
+    atomic_store(&T.spill_created[i], 0);
 }
