@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/auxv.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -125,6 +128,42 @@ static void end_now(uint32_t how, int status) {
 END_WRAPPER(_exit)
 END_WRAPPER(_Exit)
 END_WRAPPER(quick_exit)
+
+/* daemon(): glibc's ends the parent with an _exit made inside libc, which
+ * no interposer sees, so the parent's trace would look killed (its
+ * objects unjudged). The same steps, made of public calls, as glibc's. */
+LOOPSAN_INTERPOSE int daemon(int nochdir, int noclose) {
+  switch (fork()) {
+  case -1: return -1;
+  case 0: break;
+  default: _exit(0); /* (ours: the trace ends with status 0) */
+  }
+  if (setsid() == -1)
+    return -1;
+  if (!nochdir)
+    (void)!chdir("/");
+  if (!noclose) {
+    struct stat st;
+    int fd = open("/dev/null", O_RDWR);
+    if (fd == -1)
+      return -1;
+    if (fstat(fd, &st) != 0) {
+      close(fd);
+      return -1;
+    }
+    if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) {
+      close(fd);
+      errno = ENODEV;
+      return -1;
+    }
+    (void)dup2(fd, STDIN_FILENO);
+    (void)dup2(fd, STDOUT_FILENO);
+    (void)dup2(fd, STDERR_FILENO);
+    if (fd > 2)
+      close(fd);
+  }
+  return 0;
+}
 
 /* A library about to be unloaded is recorded first, so that frames and
  * callbacks inside it can still be named (the map is otherwise re-read at
