@@ -41,5 +41,8 @@ void loopsan_cli_free(struct loopsan_cli *cli);
 
 int loopsan_cmd_run(struct loopsan_cli *cli);
 int loopsan_cmd_report(struct loopsan_cli *cli);
+/* Why PROGRAM left no trace in TRACE_DIR (static, setuid, an unwritable or
+ * full directory, ...), as a sentence for the report. */
+void loopsan_cli_why_unobserved(const char *program, const char *trace_dir, char *why, size_t len);
 
 #endif

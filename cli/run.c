@@ -429,18 +429,24 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
     free(paths[i]);
   free(paths);
   free(reaped.v);
-  if (!analysed) {
-    if (status != 126 && status != 127) /* else the program never ran: said above */
-      fprintf(stderr,
-              "loopsan: nothing was observed: '%s' wrote no trace; it may be statically linked, "
-              "setuid, or have cleared LD_PRELOAD.\n",
-              cli->args[0]);
-    if (out != stderr)
-      fclose(out);
+  if (!analysed) { /* a report all the same, that says why it is empty */
+    char why[PATH_MAX + 256];
+    if (status == 126 || status == 127)
+      snprintf(why, sizeof why, "'%s' could not be run (said above)", cli->args[0]);
+    else
+      loopsan_cli_why_unobserved(cli->args[0], cli->shim.trace_dir, why, sizeof why);
+    if (out != stderr || cli->format != LOOPSAN_FORMAT_TEXT)
+      fprintf(stderr, "loopsan: %s\n", why);
+    loopsan_report_add_note(&report.notes, &report.n_notes, "%s", why);
+    if (!cli->trace_dir_set) {
+      free(report.trace_dir);
+      report.trace_dir = NULL;
+    }
+    int rc = render(cli, &report, out, stderr, status);
     if (!cli->trace_dir_set)
       remove_trace_dir(cli->shim.trace_dir);
     loopsan_report_free(&report);
-    return status;
+    return rc;
   }
   for (size_t i = 0; i < report.n_processes; i++) {
     struct loopsan_process *p = &report.processes[i];

@@ -225,6 +225,10 @@ int loopsan_render_text(const struct loopsan_report *r, const struct loopsan_ren
             "loopsan: %zu %sprocess%s used no event loop loopsan observes (see --format=json)\n",
             quiet, quiet < r->n_processes ? "other " : "", quiet == 1 ? "" : "es");
   fprintf(out, "%sSUMMARY: loopsan: ", PAINT("1"));
+  if (!r->n_processes) {
+    fprintf(out, "nothing observed (see the note above)%s\n", RESET);
+    return 0;
+  }
   if (!total) {
     fprintf(out, "no problems found");
   } else {
