@@ -741,6 +741,20 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
     p->exit_signal = end->signal;
     p->exit_status = end->signal ? 0 : end->status;
   }
+  if (r->ended && r->lost[LOOPSAN_LOST_WRITE_FAILED]) {
+    uint64_t open = 0;
+    for (int k = 0; k < 5; k++)
+      open += r->open_at_end[k];
+    char open_part[96] = "";
+    if (open)
+      snprintf(open_part, sizeof open_part,
+               ", and the %llu object(s) still open by the record are not reported as leaks",
+               (unsigned long long)open);
+    loopsan_report_add_note(&p->notes, &p->n_notes,
+                            "recording stopped before the process ended (its trace could not be "
+                            "written: a full disk?): what happened after is not in this report%s",
+                            open_part);
+  }
   if (!r->ended) {
     char how[64] = "killed or crashed";
     int sig = end && end->signal ? end->signal : r->has_crash ? (int)r->crash.h.aux : 0;

@@ -943,7 +943,8 @@ void loopsan_replay_finish(struct loopsan_replay *r) {
     const struct replay_object *o = r->objects[i];
     if (!o)
       continue;
-    if (r->ended) {
+    /* (records lost to a full disk may have closed it: no judging then) */
+    if (r->ended && !r->lost[LOOPSAN_LOST_WRITE_FAILED]) {
       loopsan_rules_at_exit(r, o);
     } else {
       /* Killed (or crashed): it never got to clean up, so what it had

@@ -32,6 +32,15 @@ static struct {
    * file already there under such a name is someone else's) */
 #define SPILL_KNOWN 1024
   _Atomic uint64_t spill_created[SPILL_KNOWN / 64];
+  /* A full file system: the file's blocks are reserved ahead of its end
+   * (fallocate, KEEP_SIZE) with room kept for the process's last records;
+   * when no more can be reserved, recording stops there, and only the last
+   * records (END, counts) still go, into the room kept. */
+  uint64_t size;         /* bytes written (under write_lock) */
+  uint64_t reserved_end; /* blocks reserved up to here */
+  int cannot_reserve;    /* the file system has no fallocate */
+  _Atomic int full;      /* recording stopped: no room */
+  int final;             /* the process's last records are being written */
 } T = {.file_lock = PTHREAD_MUTEX_INITIALIZER, .write_lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
 static int write_all_fd(int fd, struct iovec *iov, int iovcnt) {
@@ -99,6 +108,11 @@ int loopsan__trace_create(void) {
   T.dev = st.st_dev;
   T.ino = st.st_ino;
   T.fd = fd;
+  T.size = sizeof fh;
+  T.reserved_end = 0;
+  T.cannot_reserve = 0;
+  atomic_store(&T.full, 0);
+  T.final = 0;
   atomic_store(&T.seq, 0);
   atomic_store(&T.spills, 0);
   for (size_t i = 0; i < SPILL_KNOWN / 64; i++)
@@ -137,6 +151,44 @@ static int trace_fd(void) {
   return fd;
 }
 
+#define FINAL_ROOM (16u << 10) /* kept for the last records: END, counts, histograms */
+#define RESERVE_STEP (1u << 20)
+
+/* Said once, on standard error: the program goes on, unobserved. */
+static void stop_recording(int err) {
+  if (atomic_exchange(&T.full, 1))
+    return;
+  char msg[LOOPSAN_PATH_MAX + 200];
+  int n = snprintf(msg, sizeof msg,
+                   "loopsan: %s: %s: recording stopped here; the program goes on (pid %u)\n",
+                   T.path, strerror(err), (unsigned)getpid());
+  if (n > 0)
+    (void)!write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+}
+
+/* Blocks for NEED more bytes and the final room, reserved ahead (a step at
+ * a time, or just what is needed when the step does not fit): -1 when the
+ * file system has no room left, and recording stops. Under write_lock. */
+static int reserve(int fd, uint64_t need) {
+  if (T.cannot_reserve || T.size + need + FINAL_ROOM <= T.reserved_end)
+    return 0;
+  uint64_t from = T.reserved_end > T.size ? T.reserved_end : T.size;
+  uint64_t want = T.size + need + FINAL_ROOM;
+  for (int step = 1; step >= 0; step--) {
+    uint64_t to = want + (step ? RESERVE_STEP : 0);
+    if (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)from, (off_t)(to - from)) == 0) {
+      T.reserved_end = to;
+      return 0;
+    }
+    if (errno != ENOSPC && errno != EDQUOT && errno != EFBIG) {
+      T.cannot_reserve = 1; /* (no fallocate here: writes find out) */
+      return 0;
+    }
+  }
+  stop_recording(errno);
+  return -1;
+}
+
 int loopsan__trace_write_chunk(uint32_t tid, const void *payload, uint32_t len) {
   struct loopsan_chunk_header ch = {
       .magic = LOOPSAN_CHUNK_MAGIC,
@@ -149,13 +201,37 @@ int loopsan__trace_write_chunk(uint32_t tid, const void *payload, uint32_t len) 
   int fd = trace_fd();
   if (fd < 0)
     return -1;
-  /* One writev is one append; should it come back short (disk full), the
-   * rest must follow before any other thread's chunk. */
+  /* One writev is one append; should it come back short, the rest must
+   * follow before any other thread's chunk. */
   pthread_mutex_lock(&T.write_lock);
-  int rc = write_all_fd(fd, iov, 2);
+  uint64_t need = sizeof ch + len;
+  int rc = -1;
+  if ((atomic_load(&T.full) && !T.final) || (!T.final && reserve(fd, need) != 0))
+    goto out;
+  rc = write_all_fd(fd, iov, 2);
+  if (rc == 0) {
+    T.size += need;
+  } else {
+    int e = errno;
+    /* No torn chunk left behind (it would read as a process killed while
+     * writing): the file is cut back to its last whole chunk. */
+    if (ftruncate(fd, (off_t)T.size) != 0) { /* (nothing more to do) */
+    }
+    if (e == ENOSPC || e == EDQUOT || e == EFBIG)
+      stop_recording(e);
+  }
+out:
   pthread_mutex_unlock(&T.write_lock);
   return rc;
 }
+
+void loopsan__trace_final(void) {
+  pthread_mutex_lock(&T.write_lock);
+  T.final = 1;
+  pthread_mutex_unlock(&T.write_lock);
+}
+
+int loopsan__trace_stopped(void) { return atomic_load(&T.full); }
 
 int loopsan__spill_create(size_t size, unsigned *index) {
   char path[sizeof T.path + 32];

@@ -463,6 +463,10 @@ void loopsan__writer_close(uint32_t how, int status) {
     if (!W.pending_open || !any)
       return;
   }
+  /* What is pending goes first: should the file system be full, the last
+   * records below still fit in the room the trace file keeps for them. */
+  loopsan__flush_all();
+  loopsan__trace_final();
   emit_unfinished(how);
   loopsan__hist_flush_all();
   struct loopsan_rec_end r = {.ts = loopsan__now(), .how = how, .status = status};
