@@ -90,6 +90,24 @@ void loopsan__loop_run(const void *loop, int mode);
  * layer's (loopsan__adapter_loops). SAVED keeps the loop it ran before. */
 void loopsan__loop_enter(const void *loop, const void **saved);
 void loopsan__loop_leave(const void *loop, const void *saved);
+/* A run of a loop, left even when a callback's C++ exception unwinds
+ * through it (see LOOPSAN_DISPATCH): LOOPSAN_LOOP_RUN(r, loop) enters,
+ * LOOPSAN_LOOP_DONE(r) leaves on the normal path. */
+struct loopsan_loop_run {
+  const void *loop, *outer;
+};
+static inline void loopsan__loop_run_unwind(struct loopsan_loop_run *r) {
+  if (LOOPSAN_UNLIKELY(r->loop != NULL))
+    loopsan__loop_leave(r->loop, r->outer);
+}
+#define LOOPSAN_LOOP_RUN(r, l)                                                               \
+  struct loopsan_loop_run r __attribute__((cleanup(loopsan__loop_run_unwind))) = {(l), NULL}; \
+  loopsan__loop_enter((l), &r.outer)
+#define LOOPSAN_LOOP_DONE(r)              \
+  do {                                    \
+    loopsan__loop_leave(r.loop, r.outer); \
+    r.loop = NULL;                        \
+  } while (0)
 /* The program calls FN, which is not thread-safe, on object H (NULL: the
  * loop itself) of LOOP: a WRONG_THREAD record when LOOP is running on
  * another thread (returns 1 then). Cheap when LOOP is the one this thread

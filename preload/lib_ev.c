@@ -56,7 +56,7 @@ TRAMPOLINE static void tr_watcher(struct ev_loop *loop, ev_watcher *w, int reven
     loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);
     loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);
   }
-  struct loopsan_dispatch d;
+  LOOPSAN_DISPATCH(d);
   loopsan__dispatch_begin(&d, o.id, o.cb, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_EV);
   ((ev_cb_t)o.cb)(loop, w, revents);
   loopsan__dispatch_end(&d);
@@ -100,10 +100,9 @@ LOOPSAN_INTERPOSE int ev_run(struct ev_loop *loop, int flags) {
     return 0;
   if (from_program(CALLER))
     loopsan__loop_run(loop, flags);
-  const void *outer;
-  loopsan__loop_enter(loop, &outer);
+  LOOPSAN_LOOP_RUN(run, loop);
   int rc = REAL(ev_run)(loop, flags);
-  loopsan__loop_leave(loop, outer);
+  LOOPSAN_LOOP_DONE(run);
   return rc;
 }
 

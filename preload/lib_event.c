@@ -86,7 +86,7 @@ static void stub_dispatch(unsigned k, evutil_socket_t fd, short what, void *arg)
     loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);
     loopsan__record_op(o.id, LOOPSAN_OP_FIRED, (void *)cb, 0, 0);
   }
-  struct loopsan_dispatch d;
+  LOOPSAN_DISPATCH(d);
   loopsan__dispatch_begin(&d, ref ? o.id : 0, (void *)cb, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_EVENT);
   cb(fd, what, arg);
   loopsan__dispatch_end(&d);
@@ -194,10 +194,9 @@ LOOPSAN_INTERPOSE int event_base_loop(struct event_base *base, int flags) {
     loopsan__loop_run(base, flags);
   struct event_base *outer = running_base;
   running_base = base;
-  const void *outer_loop;
-  loopsan__loop_enter(base, &outer_loop);
+  LOOPSAN_LOOP_RUN(run, base);
   int rc = REAL(event_base_loop)(base, flags);
-  loopsan__loop_leave(base, outer_loop);
+  LOOPSAN_LOOP_DONE(run);
   running_base = outer;
   return rc;
 }
@@ -542,7 +541,7 @@ static void bev_dispatch(struct bufferevent *bev, int slot, short what, void *ct
     loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);
     loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);
   }
-  struct loopsan_dispatch d;
+  LOOPSAN_DISPATCH(d);
   loopsan__dispatch_begin(&d, o.id, o.cb, (uint32_t)slot, LOOPSAN_LIB_EVENT);
   if (slot == SLOT_EVENT)
     ((bufferevent_event_cb)o.cb)(bev, what, ctx);
@@ -639,7 +638,7 @@ TRAMPOLINE static void tr_listener(struct evconnlistener *lev, evutil_socket_t f
     loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);
     loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);
   }
-  struct loopsan_dispatch d;
+  LOOPSAN_DISPATCH(d);
   loopsan__dispatch_begin(&d, o.id, o.cb, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_EVENT);
   ((evconnlistener_cb)o.cb)(lev, fd, sa, socklen, ptr);
   loopsan__dispatch_end(&d);

@@ -55,7 +55,7 @@ TRAMPOLINE static int tr_source(sd_event_source *s, uintptr_t a, uintptr_t b, ui
     loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);
     loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);
   }
-  struct loopsan_dispatch d;
+  LOOPSAN_DISPATCH(d);
   loopsan__dispatch_begin(&d, o.id, o.cb, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_SDEVENT);
   int rc = ((any_cb_t)o.cb)(s, a, b, c);
   loopsan__dispatch_end(&d);
@@ -128,10 +128,9 @@ LOOPSAN_INTERPOSE sd_event *sd_event_unref(sd_event *e) {
       return -ENOSYS;               \
     if (e && from_program(CALLER))  \
       loopsan__loop_run(e, 0);      \
-    const void *outer;              \
-    loopsan__loop_enter(e, &outer); \
+    LOOPSAN_LOOP_RUN(run, e);       \
     int rc = REAL(fn) args;         \
-    loopsan__loop_leave(e, outer);  \
+    LOOPSAN_LOOP_DONE(run);         \
     return rc;                      \
   }
 LOOP_RUN(sd_event_loop, (sd_event * e), (e))

@@ -38,11 +38,11 @@ DECLARE_REAL(uv_is_closing);
     void *ref = loopsan__obj_dispatch(handle_param, slot, &o);                               \
     if (LOOPSAN_UNLIKELY(!ref || !o.cb))                                                     \
       return;                                                                                \
-    struct loopsan_dispatch d;                                                               \
     if ((slot) == LOOPSAN_SLOT_MAIN && LOOPSAN_UNLIKELY(!(o.state & LOOPSAN_STATE_FIRED))) { \
       loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);                                      \
       loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);                                \
     }                                                                                        \
+    LOOPSAN_DISPATCH(d);                                                                     \
     loopsan__dispatch_begin(&d, o.id, o.cb, slot, LOOPSAN_LIB_UV);                           \
     ((cb_type)o.cb) args;                                                                    \
     loopsan__dispatch_end(&d);                                                               \
@@ -129,7 +129,7 @@ TRAMPOLINE static void tr_close(uv_handle_t *h) {
     atomic_store(&g->done, 1);
   uv_close_cb cb = (uv_close_cb)o.cb[LOOPSAN_SLOT_CLOSE];
   if (cb) {
-    struct loopsan_dispatch d;
+    LOOPSAN_DISPATCH(d);
     loopsan__dispatch_begin(&d, o.id, (void *)cb, LOOPSAN_SLOT_CLOSE, LOOPSAN_LIB_UV);
     cb(h);
     loopsan__dispatch_end(&d);
@@ -179,10 +179,9 @@ LOOPSAN_INTERPOSE int uv_run(uv_loop_t *loop, uv_run_mode mode) {
     return 0;
   if (from_program(CALLER))
     loopsan__loop_run(loop, (int)mode);
-  const void *outer;
-  loopsan__loop_enter(loop, &outer);
+  LOOPSAN_LOOP_RUN(run, loop);
   int rc = REAL(uv_run)(loop, mode);
-  loopsan__loop_leave(loop, outer);
+  LOOPSAN_LOOP_DONE(run);
   return rc;
 }
 

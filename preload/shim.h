@@ -220,6 +220,7 @@ struct loopsan_dispatch {
   const void *cb;
   uint32_t slot;
   uint32_t library;
+  uint32_t open; /* begun, not yet ended (see LOOPSAN_DISPATCH) */
   struct loopsan_spill_header *region; /* where it is published; NULL: nowhere */
 };
 
@@ -241,6 +242,7 @@ static inline void loopsan__dispatch_begin(struct loopsan_dispatch *d, uint64_t 
   d->cb = cb;
   d->slot = slot;
   d->library = library;
+  d->open = 1;
   d->region = h;
   d->t0 = loopsan__now();
   if (LOOPSAN_LIKELY(h != NULL)) {
@@ -299,7 +301,20 @@ static inline void loopsan__dispatch_end(struct loopsan_dispatch *d) {
   loopsan__hist_add(d->cb, d->slot, d->library, dt, d->obj);
   if (LOOPSAN_UNLIKELY(dt >= loopsan__state.slow_ticks)) /* 0 in record mode "all" */
     loopsan__dispatch_slow(d, dt);
+  d->open = 0;
 }
+
+/* A callback that throws (a C++ exception unwinding through the loop's C
+ * frames and ours to a catch around the loop's run) skips the end of its
+ * dispatch: this cleanup ends it as the exception goes by, or it would be
+ * taken for a callback that never returned. The shim is built with
+ * -fexceptions; on the normal path the compiler sees open == 0 and drops
+ * the check. Declare D right before its loopsan__dispatch_begin. */
+static inline void loopsan__dispatch_unwind(struct loopsan_dispatch *d) {
+  if (LOOPSAN_UNLIKELY(d->open))
+    loopsan__dispatch_end(d);
+}
+#define LOOPSAN_DISPATCH(d) struct loopsan_dispatch d __attribute__((cleanup(loopsan__dispatch_unwind)))
 
 /* ---- libc_wait.c: the generic layer ---- */
 /* How many adapter loops (uv_run, ev_run, event_base_loop, ...) the thread
