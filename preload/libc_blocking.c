@@ -166,7 +166,8 @@ void loopsan__blocking_init(void) {
 #define BLOCKING_WRAPPER(name, ret, params, args, fail, fd_expr)                  \
   LOOPSAN_INTERPOSE ret name params {                                             \
     RESOLVED(name, ret, params, fail)                                             \
-    if (LOOPSAN_LIKELY(!loopsan__in_callback()))                                  \
+    if (LOOPSAN_LIKELY(!loopsan__in_callback()) ||                                \
+        ((fd_expr) != -1 && loopsan__in_iteration())) /* (see blocked_on) */      \
       return real args;                                                           \
     LOOPSAN_BLOCKING_BEGIN();                                                     \
     ret rc = real args;                                                           \

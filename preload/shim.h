@@ -293,8 +293,14 @@ void loopsan__hist_flush_all(void);
 void loopsan__hist_thread_exit(void);
 void loopsan__hist_atfork_child(void);
 
+/* The clock when the thread's last dispatch ended: a wait right after one
+ * asks whether a second has passed without reading the clock again (a
+ * clock read costs more than all the rest of the check on these VMs). */
+extern LOOPSAN_TLS uint64_t loopsan__last_end;
 static inline void loopsan__dispatch_end(struct loopsan_dispatch *d) {
-  uint64_t dt = loopsan__now() - d->t0;
+  uint64_t end = loopsan__now();
+  loopsan__last_end = end;
+  uint64_t dt = end - d->t0;
   struct loopsan_spill_header *h = d->region;
   if (LOOPSAN_LIKELY(h != NULL))
     __atomic_store_n(&h->depth, h->depth - 1, __ATOMIC_RELEASE);
@@ -333,6 +339,14 @@ void loopsan__generic_hold(const struct loopsan_rec_blocking *r, const char *nam
 static inline int loopsan__in_callback(void) {
   const struct loopsan_spill_header *h = loopsan__tls_region;
   return h && h->depth;
+}
+/* Is the innermost dispatch a whole iteration of a loop without an adapter
+ * (the generic layer)? A descriptor read there was ready (its loop polled
+ * it), so it is no blocking call: not even timed. */
+static inline int loopsan__in_iteration(void) {
+  const struct loopsan_spill_header *h = loopsan__tls_region;
+  uint32_t depth = h ? h->depth : 0;
+  return depth && depth <= LOOPSAN_INFLIGHT_MAX && LOOPSAN_IS_ITERATION(h->inflight[depth - 1].slot);
 }
 /* A call NAME (the libc function REAL) that began at T0 (clock ticks) has
  * returned to RA: recorded when it lasted blocking_ms or more and was not

@@ -42,6 +42,7 @@ struct tbuf {
   int attached;         /* 1: region maps a spill file; -1: never (scratch, or failed) */
   uint32_t tid;
   uint64_t last_check;              /* owner's clock at its last periodic write-out */
+  uint64_t last_end_seen;           /* loopsan__last_end at the owner's last wait */
   uint64_t first_new;               /* id of the first object created in the unwritten part */
   int may_compact;                  /* an object created there also ended there */
   struct tbuf *next;                /* registry list, push-only */
@@ -337,6 +338,7 @@ static void emit_unfinished(uint32_t how) {
 }
 
 LOOPSAN_TLS uint32_t loopsan__waits_unchecked, loopsan__wait_budget_ms;
+LOOPSAN_TLS uint64_t loopsan__last_end;
 
 void loopsan__before_wait(int timeout_ms) {
   struct tbuf *b = my_buf;
@@ -344,7 +346,12 @@ void loopsan__before_wait(int timeout_ms) {
   if (LOOPSAN_LIKELY(!b) || in_writer || (buf_end(b) == buf_written(b) && !loopsan__hist_dirty()))
     return; /* nothing of ours is waiting */
   (void)timeout_ms;
-  uint64_t now = loopsan__now(), second = loopsan__clock_ticks_per_sec();
+  /* the end of the dispatch just before, else (none since) the clock */
+  uint64_t now = loopsan__last_end;
+  if (now == b->last_end_seen)
+    now = loopsan__now();
+  b->last_end_seen = loopsan__last_end;
+  uint64_t second = loopsan__clock_ticks_per_sec();
   if (now - b->last_check < second)
     return;
   b->last_check = now;
