@@ -969,38 +969,53 @@ static double quantile_ms(const struct loopsan_callback_site *s, double q) {
 
 /* Durations of the timeline's callbacks, by callback then length: exact
  * quantiles for the sites whose every call is on it (--record=all). */
-struct timed_call {
-  uint64_t cb, duration;
-};
-
-static int by_cb_then_duration(const void *a, const void *b) {
-  const struct timed_call *x = a, *y = b;
-  if (x->cb != y->cb)
-    return x->cb < y->cb ? -1 : 1;
-  return x->duration < y->duration ? -1 : x->duration > y->duration;
+/* The K-th smallest of V[0..N) (0-based), V reordered around it: a
+ * quickselect, O(N) on average, where sorting every call cost the analyzer
+ * most of its time on a --record=all trace. */
+static uint64_t select_kth(uint64_t *v, size_t n, size_t k) {
+  /* Wirth's selection (signed indices: j may step below l) */
+  ptrdiff_t l = 0, m = (ptrdiff_t)n - 1, kk = (ptrdiff_t)k;
+  while (l < m) {
+    uint64_t x = v[kk];
+    ptrdiff_t i = l, j = m;
+    do {
+      while (v[i] < x)
+        i++;
+      while (x < v[j])
+        j--;
+      if (i <= j) {
+        uint64_t t = v[i];
+        v[i++] = v[j];
+        v[j--] = t;
+      }
+    } while (i <= j);
+    if (j < kk)
+      l = i;
+    if (kk < i)
+      m = j;
+  }
+  return v[k];
 }
 
-static void exact_quantiles(struct loopsan_callback_site *s, const struct replay_site *rs,
-                            const struct loopsan_replay *r, const struct timed_call *calls,
-                            size_t n) {
-  size_t lo = 0, hi = n; /* the first call of rs->cb */
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (calls[mid].cb < rs->cb)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  size_t end = lo;
-  while (end < n && calls[end].cb == rs->cb)
-    end++;
-  if (end - lo != rs->count) /* not all of them: the estimate stays */
-    return;
-  size_t k = end - lo;
-  s->p50_ms = loopsan_replay_ms(r, calls[lo + (k - 1) / 2].duration);
+/* Exact p50 and p99 of a site whose every call the timeline has (its K
+ * durations in V, in any order). */
+static void exact_quantiles(struct loopsan_callback_site *s, const struct loopsan_replay *r,
+                            uint64_t *v, size_t k) {
+  s->p50_ms = loopsan_replay_ms(r, select_kth(v, k, (k - 1) / 2));
   size_t p99 = (size_t)((double)k * 0.99 + 0.999999);
-  s->p99_ms = loopsan_replay_ms(r, calls[lo + (p99 ? p99 - 1 : 0)].duration);
+  s->p99_ms = loopsan_replay_ms(r, select_kth(v, k, p99 ? p99 - 1 : 0));
   s->exact = 1;
+}
+
+/* Which of R's sites CB is (r->n_sites: none); LAST caches the answer for
+ * the run of calls of one callback that timelines are made of. */
+static size_t site_index(const struct loopsan_replay *r, uint64_t cb, size_t *last) {
+  if (*last < r->n_sites && r->sites[*last].cb == cb)
+    return *last;
+  for (size_t i = 0; i < r->n_sites; i++) /* (tens of sites) */
+    if (r->sites[i].cb == cb)
+      return *last = i;
+  return r->n_sites;
 }
 
 static int by_total(const void *a, const void *b) {
@@ -1016,13 +1031,24 @@ static void build_sites(struct loopsan_process *p, const struct loopsan_replay *
     n += r->sites[i].count > 0;
   if (!n || !(p->sites = calloc(n, sizeof *p->sites)))
     return;
-  struct timed_call *calls = calloc(r->n_timeline + 1, sizeof *calls);
-  size_t n_calls = 0;
-  for (size_t i = 0; calls && i < r->n_timeline; i++)
-    if (!LOOPSAN_IS_ITERATION(r->timeline[i].slot))
-      calls[n_calls++] = (struct timed_call){r->timeline[i].cb, r->timeline[i].duration};
-  if (calls)
-    qsort(calls, n_calls, sizeof *calls, by_cb_then_duration);
+  /* every call's duration, grouped by site (a counting sort): for exact
+   * p50 and p99 where the timeline has all of a site's calls */
+  size_t *start = r->timeline_dropped ? NULL : calloc(r->n_sites + 3, sizeof *start);
+  uint64_t *durations = start ? malloc((r->n_timeline + 1) * sizeof *durations) : NULL;
+  if (durations) {
+    size_t last = 0;
+    for (size_t i = 0; i < r->n_timeline; i++)
+      if (!LOOPSAN_IS_ITERATION(r->timeline[i].slot))
+        start[site_index(r, r->timeline[i].cb, &last) + 2]++; /* (n_sites + 2: none) */
+    for (size_t i = 2; i < r->n_sites + 2; i++)
+      start[i] += start[i - 1];
+    for (size_t i = 0; i < r->n_timeline; i++) /* start[idx + 1]: where the next one goes */
+      if (!LOOPSAN_IS_ITERATION(r->timeline[i].slot)) {
+        size_t idx = site_index(r, r->timeline[i].cb, &last);
+        if (idx < r->n_sites)
+          durations[start[idx + 1]++] = r->timeline[i].duration;
+      }
+  }
   for (size_t i = 0; i < r->n_sites; i++) {
     const struct replay_site *rs = &r->sites[i];
     if (!rs->count)
@@ -1042,11 +1068,13 @@ static void build_sites(struct loopsan_process *p, const struct loopsan_replay *
     memcpy(s->buckets, rs->buckets, sizeof s->buckets);
     s->p50_ms = quantile_ms(s, 0.50);
     s->p99_ms = quantile_ms(s, 0.99);
-    if (calls && !r->timeline_dropped)
-      exact_quantiles(s, rs, r, calls, n_calls);
+    size_t k = durations ? start[i + 1] - start[i] : 0; /* (start[i]: where site i begins) */
+    if (k && k == rs->count)
+      exact_quantiles(s, r, durations + start[i], k);
     frames_of_stack(sym, loopsan_replay_stack(r, rs->stack), &s->created_at, &s->n_created_at);
   }
-  free(calls);
+  free(durations);
+  free(start);
   qsort(p->sites, p->n_sites, sizeof *p->sites, by_total);
 }
 
@@ -1165,7 +1193,13 @@ static void build_slices(struct loopsan_process *p, const struct loopsan_replay 
     out->origin = s->origin;
   }
   free(map);
-  qsort(p->slices, p->n_slices, sizeof *p->slices, by_start);
+  /* (one thread's dispatches come in start order, but for a nested one:
+   * sort only what needs it) */
+  size_t k = 1;
+  while (k < p->n_slices && p->slices[k - 1].start_us <= p->slices[k].start_us)
+    k++;
+  if (k < p->n_slices)
+    qsort(p->slices, p->n_slices, sizeof *p->slices, by_start);
   build_origins(p, r, sym);
 }
 
