@@ -719,6 +719,10 @@ static void describe_process(struct loopsan_process *p, const struct loopsan_rep
   if (st->bad_records)
     loopsan_report_add_note(&p->notes, &p->n_notes, "%llu malformed record(s) skipped",
                             (unsigned long long)st->bad_records);
+  if (r->bad_short)
+    loopsan_report_add_note(&p->notes, &p->n_notes,
+                            "%llu short dispatch record(s) skipped: what they refer to was lost",
+                            (unsigned long long)r->bad_short);
   static const char *const lost_why[8] = {
       [0] = "record(s) were lost",
       [LOOPSAN_LOST_WRITE_FAILED] =

@@ -35,6 +35,7 @@ size_t loopsan_record_min_size(uint16_t type) {
   case LOOPSAN_REC_MISUSE: return sizeof(struct loopsan_rec_misuse);
   case LOOPSAN_REC_CRASH: return sizeof(struct loopsan_rec_crash);
   case LOOPSAN_REC_HISTOGRAM: return sizeof(struct loopsan_rec_histogram);
+  case LOOPSAN_REC_DISPATCH_SHORT: return sizeof(struct loopsan_rec_dispatch_short);
   default: return 0;
   }
 }

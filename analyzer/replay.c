@@ -35,6 +35,7 @@ void loopsan_replay_free(struct loopsan_replay *r) {
   free(r->sites);
   free(r->timeline);
   free(r->origins);
+  free(r->pairs);
   for (size_t i = 0; i < REPLAY_ENDED_RING; i++)
     free(r->ended_objects[i]);
   memset(r, 0, sizeof *r);
@@ -801,8 +802,66 @@ static uint64_t record_ts(const struct loopsan_record_header *rec) {
   }
 }
 
+static struct replay_pairs *pairs_of(struct loopsan_replay *r, uint32_t tid) {
+  for (size_t i = 0; i < r->n_pairs; i++)
+    if (r->pairs[i].tid == tid)
+      return &r->pairs[i];
+  if (!r->pairs && !(r->pairs = calloc(REPLAY_PAIR_THREADS, sizeof *r->pairs)))
+    return NULL;
+  if (r->n_pairs == REPLAY_PAIR_THREADS) /* (reuse the oldest thread's) */
+    r->n_pairs = 0;
+  struct replay_pairs *p = &r->pairs[r->n_pairs++];
+  memset(p, 0, sizeof *p);
+  p->tid = tid;
+  return p;
+}
+
+/* A DISPATCH record sets its thread's entry; a short one is read back
+ * into FULL. -1: a short record naming nothing known (a chunk before it
+ * was lost): skipped. */
+static int dispatch_pairs(struct loopsan_replay *r, const struct loopsan_record_header *rec,
+                          uint32_t tid, struct loopsan_rec_dispatch *full) {
+  struct replay_pairs *p = pairs_of(r, tid);
+  if (rec->type == LOOPSAN_REC_DISPATCH) {
+    struct loopsan_rec_dispatch d;
+    memcpy(&d, rec, sizeof d);
+    if (p) {
+      uint32_t i = loopsan_dispatch_pair_index(d.obj, d.cb, d.h.aux);
+      p->e[i].obj = d.obj;
+      p->e[i].cb = d.cb;
+      p->e[i].slot = d.h.aux;
+      p->e[i].set = 1;
+      p->ts = d.ts;
+      p->has_ts = 1;
+    }
+    return 0;
+  }
+  struct loopsan_rec_dispatch_short sd;
+  memcpy(&sd, rec, sizeof sd);
+  uint32_t i = (sd.h.aux >> 8) & (LOOPSAN_DISPATCH_PAIRS - 1u);
+  if (!p || !p->has_ts || !p->e[i].set || p->e[i].slot != (sd.h.aux & 0xffu)) {
+    r->bad_short++;
+    return -1;
+  }
+  p->ts += sd.ts_delta;
+  *full = (struct loopsan_rec_dispatch){
+      .h = {.type = LOOPSAN_REC_DISPATCH, .size = sizeof *full, .aux = p->e[i].slot},
+      .ts = p->ts,
+      .duration = sd.duration,
+      .obj = p->e[i].obj,
+      .cb = p->e[i].cb};
+  return 0;
+}
+
 int loopsan_replay_record(void *ctx, const struct loopsan_record_header *rec, uint32_t tid) {
   struct loopsan_replay *r = ctx;
+  struct loopsan_rec_dispatch full;
+  if (rec->type == LOOPSAN_REC_DISPATCH || rec->type == LOOPSAN_REC_DISPATCH_SHORT) {
+    if (dispatch_pairs(r, rec, tid, &full) != 0)
+      return 0;
+    if (rec->type == LOOPSAN_REC_DISPATCH_SHORT)
+      rec = &full.h; /* from here on, a DISPATCH like any */
+  }
   uint64_t ts = record_ts(rec);
   if (ts > r->last_ts)
     r->last_ts = ts;

@@ -182,6 +182,21 @@ struct loopsan_replay {
     uint16_t library, type;
   } *origins;
   size_t n_origins, cap_origins;
+  /* Per thread, what its DISPATCH records set, to read its short ones
+   * (trace_format.h: struct loopsan_rec_dispatch_short). */
+#define REPLAY_PAIR_THREADS 256
+  struct replay_pairs {
+    uint32_t tid;
+    int has_ts;
+    uint64_t ts;
+    struct {
+      uint64_t obj, cb;
+      uint32_t slot;
+      int set;
+    } e[LOOPSAN_DISPATCH_PAIRS];
+  } * pairs;
+  size_t n_pairs;
+  uint64_t bad_short; /* short dispatch records that named nothing known */
   uint64_t timeline_dropped; /* past REPLAY_TIMELINE_MAX */
   struct replay_site {
     uint64_t cb;

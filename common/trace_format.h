@@ -127,6 +127,7 @@ enum loopsan_record_type {
   LOOPSAN_REC_MISUSE = 19,       /* format 3 */
   LOOPSAN_REC_CRASH = 20,        /* format 3 */
   LOOPSAN_REC_HISTOGRAM = 21,    /* format 3 */
+  LOOPSAN_REC_DISPATCH_SHORT = 22, /* format 3 */
   LOOPSAN_REC_TYPE_COUNT
 };
 
@@ -296,6 +297,25 @@ struct loopsan_rec_dispatch {
   uint64_t obj;
   uint64_t cb;
 };
+
+/* A DISPATCH in 16 bytes (--record=all): one like a recent DISPATCH of its
+ * thread, in the same chunk. Each full DISPATCH record of a thread sets,
+ * in that thread's table of LOOPSAN_DISPATCH_PAIRS entries, entry
+ * loopsan_dispatch_pair_index(obj, cb, slot) to its (obj, cb, slot), and
+ * the thread's last dispatch time to its ts; a short record names an entry
+ * set in its own chunk (h.aux: slot | entry << 8) and its start as the
+ * ticks since the thread's last dispatch record (full or short) of that
+ * chunk, which it then becomes. A chunk lost loses nothing else. */
+struct loopsan_rec_dispatch_short {
+  struct loopsan_record_header h;
+  uint32_t ts_delta;
+  uint32_t duration;
+};
+#define LOOPSAN_DISPATCH_PAIRS 16u
+static inline uint32_t loopsan_dispatch_pair_index(uint64_t obj, uint64_t cb, uint32_t slot) {
+  uint64_t h = (obj * 0x9E3779B97F4A7C15ull) ^ (cb * 0xC2B2AE3D27D4EB4Full) ^ slot;
+  return (uint32_t)(h >> 60) & (LOOPSAN_DISPATCH_PAIRS - 1u);
+}
 
 /* A loop API call returned an error. The function name follows. h.aux:
  * enum loopsan_api_error_flags. */

@@ -188,6 +188,6 @@ void loopsan__dispatch_slow(const struct loopsan_dispatch *d, uint64_t duration)
       .obj = d->obj,
       .cb = (uint64_t)(uintptr_t)d->cb,
   };
-  loopsan__emit(LOOPSAN_REC_DISPATCH, &r, sizeof r);
+  loopsan__emit_dispatch(&r); /* (16 bytes when it can, with --record=all) */
   errno = saved;
 }

@@ -83,6 +83,9 @@ static inline void loopsan__before_wait_maybe(int timeout_ms) {
   loopsan__before_wait(timeout_ms);
 }
 void loopsan__note_lost(uint32_t reason, uint64_t count);
+/* A DISPATCH record, written short where trace_format.h allows. */
+struct loopsan_rec_dispatch;
+void loopsan__emit_dispatch(struct loopsan_rec_dispatch *r);
 
 /* ---- modules.c ---- */
 void loopsan__modules_emit_if_changed(int force);

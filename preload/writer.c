@@ -46,6 +46,15 @@ struct tbuf {
   uint64_t first_new;               /* id of the first object created in the unwritten part */
   int may_compact;                  /* an object created there also ended there */
   struct tbuf *next;                /* registry list, push-only */
+  /* Short DISPATCH records (trace_format.h): write-outs so far, and what
+   * the thread's dispatch records of the current chunk set (stamps are
+   * chunk + 1, so that zeroed memory is no chunk's) */
+  _Atomic uint64_t chunk;
+  uint64_t disp_ts, disp_stamp;
+  struct {
+    uint64_t obj, cb, stamp;
+    uint32_t slot;
+  } pairs[LOOPSAN_DISPATCH_PAIRS];
   struct loopsan_spill_header *hdr; /* the region: header, then data */
   unsigned char *data;
 };
@@ -156,6 +165,7 @@ static void tbuf_write_out(struct tbuf *b, int owner) {
       atomic_fetch_add(&W.lost, 1);
     loopsan__compact_done(out);
     __atomic_store_n(&b->hdr->written, end, __ATOMIC_RELEASE);
+    atomic_fetch_add_explicit(&b->chunk, 1, memory_order_relaxed); /* a chunk ends here */
   }
   b->first_new = 0;
   b->may_compact = 0;
@@ -210,6 +220,7 @@ static struct tbuf *tbuf_acquire(void) {
   }
   b->tid = loopsan__tid();
   region_init(b, b->tid);
+  atomic_fetch_add(&b->chunk, 1); /* (another thread's dispatch records are not its) */
   b->last_check = loopsan__now();
   my_buf = b;
   loopsan__tls_region = b->hdr;
@@ -229,6 +240,38 @@ static void emit_thread_record(void) {
 void loopsan__note_lost(uint32_t reason, uint64_t count) {
   struct loopsan_rec_lost r = {.h.aux = reason, .records = count};
   loopsan__emit(LOOPSAN_REC_LOST, &r, sizeof r);
+}
+
+void loopsan__emit_dispatch(struct loopsan_rec_dispatch *r) {
+  struct tbuf *b = my_buf;
+  uint32_t slot = r->h.aux;
+  uint32_t i = loopsan_dispatch_pair_index(r->obj, r->cb, slot);
+  if (loopsan__state.record_all && b && !in_writer && !emitting) {
+    uint64_t stamp = atomic_load_explicit(&b->chunk, memory_order_relaxed) + 1;
+    uint64_t delta = r->ts - b->disp_ts;
+    if (b->disp_stamp == stamp && b->pairs[i].stamp == stamp && b->pairs[i].obj == r->obj &&
+        b->pairs[i].cb == r->cb && b->pairs[i].slot == slot && slot <= 0xffu &&
+        r->ts >= b->disp_ts && delta <= UINT32_MAX && r->duration <= UINT32_MAX &&
+        __atomic_load_n(&b->hdr->end, __ATOMIC_RELAXED) + sizeof(struct loopsan_rec_dispatch_short) <=
+            TBUF_CAPACITY) { /* (so that it lands in this chunk) */
+      struct loopsan_rec_dispatch_short sr = {
+          .h.aux = slot | i << 8, .ts_delta = (uint32_t)delta, .duration = (uint32_t)r->duration};
+      loopsan__emit(LOOPSAN_REC_DISPATCH_SHORT, &sr, sizeof sr);
+      b->disp_ts = r->ts;
+      return;
+    }
+  }
+  loopsan__emit(LOOPSAN_REC_DISPATCH, r, sizeof *r);
+  b = my_buf; /* (the first record of a thread gives it its buffer) */
+  if (b && !in_writer && !emitting) {
+    uint64_t stamp = atomic_load_explicit(&b->chunk, memory_order_relaxed) + 1;
+    b->pairs[i].obj = r->obj;
+    b->pairs[i].cb = r->cb;
+    b->pairs[i].slot = slot;
+    b->pairs[i].stamp = stamp;
+    b->disp_ts = r->ts;
+    b->disp_stamp = stamp;
+  }
 }
 
 void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1, size_t len1,
@@ -495,6 +538,7 @@ void loopsan__writer_atfork_child(void) {
    * the child are recycled; their records are the parent's to write. */
   for (struct tbuf *b = atomic_load(&W.buffers); b; b = b->next) {
     pthread_mutex_init(&b->lock, NULL);
+    atomic_fetch_add(&b->chunk, 1); /* the parent's dispatch records are not in the child's trace */
     if (b->attached == 1 && region_replace(b, -1) != 0) {
       /* Still the parent's file: this buffer is never used again. */
       atomic_store(&b->in_use, 1);

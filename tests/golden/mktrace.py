@@ -29,6 +29,8 @@ OP_ATTACH = 10  # format 3: cb holds the loop's object id
 CRASH = 20  # format 3
 HISTOGRAM = 21  # format 3: a callback site's durations, log2 buckets of ticks
 HIST_BUCKETS = 40
+DISPATCH_SHORT = 22  # format 3: a dispatch like a recent one of its thread, in 16 bytes
+DISPATCH_PAIRS = 16
 ITERATION_POLL = 9  # format 3: DISPATCH aux of a poll/select loop's iteration
 CLOSED_WITH_LOOP = 1  # format 3: the arg of OP_CLOSED
 START_ONESHOT, START_SCHEDULED = 1, 2
@@ -132,6 +134,9 @@ class Trace:
 
     def dispatch(self, ts, duration, obj, cb, slot=0):
         self.add(record(DISPATCH, struct.pack("<QQQQ", ts, duration, obj, cb), aux=slot))
+
+    def dispatch_short(self, delta, duration, entry, slot=0):
+        self.add(record(DISPATCH_SHORT, struct.pack("<II", delta, duration), aux=slot | entry << 8))
 
     def api_error(self, ts, obj, name, result, stack=0, loop_close=False):
         self.add(record(API_ERROR, struct.pack("<QQiIHHI", ts, obj, result, stack, LIB_UV, len(name), 0),
@@ -477,6 +482,37 @@ def crash_and_poll_loop(out):
     t.write(os.path.join(out, "crash_and_poll_loop.v3.trace"))
 
 
+def pair_index(obj, cb, slot):
+    """common/trace_format.h: loopsan_dispatch_pair_index."""
+    m = (1 << 64) - 1
+    h = ((obj * 0x9E3779B97F4A7C15) & m) ^ ((cb * 0xC2B2AE3D27D4EB4F) & m) ^ slot
+    return (h >> 60) & (DISPATCH_PAIRS - 1)
+
+
+def short_dispatches(out):
+    """Format 3, --record=all: a timer's first dispatch is a DISPATCH; the
+    next two are DISPATCH_SHORT records naming its entry, 10 ms apart, the
+    second 150 ms long (a slow-callback at 1030 ms, read back from 16
+    bytes). A short record naming an entry nothing set (its chunk lost) is
+    skipped, and the report says so."""
+    t = Trace(4014, [EXE, "--all"], version=3)
+    t.new(1000 * MS, 1, "uv_loop_t", 0x7000, t.stack(MAIN))
+    t.new(1001 * MS, 2, "uv_timer_t", 0x7100, t.stack(START_TICKER, MAIN), loop=1)
+    t.op(1001 * MS, 2, OP_START, 0, cb=fn(ON_TICK))
+    t.op(1002 * MS, 1, OP_RUN)
+    t.dispatch(1010 * MS, 1 * MS, 2, fn(ON_TICK))
+    entry = pair_index(2, fn(ON_TICK), 0)
+    t.dispatch_short(10 * MS, 1 * MS, entry)
+    t.dispatch_short(10 * MS, 150 * MS, entry)
+    t.chunk()
+    t.dispatch_short(200 * MS, 1 * MS, (entry + 1) % DISPATCH_PAIRS)
+    t.op(1400 * MS, 2, OP_CLOSE)
+    t.op(1401 * MS, 2, OP_CLOSED)
+    t.op(1402 * MS, 1, OP_CLOSE)
+    t.end(1403 * MS)
+    t.write(os.path.join(out, "short_dispatches.v3.trace"))
+
+
 def format_v1(out):
     """A format 1 trace (no COUNTS records, shorter spill header): still
     read; what was observed comes from its records."""
@@ -494,7 +530,8 @@ def main():
     out = sys.argv[1]
     for scenario in (slow_callback, leaks_and_ebusy, one_problem_one_finding, never_returned_exit,
                      killed, damaged, orphans_across_threads, reaped_child, libev_watchers,
-                     glib_sources, blocking_calls, crash_and_poll_loop, format_v1):
+                     glib_sources, blocking_calls, crash_and_poll_loop, short_dispatches,
+                     format_v1):
         scenario(out)
 
 
