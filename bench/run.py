@@ -249,7 +249,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="a tenth of the work: a smoke test")
     ap.add_argument("--json", help="write the figures here too")
-    ap.add_argument("--only", help="comma-separated workloads")
+    ap.add_argument("--only", help="comma-separated workloads (or 'analyzer', 'alternatives')")
     a = ap.parse_args()
     for p in (a.loopsan, a.shim):
         if not os.path.exists(p):
@@ -259,11 +259,17 @@ def main():
     try:
         print("loopsan bench: %d alternating rounds per mode, medians; ratios against no loopsan; "
               "instructions per unit from callgrind" % a.rounds)
-        for name in (a.only.split(",") if a.only else WORKLOADS):
-            b.workload(name)
-        if not a.only:
-            b.analyzer()
-            b.alternatives()
+        only = a.only.split(",") if a.only else list(WORKLOADS) + ["analyzer", "alternatives"]
+        for name in only:
+            if name == "analyzer":
+                b.analyzer()
+            elif name == "alternatives":
+                b.alternatives()
+            elif name in WORKLOADS:
+                b.workload(name)
+            else:
+                sys.exit("bench: --only: no workload %r (%s, analyzer, alternatives)" % (
+                    name, ", ".join(WORKLOADS)))
         if a.json:
             with open(a.json, "w") as f:
                 json.dump(b.results, f, indent=1)

@@ -4,7 +4,7 @@ set -e
 pkgs="build-essential autoconf automake libtool pkg-config libuv1-dev libev-dev libevent-dev libunwind-dev
 libdw-dev libelf-dev check python3 python3-uvloop python3-gevent cmake memcached tmux
 libglib2.0-dev libglib2.0-bin libsystemd-dev python3-gi gir1.2-glib-2.0 nodejs python3-jsonschema chromium
-clang libclang-rt-14-dev libglib2.0-tests"
+clang libclang-rt-14-dev libglib2.0-tests ltrace uftrace"
 missing=""
 for p in $pkgs; do
   case "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" in
