@@ -42,16 +42,53 @@ void loopsan_sb_puts(struct loopsan_strbuf *sb, const char *s) {
 }
 
 void loopsan_sb_printf(struct loopsan_strbuf *sb, const char *fmt, ...) {
+  /* formatted once into the room there is (a report formats a million
+   * slices: formatting each twice, to measure it first, doubled that) */
+  if (reserve(sb, 256) != 0)
+    return;
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
+  int n = vsnprintf(sb->data + sb->len, sb->cap - sb->len, fmt, ap);
   va_end(ap);
-  if (n < 0 || reserve(sb, (size_t)n) != 0)
+  if (n < 0) {
+    sb->data[sb->len] = '\0';
     return;
-  va_start(ap, fmt);
-  vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);
-  va_end(ap);
+  }
+  if ((size_t)n >= sb->cap - sb->len) { /* did not fit: again, with room */
+    if (reserve(sb, (size_t)n) != 0) {
+      sb->data[sb->len] = '\0';
+      return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+  }
   sb->len += (size_t)n;
+}
+
+void loopsan_sb_fixed3(struct loopsan_strbuf *sb, double v) {
+  if (!(v > -9e12 && v < 9e12)) { /* (beyond: as printf does it) */
+    loopsan_sb_printf(sb, "%.3f", v);
+    return;
+  }
+  long long m = (long long)(v * 1000.0 + (v < 0 ? -0.5 : 0.5));
+  char buf[32], *p = buf + sizeof buf;
+  unsigned long long u = m < 0 ? (unsigned long long)-m : (unsigned long long)m;
+  for (int i = 0; i < 3; i++, u /= 10)
+    *--p = (char)('0' + u % 10);
+  *--p = '.';
+  do
+    *--p = (char)('0' + u % 10);
+  while ((u /= 10) != 0);
+  if (m < 0)
+    *--p = '-';
+  loopsan_sb_append(sb, p, (size_t)(buf + sizeof buf - p));
+}
+
+int loopsan_sb_write(struct loopsan_strbuf *sb, FILE *out) {
+  int rc = sb->failed ? -1 : (fputs(sb->data ? sb->data : "", out), 0);
+  loopsan_sb_free(sb);
+  return rc;
 }
 
 /* Length of the well-formed UTF-8 sequence at P (P[0] >= 0x80), or 0. */

@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 
 struct loopsan_strbuf {
   char *data;
@@ -20,6 +21,12 @@ void loopsan_sb_printf(struct loopsan_strbuf *sb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Append S as a JSON string literal (quotes included); NULL gives null. */
 void loopsan_sb_json_string(struct loopsan_strbuf *sb, const char *s);
+/* V with three decimals, as "%.3f" prints it (without printf's cost: the
+ * Chrome report has a few numbers per slice, and a million slices). */
+void loopsan_sb_fixed3(struct loopsan_strbuf *sb, double v);
+/* A renderer's end: SB to OUT (-1 if building it ran out of memory), and
+ * SB freed either way. */
+int loopsan_sb_write(struct loopsan_strbuf *sb, FILE *out);
 /* Take ownership of the contents (NUL-terminated; NULL if failed). */
 char *loopsan_sb_steal(struct loopsan_strbuf *sb);
 

@@ -55,8 +55,11 @@ static void put_item(struct loopsan_strbuf *sb, const struct loopsan_process *p,
     loopsan_sb_json_string(sb, it->origin->where ? it->origin->where : "?");
     loopsan_sb_puts(sb, "}");
   }
-  loopsan_sb_printf(sb, ", \"ph\": \"X\", \"ts\": %.3f, \"dur\": %.3f, \"pid\": %d, \"tid\": %d}",
-                    it->start_us, end - it->start_us, p->pid, it->tid);
+  loopsan_sb_puts(sb, ", \"ph\": \"X\", \"ts\": ");
+  loopsan_sb_fixed3(sb, it->start_us);
+  loopsan_sb_puts(sb, ", \"dur\": ");
+  loopsan_sb_fixed3(sb, end - it->start_us);
+  loopsan_sb_printf(sb, ", \"pid\": %d, \"tid\": %d}", p->pid, it->tid);
 }
 
 /* Every slice of P, thread by thread, cut to nest strictly. A creation is
@@ -97,15 +100,26 @@ static void slices(struct loopsan_strbuf *sb, const struct loopsan_process *p, i
   free(s);
 }
 
-/* Flows from each object's creation through its dispatches, in time order:
- * "s" inside the creation's slice, "t" inside each dispatch but the last,
- * "f" inside the last ("bp": "e" binds it to the slice that encloses it). */
-#define FLOW_EVENTS_MAX 1000000u
 /* Flow ids are global to the file: the pid keeps processes apart (an
  * origin's number is below 2^18, REPLAY_ORIGINS_MAX). */
 static unsigned long long flow_id(const struct loopsan_process *p, size_t origin) {
   return (unsigned long long)(unsigned)p->pid << 18 | origin;
 }
+
+static void flow_event(struct loopsan_strbuf *sb, const struct loopsan_process *p, const char *ph,
+                       size_t origin, double ts_us, int tid) {
+  loopsan_sb_printf(sb,
+                    ",\n  {\"name\": \"callbacks\", \"cat\": \"flow\", \"ph\": \"%s\", \"id\": %llu, "
+                    "\"ts\": ",
+                    ph, flow_id(p, origin));
+  loopsan_sb_fixed3(sb, ts_us);
+  loopsan_sb_printf(sb, ", \"pid\": %d, \"tid\": %d}", p->pid, tid);
+}
+
+/* Flows from each object's creation through its dispatches, in time order:
+ * "s" inside the creation's slice, "t" inside each dispatch but the last,
+ * "f" inside the last ("bp": "e" binds it to the slice that encloses it). */
+#define FLOW_EVENTS_MAX 1000000u
 static void flows(struct loopsan_strbuf *sb, const struct loopsan_process *p) {
   if (!p->n_origins)
     return;
@@ -124,19 +138,13 @@ static void flows(struct loopsan_strbuf *sb, const struct loopsan_process *p) {
   }
   for (size_t i = 0; i < p->n_origins; i++)
     if (left[i])
-      loopsan_sb_printf(sb,
-                        ",\n  {\"name\": \"callbacks\", \"cat\": \"flow\", \"ph\": \"s\", "
-                        "\"id\": %llu, \"ts\": %.3f, \"pid\": %d, \"tid\": %d}",
-                        flow_id(p, i + 1), p->origins[i].ts_us, p->pid, p->origins[i].tid);
+      flow_event(sb, p, "s", i + 1, p->origins[i].ts_us, p->origins[i].tid);
   for (size_t i = 0; i < p->n_slices; i++) { /* (in start order) */
     const struct loopsan_slice *s = &p->slices[i];
     if (!s->origin || s->origin > p->n_origins)
       continue;
     int last = --left[s->origin - 1] == 0;
-    loopsan_sb_printf(sb,
-                      ",\n  {\"name\": \"callbacks\", \"cat\": \"flow\", \"ph\": \"%s\", "
-                      "\"id\": %llu, \"ts\": %.3f, \"pid\": %d, \"tid\": %d}",
-                      last ? "f\", \"bp\": \"e" : "t", flow_id(p, s->origin), s->start_us, p->pid, s->tid);
+    flow_event(sb, p, last ? "f\", \"bp\": \"e" : "t", s->origin, s->start_us, s->tid);
   }
   free(left);
 }
@@ -201,11 +209,5 @@ int loopsan_render_chrome(const struct loopsan_report *r, const struct loopsan_r
     }
   }
   loopsan_sb_puts(&sb, "\n]}\n");
-  if (sb.failed) {
-    loopsan_sb_free(&sb);
-    return -1;
-  }
-  fputs(sb.data, out);
-  loopsan_sb_free(&sb);
-  return 0;
+  return loopsan_sb_write(&sb, out);
 }

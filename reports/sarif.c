@@ -189,11 +189,5 @@ int loopsan_render_sarif(const struct loopsan_report *r, const struct loopsan_re
     result(&sb, f, cwd, f->process < r->n_processes ? r->processes[f->process].exe : NULL);
   }
   loopsan_sb_puts(&sb, r->n_findings ? "\n    ]\n  }]\n}\n" : "]\n  }]\n}\n");
-  if (sb.failed) {
-    loopsan_sb_free(&sb);
-    return -1;
-  }
-  fputs(sb.data, out);
-  loopsan_sb_free(&sb);
-  return 0;
+  return loopsan_sb_write(&sb, out);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "analyzer/findings.h"
+#include "analyzer/strbuf.h"
 #include "reports/report.h"
 
 static char *render(const struct loopsan_report *r, enum loopsan_format fmt) {
@@ -203,6 +204,48 @@ START_TEST(formats_by_name) {
 }
 END_TEST
 
+START_TEST(strbuf_numbers_and_long_lines) {
+  /* fixed3 must print what "%.3f" prints (the Chrome report's numbers) */
+  static const double values[] = {0.0, 0.0004, 0.0005, 1.5, 100.25, 999.9999, 123456789.123,
+                                  1764650000123456.0 / 1000.0, -2.5, -0.25, 1e13, -1e13};
+  struct loopsan_strbuf sb;
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+    char want[64];
+    snprintf(want, sizeof want, "%.3f", values[i]);
+    loopsan_sb_init(&sb);
+    loopsan_sb_fixed3(&sb, values[i]);
+    ck_assert_str_eq(sb.data, want);
+    loopsan_sb_free(&sb);
+  }
+  /* a printf longer than the room kept for one pass is formatted again */
+  char big[1000];
+  memset(big, 'x', sizeof big - 1);
+  big[sizeof big - 1] = '\0';
+  loopsan_sb_init(&sb);
+  loopsan_sb_puts(&sb, "<");
+  loopsan_sb_printf(&sb, "%s|%d", big, 42);
+  loopsan_sb_printf(&sb, "|%s", "end");
+  ck_assert_uint_eq(sb.len, 1 + 999 + 3 + 4);
+  ck_assert_int_eq(memcmp(sb.data + 1 + 999, "|42|end", 8), 0);
+  char *path = NULL;
+  size_t size = 0;
+  FILE *out = open_memstream(&path, &size);
+  ck_assert_int_eq(loopsan_sb_write(&sb, out), 0);
+  fclose(out);
+  ck_assert_uint_eq(size, 1 + 999 + 7);
+  ck_assert_ptr_null(sb.data); /* freed by the write */
+  free(path);
+  /* a buffer that failed to grow is not written */
+  loopsan_sb_init(&sb);
+  sb.failed = 1;
+  out = open_memstream(&path, &size);
+  ck_assert_int_eq(loopsan_sb_write(&sb, out), -1);
+  fclose(out);
+  ck_assert_uint_eq(size, 0);
+  free(path);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("report");
   TCase *tc = tcase_create("render");
@@ -212,6 +255,7 @@ int main(void) {
   tcase_add_test(tc, folded_stacks);
   tcase_add_test(tc, chrome_slices_nest);
   tcase_add_test(tc, formats_by_name);
+  tcase_add_test(tc, strbuf_numbers_and_long_lines);
   suite_add_tcase(s, tc);
   return loopsan_unit_run(s);
 }
