@@ -111,7 +111,8 @@ static inline void iteration_drop(void) {
  *   belongs to another loop, and what came before it is no iteration of
  *   either (a thread that waited once for something else): dropped
  *   untimed. */
-static inline void iteration_end(enum wait_kind kind, uintptr_t key, int timeout) {
+static inline __attribute__((always_inline)) void iteration_end(enum wait_kind kind, uintptr_t key,
+                                                                int timeout) {
   if (LOOPSAN_LIKELY(!generic.open))
     return;
   if (kind == WAIT_POLL && (generic.kind == WAIT_EPOLL || timeout == 0))
@@ -135,7 +136,8 @@ static inline void iteration_end(enum wait_kind kind, uintptr_t key, int timeout
  *   or a child, outside any loop), and is timed from then on.
  * (A thread that waits once and never again has no iteration that ends:
  * nothing is said of it.) */
-static inline void iteration_begin(enum wait_kind kind, uintptr_t key, int timeout) {
+static inline __attribute__((always_inline)) void iteration_begin(enum wait_kind kind, uintptr_t key,
+                                                                  int timeout) {
   if (loopsan__adapter_loops || !loopsan__state.active || generic.open)
     return;
   if (kind == WAIT_POLL) {
@@ -153,6 +155,14 @@ static inline void iteration_begin(enum wait_kind kind, uintptr_t key, int timeo
                           kind == WAIT_EPOLL ? LOOPSAN_DISPATCH_ITERATION
                                              : LOOPSAN_DISPATCH_ITERATION_POLL,
                           LOOPSAN_LIB_GENERIC);
+}
+
+/* The wait of an adapter's loop (uv_run, g_main_loop_run, ...), outside
+ * any generic iteration: nothing to end or begin, only the write-out
+ * check. The common case, kept to two thread-local loads (an idle libuv
+ * loop waits once per callback). */
+static inline int adapter_wait(void) {
+  return loopsan__adapter_loops && !generic.open;
 }
 
 /* (name, return type, parameters, arguments, timeout in ms as an
@@ -177,29 +187,53 @@ static inline void iteration_begin(enum wait_kind kind, uintptr_t key, int timeo
     (int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts, const sigset_t *mask),    \
     (n, r, w, e, ts, mask), timespec_ms(ts), WAIT_POLL, SITE)
 
-#define WAIT_WRAPPER(name, ret, params, args, timeout_expr, kind, key) \
-  LOOPSAN_INTERPOSE ret name params {                                  \
-    static ret(*real) params;                                          \
-    if (LOOPSAN_UNLIKELY(!real)) {                                     \
-      int saved = errno;                                               \
-      real = (ret(*) params)dlsym(RTLD_NEXT, #name);                   \
-      errno = saved;                                                   \
-      if (!real) {                                                     \
-        errno = ENOSYS;                                                \
-        return -1;                                                     \
-      }                                                                \
-    }                                                                  \
-    if (!loopsan__state.active)                                        \
-      return real args;                                                \
-    int timeout_ms = timeout_expr; /* select() rewrites its timeval */ \
-    iteration_end(kind, key, timeout_ms);                              \
-    loopsan__before_wait_maybe(timeout_ms);                            \
-    ret rc = real args;                                                \
-    int saved_errno = errno;                                           \
-    iteration_begin(kind, key, timeout_ms);                            \
-    errno = saved_errno;                                               \
-    return rc;                                                         \
+/* Each wait is two functions. The interposed one is the fast path: the
+ * wait of an adapter's loop whose write-out check finds nothing to do
+ * jumps straight to libc, with no frame of its own (an idle libuv loop
+ * waits once per callback). Everything else is the slow path, which gets
+ * the program's call site (SITE) and whether the fast path counted the
+ * wait in (loopsan__wait_unchecked) already. */
+#define WITH_SITE_PARAM(...) (uintptr_t site, int counted, __VA_ARGS__)
+#define WITH_SITE_COUNTED(...) ((uintptr_t)__builtin_return_address(0), 1, __VA_ARGS__)
+#define WITH_SITE(...) ((uintptr_t)__builtin_return_address(0), 0, __VA_ARGS__)
+#define WAIT_WRAPPER(name, ret, params, args, timeout_expr, kind, key)                 \
+  static ret(*real_##name) params;                                                     \
+  static __attribute__((noinline)) ret slow_##name WITH_SITE_PARAM params {            \
+    ret(*real) params = real_##name;                                                   \
+    (void)site; /* (the epoll waits' key is their descriptor) */                       \
+    if (LOOPSAN_UNLIKELY(!real)) {                                                     \
+      int saved = errno;                                                               \
+      real = (ret(*) params)dlsym(RTLD_NEXT, #name);                                   \
+      errno = saved;                                                                   \
+      if (!real) {                                                                     \
+        errno = ENOSYS;                                                                \
+        return -1;                                                                     \
+      }                                                                                \
+      real_##name = real;                                                              \
+    }                                                                                  \
+    if (!loopsan__state.active)                                                        \
+      return real args;                                                                \
+    int timeout_ms = timeout_expr; /* select() rewrites its timeval */                 \
+    iteration_end(kind, key, timeout_ms);                                              \
+    if (counted)                                                                       \
+      loopsan__before_wait(timeout_ms);                                                \
+    else                                                                               \
+      loopsan__before_wait_maybe(timeout_ms);                                          \
+    ret rc = real args;                                                                \
+    int saved_errno = errno;                                                           \
+    iteration_begin(kind, key, timeout_ms);                                            \
+    errno = saved_errno;                                                               \
+    return rc;                                                                         \
+  }                                                                                    \
+  LOOPSAN_INTERPOSE ret name params {                                                  \
+    ret(*real) params = real_##name;                                                   \
+    if (LOOPSAN_LIKELY(real && loopsan__state.active && adapter_wait())) {             \
+      if (LOOPSAN_LIKELY(loopsan__wait_unchecked(timeout_expr)))                       \
+        return real args;                                                              \
+      return slow_##name WITH_SITE_COUNTED args;                                       \
+    }                                                                                  \
+    return slow_##name WITH_SITE args;                                                 \
   }
 
-#define SITE ((uintptr_t)__builtin_return_address(0))
+#define SITE site
 LIBC_WAITS(WAIT_WRAPPER)

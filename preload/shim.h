@@ -72,15 +72,31 @@ void loopsan__before_wait(int timeout_ms);
 /* What the wait wrappers call: a busy loop waits with short timeouts
  * thousands of times a second, so only every 64th short wait, or a
  * second's worth of their timeouts, looks any further (a few instructions
- * otherwise); a long or indefinite wait always does. */
+ * otherwise: loopsan__wait_unchecked says 1); a long or indefinite wait
+ * does unless a callback just ended, well within the second. */
 extern LOOPSAN_TLS uint32_t loopsan__waits_unchecked, loopsan__wait_budget_ms;
-static inline void loopsan__before_wait_maybe(int timeout_ms) {
+extern LOOPSAN_TLS uint64_t loopsan__wait_seen_end, loopsan__wait_due;
+extern LOOPSAN_TLS uint64_t loopsan__last_end;
+static inline int loopsan__wait_unchecked(int timeout_ms) {
   if (timeout_ms >= 0 && timeout_ms < 1000) {
     loopsan__wait_budget_ms += (uint32_t)timeout_ms;
     if ((++loopsan__waits_unchecked & 63u) && loopsan__wait_budget_ms < 1000)
-      return;
+      return 1;
   }
-  loopsan__before_wait(timeout_ms);
+  /* A long wait too, when a callback ended since the last wait, before
+   * the thread's next write-out is due: what loopsan__before_wait would
+   * find, from two thread-local compares instead of a call. (When none
+   * ended, the time is unknown: it asks the clock.) */
+  uint64_t end = loopsan__last_end;
+  if (end != loopsan__wait_seen_end && end < loopsan__wait_due) {
+    loopsan__wait_seen_end = end;
+    return 1;
+  }
+  return 0;
+}
+static inline void loopsan__before_wait_maybe(int timeout_ms) {
+  if (!loopsan__wait_unchecked(timeout_ms))
+    loopsan__before_wait(timeout_ms);
 }
 void loopsan__note_lost(uint32_t reason, uint64_t count);
 /* A DISPATCH record, written short where trace_format.h allows. */
@@ -108,6 +124,12 @@ uint32_t loopsan__stack_of_call_site(uintptr_t ra);
 /* The stack a signal interrupted, from its handler's UCONTEXT. */
 uint32_t loopsan__stack_capture_signal(void *ucontext);
 void loopsan__stacks_atfork_child(void);
+/* writer.c: the calling thread's stack-reuse cache (zeroed when a thread
+ * takes over a dead one's buffer), or NULL before it has a buffer. */
+#define LOOPSAN_STACK_REUSE_BYTES (2u * 4096u)
+void *loopsan__stack_reuse_area(void);
+/* How many of this thread's captures reused a stack (stacks.c). */
+extern LOOPSAN_TLS uint64_t loopsan__stack_reuses;
 
 /* ---- objects.c: address -> object, lock-free for readers ---- */
 enum loopsan_cb_slot {

@@ -29,6 +29,7 @@ struct stack_slot {
 
 static struct stack_slot *table;
 static _Atomic uint32_t next_id = 1;
+static _Atomic uint32_t reuse_gen = 1; /* stack reuse (below): a forked child's ids start over */
 
 static int stacks_init(void) {
   void *mem = mmap(NULL, sizeof(struct stack_slot) * STACK_TABLE_SIZE, PROT_READ | PROT_WRITE,
@@ -45,6 +46,7 @@ void loopsan__stacks_atfork_child(void) {
   if (table)
     madvise(table, sizeof(struct stack_slot) * STACK_TABLE_SIZE, MADV_DONTNEED);
   atomic_store(&next_id, 1);
+  atomic_fetch_add(&reuse_gen, 1);
 }
 
 static uint64_t hash_frames(void *const *frames, int n) {
@@ -199,16 +201,107 @@ static inline int program_frames(void **buf, int got, unsigned depth, int *tramp
   return n;
 }
 
+/* ---- a stack whose return addresses are unchanged -------------------------
+ *
+ * Programs make their objects in loops: the same call site, at the same
+ * depth, again and again (a write per read, a timer per request). A stack
+ * captured twice at one stack pointer is learnt: where each of its return
+ * addresses is stored (unwinding step by step, which yields each frame's
+ * stack pointer: the slot is just below it) and what they hold. A capture
+ * at that stack pointer whose slots hold the same return addresses unwinds
+ * to the same frames (a frame's layout follows from its code address and
+ * its stack pointer), so it reuses the id: a few compares for ~1,500
+ * instructions of unwinding. The slots are all above the stack pointer of
+ * the capture, in the thread's live stack, and read nothing else. */
+#define REUSE_WAYS 8u
+#define REUSE_SLOTS 40 /* raw frames checked: the default depth, 32, + self frames */
+
+struct reuse_entry {
+  uintptr_t sp, leaf; /* the key: capture's frame, and its leaf */
+  uint32_t id, gen;   /* the stack id; the fork generation it belongs to */
+  uint32_t nslots;    /* 0: seen once, not learnt */
+  uint32_t pad;       /* (of a set's first entry: its entry used last) */
+  uintptr_t slot[REUSE_SLOTS], ra[REUSE_SLOTS];
+};
+struct reuse_cache {
+  struct reuse_entry e[REUSE_WAYS];
+};
+_Static_assert(sizeof(struct reuse_cache) <= LOOPSAN_STACK_REUSE_BYTES, "stack reuse area");
+
+static LOOPSAN_TLS int reuse_busy;   /* a signal handler's capture skips the cache */
+LOOPSAN_TLS uint64_t loopsan__stack_reuses; /* captures answered by it (for the tests) */
+
+/* The two entries SP and LEAF may be in (two: one place is often reached
+ * from two callers in turn); the first's pad is the one used last. */
+static inline struct reuse_entry *reuse_set(uintptr_t sp, uintptr_t leaf) {
+  struct reuse_cache *c = loopsan__stack_reuse_area();
+  return c ? &c->e[(((sp >> 4) ^ (leaf >> 2)) & (REUSE_WAYS / 2 - 1)) * 2] : NULL;
+}
+
+/* The id E holds for SP and LEAF, if its return addresses are in place. */
+static inline uint32_t reuse_lookup(const struct reuse_entry *e, uintptr_t sp, uintptr_t leaf,
+                                    uint32_t gen) {
+  if (e->sp != sp || e->leaf != leaf || e->gen != gen || !e->nslots)
+    return 0;
+  for (uint32_t i = 0; i < e->nslots; i++)
+    if (*(const volatile uintptr_t *)e->slot[i] != e->ra[i])
+      return 0;
+  return e->id;
+}
+
+/* Learn where RAW[0..N) (unw_backtrace's frames, captured in the calling
+ * function's frame at SP) are stored, by unwinding again step by step from
+ * here. Returns the slots found (0: the two unwinds disagreed). */
+static __attribute__((noinline)) uint32_t reuse_learn(struct reuse_entry *e, void *const *raw,
+                                                      int n, uintptr_t sp) {
+  unw_context_t uc;
+  unw_cursor_t c;
+  if (n > REUSE_SLOTS || unw_getcontext(&uc) != 0 || unw_init_local(&c, &uc) != 0)
+    return 0;
+  /* Walk up to the frame that called the capture (its return address is
+   * the first of RAW above SP), then along RAW. */
+  int j = -1;
+  uint32_t got = 0;
+  for (int steps = 0; steps < n + SELF_FRAMES_MAX + 4 && unw_step(&c) > 0; steps++) {
+    unw_word_t ip, fsp;
+    if (unw_get_reg(&c, UNW_REG_IP, &ip) != 0 || unw_get_reg(&c, UNW_REG_SP, &fsp) != 0)
+      return 0;
+    uintptr_t slot = (uintptr_t)fsp - sizeof(uintptr_t); /* where the call stored ip */
+    if (slot <= sp || *(const uintptr_t *)slot != (uintptr_t)ip)
+      continue; /* a frame of ours below the capture's, or not a call's */
+    if (j < 0) {
+      for (int k = 0; k < n && k < 3; k++)
+        if ((uintptr_t)raw[k] == (uintptr_t)ip) {
+          j = k;
+          break;
+        }
+      if (j < 0)
+        continue;
+    } else if (++j >= n) {
+      break;
+    } else if ((uintptr_t)raw[j] != (uintptr_t)ip) {
+      return 0;
+    }
+    e->slot[got] = slot;
+    e->ra[got] = (uintptr_t)ip;
+    got++;
+    if (j == n - 1)
+      break;
+  }
+  return j == n - 1 ? got : 0;
+}
+
 /* How many raw frames a capture inside a callback needed to reach its
  * trampoline (the most seen on this thread): unwinding on through the
  * loop and main to _start costs 250 instructions a stack with libuv, for
  * frames that are cut anyway. */
 static LOOPSAN_TLS int frames_to_trampoline;
 
-/* Inlined into both entry points: no frame of its own to skip. */
-static inline __attribute__((always_inline)) uint32_t capture(uintptr_t leaf) {
-  if (LOOPSAN_UNLIKELY(!table) && stacks_init() != 0)
-    return 0;
+/* The unwinding capture, for a thread at SP. SET (if not NULL): SP's reuse
+ * entries, to learn the stack into when it is seen there a second time. */
+static inline __attribute__((always_inline)) uint32_t capture_unwind(uintptr_t leaf,
+                                                                     struct reuse_entry *set,
+                                                                     uintptr_t sp, uint32_t gen) {
   void *buf[LOOPSAN_STACK_MAX_FRAMES + SELF_FRAMES_MAX];
   unsigned depth = loopsan__state.opts.stack_depth;
   if (depth > LOOPSAN_STACK_MAX_FRAMES)
@@ -216,10 +309,17 @@ static inline __attribute__((always_inline)) uint32_t capture(uintptr_t leaf) {
   int full = (int)(depth + SELF_FRAMES_MAX), tramp;
   int guess = loopsan__in_callback() ? frames_to_trampoline : 0;
   int limit = guess > 0 && guess < full ? guess + 1 : full;
+  /* the raw frames, kept for learning: program_frames edits BUF */
+  void *raw[REUSE_SLOTS];
+  int nraw = 0;
   int got = unw_backtrace(buf, limit);
+  if (set)
+    memcpy(raw, buf, sizeof *raw * (size_t)(nraw = got < REUSE_SLOTS ? got : REUSE_SLOTS));
   int n = program_frames(buf, got, depth, &tramp);
   if (tramp < 0 && got == limit && limit < full) { /* deeper than guessed: again, whole */
     got = unw_backtrace(buf, full);
+    if (set)
+      memcpy(raw, buf, sizeof *raw * (size_t)(nraw = got < REUSE_SLOTS ? got : REUSE_SLOTS));
     n = program_frames(buf, got, depth, &tramp);
   }
   if (tramp > frames_to_trampoline)
@@ -241,7 +341,47 @@ static inline __attribute__((always_inline)) uint32_t capture(uintptr_t leaf) {
     buf[0] = (void *)(leaf + 1);
     n++;
   }
-  return intern(buf, n);
+  uint32_t id = intern(buf, n);
+  if (set && id) {
+    int significant = tramp >= 0 ? tramp + 1 : got; /* the frames the id depends on */
+    uint32_t w;
+    for (w = 0; w < 2; w++) {
+      struct reuse_entry *e = &set[w];
+      if (e->sp == sp && e->leaf == leaf && e->gen == gen && e->id == id && !e->nslots) {
+        if (significant <= nraw) /* a second sight: learnt (0 again if that failed) */
+          e->nslots = reuse_learn(e, raw, significant, sp);
+        break;
+      }
+    }
+    if (w == 2) { /* a first sight, in the entry used less recently */
+      w = !set[0].pad;
+      set[w] = (struct reuse_entry){.sp = sp, .leaf = leaf, .id = id, .gen = gen};
+    }
+    set[0].pad = w;
+  }
+  return id;
+}
+
+/* Inlined into both entry points: no frame of its own to skip. */
+static inline __attribute__((always_inline)) uint32_t capture(uintptr_t leaf) {
+  if (LOOPSAN_UNLIKELY(!table) && stacks_init() != 0)
+    return 0;
+  uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+  uint32_t gen = atomic_load_explicit(&reuse_gen, memory_order_relaxed);
+  struct reuse_entry *set = reuse_busy++ ? NULL : reuse_set(sp, leaf);
+  uint32_t id = 0;
+  if (set) {
+    if ((id = reuse_lookup(&set[0], sp, leaf, gen)) != 0)
+      set[0].pad = 0;
+    else if ((id = reuse_lookup(&set[1], sp, leaf, gen)) != 0)
+      set[0].pad = 1;
+  }
+  if (LOOPSAN_UNLIKELY(!id))
+    id = capture_unwind(leaf, set, sp, gen);
+  else
+    loopsan__stack_reuses++;
+  reuse_busy--;
+  return id;
 }
 
 uint32_t loopsan__stack_capture(void) { return capture(0); }

@@ -35,6 +35,9 @@
 #define PAGE 4096u
 #define REGION_SIZE (64u * 1024u + PAGE) /* spill header + record data */
 #define TBUF_CAPACITY (REGION_SIZE - LOOPSAN_SPILL_DATA_OFFSET)
+/* A buffer's mapping: the struct tbuf (a page), the thread's stack-reuse
+ * cache (stacks.c), then the region (which a spill file may replace). */
+#define TBUF_HEAD (PAGE + LOOPSAN_STACK_REUSE_BYTES)
 
 struct tbuf {
   pthread_mutex_t lock; /* taken only to write the buffer out */
@@ -42,7 +45,6 @@ struct tbuf {
   int attached;         /* 1: region maps a spill file; -1: never (scratch, or failed) */
   uint32_t tid;
   uint64_t last_check;              /* owner's clock at its last periodic write-out */
-  uint64_t last_end_seen;           /* loopsan__last_end at the owner's last wait */
   uint64_t first_new;               /* id of the first object created in the unwritten part */
   int may_compact;                  /* an object created there also ended there */
   struct tbuf *next;                /* registry list, push-only */
@@ -192,13 +194,13 @@ static void tbuf_release(void *arg) {
 
 static struct tbuf *tbuf_new(void) {
   unsigned char *mem =
-      mmap(NULL, PAGE + REGION_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      mmap(NULL, TBUF_HEAD + REGION_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED)
     return NULL;
   struct tbuf *b = (struct tbuf *)(void *)mem;
   pthread_mutex_init(&b->lock, NULL);
-  b->hdr = (struct loopsan_spill_header *)(void *)(mem + PAGE);
-  b->data = mem + PAGE + LOOPSAN_SPILL_DATA_OFFSET;
+  b->hdr = (struct loopsan_spill_header *)(void *)(mem + TBUF_HEAD);
+  b->data = mem + TBUF_HEAD + LOOPSAN_SPILL_DATA_OFFSET;
   return b;
 }
 
@@ -218,10 +220,14 @@ static struct tbuf *tbuf_acquire(void) {
       b->next = head;
     while (!atomic_compare_exchange_weak(&W.buffers, &head, b));
   }
+  if (b->tid) /* a dead thread's: its stack addresses mean nothing here */
+    memset((unsigned char *)b + PAGE, 0, LOOPSAN_STACK_REUSE_BYTES);
   b->tid = loopsan__tid();
   region_init(b, b->tid);
   atomic_fetch_add(&b->chunk, 1); /* (another thread's dispatch records are not its) */
   b->last_check = loopsan__now();
+  loopsan__wait_seen_end = 0;
+  loopsan__wait_due = b->last_check + loopsan__clock_ticks_per_sec();
   my_buf = b;
   loopsan__tls_region = b->hdr;
   if (W.key_ok)
@@ -324,7 +330,9 @@ void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1
     memcpy(dst + size, tail1, len1);
   if (len2)
     memcpy(dst + size + len1, tail2, len2);
-  memset(dst + size + len1 + len2, 0, total - size - len1 - len2);
+  size_t pad = total - size - len1 - len2;
+  if (pad) /* (most records have none: no call for them) */
+    memset(dst + size + len1 + len2, 0, pad);
   __atomic_store_n(&b->hdr->end, pos + (uint32_t)total, __ATOMIC_RELEASE);
   emitting = 0;
   if (LOOPSAN_UNLIKELY(W.closed))
@@ -333,6 +341,11 @@ void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1
 
 void loopsan__emit(uint16_t type, void *rec, size_t size) {
   loopsan__emit_tail(type, rec, size, NULL, 0, NULL, 0);
+}
+
+void *loopsan__stack_reuse_area(void) {
+  struct tbuf *b = my_buf;
+  return b ? (unsigned char *)b + PAGE : NULL;
 }
 
 struct loopsan_spill_header *loopsan__region_for_thread(void) {
@@ -381,6 +394,7 @@ static void emit_unfinished(uint32_t how) {
 }
 
 LOOPSAN_TLS uint32_t loopsan__waits_unchecked, loopsan__wait_budget_ms;
+LOOPSAN_TLS uint64_t loopsan__wait_seen_end, loopsan__wait_due;
 LOOPSAN_TLS uint64_t loopsan__last_end;
 
 void loopsan__before_wait(int timeout_ms) {
@@ -391,13 +405,14 @@ void loopsan__before_wait(int timeout_ms) {
   (void)timeout_ms;
   /* the end of the dispatch just before, else (none since) the clock */
   uint64_t now = loopsan__last_end;
-  if (now == b->last_end_seen)
+  if (now == loopsan__wait_seen_end)
     now = loopsan__now();
-  b->last_end_seen = loopsan__last_end;
+  loopsan__wait_seen_end = loopsan__last_end;
   uint64_t second = loopsan__clock_ticks_per_sec();
   if (now - b->last_check < second)
     return;
   b->last_check = now;
+  loopsan__wait_due = now + second;
   int saved = errno;
   /* Once a second for the whole process: a fresh clock calibration, and
    * the module map if dlopen changed it. */

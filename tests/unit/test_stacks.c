@@ -36,6 +36,27 @@ static NOINLINE uint32_t capture_deep(int n) {
   return id;
 }
 
+/* Two callers of one function, alike in all but their return addresses:
+ * called from one place, the capture inside runs at one stack pointer. */
+static uintptr_t middle_frame;
+static NOINLINE uint32_t middle(void) {
+  middle_frame = (uintptr_t)__builtin_frame_address(0);
+  uint32_t id = capture();
+  NO_TAIL_CALL();
+  return id;
+}
+static NOINLINE uint32_t via_x(void) {
+  uint32_t id = middle();
+  NO_TAIL_CALL();
+  return id;
+}
+static NOINLINE uint32_t via_y(void) {
+  uint32_t id = middle();
+  NO_TAIL_CALL();
+  return id;
+}
+static uint32_t (*volatile via[2])(void) = {via_x, via_y};
+
 struct stacks_seen {
   unsigned n;
   uint32_t ids[64];
@@ -87,6 +108,33 @@ START_TEST(dedupe_by_call_site) {
   /* The shim's own frame is gone: the innermost frame is the caller. */
   ck_assert(in_function(s.first_frame[0], (void *)capture_from_a));
   ck_assert(in_function(s.first_frame[1], (void *)capture_from_b));
+  harness_cleanup();
+}
+END_TEST
+
+START_TEST(reuse_only_unchanged_stacks) {
+  harness_start(32);
+  /* x x x y y y x y x y ...: a stack is reused from its third capture at
+   * one place; when the caller changes, the slots say so */
+  static const int order[] = {0, 0, 0, 1, 1, 1, 0, 1, 0, 1, 1, 0, 0, 0, 1, 1, 1};
+  uint32_t ids[2] = {0, 0};
+  uintptr_t frame = 0;
+  uint64_t reused = loopsan__stack_reuses;
+  for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+    uint32_t id = via[order[i]]();
+    ck_assert_uint_ne(id, 0);
+    if (!ids[order[i]])
+      ids[order[i]] = id;
+    ck_assert_uint_eq(id, ids[order[i]]);
+    if (i == 0)
+      frame = middle_frame;
+    ck_assert_uint_eq(middle_frame, frame); /* (one stack pointer, or this proves nothing) */
+  }
+  ck_assert_uint_ne(ids[0], ids[1]);
+  ck_assert_uint_ge(loopsan__stack_reuses - reused, 10); /* all but the first 2 of each, and the first */
+  struct stacks_seen s;
+  read_stacks(&s);
+  ck_assert_uint_eq(s.n, 2);
   harness_cleanup();
 }
 END_TEST
@@ -252,6 +300,7 @@ int main(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, dedupe_by_call_site);
   tcase_add_test(tc, depth_limit);
+  tcase_add_test(tc, reuse_only_unchanged_stacks);
   tcase_add_test(tc, threads_share_ids);
   tcase_add_test(tc, object_table);
   tcase_add_test(tc, object_table_race);
