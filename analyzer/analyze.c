@@ -971,55 +971,19 @@ static double quantile_ms(const struct loopsan_callback_site *s, double q) {
   return s->max_ms;
 }
 
-/* Durations of the timeline's callbacks, by callback then length: exact
- * quantiles for the sites whose every call is on it (--record=all). */
-/* The K-th smallest of V[0..N) (0-based), V reordered around it: a
- * quickselect, O(N) on average, where sorting every call cost the analyzer
- * most of its time on a --record=all trace. */
-static uint64_t select_kth(uint64_t *v, size_t n, size_t k) {
-  /* Wirth's selection (signed indices: j may step below l) */
-  ptrdiff_t l = 0, m = (ptrdiff_t)n - 1, kk = (ptrdiff_t)k;
-  while (l < m) {
-    uint64_t x = v[kk];
-    ptrdiff_t i = l, j = m;
-    do {
-      while (v[i] < x)
-        i++;
-      while (x < v[j])
-        j--;
-      if (i <= j) {
-        uint64_t t = v[i];
-        v[i++] = v[j];
-        v[j--] = t;
-      }
-    } while (i <= j);
-    if (j < kk)
-      l = i;
-    if (kk < i)
-      m = j;
-  }
-  return v[k];
-}
-
-/* Exact p50 and p99 of a site whose every call the timeline has (its K
- * durations in V, in any order). */
-static void exact_quantiles(struct loopsan_callback_site *s, const struct loopsan_replay *r,
-                            uint64_t *v, size_t k) {
-  s->p50_ms = loopsan_replay_ms(r, select_kth(v, k, (k - 1) / 2));
-  size_t p99 = (size_t)((double)k * 0.99 + 0.999999);
-  s->p99_ms = loopsan_replay_ms(r, select_kth(v, k, p99 ? p99 - 1 : 0));
+/* p50 and p99 of a site whose every call the trace has (--record=all),
+ * from its fine buckets (the rank's bucket's middle: within 1%). */
+static void every_call_quantiles(struct loopsan_callback_site *s, const struct loopsan_replay *r,
+                                 const struct replay_fine *f) {
+  uint64_t k = f->count;
+  s->p50_ms = loopsan_replay_ms(r, loopsan_replay_fine_rank(f, (k - 1) / 2));
+  uint64_t p99 = (uint64_t)((double)k * 0.99 + 0.999999);
+  s->p99_ms = loopsan_replay_ms(r, loopsan_replay_fine_rank(f, p99 ? p99 - 1 : 0));
+  if (s->p50_ms > s->max_ms)
+    s->p50_ms = s->max_ms;
+  if (s->p99_ms > s->max_ms)
+    s->p99_ms = s->max_ms;
   s->exact = 1;
-}
-
-/* Which of R's sites CB is (r->n_sites: none); LAST caches the answer for
- * the run of calls of one callback that timelines are made of. */
-static size_t site_index(const struct loopsan_replay *r, uint64_t cb, size_t *last) {
-  if (*last < r->n_sites && r->sites[*last].cb == cb)
-    return *last;
-  for (size_t i = 0; i < r->n_sites; i++) /* (tens of sites) */
-    if (r->sites[i].cb == cb)
-      return *last = i;
-  return r->n_sites;
 }
 
 static int by_total(const void *a, const void *b) {
@@ -1035,24 +999,6 @@ static void build_sites(struct loopsan_process *p, const struct loopsan_replay *
     n += r->sites[i].count > 0;
   if (!n || !(p->sites = calloc(n, sizeof *p->sites)))
     return;
-  /* every call's duration, grouped by site (a counting sort): for exact
-   * p50 and p99 where the timeline has all of a site's calls */
-  size_t *start = r->timeline_dropped ? NULL : calloc(r->n_sites + 3, sizeof *start);
-  uint64_t *durations = start ? malloc((r->n_timeline + 1) * sizeof *durations) : NULL;
-  if (durations) {
-    size_t last = 0;
-    for (size_t i = 0; i < r->n_timeline; i++)
-      if (!LOOPSAN_IS_ITERATION(r->timeline[i].slot))
-        start[site_index(r, r->timeline[i].cb, &last) + 2]++; /* (n_sites + 2: none) */
-    for (size_t i = 2; i < r->n_sites + 2; i++)
-      start[i] += start[i - 1];
-    for (size_t i = 0; i < r->n_timeline; i++) /* start[idx + 1]: where the next one goes */
-      if (!LOOPSAN_IS_ITERATION(r->timeline[i].slot)) {
-        size_t idx = site_index(r, r->timeline[i].cb, &last);
-        if (idx < r->n_sites)
-          durations[start[idx + 1]++] = r->timeline[i].duration;
-      }
-  }
   for (size_t i = 0; i < r->n_sites; i++) {
     const struct replay_site *rs = &r->sites[i];
     if (!rs->count)
@@ -1072,13 +1018,11 @@ static void build_sites(struct loopsan_process *p, const struct loopsan_replay *
     memcpy(s->buckets, rs->buckets, sizeof s->buckets);
     s->p50_ms = quantile_ms(s, 0.50);
     s->p99_ms = quantile_ms(s, 0.99);
-    size_t k = durations ? start[i + 1] - start[i] : 0; /* (start[i]: where site i begins) */
-    if (k && k == rs->count)
-      exact_quantiles(s, r, durations + start[i], k);
+    const struct replay_fine *f = loopsan_replay_fine(r, rs->cb);
+    if (f && f->count == rs->count)
+      every_call_quantiles(s, r, f);
     frames_of_stack(sym, loopsan_replay_stack(r, rs->stack), &s->created_at, &s->n_created_at);
   }
-  free(durations);
-  free(start);
   qsort(p->sites, p->n_sites, sizeof *p->sites, by_total);
 }
 
@@ -1318,6 +1262,7 @@ static int analyze_one(const char *path, const struct loopsan_analyze_options *o
   struct loopsan_read_stats st;
   char err[512];
   loopsan_replay_init(&r, opts->slow_ns);
+  r.keep_timeline = opts->timeline;
   read_stalls(path, &r);
   if (loopsan_read_trace(path, loopsan_replay_record, &r, &st, err, sizeof err) != 0) {
     loopsan_report_add_note(&rep->notes, &rep->n_notes, "%s", err);

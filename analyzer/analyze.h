@@ -32,6 +32,11 @@ struct loopsan_analyze_options {
    * a callback it was stuck in runs to that moment. */
   const struct loopsan_process_end *ends;
   size_t n_ends;
+  /* Keep every callback's run for a timeline (the chrome and html
+   * formats): memory that grows with the trace, up to 64 MB a trace.
+   * Without it the analysis's memory is bounded by the trace's objects,
+   * sites and stacks. */
+  int timeline;
 };
 
 /* Read every trace named in PATHS (files, or directories holding

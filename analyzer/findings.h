@@ -121,8 +121,8 @@ struct loopsan_callback_site {
   struct loopsan_frame_owned callback;
   const char *library; /* static string */
   uint64_t count;
-  double total_ms, max_ms, p50_ms, p99_ms; /* p50, p99: exact, or estimated from buckets */
-  int exact; /* p50 and p99 from every call's duration (the timeline has them all) */
+  double total_ms, max_ms, p50_ms, p99_ms; /* p50, p99: to 1%, or estimated from buckets */
+  int exact; /* p50 and p99 from every call's duration (--record=all), to within 1% */
   double bucket_unit_ms; /* bucket i holds durations in [2^i, 2^(i+1)) units (0: from 0) */
   uint64_t buckets[LOOPSAN_SITE_BUCKETS];
   struct loopsan_frame_owned *created_at; /* where an object with it was made, if known */

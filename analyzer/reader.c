@@ -138,6 +138,8 @@ static const unsigned char *map_file(const char *path, size_t min_size, const ch
   return map;
 }
 
+#define DROP_BEHIND ((size_t)8 << 20)
+
 int loopsan_read_trace(const char *path, loopsan_record_fn fn, void *ctx,
                        struct loopsan_read_stats *st, char *err, size_t err_len) {
   memset(st, 0, sizeof *st);
@@ -180,7 +182,10 @@ int loopsan_read_trace(const char *path, loopsan_record_fn fn, void *ctx,
     snprintf(err, err_len, "%s: corrupt file header", path);
     goto out;
   }
-  size_t off = fh.header_size, bad_start = 0;
+  /* The mapping's pages already read are dropped as it goes: a trace of
+   * any length is read in bounded memory (the records the replay keeps
+   * are copies). */
+  size_t off = fh.header_size, bad_start = 0, dropped = 0;
   uint64_t max_seq = 0;
   int in_bad_run = 0;
   while (off < size) {
@@ -209,6 +214,12 @@ int loopsan_read_trace(const char *path, loopsan_record_fn fn, void *ctx,
     if (read_records(map + off + sizeof ch, ch.size, ch.tid, fn, ctx, st))
       break;
     off += sizeof ch + ch.size;
+    if (off - dropped >= DROP_BEHIND) { /* read: out of memory (a later read faults it in again) */
+      size_t upto = off & ~(size_t)(DROP_BEHIND - 1);
+      if (upto > dropped)
+        madvise((void *)(map + dropped), upto - dropped, MADV_DONTNEED);
+      dropped = upto;
+    }
   }
   if (in_bad_run) {
     /* Unreadable bytes up to the end: the writer was cut off mid-chunk. */

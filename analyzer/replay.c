@@ -33,6 +33,9 @@ void loopsan_replay_free(struct loopsan_replay *r) {
   free(r->ended_loops);
   free(r->stalls);
   free(r->sites);
+  for (size_t i = 0; i < r->n_fine; i++)
+    free(r->fine[i].buckets);
+  free(r->fine);
   free(r->timeline);
   free(r->origins);
   free(r->pairs);
@@ -222,8 +225,70 @@ static uint32_t timeline_origin(struct loopsan_replay *r, struct replay_object *
   return obj->origin = (uint32_t)r->n_origins;
 }
 
+static inline uint32_t fine_bucket(uint64_t v) {
+  if (v < REPLAY_FINE_SUB)
+    return (uint32_t)v;
+  unsigned e = 63u - (unsigned)__builtin_clzll(v); /* >= 6 */
+  return REPLAY_FINE_SUB + (e - 6u) * REPLAY_FINE_SUB + (uint32_t)((v >> (e - 6u)) & 63u);
+}
+
+void loopsan_replay_fine_add(struct loopsan_replay *r, uint64_t cb, uint64_t duration) {
+  struct replay_fine *f = NULL;
+  if (r->last_fine < r->n_fine && r->fine[r->last_fine].cb == cb) {
+    f = &r->fine[r->last_fine];
+  } else {
+    for (size_t i = 0; i < r->n_fine && !f; i++) /* (tens of sites) */
+      if (r->fine[i].cb == cb)
+        f = &r->fine[r->last_fine = i];
+    if (!f) {
+      if (r->n_fine == r->cap_fine) {
+        size_t cap = r->cap_fine ? r->cap_fine * 2 : 16;
+        struct replay_fine *grown = realloc(r->fine, cap * sizeof *grown);
+        if (!grown)
+          return;
+        r->fine = grown;
+        r->cap_fine = cap;
+      }
+      uint64_t *b = calloc(REPLAY_FINE_BUCKETS, sizeof *b);
+      if (!b)
+        return;
+      r->last_fine = r->n_fine;
+      f = &r->fine[r->n_fine++];
+      *f = (struct replay_fine){.cb = cb, .buckets = b};
+    }
+  }
+  f->count++;
+  f->buckets[fine_bucket(duration)]++;
+}
+
+const struct replay_fine *loopsan_replay_fine(const struct loopsan_replay *r, uint64_t cb) {
+  for (size_t i = 0; i < r->n_fine; i++)
+    if (r->fine[i].cb == cb)
+      return &r->fine[i];
+  return NULL;
+}
+
+uint64_t loopsan_replay_fine_rank(const struct replay_fine *f, uint64_t k) {
+  uint64_t seen = 0;
+  for (uint32_t b = 0; b < REPLAY_FINE_BUCKETS; b++) {
+    seen += f->buckets[b];
+    if (seen <= k)
+      continue;
+    if (b < REPLAY_FINE_SUB)
+      return b; /* one value a bucket: exact */
+    uint32_t e = (b - REPLAY_FINE_SUB) / REPLAY_FINE_SUB + 6u, sub = (b - REPLAY_FINE_SUB) % REPLAY_FINE_SUB;
+    uint64_t lo = (uint64_t)(REPLAY_FINE_SUB + sub) << (e - 6u), width = 1ull << (e - 6u);
+    return lo + width / 2; /* its middle */
+  }
+  return 0;
+}
+
 void loopsan_replay_timeline_add(struct loopsan_replay *r, const struct loopsan_rec_dispatch *d,
                                  uint32_t tid, uint16_t library, struct replay_object *obj) {
+  if (!LOOPSAN_IS_ITERATION(d->h.aux))
+    loopsan_replay_fine_add(r, d->cb, d->duration);
+  if (!r->keep_timeline)
+    return;
   if (r->n_timeline == REPLAY_TIMELINE_MAX) {
     r->timeline_dropped++;
     return;

@@ -206,6 +206,15 @@ struct loopsan_replay {
     uint64_t buckets[LOOPSAN_HIST_BUCKETS];
   } * sites; /* callback sites: durations from HISTOGRAM records */
   size_t n_sites, cap_sites;
+  /* Every recorded dispatch's duration, per callback, in log-linear
+   * buckets: the p50 and p99 of a site whose every call the trace has
+   * (--record=all), in memory bounded by the sites, not by the calls. */
+  struct replay_fine {
+    uint64_t cb, count;
+    uint64_t *buckets; /* REPLAY_FINE_BUCKETS */
+  } * fine;
+  size_t n_fine, cap_fine, last_fine;
+  int keep_timeline; /* keep every dispatch for a timeline (chrome, html) */
   struct replay_object *ended_objects[REPLAY_ENDED_RING]; /* the last that ended */
   size_t ended_next;
   struct replay_stall {
@@ -258,6 +267,18 @@ struct loopsan_replay {
 /* The callback site of CB (LIBRARY), made on first sight; NULL if out of
  * memory. */
 struct replay_site *loopsan_replay_site(struct loopsan_replay *r, uint64_t cb, uint16_t library);
+/* Fine buckets: below REPLAY_FINE_SUB ticks one per value, above that
+ * REPLAY_FINE_SUB per power of two (a bucket is at most 1/64 of its
+ * values wide: its middle is within 1/128 of any of them). */
+#define REPLAY_FINE_SUB 64u
+#define REPLAY_FINE_BUCKETS (REPLAY_FINE_SUB + 58u * REPLAY_FINE_SUB)
+/* One more dispatch of CB that took DURATION ticks. */
+void loopsan_replay_fine_add(struct loopsan_replay *r, uint64_t cb, uint64_t duration);
+/* CB's fine buckets, or NULL. */
+const struct replay_fine *loopsan_replay_fine(const struct loopsan_replay *r, uint64_t cb);
+/* The duration (ticks) of rank K (0-based) among F's, to within 1/128. */
+uint64_t loopsan_replay_fine_rank(const struct replay_fine *f, uint64_t k);
+
 /* A dispatch, for the timeline (--record=all has every one). */
 void loopsan_replay_timeline_add(struct loopsan_replay *r, const struct loopsan_rec_dispatch *d,
                                  uint32_t tid, uint16_t library, struct replay_object *obj);

@@ -168,6 +168,11 @@ static int load_filters(const struct loopsan_cli *cli) {
 /* Render R into OUT and work out the exit status: STATUS, or
  * --error-exitcode when a finding fails the --fail-on rules (suppressed
  * and baseline findings never do). */
+/* Does the report's format draw a timeline (every callback's run)? */
+static int wants_timeline(const struct loopsan_cli *cli) {
+  return cli->format == LOOPSAN_FORMAT_CHROME || cli->format == LOOPSAN_FORMAT_HTML;
+}
+
 static int render(struct loopsan_cli *cli, struct loopsan_report *r, FILE *out, FILE *default_out,
                   int status) {
   loopsan_suppressions_apply(&suppressions, r);
@@ -410,8 +415,10 @@ int loopsan_cmd_run(struct loopsan_cli *cli) {
   int status = WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : WEXITSTATUS(wstatus);
 
   struct loopsan_report report = {0};
-  struct loopsan_analyze_options ao = {
-      .slow_ns = (uint64_t)cli->shim.slow_ms * 1000000u, .ends = reaped.v, .n_ends = reaped.n};
+  struct loopsan_analyze_options ao = {.slow_ns = (uint64_t)cli->shim.slow_ms * 1000000u,
+                                       .ends = reaped.v,
+                                       .n_ends = reaped.n,
+                                       .timeline = wants_timeline(cli)};
   struct name_set after = {0};
   list_traces(cli->shim.trace_dir, &after);
   char **paths = calloc(after.n + 1, sizeof *paths);
@@ -478,7 +485,8 @@ int loopsan_cmd_report(struct loopsan_cli *cli) {
   char err[1024];
   struct loopsan_report report = {0};
   struct loopsan_analyze_options ao = {
-      .slow_ns = cli->slow_ms_set ? (uint64_t)cli->shim.slow_ms * 1000000u : 0};
+      .slow_ns = cli->slow_ms_set ? (uint64_t)cli->shim.slow_ms * 1000000u : 0,
+      .timeline = wants_timeline(cli)};
   if (load_filters(cli) != 0)
     return 2;
   if (cli->n_args == 1)

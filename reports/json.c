@@ -97,7 +97,7 @@ static void process(struct loopsan_strbuf *sb, const struct loopsan_process *p) 
                       "\"p99_ms\": %.3f, \"max_ms\": %.3f, \"percentiles\": \"%s\", "
                       "\"histogram\": [",
                       s->count, s->total_ms, s->p50_ms, s->p99_ms, s->max_ms,
-                      s->exact ? "exact" : "estimated from the histogram");
+                      s->exact ? "every call" : "estimated from the histogram");
     int first = 1;
     for (unsigned b = 0; b < LOOPSAN_SITE_BUCKETS; b++) {
       if (!s->buckets[b])

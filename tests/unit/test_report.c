@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "analyzer/findings.h"
+#include "analyzer/replay.h"
 #include "analyzer/strbuf.h"
 #include "reports/report.h"
 
@@ -246,6 +247,47 @@ START_TEST(strbuf_numbers_and_long_lines) {
 }
 END_TEST
 
+static int by_value(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Every call's p50/p99 come from fine buckets (bounded memory): each rank's
+ * value must be within 1/128 of the true one, and exact below 64 ticks. */
+START_TEST(fine_quantiles_within_one_percent) {
+  struct loopsan_replay r;
+  memset(&r, 0, sizeof r);
+  enum { N = 20000 };
+  static uint64_t v[N];
+  uint64_t x = 88172645463325252ull;
+  for (size_t i = 0; i < N; i++) { /* a long-tailed mix, over many powers of two */
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    v[i] = i % 10 == 0 ? x % 50 : (x % 1000000) * (1 + i % 7) + 64;
+    loopsan_replay_fine_add(&r, i % 3 ? 0x1000 : 0x2000, v[i]);
+  }
+  const struct replay_fine *f = loopsan_replay_fine(&r, 0x1000);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_ptr_null(loopsan_replay_fine(&r, 0x3000));
+  static uint64_t mine[N];
+  size_t n = 0;
+  for (size_t i = 0; i < N; i++)
+    if (i % 3)
+      mine[n++] = v[i];
+  ck_assert_uint_eq(f->count, n);
+  qsort(mine, n, sizeof mine[0], by_value);
+  for (size_t k = 0; k < n; k += 97) {
+    uint64_t got = loopsan_replay_fine_rank(f, k), want = mine[k];
+    if (want < 64)
+      ck_assert_uint_eq(got, want);
+    else
+      ck_assert_msg((double)(got > want ? got - want : want - got) <= (double)want / 128.0 + 0.5,
+                    "rank %zu: %llu for %llu", k, (unsigned long long)got,
+                    (unsigned long long)want);
+  }
+  loopsan_replay_free(&r);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("report");
   TCase *tc = tcase_create("render");
@@ -256,6 +298,7 @@ int main(void) {
   tcase_add_test(tc, chrome_slices_nest);
   tcase_add_test(tc, formats_by_name);
   tcase_add_test(tc, strbuf_numbers_and_long_lines);
+  tcase_add_test(tc, fine_quantiles_within_one_percent);
   suite_add_tcase(s, tc);
   return loopsan_unit_run(s);
 }
