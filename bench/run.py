@@ -53,6 +53,26 @@ def run(cmd, env=None, check=True):
     return p
 
 
+def cpu_steal():
+    """Share of CPU time the hypervisor took (cumulative, from /proc/stat),
+    as a running total of (steal, total) ticks; None where unknown."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return StealCounter(v[7] if len(v) > 7 else 0, sum(v))
+    except (OSError, ValueError):
+        return None
+
+
+class StealCounter:
+    def __init__(self, steal, total):
+        self.steal, self.total = steal, total
+
+    def __sub__(self, o):
+        dt = self.total - o.total
+        return (self.steal - o.steal) / dt if dt > 0 else 0.0
+
+
 def ns_per_op(out):
     m = re.search(r"^ns_per_op=([0-9.]+)", out, re.M)
     if not m:
@@ -125,12 +145,16 @@ class Bench:
         if self.a.quick:
             n //= 10
         times = {"base": [], "loopsan": [], "all": []}
+        steal0 = cpu_steal()
         for _ in range(self.a.rounds):  # alternating, so that drift hits all alike
             for mode in times:
                 times[mode].append(self.time_one(binary, n, mode))
+        steal = cpu_steal() - steal0 if steal0 is not None else None
         med = {m: statistics.median(v) for m, v in times.items()}
-        r = {"unit": unit, "n": n, "ns_per_unit": med,
-             "ratio": med["loopsan"] / med["base"], "ratio_all": med["all"] / med["base"]}
+        low = {m: min(v) for m, v in times.items()}
+        r = {"unit": unit, "n": n, "ns_per_unit": med, "ns_per_unit_runs": times,
+             "ratio": med["loopsan"] / med["base"], "ratio_all": med["all"] / med["base"],
+             "ratio_of_fastest": low["loopsan"] / low["base"], "steal": steal}
         if shutil.which("valgrind"):
             cg = self.per_unit_added(binary, n_cg)
             if cg:
@@ -156,6 +180,12 @@ class Bench:
              if r["all_bytes_per_callback"] else ""),
             "default trace %d B at N, %d B at 4N" % tuple(r["default_trace_bytes"]),
             verdict))
+        # A VM's hypervisor may take the CPU away (steal): time ratios are
+        # then noise, which the fastest runs of each mode see least of.
+        print("%-13s runs base %s / loopsan %s ns; fastest-run ratio %.2fx%s" % (
+            "", " ".join("%.0f" % t for t in times["base"]),
+            " ".join("%.0f" % t for t in times["loopsan"]), r["ratio_of_fastest"],
+            "; CPU stolen by the hypervisor meanwhile: %.0f%%" % (100 * steal) if steal else ""))
 
     def analyzer(self):
         """Throughput and memory of `loopsan report` on --record=all traces."""
