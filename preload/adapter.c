@@ -74,12 +74,24 @@ void loopsan__handle_new(const void *h, uint8_t library, uint8_t type, const voi
   loopsan__record_new(h, library, type, loopsan__loop_id(loop), 0, NULL);
 }
 
-void loopsan__handle_used(const void *h) {
+uint64_t loopsan__handle_used_loop(const void *h) {
   struct loopsan_obj o;
   void *ref = loopsan__obj_get(h, &o);
-  if (ref && !loopsan__obj_state_set(ref, LOOPSAN_STATE_USED))
+  if (!ref)
+    return 0;
+  if (!loopsan__obj_state_set(ref, LOOPSAN_STATE_USED))
     loopsan__record_op(o.id, LOOPSAN_OP_USE, NULL, 0, 0);
+  return o.loop;
 }
+
+void loopsan__handle_used(const void *h) { (void)loopsan__handle_used_loop(h); }
+
+/* The handle this thread armed last: its start's START needs its id and
+ * main callback, known here without reading its slot back. */
+static LOOPSAN_TLS struct {
+  void *ref, *cb;
+  uint64_t id;
+} last_armed;
 
 void *loopsan__handle_arm(const void *h, int slot, void *cb, void *tramp) {
   struct loopsan_obj o;
@@ -88,6 +100,9 @@ void *loopsan__handle_arm(const void *h, int slot, void *cb, void *tramp) {
     return NULL;
   if (cb != tramp)
     loopsan__obj_set_cb(ref, slot, cb);
+  last_armed.ref = slot == LOOPSAN_SLOT_MAIN ? ref : NULL;
+  last_armed.cb = cb != tramp ? cb : o.cb[slot];
+  last_armed.id = o.id;
   if (slot == LOOPSAN_SLOT_MAIN)
     loopsan__obj_state_clear(ref, LOOPSAN_STATE_FIRED);
   loopsan__obj_state_set(ref, LOOPSAN_STATE_USED);
@@ -96,6 +111,10 @@ void *loopsan__handle_arm(const void *h, int slot, void *cb, void *tramp) {
 
 void loopsan__handle_started(void *ref, const void *h, int rc, const char *fn, uint32_t flags) {
   struct loopsan_obj o;
+  if (rc == 0 && last_armed.ref == ref && loopsan__obj_is(ref, h, last_armed.id)) {
+    loopsan__record_op(last_armed.id, LOOPSAN_OP_START, last_armed.cb, flags, 0);
+    return;
+  }
   if (!loopsan__obj_read(ref, h, &o))
     return;
   if (rc == 0)
@@ -104,19 +123,34 @@ void loopsan__handle_started(void *ref, const void *h, int rc, const char *fn, u
     loopsan__record_api_error(o.id, o.library, fn, rc, 0);
 }
 
+/* The request this thread began last: its submission needs its id and
+ * callback, known here without reading its slot back. */
+static LOOPSAN_TLS struct {
+  void *ref, *cb;
+  uint64_t id;
+} last_request;
+
 void *loopsan__request_begin(const void *req, uint8_t library, uint8_t type, uint64_t loop,
                              void *cb) {
   void *ref = NULL;
-  if (!loopsan__record_new(req, library, type, loop, 0, &ref) || !ref)
+  uint64_t id = loopsan__record_new(req, library, type, loop, 0, &ref);
+  if (!id || !ref)
     return NULL;
   loopsan__obj_set_cb(ref, LOOPSAN_SLOT_MAIN, cb);
+  last_request.ref = ref;
+  last_request.cb = cb;
+  last_request.id = id;
   return ref;
 }
 
 void loopsan__request_submitted(void *ref, const void *req, int rc, const char *fn) {
   struct loopsan_obj o;
   if (rc == 0) {
-    if (loopsan__obj_read(ref, req, &o))
+    /* (still it: another thread may have completed and reused it already) */
+    if (last_request.ref == ref && loopsan__obj_is(ref, req, last_request.id))
+      loopsan__record_op(last_request.id, LOOPSAN_OP_START, last_request.cb,
+                         LOOPSAN_START_ONESHOT | LOOPSAN_START_SCHEDULED, 0);
+    else if (loopsan__obj_read(ref, req, &o))
       loopsan__record_op(o.id, LOOPSAN_OP_START, o.cb[LOOPSAN_SLOT_MAIN],
                          LOOPSAN_START_ONESHOT | LOOPSAN_START_SCHEDULED, 0);
     return;

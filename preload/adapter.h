@@ -160,6 +160,9 @@ int loopsan__loop_running_elsewhere(const void *loop);
 void loopsan__handle_new(const void *h, uint8_t library, uint8_t type, const void *loop);
 /* The program used H in a way that counts as starting it. */
 void loopsan__handle_used(const void *h);
+/* The same, returning H's loop's id (0: H is not tracked): one lookup
+ * for a request on a stream, which needs both. */
+uint64_t loopsan__handle_used_loop(const void *h);
 /* Arm callback SLOT of H with CB (NULL is a legal callback): returns H's
  * reference, or NULL when H is not tracked (pass CB through). TRAMP tells
  * a program that passes back the trampoline it read from the handle from

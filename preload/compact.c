@@ -32,6 +32,12 @@ struct obj_mark {
 
 static pthread_mutex_t compact_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct obj_mark *set;
+/* This pass's marks, in the order first seen (the async-chain walk visits
+ * them, not the whole set), and each record's mark (the second pass reads
+ * it instead of hashing again). */
+static uint32_t *used;
+static uint32_t n_used;
+static struct obj_mark **rec_mark;
 static unsigned char *out_buf;
 static size_t out_cap;
 static uint32_t gen;
@@ -65,6 +71,7 @@ static struct obj_mark *mark_of(uint64_t obj) {
       set[i].marks = 0;
       set[i].parent = 0;
       memset(set[i].left, 0, sizeof set[i].left);
+      used[n_used++] = i; /* (at most SET_SIZE: one per slot) */
       return &set[i];
     }
     if (set[i].obj == obj)
@@ -104,9 +111,13 @@ size_t loopsan__compact(const unsigned char *in, size_t len, const unsigned char
     return len;
   pthread_mutex_lock(&compact_lock);
   if (!set) {
-    void *m = mmap(NULL, SET_SIZE * sizeof *set, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    set = m == MAP_FAILED ? NULL : m;
+    size_t bytes = SET_SIZE * (sizeof *set + sizeof *used + sizeof *rec_mark);
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m != MAP_FAILED) {
+      set = m;
+      rec_mark = (struct obj_mark **)(void *)(set + SET_SIZE);
+      used = (uint32_t *)(void *)(rec_mark + SET_SIZE);
+    }
   }
   if (out_cap < len) {
     if (out_buf)
@@ -126,11 +137,16 @@ size_t loopsan__compact(const unsigned char *in, size_t len, const unsigned char
     gen = 1;
   }
   int any = 0;
+  n_used = 0;
+  size_t nrec = 0; /* records seen; their marks in rec_mark while it has room */
   const struct loopsan_record_header *h;
   for (size_t off = 0; (h = next_record(in, len, &off)) != NULL;) {
     uint8_t mark = 0;
     uint64_t obj = loopsan_record_evidence(h, &mark);
     struct obj_mark *m = obj ? mark_of(obj) : NULL;
+    if (nrec < SET_SIZE)
+      rec_mark[nrec] = m;
+    nrec++;
     if (m) {
       if (!m->marks && must_keep(obj)) /* first record of it in this buffer */
         m->marks = LOOPSAN_EV_KEEP;
@@ -155,9 +171,9 @@ size_t loopsan__compact(const unsigned char *in, size_t len, const unsigned char
    * at their callback; theirs continue it). */
   for (int level = 0; level < 4; level++) {
     int changed = 0;
-    for (uint32_t i = 0; i < SET_SIZE; i++) {
-      struct obj_mark *m = &set[i];
-      if (m->gen != gen || !m->parent || loopsan_evidence_droppable(m->marks))
+    for (uint32_t u = 0; u < n_used; u++) {
+      struct obj_mark *m = &set[used[u]];
+      if (!m->parent || loopsan_evidence_droppable(m->marks))
         continue;
       struct obj_mark *p = find_mark(m->parent);
       if (p && !(p->marks & LOOPSAN_EV_KEEP)) {
@@ -168,11 +184,16 @@ size_t loopsan__compact(const unsigned char *in, size_t len, const unsigned char
     if (!changed)
       break;
   }
-  size_t n = 0;
-  for (size_t off = 0; (h = next_record(in, len, &off)) != NULL;) {
-    uint8_t mark = 0;
-    uint64_t obj = loopsan_record_evidence(h, &mark);
-    struct obj_mark *m = obj ? mark_of(obj) : NULL;
+  size_t n = 0, j = 0;
+  for (size_t off = 0; (h = next_record(in, len, &off)) != NULL; j++) {
+    struct obj_mark *m;
+    if (j < SET_SIZE) {
+      m = rec_mark[j];
+    } else {
+      uint8_t mark = 0;
+      uint64_t obj = loopsan_record_evidence(h, &mark);
+      m = obj ? mark_of(obj) : NULL;
+    }
     if (m && loopsan_evidence_droppable(m->marks))
       continue;
     int k = m ? loopsan_record_supersede_kind(h) : -1;

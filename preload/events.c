@@ -78,7 +78,8 @@ uint64_t loopsan__record_new_replacing(const void *addr, uint8_t library, uint8_
 }
 
 void loopsan__record_op(uint64_t obj, uint32_t op, const void *cb, uint32_t arg, int with_stack) {
-  int saved = errno;
+  /* errno: kept by the writer (a write-out saves it); only unwinding may
+   * change it here */
   struct loopsan_rec_obj_op r = {
       .h.aux = LOOPSAN_OP_AUX(op, arg),
       .ts = loopsan__now(),
@@ -90,13 +91,14 @@ void loopsan__record_op(uint64_t obj, uint32_t op, const void *cb, uint32_t arg,
     r.stack = (uint32_t)with_stack;
     size = sizeof r;
   } else if (with_stack) {
+    int saved = errno;
     r.stack = loopsan__stack_capture();
+    errno = saved;
     size = sizeof r;
   } else if (cb) {
     size = offsetof(struct loopsan_rec_obj_op, stack);
   }
   loopsan__emit(LOOPSAN_REC_OBJ_OP, &r, size);
-  errno = saved;
 }
 
 void loopsan__record_end(const struct loopsan_obj *o, uint32_t op, const void *cb, int32_t arg,

@@ -23,12 +23,14 @@ struct hist_table {
 
 static _Atomic(struct hist_table *) tables;
 static LOOPSAN_TLS struct hist_table *my_hist;
-/* The site counted last (shim.h's inline fast path): a loop dispatches the
- * same few callbacks over and over, so most dispatches find theirs at one
- * compare. NULL after the table's counts were written (the next count,
- * through loopsan__hist_add_slow, marks it dirty again). */
-LOOPSAN_TLS struct hist_slot *loopsan__hist_last;
-#define last_slot loopsan__hist_last
+/* The sites counted last (shim.h's inline fast path): a loop dispatches
+ * the same few callbacks over and over, so most dispatches find theirs at
+ * one compare. Emptied after the table's counts were written (the next
+ * count, through loopsan__hist_add_slow, marks it dirty again). */
+LOOPSAN_TLS struct hist_slot *loopsan__hist_cache[LOOPSAN_HIST_CACHE];
+static inline void forget_recent(void) {
+  memset(loopsan__hist_cache, 0, sizeof loopsan__hist_cache);
+}
 static LOOPSAN_TLS int no_table; /* mmap failed once: this thread counts nothing */
 
 static struct hist_table *acquire(void) {
@@ -85,7 +87,7 @@ void loopsan__hist_add_slow(const void *cb, uint32_t slot, uint32_t library, uin
   struct hist_slot *s = find_slot(cb, slot, library, obj);
   if (!s)
     return;
-  last_slot = s;
+  loopsan__hist_cache[loopsan__hist_cache_index(cb)] = s;
   my_hist->dirty = 1;
   loopsan__hist_count(s, dt);
 }
@@ -116,7 +118,7 @@ static void emit_table(struct hist_table *t) {
 void loopsan__hist_flush_mine(void) {
   if (my_hist && my_hist->dirty) {
     emit_table(my_hist);
-    last_slot = NULL;
+    forget_recent();
   }
 }
 
@@ -129,7 +131,7 @@ void loopsan__hist_thread_exit(void) {
   emit_table(t);
   memset(t->s, 0, sizeof t->s);
   my_hist = NULL;
-  last_slot = NULL;
+  forget_recent();
   atomic_store(&t->in_use, 0);
 }
 
@@ -147,5 +149,5 @@ void loopsan__hist_atfork_child(void) {
     if (t != my_hist)
       atomic_store(&t->in_use, 0);
   }
-  last_slot = NULL;
+  forget_recent();
 }

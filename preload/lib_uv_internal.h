@@ -44,7 +44,4 @@ extern struct loopsan_library_ref loopsan__uv_lib;
 #define RESOLVE(fn) RESOLVE_IN(&loopsan__uv_lib, fn)
 #define from_program(ra) loopsan__from_program(&loopsan__uv_lib, ra)
 
-/* The loop a stream belongs to (streams are created on one). */
-uint64_t loopsan__uv_stream_loop_id(const void *stream);
-
 #endif

@@ -5,11 +5,6 @@
  * request's memory (free it, reuse it for the next request) is its own. */
 #include "preload/lib_uv_internal.h"
 
-uint64_t loopsan__uv_stream_loop_id(const void *stream) {
-  struct loopsan_obj o;
-  return loopsan__obj_get(stream, &o) ? o.loop : 0;
-}
-
 /* COMPLETE's argument holds 24 bits: errors are small negatives, byte
  * counts of fs requests are only "success". */
 static inline int32_t clamp_status(ssize_t status) {
@@ -68,9 +63,8 @@ REQUEST_TRAMPOLINE(tr_random, uv_random_cb, r, status,
       return UV_ENOSYS;                                                                 \
     if (!from_program(CALLER) || (!cb && (void *)tramp == (void *)tr_connect))          \
       return REAL(fn) args_real(cb);                                                    \
-    loopsan__handle_used(stream);                                                       \
-    void *ref = loopsan__request_begin(req, LOOPSAN_LIB_UV, type,                       \
-                                       loopsan__uv_stream_loop_id(stream), (void *)cb); \
+    uint64_t loop_id = loopsan__handle_used_loop(stream);                               \
+    void *ref = loopsan__request_begin(req, LOOPSAN_LIB_UV, type, loop_id, (void *)cb); \
     if (!ref)                                                                           \
       return REAL(fn) args_real(cb);                                                    \
     int rc = REAL(fn) args_real(tramp);                                                 \
@@ -111,8 +105,7 @@ LOOPSAN_INTERPOSE void uv_pipe_connect(uv_connect_t *req, uv_pipe_t *s, const ch
     REAL(uv_pipe_connect)(req, s, name, cb);
     return;
   }
-  loopsan__handle_used(s);
-  void *ref = loopsan__request_begin(req, LOOPSAN_LIB_UV, T_CONNECT, loopsan__uv_stream_loop_id(s),
+  void *ref = loopsan__request_begin(req, LOOPSAN_LIB_UV, T_CONNECT, loopsan__handle_used_loop(s),
                                      (void *)cb);
   if (!ref) {
     REAL(uv_pipe_connect)(req, s, name, cb);

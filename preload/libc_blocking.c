@@ -171,7 +171,7 @@ void loopsan__blocking_init(void) {
       return real args;                                                           \
     LOOPSAN_BLOCKING_BEGIN();                                                     \
     ret rc = real args;                                                           \
-    if (loopsan_blk_t0_)                                                          \
+    if (loopsan__blocked_long(loopsan_blk_t0_))                                   \
       blocked_on(#name, loopsan_blk_t0_, CALLER_RA, (const void *)real, fd_expr); \
     return rc;                                                                    \
   }

@@ -108,7 +108,8 @@ static int slot_read(struct obj_slot *s, uintptr_t addr, struct loopsan_obj *out
   return 0;
 }
 
-static struct obj_slot *find(struct obj_slot *t, uintptr_t addr) {
+static inline __attribute__((always_inline)) struct obj_slot *find(struct obj_slot *t,
+                                                                   uintptr_t addr) {
   uint32_t i = home(addr);
   for (int p = 0; p < OBJ_MAX_PROBES; p++, i = (i + 1) & (OBJ_TABLE_SIZE - 1)) {
     uintptr_t k = atomic_load_explicit(&t[i].key, memory_order_acquire);
@@ -228,6 +229,12 @@ int loopsan__obj_take(const void *ptr, struct loopsan_obj *out) {
     atomic_compare_exchange_strong(&s->key, &e, KEY_TOMB);
   }
   return 0;
+}
+
+int loopsan__obj_is(void *ref, const void *addr, uint64_t id) {
+  struct obj_slot *s = ref;
+  return ref && atomic_load_explicit(&s->key, memory_order_acquire) == (uintptr_t)addr &&
+         atomic_load_explicit(&s->id, memory_order_relaxed) == id;
 }
 
 void loopsan__obj_set_cb(void *ref, int slot, void *cb) {

@@ -165,6 +165,8 @@ void *loopsan__obj_put(const void *addr, const struct loopsan_obj *obj, int keep
 /* Copy the object behind REF (from put/get of ADDR) into *out; 0 if it is
  * no longer ADDR's. */
 int loopsan__obj_read(void *ref, const void *addr, struct loopsan_obj *out);
+/* Is REF still the object ADDR with id ID (a few loads: no copy)? */
+int loopsan__obj_is(void *ref, const void *addr, uint64_t id);
 /* Copy ADDR's object into *out; returns its reference or NULL. */
 void *loopsan__obj_get(const void *addr, struct loopsan_obj *out);
 /* The trampolines' lookup: only what a dispatch needs. */
@@ -283,7 +285,7 @@ static inline void loopsan__dispatch_begin(struct loopsan_dispatch *d, uint64_t 
 
 void loopsan__dispatch_slow(const struct loopsan_dispatch *d, uint64_t duration);
 /* histograms.c: one more dispatch of CB (SLOT, LIBRARY) that took DT ticks.
- * Inline: the thread's last site at one compare, else a lookup. */
+ * Inline: the thread's recent sites at one compare, else a lookup. */
 struct loopsan_hist_slot {
   uint64_t cb; /* 0: free */
   uint64_t total, max;
@@ -291,7 +293,13 @@ struct loopsan_hist_slot {
   uint16_t library, slot;
   uint32_t buckets[LOOPSAN_HIST_BUCKETS];
 };
-extern LOOPSAN_TLS struct loopsan_hist_slot *loopsan__hist_last;
+/* The thread's sites counted last, by callback address (a loop
+ * dispatches a few callbacks in turn: most find theirs at one compare). */
+#define LOOPSAN_HIST_CACHE 8u
+extern LOOPSAN_TLS struct loopsan_hist_slot *loopsan__hist_cache[LOOPSAN_HIST_CACHE];
+static inline unsigned loopsan__hist_cache_index(const void *cb) {
+  return (unsigned)((uintptr_t)cb >> 4) & (LOOPSAN_HIST_CACHE - 1);
+}
 void loopsan__hist_add_slow(const void *cb, uint32_t slot, uint32_t library, uint64_t dt,
                             uint64_t obj);
 static inline void loopsan__hist_count(struct loopsan_hist_slot *s, uint64_t dt) {
@@ -304,7 +312,7 @@ static inline void loopsan__hist_count(struct loopsan_hist_slot *s, uint64_t dt)
 }
 static inline void loopsan__hist_add(const void *cb, uint32_t slot, uint32_t library, uint64_t dt,
                                      uint64_t obj) {
-  struct loopsan_hist_slot *s = loopsan__hist_last;
+  struct loopsan_hist_slot *s = loopsan__hist_cache[loopsan__hist_cache_index(cb)];
   if (LOOPSAN_LIKELY(s && s->cb == (uint64_t)(uintptr_t)cb))
     loopsan__hist_count(s, dt);
   else
@@ -383,9 +391,14 @@ void loopsan__blocking_init(void);
 /* Around a libc call that may block: timed only inside a callback. */
 #define LOOPSAN_BLOCKING_BEGIN() \
   uint64_t loopsan_blk_t0_ = loopsan__in_callback() ? loopsan__now() : 0
+/* Did a call timed from T0 (not 0) last long enough to be looked at? The
+ * common answer, no, without a call. */
+static inline int loopsan__blocked_long(uint64_t t0) {
+  return t0 && LOOPSAN_UNLIKELY(loopsan__now() - t0 >= loopsan__state.blocking_ticks);
+}
 #define LOOPSAN_BLOCKING_END(name, real)                                              \
   do {                                                                                \
-    if (loopsan_blk_t0_)                                                              \
+    if (loopsan__blocked_long(loopsan_blk_t0_))                                       \
       loopsan__blocked(name, loopsan_blk_t0_, (uintptr_t)__builtin_return_address(0), \
                        (const void *)(real));                                         \
   } while (0)

@@ -280,6 +280,21 @@ void loopsan__emit_dispatch(struct loopsan_rec_dispatch *r) {
   }
 }
 
+/* Object ids only grow: an object that ends with an id at or above the
+ * first one made in B's unwritten records may have lived entirely inside
+ * them (compaction's cue). H's type and size are set. */
+static inline void note_for_compaction(struct tbuf *b, const struct loopsan_record_header *h) {
+  if (h->type == LOOPSAN_REC_OBJ_NEW) {
+    if (!b->first_new)
+      b->first_new = ((const struct loopsan_rec_obj_new *)(const void *)h)->obj;
+  } else if (h->type == LOOPSAN_REC_OBJ_OP && b->first_new) {
+    uint32_t op = LOOPSAN_OP_OF(h->aux);
+    if ((op == LOOPSAN_OP_CLOSED || op == LOOPSAN_OP_COMPLETE) &&
+        ((const struct loopsan_rec_obj_op *)(const void *)h)->obj >= b->first_new)
+      b->may_compact = 1;
+  }
+}
+
 void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1, size_t len1,
                         const void *tail2, size_t len2) {
   size_t total = (size + len1 + len2 + 7u) & ~(size_t)7u;
@@ -290,19 +305,24 @@ void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1
     return;
   }
   struct tbuf *b = my_buf;
-  if (LOOPSAN_UNLIKELY(!b)) {
-    b = tbuf_acquire();
+  if (LOOPSAN_UNLIKELY(!b || b->attached == 0)) { /* (errno kept: callers rely on it) */
+    int saved = errno;
+    if (!b) {
+      b = tbuf_acquire();
+      if (b)
+        emit_thread_record();
+    }
+    if (b && b->attached == 0) {
+      /* A forked child's first record: its trace and spill files are made
+       * now, so that from here on a SIGKILL loses nothing either. */
+      if (W.pending_open)
+        ensure_open();
+      if (atomic_load_explicit(&W.ready, memory_order_acquire))
+        tbuf_attach(b);
+    }
+    errno = saved;
     if (!b)
       return;
-    emit_thread_record();
-  }
-  if (LOOPSAN_UNLIKELY(b->attached == 0)) {
-    /* A forked child's first record: its trace and spill files are made
-     * now, so that from here on a SIGKILL loses nothing either. */
-    if (W.pending_open)
-      ensure_open();
-    if (atomic_load_explicit(&W.ready, memory_order_acquire))
-      tbuf_attach(b);
   }
   emitting = 1;
   uint32_t pos = __atomic_load_n(&b->hdr->end, __ATOMIC_RELAXED);
@@ -313,17 +333,7 @@ void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1
   struct loopsan_record_header *h = rec;
   h->type = type;
   h->size = (uint16_t)total; /* h->aux is the caller's */
-  /* Object ids only grow: an object that ends with an id at or above the
-   * first one made in this buffer may have lived entirely inside it. */
-  if (type == LOOPSAN_REC_OBJ_NEW) {
-    if (!b->first_new)
-      b->first_new = ((const struct loopsan_rec_obj_new *)rec)->obj;
-  } else if (type == LOOPSAN_REC_OBJ_OP && b->first_new) {
-    uint32_t op = LOOPSAN_OP_OF(h->aux);
-    if ((op == LOOPSAN_OP_CLOSED || op == LOOPSAN_OP_COMPLETE) &&
-        ((const struct loopsan_rec_obj_op *)rec)->obj >= b->first_new)
-      b->may_compact = 1;
-  }
+  note_for_compaction(b, h);
   unsigned char *dst = b->data + pos;
   memcpy(dst, rec, size);
   if (len1)
@@ -339,7 +349,26 @@ void loopsan__emit_tail(uint16_t type, void *rec, size_t size, const void *tail1
     tbuf_write_out(b, 1); /* after exit's final write-out nothing else will */
 }
 
+/* The common case, with nothing to decide: a thread with its buffer
+ * attached, room in it, a record of whole words. A frame that saves no
+ * registers, where emit_tail's rare cases cost every record 20 more. */
 void loopsan__emit(uint16_t type, void *rec, size_t size) {
+  struct tbuf *b = my_buf;
+  if (LOOPSAN_LIKELY(b && !in_writer && !emitting && b->attached != 0 && !(size & 7u) &&
+                     !W.closed)) {
+    uint32_t pos = __atomic_load_n(&b->hdr->end, __ATOMIC_RELAXED);
+    if (LOOPSAN_LIKELY(pos + size <= TBUF_CAPACITY)) {
+      emitting = 1;
+      struct loopsan_record_header *h = rec;
+      h->type = type;
+      h->size = (uint16_t)size;
+      note_for_compaction(b, h);
+      memcpy(b->data + pos, rec, size);
+      __atomic_store_n(&b->hdr->end, pos + (uint32_t)size, __ATOMIC_RELEASE);
+      emitting = 0;
+      return;
+    }
+  }
   loopsan__emit_tail(type, rec, size, NULL, 0, NULL, 0);
 }
 

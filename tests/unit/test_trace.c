@@ -4,7 +4,9 @@
 #include <check.h>
 
 #include "tests/unit/unit.h"
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +202,41 @@ START_TEST(never_overwrites) {
 }
 END_TEST
 
+/* The host program's errno survives every record: the first of a thread
+ * (its buffer is made), write-outs (a buffer full), stacks. */
+static void *record_with_errno_set(void *arg) {
+  int *bad = arg;
+  static char objects[64];
+  for (unsigned i = 1; i <= 20000; i++) {
+    errno = EXDEV;
+    if (i % 1000 == 1)
+      loopsan__record_new(&objects[i % 64], LOOPSAN_LIB_UV, 1, 0, 0, NULL);
+    else
+      loopsan__record_op(i, LOOPSAN_OP_USE, NULL, 0, i % 100 == 0);
+    if (errno != EXDEV)
+      (*bad)++;
+  }
+  return NULL;
+}
+
+START_TEST(errno_kept) {
+  harness_start(16);
+  int bad = 0;
+  pthread_t t; /* a thread of its own: its first record makes its buffer */
+  ck_assert_int_eq(pthread_create(&t, NULL, record_with_errno_set, &bad), 0);
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  ck_assert_int_eq(bad, 0);
+  loopsan__writer_close(LOOPSAN_END_EXIT, 0);
+  struct tally tl = {0};
+  struct loopsan_read_stats st;
+  char err[256];
+  ck_assert_int_eq(
+      loopsan_read_trace(harness_trace_path(), count_record, &tl, &st, err, sizeof err), 0);
+  ck_assert_uint_eq(tl.counts[LOOPSAN_REC_OBJ_OP], 20000 - 20);
+  harness_cleanup();
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("trace");
   TCase *tc = tcase_create("writer+reader");
@@ -210,6 +247,7 @@ int main(void) {
   tcase_add_test(tc, corrupt_chunk);
   tcase_add_test(tc, not_a_trace);
   tcase_add_test(tc, never_overwrites);
+  tcase_add_test(tc, errno_kept);
   suite_add_tcase(s, tc);
   return loopsan_unit_run(s);
 }
