@@ -11,9 +11,19 @@ void loopsan_sb_free(struct loopsan_strbuf *sb) {
   memset(sb, 0, sizeof *sb);
 }
 
+#define SB_DRAIN ((size_t)1 << 20)
+
 static int reserve(struct loopsan_strbuf *sb, size_t extra) {
   if (sb->failed)
     return -1;
+  if (sb->sink && sb->len >= SB_DRAIN) { /* out with what is built */
+    if (fwrite(sb->data, 1, sb->len, sb->sink) != sb->len) {
+      sb->failed = 1;
+      return -1;
+    }
+    sb->len = 0;
+    sb->data[0] = '\0';
+  }
   if (sb->len + extra + 1 <= sb->cap)
     return 0;
   size_t cap = sb->cap ? sb->cap : 64;
@@ -84,6 +94,8 @@ void loopsan_sb_fixed3(struct loopsan_strbuf *sb, double v) {
     *--p = '-';
   loopsan_sb_append(sb, p, (size_t)(buf + sizeof buf - p));
 }
+
+void loopsan_sb_stream_to(struct loopsan_strbuf *sb, FILE *out) { sb->sink = out; }
 
 int loopsan_sb_write(struct loopsan_strbuf *sb, FILE *out) {
   int rc = sb->failed ? -1 : (fputs(sb->data ? sb->data : "", out), 0);

@@ -154,6 +154,7 @@ int loopsan_render_chrome(const struct loopsan_report *r, const struct loopsan_r
   (void)opts;
   struct loopsan_strbuf sb;
   loopsan_sb_init(&sb);
+  loopsan_sb_stream_to(&sb, out); /* a million slices are 150 MB of text */
   loopsan_sb_puts(&sb, "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [");
   int first = 1;
   for (size_t pi = 0; pi < r->n_processes; pi++) {

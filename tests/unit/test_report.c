@@ -236,6 +236,20 @@ START_TEST(strbuf_numbers_and_long_lines) {
   ck_assert_uint_eq(size, 1 + 999 + 7);
   ck_assert_ptr_null(sb.data); /* freed by the write */
   free(path);
+  /* streamed: out every megabyte, whole and in order, in bounded memory */
+  out = open_memstream(&path, &size);
+  loopsan_sb_init(&sb);
+  loopsan_sb_stream_to(&sb, out);
+  for (int i = 0; i < 300000; i++)
+    loopsan_sb_printf(&sb, "%07d,", i);
+  ck_assert_uint_lt(sb.cap, (size_t)4 << 20);
+  ck_assert_int_eq(loopsan_sb_write(&sb, out), 0);
+  fclose(out);
+  ck_assert_uint_eq(size, 300000 * 8);
+  ck_assert_int_eq(memcmp(path, "0000000,0000001,", 16), 0);
+  ck_assert_int_eq(memcmp(path + size - 8, "0299999,", 8), 0);
+  ck_assert_int_eq(memcmp(path + 131072 * 8, "0131072,", 8), 0);
+  free(path);
   /* a buffer that failed to grow is not written */
   loopsan_sb_init(&sb);
   sb.failed = 1;
