@@ -234,12 +234,17 @@ static inline uint32_t fine_bucket(uint64_t v) {
 
 void loopsan_replay_fine_add(struct loopsan_replay *r, uint64_t cb, uint64_t duration) {
   struct replay_fine *f = NULL;
+  uint32_t *recent = &r->fine_recent[(cb >> 4) * 0x9E3779B97F4A7C15ull >> 58];
   if (r->last_fine < r->n_fine && r->fine[r->last_fine].cb == cb) {
     f = &r->fine[r->last_fine];
+  } else if (*recent && r->fine[*recent - 1].cb == cb) {
+    f = &r->fine[r->last_fine = *recent - 1];
   } else {
-    for (size_t i = 0; i < r->n_fine && !f; i++) /* (tens of sites) */
+    for (size_t i = 0; i < r->n_fine && !f; i++) /* (a program's few sites, rarely) */
       if (r->fine[i].cb == cb)
         f = &r->fine[r->last_fine = i];
+    if (f)
+      *recent = (uint32_t)r->last_fine + 1;
     if (!f) {
       if (r->n_fine == r->cap_fine) {
         size_t cap = r->cap_fine ? r->cap_fine * 2 : 16;
@@ -255,6 +260,7 @@ void loopsan_replay_fine_add(struct loopsan_replay *r, uint64_t cb, uint64_t dur
       r->last_fine = r->n_fine;
       f = &r->fine[r->n_fine++];
       *f = (struct replay_fine){.cb = cb, .buckets = b};
+      *recent = (uint32_t)r->last_fine + 1;
     }
   }
   f->count++;

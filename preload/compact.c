@@ -171,7 +171,7 @@ size_t loopsan__compact(const unsigned char *in, size_t len, const unsigned char
    * at their callback; theirs continue it). */
   for (int level = 0; level < 4; level++) {
     int changed = 0;
-    for (uint32_t u = 0; u < n_used; u++) {
+    for (uint32_t u = n_used; u-- > 0;) { /* children first: one level climbs a chain */
       struct obj_mark *m = &set[used[u]];
       if (!m->parent || loopsan_evidence_droppable(m->marks))
         continue;

@@ -139,6 +139,7 @@ void loopsan__hist_flush_all(void) {
   for (struct hist_table *t = atomic_load(&tables); t; t = t->next)
     if (atomic_load(&t->in_use))
       emit_table(t);
+  forget_recent(); /* (this thread's: its next count marks its table dirty again) */
 }
 
 void loopsan__hist_atfork_child(void) {

@@ -5,9 +5,14 @@
  * by the thread that saw it first, before the record that refers to it. */
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <link.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "preload/shim.h"
 
@@ -215,6 +220,7 @@ static inline int program_frames(void **buf, int got, unsigned depth, int *tramp
  * the capture, in the thread's live stack, and read nothing else. */
 #define REUSE_WAYS 8u
 #define REUSE_SLOTS 40 /* raw frames checked: the default depth, 32, + self frames */
+#define REUSE_NEVER UINT32_MAX /* nslots of an entry whose stack could not be learnt */
 
 struct reuse_entry {
   uintptr_t sp, leaf; /* the key: capture's frame, and its leaf */
@@ -231,6 +237,90 @@ _Static_assert(sizeof(struct reuse_cache) <= LOOPSAN_STACK_REUSE_BYTES, "stack r
 static LOOPSAN_TLS int reuse_busy;   /* a signal handler's capture skips the cache */
 LOOPSAN_TLS uint64_t loopsan__stack_reuses; /* captures answered by it (for the tests) */
 
+/* The thread's own stack, [own_lo, own_hi): the only memory the cache
+ * reads. A thread's own stack stays mapped while it lives; a fiber's
+ * (ucontext, boost.context) may be unmapped and another one mapped at its
+ * addresses with a lower top, where a learnt slot above a frame of varying
+ * size (alloca) would lie past the end. So captures on any other stack do
+ * without the cache. Found once per thread, at its first learning, from
+ * /proc/self/maps with raw system calls (no malloc: signal-safe). */
+static LOOPSAN_TLS uintptr_t own_lo, own_hi;
+extern void *__libc_stack_end; /* ld.so's: the top of the main thread's stack */
+static LOOPSAN_TLS int own_known; /* 0: not looked for; 1: found; -1: none */
+
+static int hex_field(const char **p, uintptr_t *out) {
+  uintptr_t v = 0;
+  int digits = 0;
+  for (;; (*p)++, digits++) {
+    char c = **p;
+    unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
+                 : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                                        : 16u;
+    if (d == 16u)
+      break;
+    v = v << 4 | d;
+  }
+  *out = v;
+  return digits > 0;
+}
+
+/* The maps line [LINE, END) (no newline): is SP in it? Then *LO, *HI and
+ * whether it is the thread's own stack: the main thread's "[stack]", or a
+ * thread's stack block, which holds its descriptor (pthread_self); the
+ * main thread's is the one that holds __libc_stack_end (under valgrind it
+ * has no name). */
+static int own_stack_line(const char *line, const char *end, uintptr_t sp, uintptr_t *lo,
+                          uintptr_t *hi, int *own) {
+  const char *p = line;
+  if (!hex_field(&p, lo) || *p++ != '-' || !hex_field(&p, hi) || sp < *lo || sp >= *hi)
+    return 0;
+  uintptr_t self = (uintptr_t)pthread_self(), main_top = (uintptr_t)__libc_stack_end;
+  *own = (self >= *lo && self < *hi) || (main_top >= *lo && main_top < *hi) ||
+         (end - line >= 7 && memcmp(end - 7, "[stack]", 7) == 0);
+  return 1;
+}
+
+static void find_own_stack(uintptr_t sp) {
+  own_known = -1;
+  int saved = errno;
+  int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    errno = saved;
+    return;
+  }
+  char buf[4096];
+  size_t have = 0;
+  for (int done = 0; !done;) {
+    long got = syscall(SYS_read, fd, buf + have, sizeof buf - have);
+    if (got <= 0)
+      break;
+    have += (size_t)got;
+    char *line = buf, *nl;
+    while (!done && (nl = memchr(line, '\n', have - (size_t)(line - buf))) != NULL) {
+      uintptr_t lo, hi;
+      int own;
+      if (own_stack_line(line, nl, sp, &lo, &hi, &own)) {
+        if (own) {
+          own_lo = lo, own_hi = hi;
+          own_known = 1;
+        }
+        done = 1;
+      }
+      line = nl + 1;
+    }
+    have -= (size_t)(line - buf);
+    memmove(buf, line, have);
+    if (have == sizeof buf)
+      have = 0; /* (no line is that long) */
+  }
+  syscall(SYS_close, fd);
+  errno = saved;
+}
+
+static inline int on_own_stack(uintptr_t sp) {
+  return own_known > 0 && sp >= own_lo && sp < own_hi;
+}
+
 /* The two entries SP and LEAF may be in (two: one place is often reached
  * from two callers in turn); the first's pad is the one used last. */
 static inline struct reuse_entry *reuse_set(uintptr_t sp, uintptr_t leaf) {
@@ -241,7 +331,7 @@ static inline struct reuse_entry *reuse_set(uintptr_t sp, uintptr_t leaf) {
 /* The id E holds for SP and LEAF, if its return addresses are in place. */
 static inline uint32_t reuse_lookup(const struct reuse_entry *e, uintptr_t sp, uintptr_t leaf,
                                     uint32_t gen) {
-  if (e->sp != sp || e->leaf != leaf || e->gen != gen || !e->nslots)
+  if (e->sp != sp || e->leaf != leaf || e->gen != gen || !e->nslots || e->nslots > REUSE_SLOTS)
     return 0;
   for (uint32_t i = 0; i < e->nslots; i++)
     if (*(const volatile uintptr_t *)e->slot[i] != e->ra[i])
@@ -267,6 +357,8 @@ static __attribute__((noinline)) uint32_t reuse_learn(struct reuse_entry *e, voi
     if (unw_get_reg(&c, UNW_REG_IP, &ip) != 0 || unw_get_reg(&c, UNW_REG_SP, &fsp) != 0)
       return 0;
     uintptr_t slot = (uintptr_t)fsp - sizeof(uintptr_t); /* where the call stored ip */
+    if (slot + sizeof(uintptr_t) > own_hi)
+      return 0; /* off the thread's own stack (a signal frame's other stack) */
     if (slot <= sp || *(const uintptr_t *)slot != (uintptr_t)ip)
       continue; /* a frame of ours below the capture's, or not a call's */
     if (j < 0) {
@@ -347,9 +439,17 @@ static inline __attribute__((always_inline)) uint32_t capture_unwind(uintptr_t l
     uint32_t w;
     for (w = 0; w < 2; w++) {
       struct reuse_entry *e = &set[w];
-      if (e->sp == sp && e->leaf == leaf && e->gen == gen && e->id == id && !e->nslots) {
-        if (significant <= nraw) /* a second sight: learnt (0 again if that failed) */
-          e->nslots = reuse_learn(e, raw, significant, sp);
+      if (e->sp == sp && e->leaf == leaf && e->gen == gen && e->id == id) {
+        /* a second sight: learnt; if that fails, never tried again here
+         * (REUSE_NEVER: each try is a step-by-step unwind) */
+        if (!e->nslots) {
+          if (!own_known)
+            find_own_stack(sp);
+          uint32_t learnt = significant <= nraw && on_own_stack(sp)
+                                ? reuse_learn(e, raw, significant, sp)
+                                : 0;
+          e->nslots = learnt ? learnt : REUSE_NEVER;
+        }
         break;
       }
     }
@@ -368,9 +468,11 @@ static inline __attribute__((always_inline)) uint32_t capture(uintptr_t leaf) {
     return 0;
   uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
   uint32_t gen = atomic_load_explicit(&reuse_gen, memory_order_relaxed);
-  struct reuse_entry *set = reuse_busy++ ? NULL : reuse_set(sp, leaf);
+  /* (not found yet: the first learning looks for it) */
+  int own = own_known ? on_own_stack(sp) : 1;
+  struct reuse_entry *set = reuse_busy++ || !own ? NULL : reuse_set(sp, leaf);
   uint32_t id = 0;
-  if (set) {
+  if (set && own_known) {
     if ((id = reuse_lookup(&set[0], sp, leaf, gen)) != 0)
       set[0].pad = 0;
     else if ((id = reuse_lookup(&set[1], sp, leaf, gen)) != 0)

@@ -356,18 +356,22 @@ void loopsan__emit(uint16_t type, void *rec, size_t size) {
   struct tbuf *b = my_buf;
   if (LOOPSAN_LIKELY(b && !in_writer && !emitting && b->attached != 0 && !(size & 7u) &&
                      !W.closed)) {
+    emitting = 1; /* before reading the end: a signal handler's record waits */
+    atomic_signal_fence(memory_order_seq_cst);
     uint32_t pos = __atomic_load_n(&b->hdr->end, __ATOMIC_RELAXED);
     if (LOOPSAN_LIKELY(pos + size <= TBUF_CAPACITY)) {
-      emitting = 1;
       struct loopsan_record_header *h = rec;
       h->type = type;
       h->size = (uint16_t)size;
       note_for_compaction(b, h);
       memcpy(b->data + pos, rec, size);
       __atomic_store_n(&b->hdr->end, pos + (uint32_t)size, __ATOMIC_RELEASE);
+      atomic_signal_fence(memory_order_seq_cst);
       emitting = 0;
       return;
     }
+    atomic_signal_fence(memory_order_seq_cst);
+    emitting = 0;
   }
   loopsan__emit_tail(type, rec, size, NULL, 0, NULL, 0);
 }
@@ -429,8 +433,9 @@ LOOPSAN_TLS uint64_t loopsan__last_end;
 void loopsan__before_wait(int timeout_ms) {
   struct tbuf *b = my_buf;
   loopsan__wait_budget_ms = 0;
-  if (LOOPSAN_LIKELY(!b) || in_writer || (buf_end(b) == buf_written(b) && !loopsan__hist_dirty()))
-    return; /* nothing of ours is waiting */
+  if (LOOPSAN_LIKELY(!b) || in_writer || emitting ||
+      (buf_end(b) == buf_written(b) && !loopsan__hist_dirty()))
+    return; /* nothing of ours is waiting (or a signal handler's wait inside a record) */
   (void)timeout_ms;
   /* the end of the dispatch just before, else (none since) the clock */
   uint64_t now = loopsan__last_end;

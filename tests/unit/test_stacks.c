@@ -3,6 +3,7 @@
 
 #include "tests/unit/unit.h"
 #include <pthread.h>
+#include <ucontext.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,6 +136,55 @@ START_TEST(reuse_only_unchanged_stacks) {
   struct stacks_seen s;
   read_stacks(&s);
   ck_assert_uint_eq(s.n, 2);
+  harness_cleanup();
+}
+END_TEST
+
+/* On a stack of its own (a fiber: ucontext, boost.context), which may be
+ * unmapped and replaced while the thread lives, the cache is not used:
+ * every capture unwinds, and gets the right id. */
+static ucontext_t fiber_ctx, main_ctx;
+static uint32_t fiber_ids[6];
+static uint64_t fiber_reused;
+static void fiber_body(void) {
+  uint64_t before = loopsan__stack_reuses;
+  for (int i = 0; i < 6; i++)
+    fiber_ids[i] = via[0]();
+  fiber_reused = loopsan__stack_reuses - before;
+}
+
+static NOINLINE uint64_t captures_at_home(int n) {
+  uint64_t before = loopsan__stack_reuses;
+  for (int i = 0; i < n; i++)
+    via[0]();
+  NO_TAIL_CALL();
+  return loopsan__stack_reuses - before;
+}
+static volatile int home_rounds = 2;
+
+START_TEST(no_reuse_on_a_fiber_stack) {
+  harness_start(32);
+  static char stack[256 * 1024];
+  uint64_t reused_home[2] = {0, 0};
+  for (int round = 0; round < home_rounds && round < 2; round++) {
+    /* the thread's own stack: learnt in round 0, reused in round 1 */
+    reused_home[round] = captures_at_home(round ? 2 : 4);
+    if (round)
+      continue;
+    ck_assert_int_eq(getcontext(&fiber_ctx), 0);
+    fiber_ctx.uc_stack.ss_sp = stack;
+    fiber_ctx.uc_stack.ss_size = sizeof stack;
+    fiber_ctx.uc_link = &main_ctx;
+    makecontext(&fiber_ctx, fiber_body, 0);
+    ck_assert_int_eq(swapcontext(&main_ctx, &fiber_ctx), 0);
+  }
+  ck_assert_uint_eq(fiber_reused, 0);
+  for (int i = 0; i < 6; i++) {
+    ck_assert_uint_ne(fiber_ids[i], 0);
+    ck_assert_uint_eq(fiber_ids[i], fiber_ids[0]);
+  }
+  ck_assert_uint_ge(reused_home[0], 1);
+  ck_assert_uint_eq(reused_home[1], 2); /* (the fiber's captures evicted nothing) */
   harness_cleanup();
 }
 END_TEST
@@ -301,6 +351,7 @@ int main(void) {
   tcase_add_test(tc, dedupe_by_call_site);
   tcase_add_test(tc, depth_limit);
   tcase_add_test(tc, reuse_only_unchanged_stacks);
+  tcase_add_test(tc, no_reuse_on_a_fiber_stack);
   tcase_add_test(tc, threads_share_ids);
   tcase_add_test(tc, object_table);
   tcase_add_test(tc, object_table_race);
