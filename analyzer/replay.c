@@ -232,46 +232,40 @@ static inline uint32_t fine_bucket(uint64_t v) {
   return REPLAY_FINE_SUB + (e - 6u) * REPLAY_FINE_SUB + (uint32_t)((v >> (e - 6u)) & 63u);
 }
 
+/* The index of CB's fine buckets, or n_fine. */
+static size_t fine_index(const struct loopsan_replay *r, uint64_t cb) {
+  size_t i = 0;
+  while (i < r->n_fine && r->fine[i].cb != cb) /* (a program's few sites) */
+    i++;
+  return i;
+}
+
 void loopsan_replay_fine_add(struct loopsan_replay *r, uint64_t cb, uint64_t duration) {
-  struct replay_fine *f = NULL;
+  /* by address first: a loop runs a few callbacks in turn */
   uint32_t *recent = &r->fine_recent[(cb >> 4) * 0x9E3779B97F4A7C15ull >> 58];
-  if (r->last_fine < r->n_fine && r->fine[r->last_fine].cb == cb) {
-    f = &r->fine[r->last_fine];
-  } else if (*recent && r->fine[*recent - 1].cb == cb) {
-    f = &r->fine[r->last_fine = *recent - 1];
-  } else {
-    for (size_t i = 0; i < r->n_fine && !f; i++) /* (a program's few sites, rarely) */
-      if (r->fine[i].cb == cb)
-        f = &r->fine[r->last_fine = i];
-    if (f)
-      *recent = (uint32_t)r->last_fine + 1;
-    if (!f) {
-      if (r->n_fine == r->cap_fine) {
-        size_t cap = r->cap_fine ? r->cap_fine * 2 : 16;
-        struct replay_fine *grown = realloc(r->fine, cap * sizeof *grown);
-        if (!grown)
-          return;
-        r->fine = grown;
-        r->cap_fine = cap;
-      }
-      uint64_t *b = calloc(REPLAY_FINE_BUCKETS, sizeof *b);
-      if (!b)
+  size_t i = *recent && r->fine[*recent - 1].cb == cb ? *recent - 1 : fine_index(r, cb);
+  if (i == r->n_fine) { /* a new site */
+    if (r->n_fine == r->cap_fine) {
+      size_t cap = r->cap_fine ? r->cap_fine * 2 : 16;
+      struct replay_fine *grown = realloc(r->fine, cap * sizeof *grown);
+      if (!grown)
         return;
-      r->last_fine = r->n_fine;
-      f = &r->fine[r->n_fine++];
-      *f = (struct replay_fine){.cb = cb, .buckets = b};
-      *recent = (uint32_t)r->last_fine + 1;
+      r->fine = grown;
+      r->cap_fine = cap;
     }
+    uint64_t *b = calloc(REPLAY_FINE_BUCKETS, sizeof *b);
+    if (!b)
+      return;
+    r->fine[r->n_fine++] = (struct replay_fine){.cb = cb, .buckets = b};
   }
-  f->count++;
-  f->buckets[fine_bucket(duration)]++;
+  *recent = (uint32_t)i + 1;
+  r->fine[i].count++;
+  r->fine[i].buckets[fine_bucket(duration)]++;
 }
 
 const struct replay_fine *loopsan_replay_fine(const struct loopsan_replay *r, uint64_t cb) {
-  for (size_t i = 0; i < r->n_fine; i++)
-    if (r->fine[i].cb == cb)
-      return &r->fine[i];
-  return NULL;
+  size_t i = fine_index(r, cb);
+  return i < r->n_fine ? &r->fine[i] : NULL;
 }
 
 uint64_t loopsan_replay_fine_rank(const struct replay_fine *f, uint64_t k) {

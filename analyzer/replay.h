@@ -213,7 +213,7 @@ struct loopsan_replay {
     uint64_t cb, count;
     uint64_t *buckets; /* REPLAY_FINE_BUCKETS */
   } * fine;
-  size_t n_fine, cap_fine, last_fine;
+  size_t n_fine, cap_fine;
   uint32_t fine_recent[64]; /* 1 + index of a callback's buckets, by its address */
   int keep_timeline; /* keep every dispatch for a timeline (chrome, html) */
   struct replay_object *ended_objects[REPLAY_ENDED_RING]; /* the last that ended */

@@ -86,12 +86,25 @@ uint64_t loopsan__handle_used_loop(const void *h) {
 
 void loopsan__handle_used(const void *h) { (void)loopsan__handle_used_loop(h); }
 
-/* The handle this thread armed last: its start's START needs its id and
- * main callback, known here without reading its slot back. */
+/* The object this thread armed (a handle's start) or began (a request)
+ * last: the START that follows needs its id and main callback, known then
+ * without reading its slot back. */
 static LOOPSAN_TLS struct {
   void *ref, *cb;
   uint64_t id;
 } last_armed;
+
+static inline void remember_armed(void *ref, void *cb, uint64_t id) {
+  last_armed.ref = ref;
+  last_armed.cb = cb;
+  last_armed.id = id;
+}
+
+/* Is REF (for ADDR) the object armed last, still (another thread may have
+ * ended it and reused its slot since)? */
+static inline int is_armed_last(void *ref, const void *addr) {
+  return last_armed.ref == ref && loopsan__obj_is(ref, addr, last_armed.id);
+}
 
 void *loopsan__handle_arm(const void *h, int slot, void *cb, void *tramp) {
   struct loopsan_obj o;
@@ -100,9 +113,7 @@ void *loopsan__handle_arm(const void *h, int slot, void *cb, void *tramp) {
     return NULL;
   if (cb != tramp)
     loopsan__obj_set_cb(ref, slot, cb);
-  last_armed.ref = slot == LOOPSAN_SLOT_MAIN ? ref : NULL;
-  last_armed.cb = cb != tramp ? cb : o.cb[slot];
-  last_armed.id = o.id;
+  remember_armed(slot == LOOPSAN_SLOT_MAIN ? ref : NULL, cb != tramp ? cb : o.cb[slot], o.id);
   if (slot == LOOPSAN_SLOT_MAIN)
     loopsan__obj_state_clear(ref, LOOPSAN_STATE_FIRED);
   loopsan__obj_state_set(ref, LOOPSAN_STATE_USED);
@@ -111,7 +122,7 @@ void *loopsan__handle_arm(const void *h, int slot, void *cb, void *tramp) {
 
 void loopsan__handle_started(void *ref, const void *h, int rc, const char *fn, uint32_t flags) {
   struct loopsan_obj o;
-  if (rc == 0 && last_armed.ref == ref && loopsan__obj_is(ref, h, last_armed.id)) {
+  if (rc == 0 && is_armed_last(ref, h)) {
     loopsan__record_op(last_armed.id, LOOPSAN_OP_START, last_armed.cb, flags, 0);
     return;
   }
@@ -123,13 +134,6 @@ void loopsan__handle_started(void *ref, const void *h, int rc, const char *fn, u
     loopsan__record_api_error(o.id, o.library, fn, rc, 0);
 }
 
-/* The request this thread began last: its submission needs its id and
- * callback, known here without reading its slot back. */
-static LOOPSAN_TLS struct {
-  void *ref, *cb;
-  uint64_t id;
-} last_request;
-
 void *loopsan__request_begin(const void *req, uint8_t library, uint8_t type, uint64_t loop,
                              void *cb) {
   void *ref = NULL;
@@ -137,18 +141,15 @@ void *loopsan__request_begin(const void *req, uint8_t library, uint8_t type, uin
   if (!id || !ref)
     return NULL;
   loopsan__obj_set_cb(ref, LOOPSAN_SLOT_MAIN, cb);
-  last_request.ref = ref;
-  last_request.cb = cb;
-  last_request.id = id;
+  remember_armed(ref, cb, id);
   return ref;
 }
 
 void loopsan__request_submitted(void *ref, const void *req, int rc, const char *fn) {
   struct loopsan_obj o;
   if (rc == 0) {
-    /* (still it: another thread may have completed and reused it already) */
-    if (last_request.ref == ref && loopsan__obj_is(ref, req, last_request.id))
-      loopsan__record_op(last_request.id, LOOPSAN_OP_START, last_request.cb,
+    if (is_armed_last(ref, req))
+      loopsan__record_op(last_armed.id, LOOPSAN_OP_START, last_armed.cb,
                          LOOPSAN_START_ONESHOT | LOOPSAN_START_SCHEDULED, 0);
     else if (loopsan__obj_read(ref, req, &o))
       loopsan__record_op(o.id, LOOPSAN_OP_START, o.cb[LOOPSAN_SLOT_MAIN],

@@ -217,7 +217,8 @@ static inline int program_frames(void **buf, int got, unsigned depth, int *tramp
  * to the same frames (a frame's layout follows from its code address and
  * its stack pointer), so it reuses the id: a few compares for ~1,500
  * instructions of unwinding. The slots are all above the stack pointer of
- * the capture, in the thread's live stack, and read nothing else. */
+ * the capture, in the thread's own stack (below), and nothing else is
+ * read. */
 #define REUSE_WAYS 8u
 #define REUSE_SLOTS 40 /* raw frames checked: the default depth, 32, + self frames */
 #define REUSE_NEVER UINT32_MAX /* nslots of an entry whose stack could not be learnt */
