@@ -75,7 +75,11 @@ DECLARE_REAL(event_base_get_running_event);
 #define STUBS 256
 static _Atomic(event_cb_t) stub_cb[STUBS];
 
-static void stub_dispatch(unsigned k, evutil_socket_t fd, short what, void *arg) {
+/* In the trampolines' section too: it calls the program's callback, and a
+ * callback that ends in a tail call (`event_free(arg);` as its last
+ * statement, optimised to a jump) makes that call return here: the call
+ * is the program's (loopsan__from_program), not the shim's own. */
+TRAMPOLINE static void stub_dispatch(unsigned k, evutil_socket_t fd, short what, void *arg) {
   event_cb_t cb = atomic_load_explicit(&stub_cb[k], memory_order_acquire);
   struct event *ev = running_base && RESOLVE(event_base_get_running_event)
                          ? REAL(event_base_get_running_event)(running_base)
@@ -332,6 +336,8 @@ static void event_made(struct event *ev, uint8_t type, struct event_base *base, 
     loopsan__obj_state_clear(ref, LOOPSAN_STATE_USED);
     /* Named now: an event never added is still reported with it. */
     loopsan__record_op(o.id, LOOPSAN_OP_CALLBACK, (void *)cb, 0, 0);
+  } else { /* (the object table is full: it is not tracked) */
+    atomic_store(&untracked_events, 1);
   }
 }
 
