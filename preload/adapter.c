@@ -202,7 +202,7 @@ void loopsan__loop_enter(const void *loop, const void **saved) {
 }
 
 void loopsan__loop_leave(const void *loop, const void *saved) {
-  loopsan__adapter_loops--;
+  loopsan__adapter_loop_left();
   my_loop = saved;
   uint32_t tid = loopsan__tid();
   unsigned hwm = atomic_load(&running_hwm);

@@ -181,14 +181,29 @@ void loopsan__record_misuse_ex(uint64_t obj, uint8_t library, uint32_t what, con
   errno = saved;
 }
 
-void loopsan__dispatch_slow(const struct loopsan_dispatch *d, uint64_t duration) {
+/* (shim.h, LOOPSAN_TIMED_CALL) */
+void loopsan__dispatch_unwound(void) {
+  struct loopsan_spill_header *h = loopsan__tls_region;
+  uint32_t depth = h ? h->depth : 0;
+  if (!depth)
+    return;
+  if (depth > LOOPSAN_INFLIGHT_MAX) {
+    __atomic_store_n(&h->depth, depth - 1, __ATOMIC_RELEASE);
+    return;
+  }
+  struct loopsan_inflight e = h->inflight[depth - 1];
+  loopsan__dispatch_leave(h, e.t0, e.obj, (const void *)(uintptr_t)e.cb, e.slot, e.library);
+}
+
+void loopsan__dispatch_slow(uint64_t t0, uint64_t obj, const void *cb, uint32_t slot,
+                            uint64_t duration) {
   int saved = errno;
   struct loopsan_rec_dispatch r = {
-      .h.aux = d->slot,
-      .ts = d->t0,
+      .h.aux = slot,
+      .ts = t0,
       .duration = duration,
-      .obj = d->obj,
-      .cb = (uint64_t)(uintptr_t)d->cb,
+      .obj = obj,
+      .cb = (uint64_t)(uintptr_t)cb,
   };
   loopsan__emit_dispatch(&r); /* (16 bytes when it can, with --record=all) */
   errno = saved;

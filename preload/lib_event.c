@@ -90,10 +90,8 @@ TRAMPOLINE static void stub_dispatch(unsigned k, evutil_socket_t fd, short what,
     loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);
     loopsan__record_op(o.id, LOOPSAN_OP_FIRED, (void *)cb, 0, 0);
   }
-  LOOPSAN_DISPATCH(d);
-  loopsan__dispatch_begin(&d, ref ? o.id : 0, (void *)cb, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_EVENT);
-  cb(fd, what, arg);
-  loopsan__dispatch_end(&d);
+  LOOPSAN_TIMED_CALL(ref ? o.id : 0, (void *)cb, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_EVENT,
+                     cb(fd, what, arg));
 }
 
 /* 256 stubs, named by their index in base 4 (stub_0000 to stub_3333). */
@@ -547,13 +545,12 @@ static void bev_dispatch(struct bufferevent *bev, int slot, short what, void *ct
     loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);
     loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);
   }
-  LOOPSAN_DISPATCH(d);
-  loopsan__dispatch_begin(&d, o.id, o.cb, (uint32_t)slot, LOOPSAN_LIB_EVENT);
-  if (slot == SLOT_EVENT)
-    ((bufferevent_event_cb)o.cb)(bev, what, ctx);
-  else
-    ((bufferevent_data_cb)o.cb)(bev, ctx);
-  loopsan__dispatch_end(&d);
+  LOOPSAN_TIMED_CALL(o.id, o.cb, (uint32_t)slot, LOOPSAN_LIB_EVENT, {
+    if (slot == SLOT_EVENT)
+      ((bufferevent_event_cb)o.cb)(bev, what, ctx);
+    else
+      ((bufferevent_data_cb)o.cb)(bev, ctx);
+  });
 }
 
 TRAMPOLINE static void tr_bev_read(struct bufferevent *bev, void *ctx) {
@@ -644,10 +641,8 @@ TRAMPOLINE static void tr_listener(struct evconnlistener *lev, evutil_socket_t f
     loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);
     loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);
   }
-  LOOPSAN_DISPATCH(d);
-  loopsan__dispatch_begin(&d, o.id, o.cb, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_EVENT);
-  ((evconnlistener_cb)o.cb)(lev, fd, sa, socklen, ptr);
-  loopsan__dispatch_end(&d);
+  LOOPSAN_TIMED_CALL(o.id, o.cb, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_EVENT,
+                     ((evconnlistener_cb)o.cb)(lev, fd, sa, socklen, ptr));
 }
 
 DECLARE_REAL(evconnlistener_set_cb);

@@ -406,7 +406,7 @@ static GMainContext *context_enter(GMainContext *ctx, const void **saved) {
   }
   if (loopsan__loop_running_elsewhere(ctx))
     return NULL;
-  loopsan__adapter_loops--; /* counted again by loop_enter */
+  loopsan__adapter_loop_left(); /* counted again by loop_enter */
   loopsan__loop_enter(ctx, saved);
   return ctx;
 }
@@ -415,7 +415,7 @@ static void context_leave(GMainContext *entered, const void *saved) {
   if (entered)
     loopsan__loop_leave(entered, saved);
   else
-    loopsan__adapter_loops--;
+    loopsan__adapter_loop_left();
 }
 
 DECLARE_REAL(g_main_loop_run);
@@ -448,7 +448,7 @@ LOOPSAN_INTERPOSE gboolean g_main_context_iteration(GMainContext *ctx, gboolean 
   }
   loopsan__adapter_loops++;
   gboolean rc = REAL(g_main_context_iteration)(ctx, may_block);
-  loopsan__adapter_loops--;
+  loopsan__adapter_loop_left();
   return rc;
 }
 

@@ -55,10 +55,9 @@ TRAMPOLINE static int tr_source(sd_event_source *s, uintptr_t a, uintptr_t b, ui
     loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);
     loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);
   }
-  LOOPSAN_DISPATCH(d);
-  loopsan__dispatch_begin(&d, o.id, o.cb, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_SDEVENT);
-  int rc = ((any_cb_t)o.cb)(s, a, b, c);
-  loopsan__dispatch_end(&d);
+  int rc;
+  LOOPSAN_TIMED_CALL(o.id, o.cb, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_SDEVENT,
+                     rc = ((any_cb_t)o.cb)(s, a, b, c));
   return rc;
 }
 

@@ -42,10 +42,7 @@ DECLARE_REAL(uv_is_closing);
       loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);                                      \
       loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);                                \
     }                                                                                        \
-    LOOPSAN_DISPATCH(d);                                                                     \
-    loopsan__dispatch_begin(&d, o.id, o.cb, slot, LOOPSAN_LIB_UV);                           \
-    ((cb_type)o.cb) args;                                                                    \
-    loopsan__dispatch_end(&d);                                                               \
+    LOOPSAN_TIMED_CALL(o.id, o.cb, slot, LOOPSAN_LIB_UV, ((cb_type)o.cb) args);              \
   }
 
 HANDLE_TRAMPOLINE(tr_timer, LOOPSAN_SLOT_MAIN, uv_timer_cb, h, (uv_timer_t * h), (h))
@@ -129,10 +126,7 @@ TRAMPOLINE static void tr_close(uv_handle_t *h) {
     atomic_store(&g->done, 1);
   uv_close_cb cb = (uv_close_cb)o.cb[LOOPSAN_SLOT_CLOSE];
   if (cb) {
-    LOOPSAN_DISPATCH(d);
-    loopsan__dispatch_begin(&d, o.id, (void *)cb, LOOPSAN_SLOT_CLOSE, LOOPSAN_LIB_UV);
-    cb(h);
-    loopsan__dispatch_end(&d);
+    LOOPSAN_TIMED_CALL(o.id, (void *)cb, LOOPSAN_SLOT_CLOSE, LOOPSAN_LIB_UV, cb(h));
   }
   loopsan__record_end(&o, LOOPSAN_OP_CLOSED, (void *)cb, 0, 0);
 }

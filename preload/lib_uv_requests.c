@@ -25,10 +25,8 @@ static inline int32_t clamp_status(ssize_t status) {
       return;                                                                        \
     int32_t complete_status = clamp_status(status_expr);                             \
     if (o.cb[0]) {                                                                   \
-      LOOPSAN_DISPATCH(d);                                                     \
-      loopsan__dispatch_begin(&d, o.id, o.cb[0], LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_UV); \
-      ((cb_type)o.cb[0]) args;                                                       \
-      loopsan__dispatch_end(&d);                                                     \
+      LOOPSAN_TIMED_CALL(o.id, o.cb[0], LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_UV,        \
+                         ((cb_type)o.cb[0]) args);                                   \
     }                                                                                \
     loopsan__record_end(&o, LOOPSAN_OP_COMPLETE, o.cb[0], complete_status, 0);       \
   }

@@ -38,6 +38,7 @@ static int timeval_ms(const struct timeval *tv) {
 }
 
 LOOPSAN_TLS unsigned loopsan__adapter_loops;
+LOOPSAN_TLS int64_t loopsan__wait_credit;
 
 /* What a generic loop waits on: an epoll descriptor, or for a loop built
  * on poll/select (which has no descriptor of its own) the place it waits
@@ -188,11 +189,13 @@ static inline int adapter_wait(void) {
     (n, r, w, e, ts, mask), timespec_ms(ts), WAIT_POLL, SITE)
 
 /* Each wait is two functions. The interposed one is the fast path: the
- * wait of an adapter's loop whose write-out check finds nothing to do
- * jumps straight to libc, with no frame of its own (an idle libuv loop
- * waits once per callback). Everything else is the slow path, which gets
- * the program's call site (SITE) and whether the fast path counted the
- * wait in (loopsan__wait_unchecked) already. */
+ * wait of an adapter's loop while its thread has credit (shim.h,
+ * loopsan__wait_take_credit) jumps straight to libc, with no frame of its
+ * own (an idle libuv loop waits once per callback); so does one right
+ * after a callback, before the thread's write-out is due, which renews
+ * the credit. Everything else is the slow path, which gets the program's
+ * call site (SITE) and whether the wait is an adapter loop's (COUNTED:
+ * its check is due; the slow path renews the credit). */
 #define WITH_SITE_PARAM(...) (uintptr_t site, int counted, __VA_ARGS__)
 #define WITH_SITE_COUNTED(...) ((uintptr_t)__builtin_return_address(0), 1, __VA_ARGS__)
 #define WITH_SITE(...) ((uintptr_t)__builtin_return_address(0), 0, __VA_ARGS__)
@@ -215,9 +218,10 @@ static inline int adapter_wait(void) {
       return real args;                                                                \
     int timeout_ms = timeout_expr; /* select() rewrites its timeval */                 \
     iteration_end(kind, key, timeout_ms);                                              \
-    if (counted)                                                                       \
+    if (counted) {                                                                     \
       loopsan__before_wait(timeout_ms);                                                \
-    else                                                                               \
+      loopsan__wait_credit = LOOPSAN_WAIT_CREDIT;                                      \
+    } else                                                                             \
       loopsan__before_wait_maybe(timeout_ms);                                          \
     ret rc = real args;                                                                \
     int saved_errno = errno;                                                           \
@@ -227,9 +231,13 @@ static inline int adapter_wait(void) {
   }                                                                                    \
   LOOPSAN_INTERPOSE ret name params {                                                  \
     ret(*real) params = real_##name;                                                   \
+    if (LOOPSAN_LIKELY(real && loopsan__wait_take_credit(timeout_expr)))               \
+      return real args;                                                                \
     if (LOOPSAN_LIKELY(real && loopsan__state.active && adapter_wait())) {             \
-      if (LOOPSAN_LIKELY(loopsan__wait_unchecked(timeout_expr)))                       \
+      if (LOOPSAN_LIKELY(loopsan__wait_after_callback())) {                            \
+        loopsan__wait_credit = LOOPSAN_WAIT_CREDIT;                                    \
         return real args;                                                              \
+      }                                                                                \
       return slow_##name WITH_SITE_COUNTED args;                                       \
     }                                                                                  \
     return slow_##name WITH_SITE args;                                                 \

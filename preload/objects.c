@@ -10,26 +10,14 @@
 
 #include "preload/shim.h"
 
-#define OBJ_TABLE_BITS 21 /* 2M slots x 64 B, touched only where used */
-#define OBJ_TABLE_SIZE (1u << OBJ_TABLE_BITS)
-#define OBJ_MAX_PROBES 128
-#define KEY_EMPTY ((uintptr_t)0)
+#define OBJ_TABLE_BITS LOOPSAN_OBJ_TABLE_BITS
+#define OBJ_TABLE_SIZE LOOPSAN_OBJ_TABLE_SIZE
+#define OBJ_MAX_PROBES LOOPSAN_OBJ_MAX_PROBES
+#define KEY_EMPTY LOOPSAN_OBJ_KEY_EMPTY
 #define KEY_BUSY ((uintptr_t)1)
 #define KEY_TOMB ((uintptr_t)2)
 
-struct obj_slot {
-  _Atomic uintptr_t key;
-  _Atomic uint32_t seq;
-  _Atomic uint16_t state;
-  uint8_t library;
-  uint8_t type;
-  _Atomic uint64_t id;
-  _Atomic uint64_t loop;
-  _Atomic(void *) cb[LOOPSAN_SLOTS];
-};
-_Static_assert(sizeof(struct obj_slot) == 64, "one cache line per slot");
-
-static struct obj_slot *table;
+struct loopsan_obj_slot *loopsan__obj_table;
 static _Atomic uint64_t next_id = 1;
 
 uint64_t loopsan__obj_new_id(void) {
@@ -40,41 +28,30 @@ static int table_init(void) {
   static _Atomic int failed;
   if (atomic_load(&failed))
     return -1;
-  void *mem = mmap(NULL, sizeof(struct obj_slot) * OBJ_TABLE_SIZE, PROT_READ | PROT_WRITE,
+  void *mem = mmap(NULL, sizeof(struct loopsan_obj_slot) * OBJ_TABLE_SIZE, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (mem == MAP_FAILED) {
     atomic_store(&failed, 1);
     return -1;
   }
   void *expected = NULL;
-  if (!__atomic_compare_exchange_n((void **)&table, &expected, mem, 0, __ATOMIC_ACQ_REL,
+  if (!__atomic_compare_exchange_n((void **)&loopsan__obj_table, &expected, mem, 0, __ATOMIC_ACQ_REL,
                                    __ATOMIC_ACQUIRE))
-    munmap(mem, sizeof(struct obj_slot) * OBJ_TABLE_SIZE);
+    munmap(mem, sizeof(struct loopsan_obj_slot) * OBJ_TABLE_SIZE);
   return 0;
 }
 
-static inline struct obj_slot *get_table(void) {
-  struct obj_slot *t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+static inline struct loopsan_obj_slot *get_table(void) {
+  struct loopsan_obj_slot *t = __atomic_load_n(&loopsan__obj_table, __ATOMIC_ACQUIRE);
   if (LOOPSAN_UNLIKELY(!t)) {
     if (table_init() != 0)
       return NULL;
-    t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+    t = __atomic_load_n(&loopsan__obj_table, __ATOMIC_ACQUIRE);
   }
   return t;
 }
 
-/* Nearly the identity: objects next to each other in memory (an array of
- * timers, a connection struct with its handles, a malloc arena) land in
- * neighbouring slots, so the table is walked the way the program walks its
- * memory instead of missing the cache on every lookup. 64-byte granules:
- * every libuv handle or request is larger, so two never share a home; the
- * higher bits are folded in so that distant regions do not stack up. */
-static inline uint32_t home(uintptr_t key) {
-  uint64_t k = (uint64_t)key >> 6;
-  return (uint32_t)((k ^ (k >> OBJ_TABLE_BITS) * 0x9E37u) & (OBJ_TABLE_SIZE - 1));
-}
-
-static void slot_write(struct obj_slot *s, const struct loopsan_obj *o) {
+static void slot_write(struct loopsan_obj_slot *s, const struct loopsan_obj *o) {
   uint32_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
   atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
   atomic_thread_fence(memory_order_release);
@@ -89,7 +66,7 @@ static void slot_write(struct obj_slot *s, const struct loopsan_obj *o) {
 }
 
 /* Copy a slot whose key was ADDR; 0 if it changed under us. */
-static int slot_read(struct obj_slot *s, uintptr_t addr, struct loopsan_obj *out) {
+static int slot_read(struct loopsan_obj_slot *s, uintptr_t addr, struct loopsan_obj *out) {
   for (int tries = 0; tries < 1000; tries++) {
     uint32_t s1 = atomic_load_explicit(&s->seq, memory_order_acquire);
     if (s1 & 1u)
@@ -108,28 +85,15 @@ static int slot_read(struct obj_slot *s, uintptr_t addr, struct loopsan_obj *out
   return 0;
 }
 
-static inline __attribute__((always_inline)) struct obj_slot *find(struct obj_slot *t,
-                                                                   uintptr_t addr) {
-  uint32_t i = home(addr);
-  for (int p = 0; p < OBJ_MAX_PROBES; p++, i = (i + 1) & (OBJ_TABLE_SIZE - 1)) {
-    uintptr_t k = atomic_load_explicit(&t[i].key, memory_order_acquire);
-    if (k == addr)
-      return &t[i];
-    if (k == KEY_EMPTY)
-      return NULL;
-  }
-  return NULL;
-}
-
 void *loopsan__obj_put(const void *ptr, const struct loopsan_obj *obj, int keep_callbacks,
                        struct loopsan_obj *replaced) {
   uintptr_t addr = (uintptr_t)ptr;
-  struct obj_slot *t = get_table();
+  struct loopsan_obj_slot *t = get_table();
   if (replaced)
     replaced->id = 0;
   if (!t || addr <= KEY_TOMB)
     return NULL;
-  struct obj_slot *s = find(t, addr);
+  struct loopsan_obj_slot *s = loopsan__obj_find(t, addr);
   if (s) {
     struct loopsan_obj merged = *obj;
     struct loopsan_obj old;
@@ -143,7 +107,7 @@ void *loopsan__obj_put(const void *ptr, const struct loopsan_obj *obj, int keep_
     return s;
   }
   for (int attempt = 0; attempt < 8; attempt++) {
-    uint32_t h = home(addr), i = h;
+    uint32_t h = loopsan__obj_home(addr), i = h;
     for (int p = 0; p < OBJ_MAX_PROBES; p++, i = (i + 1) & (OBJ_TABLE_SIZE - 1)) {
       uintptr_t k = atomic_load_explicit(&t[i].key, memory_order_acquire);
       if (k != KEY_EMPTY && k != KEY_TOMB)
@@ -167,21 +131,17 @@ void *loopsan__obj_put(const void *ptr, const struct loopsan_obj *obj, int keep_
   return NULL;
 }
 
-void *loopsan__obj_dispatch(const void *ptr, int slot, struct loopsan_obj_cb *out) {
-  uintptr_t addr = (uintptr_t)ptr;
-  struct obj_slot *t = __atomic_load_n(&table, __ATOMIC_RELAXED);
-  if (LOOPSAN_UNLIKELY(!t))
-    return NULL;
-  struct obj_slot *s = find(t, addr);
-  if (LOOPSAN_UNLIKELY(!s))
-    return NULL;
+/* The inline lookup's second try and on (objects.h). */
+void *loopsan__obj_dispatch_retry(void *slot, uintptr_t addr, int cb_slot,
+                                  struct loopsan_obj_cb *out) {
+  struct loopsan_obj_slot *s = slot;
   for (int tries = 0; tries < 1000; tries++) {
     uint32_t s1 = atomic_load_explicit(&s->seq, memory_order_acquire);
     out->id = atomic_load_explicit(&s->id, memory_order_relaxed);
-    out->cb = atomic_load_explicit(&s->cb[slot], memory_order_relaxed);
+    out->cb = atomic_load_explicit(&s->cb[cb_slot], memory_order_relaxed);
     out->state = atomic_load_explicit(&s->state, memory_order_relaxed);
     atomic_thread_fence(memory_order_acquire);
-    if (LOOPSAN_LIKELY(!(s1 & 1u) && atomic_load_explicit(&s->seq, memory_order_relaxed) == s1))
+    if (!(s1 & 1u) && atomic_load_explicit(&s->seq, memory_order_relaxed) == s1)
       return atomic_load_explicit(&s->key, memory_order_relaxed) == addr ? s : NULL;
   }
   return NULL;
@@ -193,10 +153,10 @@ int loopsan__obj_read(void *ref, const void *ptr, struct loopsan_obj *out) {
 
 void *loopsan__obj_get(const void *ptr, struct loopsan_obj *out) {
   uintptr_t addr = (uintptr_t)ptr;
-  struct obj_slot *t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+  struct loopsan_obj_slot *t = __atomic_load_n(&loopsan__obj_table, __ATOMIC_ACQUIRE);
   if (!t)
     return NULL;
-  struct obj_slot *s = find(t, addr);
+  struct loopsan_obj_slot *s = loopsan__obj_find(t, addr);
   if (!s || !slot_read(s, addr, out))
     return NULL;
   return s;
@@ -204,10 +164,10 @@ void *loopsan__obj_get(const void *ptr, struct loopsan_obj *out) {
 
 int loopsan__obj_take(const void *ptr, struct loopsan_obj *out) {
   uintptr_t addr = (uintptr_t)ptr;
-  struct obj_slot *t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+  struct loopsan_obj_slot *t = __atomic_load_n(&loopsan__obj_table, __ATOMIC_ACQUIRE);
   if (!t)
     return -1;
-  struct obj_slot *s = find(t, addr);
+  struct loopsan_obj_slot *s = loopsan__obj_find(t, addr);
   if (!s || !slot_read(s, addr, out))
     return -1;
   uintptr_t expected = addr;
@@ -232,13 +192,13 @@ int loopsan__obj_take(const void *ptr, struct loopsan_obj *out) {
 }
 
 int loopsan__obj_is(void *ref, const void *addr, uint64_t id) {
-  struct obj_slot *s = ref;
+  struct loopsan_obj_slot *s = ref;
   return ref && atomic_load_explicit(&s->key, memory_order_acquire) == (uintptr_t)addr &&
          atomic_load_explicit(&s->id, memory_order_relaxed) == id;
 }
 
 void loopsan__obj_set_cb(void *ref, int slot, void *cb) {
-  struct obj_slot *s = ref;
+  struct loopsan_obj_slot *s = ref;
   uint32_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
   atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
   atomic_thread_fence(memory_order_release);
@@ -249,7 +209,7 @@ void loopsan__obj_set_cb(void *ref, int slot, void *cb) {
 /* State bits change only on the thread that runs the object's loop: plain
  * stores, no locked read-modify-write. */
 uint16_t loopsan__obj_state_set(void *ref, uint16_t bits) {
-  struct obj_slot *s = ref;
+  struct loopsan_obj_slot *s = ref;
   uint16_t old = atomic_load_explicit(&s->state, memory_order_relaxed);
   if ((old & bits) != bits)
     atomic_store_explicit(&s->state, (uint16_t)(old | bits), memory_order_relaxed);
@@ -257,7 +217,7 @@ uint16_t loopsan__obj_state_set(void *ref, uint16_t bits) {
 }
 
 void loopsan__obj_state_clear(void *ref, uint16_t bits) {
-  struct obj_slot *s = ref;
+  struct loopsan_obj_slot *s = ref;
   uint16_t old = atomic_load_explicit(&s->state, memory_order_relaxed);
   if (old & bits)
     atomic_store_explicit(&s->state, (uint16_t)(old & ~bits), memory_order_relaxed);

@@ -77,22 +77,25 @@ void loopsan__before_wait(int timeout_ms);
 extern LOOPSAN_TLS uint32_t loopsan__waits_unchecked, loopsan__wait_budget_ms;
 extern LOOPSAN_TLS uint64_t loopsan__wait_seen_end, loopsan__wait_due;
 extern LOOPSAN_TLS uint64_t loopsan__last_end;
-static inline int loopsan__wait_unchecked(int timeout_ms) {
-  if (timeout_ms >= 0 && timeout_ms < 1000) {
-    loopsan__wait_budget_ms += (uint32_t)timeout_ms;
-    if ((++loopsan__waits_unchecked & 63u) && loopsan__wait_budget_ms < 1000)
-      return 1;
-  }
-  /* A long wait too, when a callback ended since the last wait, before
-   * the thread's next write-out is due: what loopsan__before_wait would
-   * find, from two thread-local compares instead of a call. (When none
-   * ended, the time is unknown: it asks the clock.) */
+/* A long wait too, when a callback ended since the last wait, before the
+ * thread's next write-out is due: what loopsan__before_wait would find,
+ * from two thread-local compares instead of a call. (When none ended, the
+ * time is unknown: it asks the clock.) */
+static inline int loopsan__wait_after_callback(void) {
   uint64_t end = loopsan__last_end;
   if (end != loopsan__wait_seen_end && end < loopsan__wait_due) {
     loopsan__wait_seen_end = end;
     return 1;
   }
   return 0;
+}
+static inline int loopsan__wait_unchecked(int timeout_ms) {
+  if (timeout_ms >= 0 && timeout_ms < 1000) {
+    loopsan__wait_budget_ms += (uint32_t)timeout_ms;
+    if ((++loopsan__waits_unchecked & 63u) && loopsan__wait_budget_ms < 1000)
+      return 1;
+  }
+  return loopsan__wait_after_callback();
 }
 static inline void loopsan__before_wait_maybe(int timeout_ms) {
   if (!loopsan__wait_unchecked(timeout_ms))
@@ -169,13 +172,7 @@ int loopsan__obj_read(void *ref, const void *addr, struct loopsan_obj *out);
 int loopsan__obj_is(void *ref, const void *addr, uint64_t id);
 /* Copy ADDR's object into *out; returns its reference or NULL. */
 void *loopsan__obj_get(const void *addr, struct loopsan_obj *out);
-/* The trampolines' lookup: only what a dispatch needs. */
-struct loopsan_obj_cb {
-  uint64_t id;
-  void *cb;
-  uint16_t state;
-};
-void *loopsan__obj_dispatch(const void *addr, int slot, struct loopsan_obj_cb *out);
+#include "preload/objects.h"
 /* Remove ADDR's object, copying it into *out first; 0 or -1 if absent. */
 int loopsan__obj_take(const void *addr, struct loopsan_obj *out);
 /* Set callback SLOT of the object behind REF (owner thread only). */
@@ -260,30 +257,33 @@ extern LOOPSAN_TLS uintptr_t loopsan__dispatch_frame[LOOPSAN_INFLIGHT_MAX];
 /* Give the calling thread its buffer; its spill header, or NULL. */
 struct loopsan_spill_header *loopsan__region_for_thread(void);
 
-static inline void loopsan__dispatch_begin(struct loopsan_dispatch *d, uint64_t obj, const void *cb,
-                                           uint32_t slot, uint32_t library) {
+/* A dispatch begins at T0: publish it in H (the thread's spill header, made
+ * if need be); returns H, for loopsan__dispatch_leave. Everything a
+ * dispatch needs is passed by value and kept in the caller's registers
+ * (a struct whose address escaped was stored and reloaded around every
+ * callback). */
+static inline __attribute__((always_inline)) struct loopsan_spill_header *
+loopsan__dispatch_enter(uint64_t t0, uint64_t obj, const void *cb, uint32_t slot, uint32_t library) {
   struct loopsan_spill_header *h = loopsan__tls_region;
-  if (LOOPSAN_UNLIKELY(!h))
+  if (LOOPSAN_UNLIKELY(!h)) {
     h = loopsan__region_for_thread();
-  d->obj = obj;
-  d->cb = cb;
-  d->slot = slot;
-  d->library = library;
-  d->open = 1;
-  d->region = h;
-  d->t0 = loopsan__now();
-  if (LOOPSAN_LIKELY(h != NULL)) {
-    uint32_t depth = h->depth;
-    if (LOOPSAN_LIKELY(depth < LOOPSAN_INFLIGHT_MAX))
-      h->inflight[depth] = (struct loopsan_inflight){d->t0, obj, (uintptr_t)cb, slot, library};
-    if (LOOPSAN_LIKELY(depth < LOOPSAN_INFLIGHT_MAX))
-      loopsan__dispatch_frame[depth] = (uintptr_t)__builtin_frame_address(0);
-    __atomic_store_n(&h->depth, depth + 1, __ATOMIC_RELEASE);
-    h->dispatches[library]++;
+    if (!h)
+      return NULL;
   }
+  uint32_t depth = h->depth;
+  if (LOOPSAN_LIKELY(depth < LOOPSAN_INFLIGHT_MAX)) {
+    h->inflight[depth] = (struct loopsan_inflight){t0, obj, (uintptr_t)cb, slot, library};
+    loopsan__dispatch_frame[depth] = (uintptr_t)__builtin_frame_address(0);
+  }
+  __atomic_store_n(&h->depth, depth + 1, __ATOMIC_RELEASE);
+  h->dispatches[library]++;
+  return h;
 }
 
-void loopsan__dispatch_slow(const struct loopsan_dispatch *d, uint64_t duration);
+/* (By value, so that a trampoline's D never escapes: the compiler keeps
+ * it in registers instead of storing and reloading it around the call.) */
+void loopsan__dispatch_slow(uint64_t t0, uint64_t obj, const void *cb, uint32_t slot,
+                            uint64_t duration);
 /* histograms.c: one more dispatch of CB (SLOT, LIBRARY) that took DT ticks.
  * Inline: the thread's recent sites at one compare, else a lookup. */
 struct loopsan_hist_slot {
@@ -330,35 +330,87 @@ void loopsan__hist_atfork_child(void);
  * asks whether a second has passed without reading the clock again (a
  * clock read costs more than all the rest of the check on these VMs). */
 extern LOOPSAN_TLS uint64_t loopsan__last_end;
-static inline void loopsan__dispatch_end(struct loopsan_dispatch *d) {
+static inline __attribute__((always_inline)) void
+loopsan__dispatch_leave(struct loopsan_spill_header *h, uint64_t t0, uint64_t obj, const void *cb,
+                        uint32_t slot, uint32_t library) {
   uint64_t end = loopsan__now();
   loopsan__last_end = end;
-  uint64_t dt = end - d->t0;
-  struct loopsan_spill_header *h = d->region;
+  uint64_t dt = end - t0;
   if (LOOPSAN_LIKELY(h != NULL))
     __atomic_store_n(&h->depth, h->depth - 1, __ATOMIC_RELEASE);
-  loopsan__hist_add(d->cb, d->slot, d->library, dt, d->obj);
+  loopsan__hist_add(cb, slot, library, dt, obj);
   if (LOOPSAN_UNLIKELY(dt >= loopsan__state.slow_ticks)) /* 0 in record mode "all" */
-    loopsan__dispatch_slow(d, dt);
-  d->open = 0;
+    loopsan__dispatch_slow(t0, obj, cb, slot, dt);
 }
 
 /* A callback that throws (a C++ exception unwinding through the loop's C
  * frames and ours to a catch around the loop's run) skips the end of its
  * dispatch: this cleanup ends it as the exception goes by, or it would be
  * taken for a callback that never returned. The shim is built with
- * -fexceptions; on the normal path the compiler sees open == 0 and drops
- * the check. Declare D right before its loopsan__dispatch_begin. */
-static inline void loopsan__dispatch_unwind(struct loopsan_dispatch *d) {
-  if (LOOPSAN_UNLIKELY(d->open))
-    loopsan__dispatch_end(d);
+ * -fexceptions; on the normal path the compiler sees the flag cleared and
+ * drops the check. Only the flag is the cleanup's (the rest stays in
+ * registers): it ends the thread's innermost published dispatch. */
+void loopsan__dispatch_unwound(void);
+static inline void loopsan__dispatch_unwind_flag(const unsigned char *open) {
+  if (LOOPSAN_UNLIKELY(*open))
+    loopsan__dispatch_unwound();
 }
-#define LOOPSAN_DISPATCH(d) struct loopsan_dispatch d __attribute__((cleanup(loopsan__dispatch_unwind)))
+/* Time the call CALL as a dispatch of CB (object OBJ, SLOT, LIBRARY). */
+#define LOOPSAN_TIMED_CALL(obj, cb, slot, library, call)                                       \
+  do {                                                                                         \
+    unsigned char loopsan_open_ __attribute__((cleanup(loopsan__dispatch_unwind_flag))) = 1;  \
+    uint64_t loopsan_obj_ = (obj);                                                             \
+    const void *loopsan_cb_ = (cb);                                                            \
+    uint64_t loopsan_t0_ = loopsan__now();                                                     \
+    struct loopsan_spill_header *loopsan_h_ =                                                  \
+        loopsan__dispatch_enter(loopsan_t0_, loopsan_obj_, loopsan_cb_, (slot), (library));    \
+    call;                                                                                      \
+    loopsan__dispatch_leave(loopsan_h_, loopsan_t0_, loopsan_obj_, loopsan_cb_, (slot),        \
+                            (library));                                                        \
+    loopsan_open_ = 0;                                                                         \
+  } while (0)
+
+/* The same for a dispatch that begins and ends in different functions (a
+ * GLib source's dispatch, the generic layer's iteration): D holds it. */
+static inline void loopsan__dispatch_begin(struct loopsan_dispatch *d, uint64_t obj, const void *cb,
+                                           uint32_t slot, uint32_t library) {
+  d->obj = obj;
+  d->cb = cb;
+  d->slot = slot;
+  d->library = library;
+  d->open = 1;
+  d->t0 = loopsan__now();
+  d->region = loopsan__dispatch_enter(d->t0, obj, cb, slot, library);
+}
+static inline void loopsan__dispatch_end(struct loopsan_dispatch *d) {
+  loopsan__dispatch_leave(d->region, d->t0, d->obj, d->cb, d->slot, d->library);
+  d->open = 0;
+}
 
 /* ---- libc_wait.c: the generic layer ---- */
 /* How many adapter loops (uv_run, ev_run, event_base_loop, ...) the thread
  * is running: while it runs one, its waits are its adapter's business. */
 extern LOOPSAN_TLS unsigned loopsan__adapter_loops;
+/* An adapter loop's wait skips every check while its thread has credit:
+ * one thread-local subtraction. A wait of T ms costs 64 T + 1000, so the
+ * credit the full check grants (64,000) lasts 64 waits, or a second's
+ * worth of their timeouts; an indefinite wait (-1, as unsigned) or a long
+ * one costs more than any credit. Leaving an adapter loop spends it all:
+ * the thread's next wait may be the generic layer's. */
+extern LOOPSAN_TLS int64_t loopsan__wait_credit;
+#define LOOPSAN_WAIT_CREDIT 64000
+static inline int loopsan__wait_take_credit(int timeout_ms) {
+  int64_t c = loopsan__wait_credit - (int64_t)(((uint64_t)(uint32_t)timeout_ms << 6) + 1000);
+  if (LOOPSAN_LIKELY(c >= 0)) {
+    loopsan__wait_credit = c;
+    return 1;
+  }
+  return 0;
+}
+static inline void loopsan__adapter_loop_left(void) {
+  loopsan__adapter_loops--;
+  loopsan__wait_credit = 0;
+}
 /* A blocking call R (NAME) made in the generic layer's iteration in
  * progress: written when the iteration ends at its loop's next wait,
  * forgotten if it never does (the loop had ended). */
