@@ -9,12 +9,27 @@
 #include <stdint.h>
 #include <time.h>
 
-extern int loopsan__clock_use_tsc;
+extern int loopsan__clock_use_tsc __attribute__((visibility("hidden")));
 
 static inline uint64_t loopsan__mono_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The clock with its choice made by the caller (TSC: loopsan__clock_use_tsc
+ * read once, for the two readings around a callback). */
+static inline __attribute__((always_inline)) uint64_t loopsan__now_with(int tsc) {
+#if defined(__x86_64__)
+  if (tsc) {
+    uint32_t lo, hi;
+    __asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+  }
+#else
+  (void)tsc;
+#endif
+  return loopsan__mono_ns();
 }
 
 static inline uint64_t loopsan__now(void) {

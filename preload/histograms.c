@@ -27,9 +27,14 @@ static LOOPSAN_TLS struct hist_table *my_hist;
  * the same few callbacks over and over, so most dispatches find theirs at
  * one compare. Emptied after the table's counts were written (the next
  * count, through loopsan__hist_add_slow, marks it dirty again). */
-LOOPSAN_TLS struct hist_slot *loopsan__hist_cache[LOOPSAN_HIST_CACHE];
+static const struct hist_slot no_site = {.cb = 1}; /* no function is at 1 */
+#define NO_SITE ((struct hist_slot *)&no_site)           /* (never written) */
+LOOPSAN_TLS struct hist_slot *loopsan__hist_cache[LOOPSAN_HIST_CACHE] = {
+    NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE};
+_Static_assert(LOOPSAN_HIST_CACHE == 8, "one NO_SITE an entry");
 static inline void forget_recent(void) {
-  memset(loopsan__hist_cache, 0, sizeof loopsan__hist_cache);
+  for (unsigned i = 0; i < LOOPSAN_HIST_CACHE; i++)
+    loopsan__hist_cache[i] = NO_SITE;
 }
 static LOOPSAN_TLS int no_table; /* mmap failed once: this thread counts nothing */
 
@@ -99,17 +104,19 @@ static void emit_table(struct hist_table *t) {
   t->dirty = 0;
   for (unsigned i = 0; i < HIST_SLOTS; i++) {
     struct hist_slot *s = &t->s[i];
-    if (!s->count)
-      continue;
     struct loopsan_rec_histogram r = {.h.aux = s->slot,
                                       .cb = s->cb,
                                       .total = s->total,
                                       .max = s->max,
-                                      .count = s->count,
                                       .library = s->library};
-    memcpy(r.buckets, s->buckets, sizeof r.buckets);
+    for (unsigned b = 0; b < LOOPSAN_HIST_LOG2_BUCKETS; b++) {
+      r.count += s->buckets[b];
+      /* (the record's last bucket: everything above) */
+      r.buckets[b < LOOPSAN_HIST_BUCKETS ? b : LOOPSAN_HIST_BUCKETS - 1] += s->buckets[b];
+    }
+    if (!r.count)
+      continue;
     loopsan__emit(LOOPSAN_REC_HISTOGRAM, &r, sizeof r);
-    s->count = 0;
     s->total = s->max = 0;
     memset(s->buckets, 0, sizeof s->buckets);
   }

@@ -4,8 +4,7 @@
 #ifndef LOOPSAN_PRELOAD_OBJECTS_H
 #define LOOPSAN_PRELOAD_OBJECTS_H
 
-#include <stdatomic.h>
-#include <stdint.h>
+/* (Included by shim.h, whose types and hidden visibility it shares.) */
 
 #define LOOPSAN_OBJ_TABLE_BITS 21 /* 2M slots x 64 B, touched only where used */
 #define LOOPSAN_OBJ_TABLE_SIZE (1u << LOOPSAN_OBJ_TABLE_BITS)

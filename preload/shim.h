@@ -15,6 +15,11 @@
 #include "common/trace_format.h"
 #include "preload/clock.h"
 
+/* The core's globals are hidden in fact (-fvisibility=hidden), but only
+ * declarations that say so are read in one instruction instead of two
+ * (the address, then the value). No system header below this line. */
+#pragma GCC visibility push(hidden)
+
 #define LOOPSAN_INTERPOSE __attribute__((visibility("default")))
 #define LOOPSAN_TLS __thread __attribute__((tls_model("initial-exec")))
 #define LOOPSAN_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -256,20 +261,20 @@ extern LOOPSAN_TLS struct loopsan_spill_header *loopsan__tls_region;
 extern LOOPSAN_TLS uintptr_t loopsan__dispatch_frame[LOOPSAN_INFLIGHT_MAX];
 /* Give the calling thread its buffer; its spill header, or NULL. */
 struct loopsan_spill_header *loopsan__region_for_thread(void);
+/* The same, or (no buffer) a header of the thread's own that nothing
+ * reads, so that the dispatch path needs no test for NULL. */
+__attribute__((returns_nonnull)) struct loopsan_spill_header *loopsan__region_or_scratch(void);
 
 /* A dispatch begins at T0: publish it in H (the thread's spill header, made
- * if need be); returns H, for loopsan__dispatch_leave. Everything a
+ * if need be, else a scratch one); returns H, for loopsan__dispatch_leave. Everything a
  * dispatch needs is passed by value and kept in the caller's registers
  * (a struct whose address escaped was stored and reloaded around every
  * callback). */
 static inline __attribute__((always_inline)) struct loopsan_spill_header *
 loopsan__dispatch_enter(uint64_t t0, uint64_t obj, const void *cb, uint32_t slot, uint32_t library) {
   struct loopsan_spill_header *h = loopsan__tls_region;
-  if (LOOPSAN_UNLIKELY(!h)) {
-    h = loopsan__region_for_thread();
-    if (!h)
-      return NULL;
-  }
+  if (LOOPSAN_UNLIKELY(!h))
+    h = loopsan__region_or_scratch();
   uint32_t depth = h->depth;
   if (LOOPSAN_LIKELY(depth < LOOPSAN_INFLIGHT_MAX)) {
     h->inflight[depth] = (struct loopsan_inflight){t0, obj, (uintptr_t)cb, slot, library};
@@ -286,15 +291,20 @@ void loopsan__dispatch_slow(uint64_t t0, uint64_t obj, const void *cb, uint32_t 
                             uint64_t duration);
 /* histograms.c: one more dispatch of CB (SLOT, LIBRARY) that took DT ticks.
  * Inline: the thread's recent sites at one compare, else a lookup. */
+/* A bucket for every log2 of a 64-bit duration, so that counting needs no
+ * clamp, and no count of its own: the buckets add up to it (both are
+ * folded into the record's form when written). */
+#define LOOPSAN_HIST_LOG2_BUCKETS 64
 struct loopsan_hist_slot {
   uint64_t cb; /* 0: free */
   uint64_t total, max;
-  uint32_t count;
   uint16_t library, slot;
-  uint32_t buckets[LOOPSAN_HIST_BUCKETS];
+  uint32_t buckets[LOOPSAN_HIST_LOG2_BUCKETS];
 };
 /* The thread's sites counted last, by callback address (a loop
- * dispatches a few callbacks in turn: most find theirs at one compare). */
+ * dispatches a few callbacks in turn: most find theirs at one compare).
+ * An empty entry points at a slot no callback matches, not at NULL: one
+ * test less. */
 #define LOOPSAN_HIST_CACHE 8u
 extern LOOPSAN_TLS struct loopsan_hist_slot *loopsan__hist_cache[LOOPSAN_HIST_CACHE];
 static inline unsigned loopsan__hist_cache_index(const void *cb) {
@@ -303,17 +313,15 @@ static inline unsigned loopsan__hist_cache_index(const void *cb) {
 void loopsan__hist_add_slow(const void *cb, uint32_t slot, uint32_t library, uint64_t dt,
                             uint64_t obj);
 static inline void loopsan__hist_count(struct loopsan_hist_slot *s, uint64_t dt) {
-  s->count++;
   s->total += dt;
   if (LOOPSAN_UNLIKELY(dt > s->max))
     s->max = dt;
-  unsigned b = 63u - (unsigned)__builtin_clzll(dt | 1);
-  s->buckets[b < LOOPSAN_HIST_BUCKETS ? b : LOOPSAN_HIST_BUCKETS - 1]++;
+  s->buckets[63u - (unsigned)__builtin_clzll(dt | 1)]++;
 }
 static inline void loopsan__hist_add(const void *cb, uint32_t slot, uint32_t library, uint64_t dt,
                                      uint64_t obj) {
   struct loopsan_hist_slot *s = loopsan__hist_cache[loopsan__hist_cache_index(cb)];
-  if (LOOPSAN_LIKELY(s && s->cb == (uint64_t)(uintptr_t)cb))
+  if (LOOPSAN_LIKELY(s->cb == (uint64_t)(uintptr_t)cb))
     loopsan__hist_count(s, dt);
   else
     loopsan__hist_add_slow(cb, slot, library, dt, obj);
@@ -331,16 +339,20 @@ void loopsan__hist_atfork_child(void);
  * clock read costs more than all the rest of the check on these VMs). */
 extern LOOPSAN_TLS uint64_t loopsan__last_end;
 static inline __attribute__((always_inline)) void
-loopsan__dispatch_leave(struct loopsan_spill_header *h, uint64_t t0, uint64_t obj, const void *cb,
-                        uint32_t slot, uint32_t library) {
-  uint64_t end = loopsan__now();
+loopsan__dispatch_leave_with(int tsc, struct loopsan_spill_header *h, uint64_t t0, uint64_t obj,
+                             const void *cb, uint32_t slot, uint32_t library) {
+  uint64_t end = loopsan__now_with(tsc);
   loopsan__last_end = end;
   uint64_t dt = end - t0;
-  if (LOOPSAN_LIKELY(h != NULL))
-    __atomic_store_n(&h->depth, h->depth - 1, __ATOMIC_RELEASE);
+  __atomic_store_n(&h->depth, h->depth - 1, __ATOMIC_RELEASE);
   loopsan__hist_add(cb, slot, library, dt, obj);
   if (LOOPSAN_UNLIKELY(dt >= loopsan__state.slow_ticks)) /* 0 in record mode "all" */
     loopsan__dispatch_slow(t0, obj, cb, slot, dt);
+}
+static inline __attribute__((always_inline)) void
+loopsan__dispatch_leave(struct loopsan_spill_header *h, uint64_t t0, uint64_t obj, const void *cb,
+                        uint32_t slot, uint32_t library) {
+  loopsan__dispatch_leave_with(loopsan__clock_use_tsc, h, t0, obj, cb, slot, library);
 }
 
 /* A callback that throws (a C++ exception unwinding through the loop's C
@@ -355,19 +367,27 @@ static inline void loopsan__dispatch_unwind_flag(const unsigned char *open) {
   if (LOOPSAN_UNLIKELY(*open))
     loopsan__dispatch_unwound();
 }
-/* Time the call CALL as a dispatch of CB (object OBJ, SLOT, LIBRARY). */
-#define LOOPSAN_TIMED_CALL(obj, cb, slot, library, call)                                       \
+/* Time the call CALL as a dispatch of CB (object OBJ, SLOT, LIBRARY). The
+ * clock is chosen once, outside: CALL is compiled twice, for each clock. */
+#define LOOPSAN_TIMED_CALL_WITH_(tsc, obj, cb, slot, library, call)                            \
   do {                                                                                         \
     unsigned char loopsan_open_ __attribute__((cleanup(loopsan__dispatch_unwind_flag))) = 1;  \
     uint64_t loopsan_obj_ = (obj);                                                             \
     const void *loopsan_cb_ = (cb);                                                            \
-    uint64_t loopsan_t0_ = loopsan__now();                                                     \
+    uint64_t loopsan_t0_ = loopsan__now_with(tsc);                                             \
     struct loopsan_spill_header *loopsan_h_ =                                                  \
         loopsan__dispatch_enter(loopsan_t0_, loopsan_obj_, loopsan_cb_, (slot), (library));    \
     call;                                                                                      \
-    loopsan__dispatch_leave(loopsan_h_, loopsan_t0_, loopsan_obj_, loopsan_cb_, (slot),        \
-                            (library));                                                        \
+    loopsan__dispatch_leave_with(tsc, loopsan_h_, loopsan_t0_, loopsan_obj_, loopsan_cb_,      \
+                                 (slot), (library));                                           \
     loopsan_open_ = 0;                                                                         \
+  } while (0)
+#define LOOPSAN_TIMED_CALL(obj, cb, slot, library, call)        \
+  do {                                                          \
+    if (LOOPSAN_LIKELY(loopsan__clock_use_tsc))                 \
+      LOOPSAN_TIMED_CALL_WITH_(1, obj, cb, slot, library, call); \
+    else                                                        \
+      LOOPSAN_TIMED_CALL_WITH_(0, obj, cb, slot, library, call); \
   } while (0)
 
 /* The same for a dispatch that begins and ends in different functions (a
@@ -392,15 +412,15 @@ static inline void loopsan__dispatch_end(struct loopsan_dispatch *d) {
  * is running: while it runs one, its waits are its adapter's business. */
 extern LOOPSAN_TLS unsigned loopsan__adapter_loops;
 /* An adapter loop's wait skips every check while its thread has credit:
- * one thread-local subtraction. A wait of T ms costs 64 T + 1000, so the
- * credit the full check grants (64,000) lasts 64 waits, or a second's
+ * one thread-local subtraction. A wait of T ms costs 8 T + 125, so the
+ * credit the full check grants (8,000) lasts 64 waits, or a second's
  * worth of their timeouts; an indefinite wait (-1, as unsigned) or a long
  * one costs more than any credit. Leaving an adapter loop spends it all:
  * the thread's next wait may be the generic layer's. */
 extern LOOPSAN_TLS int64_t loopsan__wait_credit;
-#define LOOPSAN_WAIT_CREDIT 64000
+#define LOOPSAN_WAIT_CREDIT 8000
 static inline int loopsan__wait_take_credit(int timeout_ms) {
-  int64_t c = loopsan__wait_credit - (int64_t)(((uint64_t)(uint32_t)timeout_ms << 6) + 1000);
+  int64_t c = loopsan__wait_credit - (int64_t)((uint64_t)(uint32_t)timeout_ms * 8 + 125);
   if (LOOPSAN_LIKELY(c >= 0)) {
     loopsan__wait_credit = c;
     return 1;
@@ -472,5 +492,7 @@ static inline int loopsan__in_range(const struct loopsan_library_ref *lib, uintp
   uintptr_t e = atomic_load_explicit(&lib->end, memory_order_relaxed);
   return addr >= s && addr < e;
 }
+
+#pragma GCC visibility pop
 
 #endif

@@ -387,6 +387,12 @@ struct loopsan_spill_header *loopsan__region_for_thread(void) {
   return my_buf ? my_buf->hdr : NULL;
 }
 
+struct loopsan_spill_header *loopsan__region_or_scratch(void) {
+  static LOOPSAN_TLS struct loopsan_spill_header scratch;
+  struct loopsan_spill_header *h = loopsan__region_for_thread();
+  return h ? h : &scratch;
+}
+
 void loopsan__writer_dispatch_totals(uint64_t totals[LOOPSAN_LIBRARY_SLOTS]) {
   memset(totals, 0, LOOPSAN_LIBRARY_SLOTS * sizeof totals[0]);
   for (struct tbuf *b = atomic_load(&W.buffers); b; b = b->next)
