@@ -204,6 +204,64 @@ END_TEST
 
 /* The host program's errno survives every record: the first of a thread
  * (its buffer is made), write-outs (a buffer full), stacks. */
+/* Every duration lands in the record: the shim counts in 64 log2 buckets
+ * and no count of its own; the record has 40 (the last: everything above)
+ * and the count, both folded from those when written. */
+struct site_tally {
+  unsigned records;
+  uint64_t count, total, max;
+  uint64_t buckets[LOOPSAN_HIST_BUCKETS];
+};
+
+static int tally_site(void *ctx, const struct loopsan_record_header *rec, uint32_t tid) {
+  struct site_tally *t = ctx;
+  (void)tid;
+  if (rec->type != LOOPSAN_REC_HISTOGRAM)
+    return 0;
+  const struct loopsan_rec_histogram *h = (const void *)rec;
+  if (h->cb != 0x1000)
+    return 0;
+  t->records++;
+  t->count += h->count;
+  t->total += h->total;
+  if (h->max > t->max)
+    t->max = h->max;
+  for (unsigned i = 0; i < LOOPSAN_HIST_BUCKETS; i++)
+    t->buckets[i] += h->buckets[i];
+  return 0;
+}
+
+START_TEST(histogram_counts_every_duration) {
+  harness_start(16);
+  const uint64_t dts[] = {0, 1, 1000, 1000, 1ull << 39, 1ull << 45, UINT64_MAX / 2};
+  uint64_t total = 0;
+  for (unsigned i = 0; i < sizeof dts / sizeof dts[0]; i++) {
+    loopsan__hist_add((const void *)0x1000, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_UV, dts[i], 0);
+    loopsan__hist_add((const void *)0x2000, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_UV, 5, 0);
+    total += dts[i];
+  }
+  loopsan__hist_flush_all();
+  loopsan__writer_close(LOOPSAN_END_EXIT, 0);
+  struct site_tally t = {0};
+  struct loopsan_read_stats st;
+  char err[256];
+  ck_assert_int_eq(loopsan_read_trace(harness_trace_path(), tally_site, &t, &st, err, sizeof err),
+                   0);
+  ck_assert_uint_eq(t.records, 1);
+  ck_assert_uint_eq(t.count, 7);
+  ck_assert_uint_eq(t.total, total);
+  ck_assert_uint_eq(t.max, UINT64_MAX / 2);
+  ck_assert_uint_eq(t.buckets[0], 2); /* 0 and 1 */
+  ck_assert_uint_eq(t.buckets[9], 2); /* 1000: [512, 1024) */
+  ck_assert_uint_eq(t.buckets[LOOPSAN_HIST_BUCKETS - 1], 3); /* 2^39 and above */
+  uint64_t sum = 0;
+  for (unsigned i = 0; i < LOOPSAN_HIST_BUCKETS; i++)
+    sum += t.buckets[i];
+  ck_assert_uint_eq(sum, 7);
+  harness_cleanup();
+}
+END_TEST
+
 static void *record_with_errno_set(void *arg) {
   int *bad = arg;
   static char objects[64];
@@ -248,6 +306,7 @@ int main(void) {
   tcase_add_test(tc, not_a_trace);
   tcase_add_test(tc, never_overwrites);
   tcase_add_test(tc, errno_kept);
+  tcase_add_test(tc, histogram_counts_every_duration);
   suite_add_tcase(s, tc);
   return loopsan_unit_run(s);
 }
