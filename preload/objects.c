@@ -10,18 +10,43 @@
 
 #include "preload/shim.h"
 
-#define OBJ_TABLE_BITS LOOPSAN_OBJ_TABLE_BITS
-#define OBJ_TABLE_SIZE LOOPSAN_OBJ_TABLE_SIZE
-#define OBJ_MAX_PROBES LOOPSAN_OBJ_MAX_PROBES
-#define KEY_EMPTY LOOPSAN_OBJ_KEY_EMPTY
+#define OBJ_TABLE_BITS 21 /* 2M slots x 64 B, touched only where used */
+#define OBJ_TABLE_SIZE (1u << OBJ_TABLE_BITS)
+#define OBJ_MAX_PROBES 128
+#define KEY_EMPTY ((uintptr_t)0)
 #define KEY_BUSY ((uintptr_t)1)
 #define KEY_TOMB ((uintptr_t)2)
 
-struct loopsan_obj_slot *loopsan__obj_table;
+static struct loopsan_obj_slot *table;
+LOOPSAN_TLS struct loopsan_obj_seen loopsan__obj_seen[LOOPSAN_OBJ_SEEN];
 static _Atomic uint64_t next_id = 1;
 
 uint64_t loopsan__obj_new_id(void) {
   return atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+}
+
+/* Nearly the identity: objects next to each other in memory (an array of
+ * timers, a connection struct with its handles, a malloc arena) land in
+ * neighbouring slots, so the table is walked the way the program walks its
+ * memory instead of missing the cache on every lookup. 64-byte granules:
+ * every libuv handle or request is larger, so two never share a home; the
+ * higher bits are folded in so that distant regions do not stack up. */
+static inline uint32_t home(uintptr_t key) {
+  uint64_t k = (uint64_t)key >> 6;
+  return (uint32_t)((k ^ (k >> OBJ_TABLE_BITS) * 0x9E37u) & (OBJ_TABLE_SIZE - 1));
+}
+
+static inline __attribute__((always_inline)) struct loopsan_obj_slot *
+find(struct loopsan_obj_slot *t, uintptr_t addr) {
+  uint32_t i = home(addr);
+  for (int p = 0; p < OBJ_MAX_PROBES; p++, i = (i + 1) & (OBJ_TABLE_SIZE - 1)) {
+    uintptr_t k = atomic_load_explicit(&t[i].key, memory_order_acquire);
+    if (LOOPSAN_LIKELY(k == addr))
+      return &t[i];
+    if (k == KEY_EMPTY)
+      return NULL;
+  }
+  return NULL;
 }
 
 static int table_init(void) {
@@ -35,18 +60,18 @@ static int table_init(void) {
     return -1;
   }
   void *expected = NULL;
-  if (!__atomic_compare_exchange_n((void **)&loopsan__obj_table, &expected, mem, 0, __ATOMIC_ACQ_REL,
+  if (!__atomic_compare_exchange_n((void **)&table, &expected, mem, 0, __ATOMIC_ACQ_REL,
                                    __ATOMIC_ACQUIRE))
     munmap(mem, sizeof(struct loopsan_obj_slot) * OBJ_TABLE_SIZE);
   return 0;
 }
 
 static inline struct loopsan_obj_slot *get_table(void) {
-  struct loopsan_obj_slot *t = __atomic_load_n(&loopsan__obj_table, __ATOMIC_ACQUIRE);
+  struct loopsan_obj_slot *t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
   if (LOOPSAN_UNLIKELY(!t)) {
     if (table_init() != 0)
       return NULL;
-    t = __atomic_load_n(&loopsan__obj_table, __ATOMIC_ACQUIRE);
+    t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
   }
   return t;
 }
@@ -93,7 +118,7 @@ void *loopsan__obj_put(const void *ptr, const struct loopsan_obj *obj, int keep_
     replaced->id = 0;
   if (!t || addr <= KEY_TOMB)
     return NULL;
-  struct loopsan_obj_slot *s = loopsan__obj_find(t, addr);
+  struct loopsan_obj_slot *s = find(t, addr);
   if (s) {
     struct loopsan_obj merged = *obj;
     struct loopsan_obj old;
@@ -107,7 +132,7 @@ void *loopsan__obj_put(const void *ptr, const struct loopsan_obj *obj, int keep_
     return s;
   }
   for (int attempt = 0; attempt < 8; attempt++) {
-    uint32_t h = loopsan__obj_home(addr), i = h;
+    uint32_t h = home(addr), i = h;
     for (int p = 0; p < OBJ_MAX_PROBES; p++, i = (i + 1) & (OBJ_TABLE_SIZE - 1)) {
       uintptr_t k = atomic_load_explicit(&t[i].key, memory_order_acquire);
       if (k != KEY_EMPTY && k != KEY_TOMB)
@@ -131,18 +156,26 @@ void *loopsan__obj_put(const void *ptr, const struct loopsan_obj *obj, int keep_
   return NULL;
 }
 
-/* The inline lookup's second try and on (objects.h). */
-void *loopsan__obj_dispatch_retry(void *slot, uintptr_t addr, int cb_slot,
-                                  struct loopsan_obj_cb *out) {
-  struct loopsan_obj_slot *s = slot;
+struct loopsan_obj_slot *loopsan__obj_seen_fill(uintptr_t addr, int cb_slot,
+                                                struct loopsan_obj_seen *seen) {
+  struct loopsan_obj_slot *t = __atomic_load_n(&table, __ATOMIC_RELAXED);
+  if (LOOPSAN_UNLIKELY(!t))
+    return NULL;
+  struct loopsan_obj_slot *s = find(t, addr);
+  if (LOOPSAN_UNLIKELY(!s))
+    return NULL;
   for (int tries = 0; tries < 1000; tries++) {
     uint32_t s1 = atomic_load_explicit(&s->seq, memory_order_acquire);
-    out->id = atomic_load_explicit(&s->id, memory_order_relaxed);
-    out->cb = atomic_load_explicit(&s->cb[cb_slot], memory_order_relaxed);
-    out->state = atomic_load_explicit(&s->state, memory_order_relaxed);
+    uint64_t id = atomic_load_explicit(&s->id, memory_order_relaxed);
+    void *cb = atomic_load_explicit(&s->cb[cb_slot], memory_order_relaxed);
     atomic_thread_fence(memory_order_acquire);
-    if (!(s1 & 1u) && atomic_load_explicit(&s->seq, memory_order_relaxed) == s1)
-      return atomic_load_explicit(&s->key, memory_order_relaxed) == addr ? s : NULL;
+    if (!(s1 & 1u) && atomic_load_explicit(&s->seq, memory_order_relaxed) == s1) {
+      if (atomic_load_explicit(&s->key, memory_order_relaxed) != addr)
+        return NULL;
+      *seen = (struct loopsan_obj_seen){
+          .key = cb ? addr | (unsigned)cb_slot : 0, .slot = s, .id = id, .cb = cb, .seq = s1};
+      return s;
+    }
   }
   return NULL;
 }
@@ -153,10 +186,10 @@ int loopsan__obj_read(void *ref, const void *ptr, struct loopsan_obj *out) {
 
 void *loopsan__obj_get(const void *ptr, struct loopsan_obj *out) {
   uintptr_t addr = (uintptr_t)ptr;
-  struct loopsan_obj_slot *t = __atomic_load_n(&loopsan__obj_table, __ATOMIC_ACQUIRE);
+  struct loopsan_obj_slot *t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
   if (!t)
     return NULL;
-  struct loopsan_obj_slot *s = loopsan__obj_find(t, addr);
+  struct loopsan_obj_slot *s = find(t, addr);
   if (!s || !slot_read(s, addr, out))
     return NULL;
   return s;
@@ -164,15 +197,17 @@ void *loopsan__obj_get(const void *ptr, struct loopsan_obj *out) {
 
 int loopsan__obj_take(const void *ptr, struct loopsan_obj *out) {
   uintptr_t addr = (uintptr_t)ptr;
-  struct loopsan_obj_slot *t = __atomic_load_n(&loopsan__obj_table, __ATOMIC_ACQUIRE);
+  struct loopsan_obj_slot *t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
   if (!t)
     return -1;
-  struct loopsan_obj_slot *s = loopsan__obj_find(t, addr);
+  struct loopsan_obj_slot *s = find(t, addr);
   if (!s || !slot_read(s, addr, out))
     return -1;
   uintptr_t expected = addr;
   if (!atomic_compare_exchange_strong(&s->key, &expected, KEY_BUSY))
     return -1;
+  /* (Moves the counter on, for the threads' loopsan__obj_seen entries.) */
+  atomic_fetch_add_explicit(&s->seq, 2, memory_order_release);
   /* A slot followed by an empty one ends every probe chain through it: it
    * can become empty again instead of a tombstone. */
   uint32_t next = (uint32_t)(s - t + 1) & (OBJ_TABLE_SIZE - 1);

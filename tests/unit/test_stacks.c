@@ -271,6 +271,64 @@ START_TEST(object_table) {
 }
 END_TEST
 
+/* The trampolines' lookup goes through the thread's cache of objects
+ * dispatched last (objects.h): an entry must never outlive a change to
+ * its object. Each step looks twice, the second time from the cache. */
+static void dispatch_twice(const void *addr, int slot, uint64_t id, const void *cb) {
+  for (int i = 0; i < 2; i++) {
+    struct loopsan_obj_cb got;
+    void *ref = loopsan__obj_dispatch(addr, slot, &got);
+    if (!id) {
+      ck_assert_ptr_null(ref);
+      continue;
+    }
+    ck_assert_ptr_nonnull(ref);
+    ck_assert_uint_eq(got.id, id);
+    ck_assert_ptr_eq(got.cb, cb);
+  }
+}
+
+START_TEST(dispatch_cache_follows_changes) {
+  static _Alignas(64) char handle[256];
+  void *cb1 = (void *)0x1110, *cb2 = (void *)0x2220, *cb3 = (void *)0x3330;
+  struct loopsan_obj o = {.id = 1, .library = 1, .type = 3}, got;
+  o.cb[LOOPSAN_SLOT_MAIN] = cb1;
+  o.cb[LOOPSAN_SLOT_ALLOC] = cb2;
+  void *ref = loopsan__obj_put(handle, &o, 0, NULL);
+  ck_assert_ptr_nonnull(ref);
+  dispatch_twice(handle, LOOPSAN_SLOT_MAIN, 1, cb1);
+  dispatch_twice(handle, LOOPSAN_SLOT_ALLOC, 1, cb2); /* its own entry */
+  dispatch_twice(handle, LOOPSAN_SLOT_MAIN, 1, cb1);
+  /* a new callback */
+  loopsan__obj_set_cb(ref, LOOPSAN_SLOT_MAIN, cb3);
+  dispatch_twice(handle, LOOPSAN_SLOT_MAIN, 1, cb3);
+  /* state bits, read from the object each time */
+  struct loopsan_obj_cb seen;
+  loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);
+  ck_assert_ptr_nonnull(loopsan__obj_dispatch(handle, LOOPSAN_SLOT_MAIN, &seen));
+  ck_assert_uint_eq(seen.state & LOOPSAN_STATE_FIRED, LOOPSAN_STATE_FIRED);
+  loopsan__obj_state_clear(ref, LOOPSAN_STATE_FIRED);
+  ck_assert_ptr_nonnull(loopsan__obj_dispatch(handle, LOOPSAN_SLOT_MAIN, &seen));
+  ck_assert_uint_eq(seen.state & LOOPSAN_STATE_FIRED, 0);
+  /* gone: closed, freed */
+  ck_assert_int_eq(loopsan__obj_take(handle, &got), 0);
+  dispatch_twice(handle, LOOPSAN_SLOT_MAIN, 0, NULL);
+  /* another object at the same address (in the same slot of the table) */
+  o.id = 2;
+  ck_assert_ptr_eq(loopsan__obj_put(handle, &o, 0, NULL), ref);
+  dispatch_twice(handle, LOOPSAN_SLOT_MAIN, 2, cb1);
+  /* replaced where it stands (the same address made anew) */
+  o.id = 3;
+  o.cb[LOOPSAN_SLOT_MAIN] = cb2;
+  ck_assert_ptr_eq(loopsan__obj_put(handle, &o, 0, NULL), ref);
+  dispatch_twice(handle, LOOPSAN_SLOT_MAIN, 3, cb2);
+  /* no callback in a slot: found, nothing to call */
+  ck_assert_ptr_nonnull(loopsan__obj_dispatch(handle, LOOPSAN_SLOT_CLOSE, &seen));
+  ck_assert_ptr_null(seen.cb);
+  ck_assert_int_eq(loopsan__obj_take(handle, &got), 0);
+}
+END_TEST
+
 /* put/take from several threads at once on objects that share probe
  * chains, while a reader looks them up: every live object stays findable
  * by its owner, a lookup never returns another object's record, and
@@ -354,6 +412,7 @@ int main(void) {
   tcase_add_test(tc, no_reuse_on_a_fiber_stack);
   tcase_add_test(tc, threads_share_ids);
   tcase_add_test(tc, object_table);
+  tcase_add_test(tc, dispatch_cache_follows_changes);
   tcase_add_test(tc, object_table_race);
   suite_add_tcase(s, tc);
   return loopsan_unit_run(s);
