@@ -338,13 +338,23 @@ void loopsan__hist_atfork_child(void);
  * asks whether a second has passed without reading the clock again (a
  * clock read costs more than all the rest of the check on these VMs). */
 extern LOOPSAN_TLS uint64_t loopsan__last_end;
+/* One store that readers elsewhere (the crash handler, the exit path of
+ * another thread) see whole: on x86-64 a single read-modify-write of the
+ * aligned word, not a load, a subtraction and a store. */
+static inline void loopsan__depth_down(struct loopsan_spill_header *h) {
+#if defined(__x86_64__)
+  __asm__ __volatile__("subl $1, %0" : "+m"(h->depth));
+#else
+  __atomic_store_n(&h->depth, h->depth - 1, __ATOMIC_RELEASE);
+#endif
+}
 static inline __attribute__((always_inline)) void
 loopsan__dispatch_leave_with(int tsc, struct loopsan_spill_header *h, uint64_t t0, uint64_t obj,
                              const void *cb, uint32_t slot, uint32_t library) {
   uint64_t end = loopsan__now_with(tsc);
   loopsan__last_end = end;
   uint64_t dt = end - t0;
-  __atomic_store_n(&h->depth, h->depth - 1, __ATOMIC_RELEASE);
+  loopsan__depth_down(h);
   loopsan__hist_add(cb, slot, library, dt, obj);
   if (LOOPSAN_UNLIKELY(dt >= loopsan__state.slow_ticks)) /* 0 in record mode "all" */
     loopsan__dispatch_slow(t0, obj, cb, slot, dt);
