@@ -107,16 +107,16 @@ static inline int is_armed_last(void *ref, const void *addr) {
 }
 
 void *loopsan__handle_arm(const void *h, int slot, void *cb, void *tramp) {
-  struct loopsan_obj o;
-  void *ref = loopsan__obj_get(h, &o);
+  /* (The trampolines' lookup: the id and that one callback, no copy.) */
+  struct loopsan_obj_cb o;
+  void *ref = loopsan__obj_dispatch(h, slot, &o);
   if (!ref)
     return NULL;
   if (cb != tramp)
     loopsan__obj_set_cb(ref, slot, cb);
-  remember_armed(slot == LOOPSAN_SLOT_MAIN ? ref : NULL, cb != tramp ? cb : o.cb[slot], o.id);
-  if (slot == LOOPSAN_SLOT_MAIN)
-    loopsan__obj_state_clear(ref, LOOPSAN_STATE_FIRED);
-  loopsan__obj_state_set(ref, LOOPSAN_STATE_USED);
+  remember_armed(slot == LOOPSAN_SLOT_MAIN ? ref : NULL, cb != tramp ? cb : o.cb, o.id);
+  loopsan__obj_state_change(ref, LOOPSAN_STATE_USED,
+                            slot == LOOPSAN_SLOT_MAIN ? LOOPSAN_STATE_FIRED : 0);
   return ref;
 }
 
@@ -174,7 +174,8 @@ static struct {
 _Atomic unsigned loopsan__running_loops;
 #define running_count loopsan__running_loops
 static _Atomic unsigned running_hwm;    /* slots past this one were never used */
-static LOOPSAN_TLS const void *my_loop; /* the innermost loop this thread runs */
+LOOPSAN_TLS const void *loopsan__my_loop;
+#define my_loop loopsan__my_loop
 
 void loopsan__loop_enter(const void *loop, const void **saved) {
   loopsan__adapter_loops++; /* its waits are this adapter's, not the generic layer's */
@@ -233,7 +234,8 @@ static uint32_t other_owner(const void *loop) {
 
 int loopsan__loop_running_elsewhere(const void *loop) { return other_owner(loop) != 0; }
 
-int loopsan__check_thread(const void *loop, const void *h, uint8_t library, const char *fn) {
+int loopsan__check_thread_slow(const void *loop, const void *h, uint8_t library,
+                               const char *fn) {
   uint32_t owner = other_owner(loop);
   if (LOOPSAN_LIKELY(!owner))
     return 0;

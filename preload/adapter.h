@@ -112,7 +112,17 @@ static inline void loopsan__loop_run_unwind(struct loopsan_loop_run *r) {
  * loop itself) of LOOP: a WRONG_THREAD record when LOOP is running on
  * another thread (returns 1 then). Cheap when LOOP is the one this thread
  * runs. */
-int loopsan__check_thread(const void *loop, const void *h, uint8_t library, const char *fn);
+int loopsan__check_thread_slow(const void *loop, const void *h, uint8_t library, const char *fn);
+extern LOOPSAN_TLS const void *loopsan__my_loop; /* the innermost loop this thread runs */
+extern _Atomic unsigned loopsan__running_loops;  /* how many loops some thread runs now */
+/* (Inline: a call per uv_* function costs more than the usual answer.) */
+static inline int loopsan__check_thread(const void *loop, const void *h, uint8_t library,
+                                        const char *fn) {
+  if (LOOPSAN_LIKELY(!loop || loop == loopsan__my_loop ||
+                     !atomic_load_explicit(&loopsan__running_loops, memory_order_relaxed)))
+    return 0;
+  return loopsan__check_thread_slow(loop, h, library, fn);
+}
 /* ---- objects gone (closed, freed), for a misuse that comes after ----
  * The last objects that ended at the program's hand, by address, with
  * their id, type and the call site that ended them (direct-mapped: a newer
@@ -152,8 +162,6 @@ static inline void loopsan__gone_misuse(const struct loopsan_gone *g, const void
   loopsan__record_misuse_ex(g->id, library, what, fn, &d);
 }
 
-/* How many loops some thread is running now (adapter.c). */
-extern _Atomic unsigned loopsan__running_loops;
 /* Does a thread other than this one run LOOP? */
 int loopsan__loop_running_elsewhere(const void *loop);
 /* A handle (or watcher, event, source) H of TYPE on LOOP came to life. */

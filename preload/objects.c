@@ -251,6 +251,14 @@ uint16_t loopsan__obj_state_set(void *ref, uint16_t bits) {
   return old & bits;
 }
 
+void loopsan__obj_state_change(void *ref, uint16_t set, uint16_t clear) {
+  struct loopsan_obj_slot *s = ref;
+  uint16_t old = atomic_load_explicit(&s->state, memory_order_relaxed);
+  uint16_t now = (uint16_t)((old & ~clear) | set);
+  if (now != old)
+    atomic_store_explicit(&s->state, now, memory_order_relaxed);
+}
+
 void loopsan__obj_state_clear(void *ref, uint16_t bits) {
   struct loopsan_obj_slot *s = ref;
   uint16_t old = atomic_load_explicit(&s->state, memory_order_relaxed);

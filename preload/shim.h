@@ -185,6 +185,8 @@ void loopsan__obj_set_cb(void *ref, int slot, void *cb);
 /* Atomically set state bits; returns the bits that were already set. */
 uint16_t loopsan__obj_state_set(void *ref, uint16_t bits);
 void loopsan__obj_state_clear(void *ref, uint16_t bits);
+/* Both at once: set SET, clear CLEAR. */
+void loopsan__obj_state_change(void *ref, uint16_t set, uint16_t clear);
 uint64_t loopsan__obj_new_id(void);
 
 /* ---- generic operations adapters call (events.c) ---- */
