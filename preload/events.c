@@ -55,7 +55,7 @@ uint64_t loopsan__record_new_replacing(const void *addr, uint8_t library, uint8_
     return 0;
   }
   /* Made inside a callback: that callback's object is its parent. */
-  const struct loopsan_spill_header *h = loopsan__tls_region;
+  const struct loopsan_spill_header *h = loopsan__hot.region;
   uint32_t depth = h ? h->depth : 0;
   uint64_t parent = depth && depth <= LOOPSAN_INFLIGHT_MAX ? h->inflight[depth - 1].obj : 0;
   struct loopsan_rec_obj_new r = {
@@ -183,7 +183,7 @@ void loopsan__record_misuse_ex(uint64_t obj, uint8_t library, uint32_t what, con
 
 /* (shim.h, LOOPSAN_TIMED_CALL) */
 void loopsan__dispatch_unwound(void) {
-  struct loopsan_spill_header *h = loopsan__tls_region;
+  struct loopsan_spill_header *h = loopsan__hot.region;
   uint32_t depth = h ? h->depth : 0;
   if (!depth)
     return;

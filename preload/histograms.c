@@ -27,14 +27,11 @@ static LOOPSAN_TLS struct hist_table *my_hist;
  * the same few callbacks over and over, so most dispatches find theirs at
  * one compare. Emptied after the table's counts were written (the next
  * count, through loopsan__hist_add_slow, marks it dirty again). */
-static const struct hist_slot no_site = {.cb = 1}; /* no function is at 1 */
-#define NO_SITE ((struct hist_slot *)&no_site)           /* (never written) */
-LOOPSAN_TLS struct hist_slot *loopsan__hist_cache[LOOPSAN_HIST_CACHE] = {
-    NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE};
-_Static_assert(LOOPSAN_HIST_CACHE == 8, "one NO_SITE an entry");
+const struct hist_slot loopsan__hist_no_site = {.cb = 1}; /* no function is at 1 */
+#define NO_SITE ((struct hist_slot *)&loopsan__hist_no_site) /* (never written) */
 static inline void forget_recent(void) {
   for (unsigned i = 0; i < LOOPSAN_HIST_CACHE; i++)
-    loopsan__hist_cache[i] = NO_SITE;
+    loopsan__hot.hist_cache[i] = NO_SITE;
 }
 static LOOPSAN_TLS int no_table; /* mmap failed once: this thread counts nothing */
 
@@ -92,7 +89,7 @@ void loopsan__hist_add_slow(const void *cb, uint32_t slot, uint32_t library, uin
   struct hist_slot *s = find_slot(cb, slot, library, obj);
   if (!s)
     return;
-  loopsan__hist_cache[loopsan__hist_cache_index(cb)] = s;
+  loopsan__hot.hist_cache[loopsan__hist_cache_index(cb)] = s;
   my_hist->dirty = 1;
   loopsan__hist_count(s, dt);
 }

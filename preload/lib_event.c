@@ -310,7 +310,7 @@ static void check_nonblocking(const void *ev, evutil_socket_t fd, short what, co
  * done (assigning over a pending event is libevent misuse). */
 /* Is the callback of object OBJ the one this thread is running? */
 static int running_now(uint64_t obj) {
-  const struct loopsan_spill_header *h = loopsan__tls_region;
+  const struct loopsan_spill_header *h = loopsan__hot.region;
   uint32_t depth = h ? h->depth : 0;
   return depth > 0 && depth <= LOOPSAN_INFLIGHT_MAX && h->inflight[depth - 1].obj == obj;
 }

@@ -49,7 +49,7 @@ static void blocked_on(const char *name, uint64_t t0, uintptr_t ra, const void *
     if (fl >= 0 && (fl & O_NONBLOCK))
       return;
   }
-  const struct loopsan_spill_header *h = loopsan__tls_region;
+  const struct loopsan_spill_header *h = loopsan__hot.region;
   uint32_t depth = h ? h->depth : 0;
   if (!depth)
     return;

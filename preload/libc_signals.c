@@ -68,7 +68,7 @@ static int install(int sig, const struct sigaction *act) {
 }
 
 static void record_crash(int sig, const siginfo_t *si, void *uc) {
-  const struct loopsan_spill_header *h = loopsan__tls_region;
+  const struct loopsan_spill_header *h = loopsan__hot.region;
   struct loopsan_rec_crash r = {.h.aux = (uint32_t)sig,
                                 .ts = loopsan__now(),
                                 .addr = (uint64_t)(uintptr_t)si->si_addr,

@@ -38,7 +38,6 @@ static int timeval_ms(const struct timeval *tv) {
 }
 
 LOOPSAN_TLS unsigned loopsan__adapter_loops;
-LOOPSAN_TLS int64_t loopsan__wait_credit;
 
 /* What a generic loop waits on: an epoll descriptor, or for a loop built
  * on poll/select (which has no descriptor of its own) the place it waits
@@ -220,7 +219,7 @@ static inline int adapter_wait(void) {
     iteration_end(kind, key, timeout_ms);                                              \
     if (counted) {                                                                     \
       loopsan__before_wait(timeout_ms);                                                \
-      loopsan__wait_credit = LOOPSAN_WAIT_CREDIT;                                      \
+      loopsan__hot.wait_credit = LOOPSAN_WAIT_CREDIT;                                      \
     } else                                                                             \
       loopsan__before_wait_maybe(timeout_ms);                                          \
     ret rc = real args;                                                                \
@@ -235,7 +234,7 @@ static inline int adapter_wait(void) {
       return real args;                                                                \
     if (LOOPSAN_LIKELY(real && loopsan__state.active && adapter_wait())) {             \
       if (LOOPSAN_LIKELY(loopsan__wait_after_callback())) {                            \
-        loopsan__wait_credit = LOOPSAN_WAIT_CREDIT;                                    \
+        loopsan__hot.wait_credit = LOOPSAN_WAIT_CREDIT;                                    \
         return real args;                                                              \
       }                                                                                \
       return slow_##name WITH_SITE_COUNTED args;                                       \

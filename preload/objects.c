@@ -18,7 +18,6 @@
 #define KEY_TOMB ((uintptr_t)2)
 
 static struct loopsan_obj_slot *table;
-LOOPSAN_TLS struct loopsan_obj_seen loopsan__obj_seen[LOOPSAN_OBJ_SEEN];
 static _Atomic uint64_t next_id = 1;
 
 uint64_t loopsan__obj_new_id(void) {
@@ -156,8 +155,8 @@ void *loopsan__obj_put(const void *ptr, const struct loopsan_obj *obj, int keep_
   return NULL;
 }
 
-struct loopsan_obj_slot *loopsan__obj_seen_fill(uintptr_t addr, int cb_slot,
-                                                struct loopsan_obj_seen *seen) {
+struct loopsan_obj_slot *loopsan__obj_seen_fill(uintptr_t addr, int cb_slot) {
+  struct loopsan_obj_seen *seen = loopsan__obj_seen_entry(addr, cb_slot);
   struct loopsan_obj_slot *t = __atomic_load_n(&table, __ATOMIC_RELAXED);
   if (LOOPSAN_UNLIKELY(!t))
     return NULL;
@@ -206,7 +205,7 @@ int loopsan__obj_take(const void *ptr, struct loopsan_obj *out) {
   uintptr_t expected = addr;
   if (!atomic_compare_exchange_strong(&s->key, &expected, KEY_BUSY))
     return -1;
-  /* (Moves the counter on, for the threads' loopsan__obj_seen entries.) */
+  /* (Moves the counter on, for the threads' loopsan__hot.obj_seen entries.) */
   atomic_fetch_add_explicit(&s->seq, 2, memory_order_release);
   /* A slot followed by an empty one ends every probe chain through it: it
    * can become empty again instead of a tombstone. */

@@ -29,37 +29,24 @@ struct loopsan_obj_cb {
   uint16_t state;
 };
 
-/* The objects the thread dispatched last, by address: a loop dispatches
- * the same few handles over and over, and an entry still holds while its
- * slot's sequence counter is unchanged, since every change to a slot
- * (put, take, a new callback) moves it on. That is one compare and one
- * load of the slot against the lookup's hash, probe and seqlock. (The
- * state is read from the slot: its bits change without the counter.) A
- * counter that went round 2^31 times while its entry stayed is not
- * guarded against. */
-struct loopsan_obj_seen {
-  uintptr_t key; /* address | callback slot (objects are 8-byte aligned) */
-  struct loopsan_obj_slot *slot;
-  uint64_t id;
-  void *cb;
-  uint32_t seq;
-  uint32_t pad[7];
-};
-#define LOOPSAN_OBJ_SEEN 8u
-extern LOOPSAN_TLS struct loopsan_obj_seen loopsan__obj_seen[LOOPSAN_OBJ_SEEN];
+/* The entry for ADDR's 64-byte granule, its offset taken from the address
+ * as it is (a stream's read and allocation callbacks take neighbouring
+ * entries). */
+static inline __attribute__((always_inline)) struct loopsan_obj_seen *
+loopsan__obj_seen_entry(uintptr_t addr, int cb_slot) {
+  return (struct loopsan_obj_seen *)((char *)loopsan__hot.obj_seen +
+                                     ((addr + ((uintptr_t)cb_slot << 6)) & LOOPSAN_OBJ_SEEN_MASK));
+}
 
-/* The lookup proper (objects.c), on a miss: fills SEEN and returns the
- * slot, or NULL. (An object without that callback is not kept: its
- * entry's key stays 0.) */
-struct loopsan_obj_slot *loopsan__obj_seen_fill(uintptr_t addr, int cb_slot,
-                                                struct loopsan_obj_seen *seen);
+/* The lookup proper (objects.c), on a miss: fills ADDR's entry and
+ * returns the slot, or NULL. (An object without that callback is not
+ * kept: its entry's key stays 0.) */
+struct loopsan_obj_slot *loopsan__obj_seen_fill(uintptr_t addr, int cb_slot);
 
 static inline __attribute__((always_inline)) void *
 loopsan__obj_dispatch(const void *ptr, int cb_slot, struct loopsan_obj_cb *out) {
   uintptr_t addr = (uintptr_t)ptr;
-  /* (A stream's read and allocation callbacks take neighbouring entries.) */
-  struct loopsan_obj_seen *seen =
-      &loopsan__obj_seen[((addr >> 6) + (unsigned)cb_slot) & (LOOPSAN_OBJ_SEEN - 1)];
+  struct loopsan_obj_seen *seen = loopsan__obj_seen_entry(addr, cb_slot);
   struct loopsan_obj_slot *s = seen->slot;
   if (LOOPSAN_LIKELY(seen->key == (addr | (unsigned)cb_slot) &&
                      atomic_load_explicit(&s->seq, memory_order_acquire) == seen->seq)) {
@@ -69,9 +56,10 @@ loopsan__obj_dispatch(const void *ptr, int cb_slot, struct loopsan_obj_cb *out) 
                                    atomic_load_explicit(&s->state, memory_order_relaxed)};
     return s;
   }
-  s = loopsan__obj_seen_fill(addr, cb_slot, seen);
+  s = loopsan__obj_seen_fill(addr, cb_slot);
   if (LOOPSAN_UNLIKELY(!s))
     return NULL;
+  seen = loopsan__obj_seen_entry(addr, cb_slot);
   *out = (struct loopsan_obj_cb){seen->id, seen->cb,
                                  atomic_load_explicit(&s->state, memory_order_relaxed)};
   return s;

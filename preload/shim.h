@@ -25,6 +25,54 @@
 #define LOOPSAN_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define LOOPSAN_LIKELY(x) __builtin_expect(!!(x), 1)
 
+/* ---- what every dispatch reads and writes of its thread's own ----
+ * One thread-local block: its address is computed once on each side of a
+ * callback, not once a variable (each a load from the GOT). */
+struct loopsan_obj_slot;
+struct loopsan_hist_slot;
+struct loopsan_spill_header;
+/* The objects the thread dispatched last, by address: a loop dispatches
+ * the same few handles over and over, and an entry still holds while its
+ * slot's sequence counter is unchanged, since every change to a slot
+ * (put, take, a new callback) moves it on. That is one compare and one
+ * load of the slot against the lookup's hash, probe and seqlock. (The
+ * state is read from the slot: its bits change without the counter.) A
+ * counter that went round 2^31 times while its entry stayed is not
+ * guarded against. */
+struct loopsan_obj_seen {
+  uintptr_t key; /* address | callback slot (objects are 8-byte aligned) */
+  struct loopsan_obj_slot *slot;
+  uint64_t id;
+  void *cb;
+  uint32_t seq;
+  uint32_t pad[7];
+};
+#define LOOPSAN_OBJ_SEEN 8u
+_Static_assert(sizeof(struct loopsan_obj_seen) == 64, "an entry's offset is 64 x its index");
+#define LOOPSAN_OBJ_SEEN_MASK ((uintptr_t)(LOOPSAN_OBJ_SEEN - 1) << 6)
+
+/* The thread's histogram sites counted last, by callback address (a loop
+ * dispatches a few callbacks in turn: most find theirs at one compare).
+ * An empty entry points at a slot no callback matches, not at NULL: one
+ * test less. */
+#define LOOPSAN_HIST_CACHE 8u
+struct loopsan_thread_hot {
+  _Alignas(64) struct loopsan_obj_seen obj_seen[LOOPSAN_OBJ_SEEN]; /* objects.h */
+  /* The thread's spill header (NULL until its first record). */
+  struct loopsan_spill_header *region;
+  /* The clock when the thread's last dispatch ended. */
+  uint64_t last_end;
+  /* An adapter loop's waits' credit (loopsan__wait_take_credit). */
+  int64_t wait_credit;
+  /* Where on the stack each dispatch in progress began: a dispatch whose
+   * frame is not on the stack the thread runs on now is suspended (a
+   * greenlet switched away from inside a callback), not running. */
+  uintptr_t dispatch_frame[LOOPSAN_INFLIGHT_MAX];
+  struct loopsan_hist_slot *hist_cache[LOOPSAN_HIST_CACHE]; /* histograms.c */
+};
+extern LOOPSAN_TLS struct loopsan_thread_hot loopsan__hot;
+extern const struct loopsan_hist_slot loopsan__hist_no_site; /* matches no callback */
+
 /* ---- init.c: global state ---- */
 struct loopsan_shim_state {
   int active; /* 0: pass everything through (setuid, bad options, init failed) */
@@ -81,13 +129,12 @@ void loopsan__before_wait(int timeout_ms);
  * does unless a callback just ended, well within the second. */
 extern LOOPSAN_TLS uint32_t loopsan__waits_unchecked, loopsan__wait_budget_ms;
 extern LOOPSAN_TLS uint64_t loopsan__wait_seen_end, loopsan__wait_due;
-extern LOOPSAN_TLS uint64_t loopsan__last_end;
 /* A long wait too, when a callback ended since the last wait, before the
  * thread's next write-out is due: what loopsan__before_wait would find,
  * from two thread-local compares instead of a call. (When none ended, the
  * time is unknown: it asks the clock.) */
 static inline int loopsan__wait_after_callback(void) {
-  uint64_t end = loopsan__last_end;
+  uint64_t end = loopsan__hot.last_end;
   if (end != loopsan__wait_seen_end && end < loopsan__wait_due) {
     loopsan__wait_seen_end = end;
     return 1;
@@ -255,12 +302,6 @@ struct loopsan_dispatch {
   struct loopsan_spill_header *region; /* where it is published; NULL: nowhere */
 };
 
-/* The calling thread's spill header (NULL until its first record). */
-extern LOOPSAN_TLS struct loopsan_spill_header *loopsan__tls_region;
-/* Where on the stack each dispatch in progress began: a dispatch whose
- * frame is not on the stack the thread runs on now is suspended (a
- * greenlet switched away from inside a callback), not running. */
-extern LOOPSAN_TLS uintptr_t loopsan__dispatch_frame[LOOPSAN_INFLIGHT_MAX];
 /* Give the calling thread its buffer; its spill header, or NULL. */
 struct loopsan_spill_header *loopsan__region_for_thread(void);
 /* The same, or (no buffer) a header of the thread's own that nothing
@@ -274,13 +315,13 @@ __attribute__((returns_nonnull)) struct loopsan_spill_header *loopsan__region_or
  * callback). */
 static inline __attribute__((always_inline)) struct loopsan_spill_header *
 loopsan__dispatch_enter(uint64_t t0, uint64_t obj, const void *cb, uint32_t slot, uint32_t library) {
-  struct loopsan_spill_header *h = loopsan__tls_region;
+  struct loopsan_spill_header *h = loopsan__hot.region;
   if (LOOPSAN_UNLIKELY(!h))
     h = loopsan__region_or_scratch();
   uint32_t depth = h->depth;
   if (LOOPSAN_LIKELY(depth < LOOPSAN_INFLIGHT_MAX)) {
     h->inflight[depth] = (struct loopsan_inflight){t0, obj, (uintptr_t)cb, slot, library};
-    loopsan__dispatch_frame[depth] = (uintptr_t)__builtin_frame_address(0);
+    loopsan__hot.dispatch_frame[depth] = (uintptr_t)__builtin_frame_address(0);
   }
   __atomic_store_n(&h->depth, depth + 1, __ATOMIC_RELEASE);
   h->dispatches[library]++;
@@ -303,12 +344,6 @@ struct loopsan_hist_slot {
   uint16_t library, slot;
   uint32_t buckets[LOOPSAN_HIST_LOG2_BUCKETS];
 };
-/* The thread's sites counted last, by callback address (a loop
- * dispatches a few callbacks in turn: most find theirs at one compare).
- * An empty entry points at a slot no callback matches, not at NULL: one
- * test less. */
-#define LOOPSAN_HIST_CACHE 8u
-extern LOOPSAN_TLS struct loopsan_hist_slot *loopsan__hist_cache[LOOPSAN_HIST_CACHE];
 static inline unsigned loopsan__hist_cache_index(const void *cb) {
   return (unsigned)((uintptr_t)cb >> 4) & (LOOPSAN_HIST_CACHE - 1);
 }
@@ -322,7 +357,7 @@ static inline void loopsan__hist_count(struct loopsan_hist_slot *s, uint64_t dt)
 }
 static inline void loopsan__hist_add(const void *cb, uint32_t slot, uint32_t library, uint64_t dt,
                                      uint64_t obj) {
-  struct loopsan_hist_slot *s = loopsan__hist_cache[loopsan__hist_cache_index(cb)];
+  struct loopsan_hist_slot *s = loopsan__hot.hist_cache[loopsan__hist_cache_index(cb)];
   if (LOOPSAN_LIKELY(s->cb == (uint64_t)(uintptr_t)cb))
     loopsan__hist_count(s, dt);
   else
@@ -339,7 +374,6 @@ void loopsan__hist_atfork_child(void);
 /* The clock when the thread's last dispatch ended: a wait right after one
  * asks whether a second has passed without reading the clock again (a
  * clock read costs more than all the rest of the check on these VMs). */
-extern LOOPSAN_TLS uint64_t loopsan__last_end;
 /* One store that readers elsewhere (the crash handler, the exit path of
  * another thread) see whole: on x86-64 a single read-modify-write of the
  * aligned word, not a load, a subtraction and a store. */
@@ -354,7 +388,7 @@ static inline __attribute__((always_inline)) void
 loopsan__dispatch_leave_with(int tsc, struct loopsan_spill_header *h, uint64_t t0, uint64_t obj,
                              const void *cb, uint32_t slot, uint32_t library) {
   uint64_t end = loopsan__now_with(tsc);
-  loopsan__last_end = end;
+  loopsan__hot.last_end = end;
   uint64_t dt = end - t0;
   loopsan__depth_down(h);
   loopsan__hist_add(cb, slot, library, dt, obj);
@@ -429,19 +463,18 @@ extern LOOPSAN_TLS unsigned loopsan__adapter_loops;
  * worth of their timeouts; an indefinite wait (-1, as unsigned) or a long
  * one costs more than any credit. Leaving an adapter loop spends it all:
  * the thread's next wait may be the generic layer's. */
-extern LOOPSAN_TLS int64_t loopsan__wait_credit;
 #define LOOPSAN_WAIT_CREDIT 8000
 static inline int loopsan__wait_take_credit(int timeout_ms) {
-  int64_t c = loopsan__wait_credit - (int64_t)((uint64_t)(uint32_t)timeout_ms * 8 + 125);
+  int64_t c = loopsan__hot.wait_credit - (int64_t)((uint64_t)(uint32_t)timeout_ms * 8 + 125);
   if (LOOPSAN_LIKELY(c >= 0)) {
-    loopsan__wait_credit = c;
+    loopsan__hot.wait_credit = c;
     return 1;
   }
   return 0;
 }
 static inline void loopsan__adapter_loop_left(void) {
   loopsan__adapter_loops--;
-  loopsan__wait_credit = 0;
+  loopsan__hot.wait_credit = 0;
 }
 /* A blocking call R (NAME) made in the generic layer's iteration in
  * progress: written when the iteration ends at its loop's next wait,
@@ -454,14 +487,14 @@ void loopsan__generic_hold(const struct loopsan_rec_blocking *r, const char *nam
  * one more in a thread that has recorded anything): all that a blocking
  * libc call costs outside callbacks. */
 static inline int loopsan__in_callback(void) {
-  const struct loopsan_spill_header *h = loopsan__tls_region;
+  const struct loopsan_spill_header *h = loopsan__hot.region;
   return h && h->depth;
 }
 /* Is the innermost dispatch a whole iteration of a loop without an adapter
  * (the generic layer)? A descriptor read there was ready (its loop polled
  * it), so it is no blocking call: not even timed. */
 static inline int loopsan__in_iteration(void) {
-  const struct loopsan_spill_header *h = loopsan__tls_region;
+  const struct loopsan_spill_header *h = loopsan__hot.region;
   uint32_t depth = h ? h->depth : 0;
   return depth && depth <= LOOPSAN_INFLIGHT_MAX && LOOPSAN_IS_ITERATION(h->inflight[depth - 1].slot);
 }

@@ -75,9 +75,13 @@ static struct {
 } W = {.open_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static LOOPSAN_TLS struct tbuf *my_buf;
-LOOPSAN_TLS struct loopsan_spill_header *loopsan__tls_region;
-LOOPSAN_TLS uintptr_t
-    loopsan__dispatch_frame[LOOPSAN_INFLIGHT_MAX]; /* my_buf's header, for dispatches */
+/* (shim.h; an empty histogram cache entry points at a slot nothing
+ * matches, histograms.c) */
+#define NO_SITE ((struct loopsan_hist_slot *)&loopsan__hist_no_site)
+LOOPSAN_TLS struct loopsan_thread_hot loopsan__hot = {
+    .hist_cache = {NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE}};
+_Static_assert(LOOPSAN_HIST_CACHE == 8, "one NO_SITE an entry");
+#undef NO_SITE
 static LOOPSAN_TLS int in_writer;                  /* our own write(2) must not re-enter */
 static LOOPSAN_TLS int emitting; /* a record half written (a signal handler must wait) */
 
@@ -188,7 +192,7 @@ static void tbuf_release(void *arg) {
   loopsan__hist_thread_exit(); /* its callback durations, before its last write-out */
   tbuf_write_out(b, 1);
   my_buf = NULL;
-  loopsan__tls_region = NULL;
+  loopsan__hot.region = NULL;
   atomic_store(&b->in_use, 0);
 }
 
@@ -229,7 +233,7 @@ static struct tbuf *tbuf_acquire(void) {
   loopsan__wait_seen_end = 0;
   loopsan__wait_due = b->last_check + loopsan__clock_ticks_per_sec();
   my_buf = b;
-  loopsan__tls_region = b->hdr;
+  loopsan__hot.region = b->hdr;
   if (W.key_ok)
     pthread_setspecific(W.key, b); /* write out and recycle at thread exit */
   return b;
@@ -417,7 +421,7 @@ static void emit_unfinished(uint32_t how) {
       /* On the exiting thread, a dispatch whose frame is not below us is
        * not what is running: a greenlet (gevent) switched away from inside
        * that callback, and the program ended elsewhere. */
-      if (b == my_buf && loopsan__dispatch_frame[i] && loopsan__dispatch_frame[i] < here)
+      if (b == my_buf && loopsan__hot.dispatch_frame[i] && loopsan__hot.dispatch_frame[i] < here)
         continue;
       struct loopsan_rec_unfinished r = {.h.aux = f.slot,
                                          .ts = f.t0,
@@ -434,7 +438,6 @@ static void emit_unfinished(uint32_t how) {
 
 LOOPSAN_TLS uint32_t loopsan__waits_unchecked, loopsan__wait_budget_ms;
 LOOPSAN_TLS uint64_t loopsan__wait_seen_end, loopsan__wait_due;
-LOOPSAN_TLS uint64_t loopsan__last_end;
 
 void loopsan__before_wait(int timeout_ms) {
   struct tbuf *b = my_buf;
@@ -444,10 +447,10 @@ void loopsan__before_wait(int timeout_ms) {
     return; /* nothing of ours is waiting (or a signal handler's wait inside a record) */
   (void)timeout_ms;
   /* the end of the dispatch just before, else (none since) the clock */
-  uint64_t now = loopsan__last_end;
+  uint64_t now = loopsan__hot.last_end;
   if (now == loopsan__wait_seen_end)
     now = loopsan__now();
-  loopsan__wait_seen_end = loopsan__last_end;
+  loopsan__wait_seen_end = loopsan__hot.last_end;
   uint64_t second = loopsan__clock_ticks_per_sec();
   if (now - b->last_check < second)
     return;
@@ -598,7 +601,7 @@ void loopsan__writer_atfork_child(void) {
       /* Still the parent's file: this buffer is never used again. */
       atomic_store(&b->in_use, 1);
       if (b == my_buf)
-        my_buf = NULL, loopsan__tls_region = NULL;
+        my_buf = NULL, loopsan__hot.region = NULL;
       continue;
     }
     b->attached = 0;

@@ -20,13 +20,18 @@
 #include <uv.h>
 
 static uv_timer_t ticker, later;
+static uv_timer_cb later_cb;
 static int close_ran, restart_rc = 1;
 
 static void on_tick(uv_timer_t *t) { (void)t; }
 
+/* The later timer starts here, once the close has completed: started
+ * before uv_run, it could fire first on a loaded machine (libuv runs due
+ * timers before it completes closes), when the ticker is still closing. */
 static void on_closed(uv_handle_t *h) {
   (void)h;
   close_ran = 1;
+  uv_timer_start(&later, later_cb, 5, 0);
 }
 
 static __attribute__((noinline)) void arm_ticker(uv_loop_t *loop) {
@@ -67,7 +72,7 @@ int main(int argc, char **argv) {
   }
   close_ticker();
   uv_timer_init(loop, &later);
-  uv_timer_start(&later, strcmp(mode, "clean") == 0 ? reuse : restart_later, 5, 0);
+  later_cb = strcmp(mode, "clean") == 0 ? reuse : restart_later;
   uv_run(loop, UV_RUN_DEFAULT);
   printf("close ran %d, restart %s\n", close_ran, restart_rc == UV_EINVAL ? "refused" : "?");
   return uv_loop_close(loop) != 0;
