@@ -178,7 +178,7 @@ LOOPSAN_TLS const void *loopsan__my_loop;
 #define my_loop loopsan__my_loop
 
 void loopsan__loop_enter(const void *loop, const void **saved) {
-  loopsan__adapter_loops++; /* its waits are this adapter's, not the generic layer's */
+  loopsan__adapter_loop_entered(); /* its waits are this adapter's, not the generic layer's */
   *saved = my_loop;
   my_loop = loop;
   uint32_t tid = loopsan__tid();

@@ -398,7 +398,7 @@ static int context_call(GMainContext *ctx, const char *fn) {
  * (loopsan__loop_enter), unless another thread runs it, whose turn this
  * waits for. Returns the context entered, or NULL. */
 static GMainContext *context_enter(GMainContext *ctx, const void **saved) {
-  loopsan__adapter_loops++; /* its waits are GLib's, not the generic layer's */
+  loopsan__adapter_loop_entered(); /* its waits are GLib's, not the generic layer's */
   if (!ctx) {
     if (!RESOLVE(g_main_context_default))
       return NULL;
@@ -430,7 +430,7 @@ LOOPSAN_INTERPOSE void g_main_loop_run(GMainLoop *loop) {
   const void *saved = NULL;
   GMainContext *entered = ctx ? context_enter(ctx, &saved) : NULL;
   if (!ctx)
-    loopsan__adapter_loops++;
+    loopsan__adapter_loop_entered();
   REAL(g_main_loop_run)(loop);
   context_leave(entered, saved);
 }
@@ -446,7 +446,7 @@ LOOPSAN_INTERPOSE gboolean g_main_context_iteration(GMainContext *ctx, gboolean 
     context_runs(ctx, may_block);
     context_call(ctx, "g_main_context_iteration");
   }
-  loopsan__adapter_loops++;
+  loopsan__adapter_loop_entered();
   gboolean rc = REAL(g_main_context_iteration)(ctx, may_block);
   loopsan__adapter_loop_left();
   return rc;

@@ -151,6 +151,8 @@ static inline __attribute__((always_inline)) void iteration_begin(enum wait_kind
   generic.kind = (uint8_t)kind;
   generic.key = key;
   generic.open = 1;
+  /* (none out of adapter loops, nor once the generic layer saw one: shim.h) */
+  loopsan__hot.wait_credit = loopsan__hot.credit_aside = 0;
   loopsan__dispatch_begin(&generic.d, 0, (const void *)key,
                           kind == WAIT_EPOLL ? LOOPSAN_DISPATCH_ITERATION
                                              : LOOPSAN_DISPATCH_ITERATION_POLL,

@@ -62,8 +62,10 @@ struct loopsan_thread_hot {
   struct loopsan_spill_header *region;
   /* The clock when the thread's last dispatch ended. */
   uint64_t last_end;
-  /* An adapter loop's waits' credit (loopsan__wait_take_credit). */
-  int64_t wait_credit;
+  /* An adapter loop's waits' credit (loopsan__wait_take_credit), and
+   * what was left of it when the thread left its last adapter loop (0
+   * once the generic layer's iteration opened). */
+  int64_t wait_credit, credit_aside;
   /* Where on the stack each dispatch in progress began: a dispatch whose
    * frame is not on the stack the thread runs on now is suspended (a
    * greenlet switched away from inside a callback), not running. */
@@ -461,8 +463,11 @@ extern LOOPSAN_TLS unsigned loopsan__adapter_loops;
  * one thread-local subtraction. A wait of T ms costs 8 T + 125, so the
  * credit the full check grants (8,000) lasts 64 waits, or a second's
  * worth of their timeouts; an indefinite wait (-1, as unsigned) or a long
- * one costs more than any credit. Leaving an adapter loop spends it all:
- * the thread's next wait may be the generic layer's. */
+ * one costs more than any credit. Out of every adapter loop the thread
+ * has none (its next wait may be the generic layer's): the credit is put
+ * aside when it leaves the last and given back when it enters one again
+ * (a program that iterates GLib by hand enters and leaves at every
+ * iteration), unless the generic layer's iteration opened meanwhile. */
 #define LOOPSAN_WAIT_CREDIT 8000
 static inline int loopsan__wait_take_credit(int timeout_ms) {
   int64_t c = loopsan__hot.wait_credit - (int64_t)((uint64_t)(uint32_t)timeout_ms * 8 + 125);
@@ -472,9 +477,15 @@ static inline int loopsan__wait_take_credit(int timeout_ms) {
   }
   return 0;
 }
+static inline void loopsan__adapter_loop_entered(void) {
+  if (loopsan__adapter_loops++ == 0)
+    loopsan__hot.wait_credit = loopsan__hot.credit_aside;
+}
 static inline void loopsan__adapter_loop_left(void) {
-  loopsan__adapter_loops--;
-  loopsan__hot.wait_credit = 0;
+  if (--loopsan__adapter_loops == 0) {
+    loopsan__hot.credit_aside = loopsan__hot.wait_credit;
+    loopsan__hot.wait_credit = 0;
+  }
 }
 /* A blocking call R (NAME) made in the generic layer's iteration in
  * progress: written when the iteration ends at its loop's next wait,
