@@ -12,7 +12,8 @@ the analyzer's throughput (dispatch records read per second while building
 the timeline and histograms) and its peak memory as a trace grows, the
 analysis of many traces on both cores, and what the alternatives cost:
 asyncio's debug mode on the same work in Python, ltrace and uftrace where
-they are installed. Targets are issue 11's; each line says met or missed.
+they are installed. Targets are issue 11's; each line says met, missed,
+or unclear (the medians and the fastest runs disagree).
 
 Usage: bench/run.py --loopsan BUILD/loopsan --shim BUILD/.libs/libloopsan.so
                     --bindir BUILD/bench [--rounds 5] [--quick] [--json FILE]
@@ -171,8 +172,13 @@ class Bench:
         target = TARGETS.get(name)
         verdict = ""
         if target:
-            ok = r["ratio"] <= target[0]
-            verdict = "target <= %.2fx: %s" % (target[0], "met" if ok else "MISSED")
+            # Met when the medians and the fastest runs both say so: a
+            # noisy run (one mode's times in two clusters) can put the
+            # medians on either side.
+            ok_med, ok_fast = r["ratio"] <= target[0], r["ratio_of_fastest"] <= target[0]
+            verdict = "target <= %.2fx: %s" % (
+                target[0], "met" if ok_med and ok_fast else "MISSED" if not (ok_med or ok_fast)
+                else "UNCLEAR (the medians and the fastest runs disagree: noise)")
             if target[1] is not None and "instructions_added" in r:
                 ok_i = r["instructions_added"] <= target[1]
                 verdict += "; <= %d instr: %s" % (target[1], "met" if ok_i else "MISSED")
@@ -192,7 +198,8 @@ class Bench:
         print("%-13s runs base %s / loopsan %s ns; fastest-run ratio %.2fx%s" % (
             "", " ".join("%.0f" % t for t in times["base"]),
             " ".join("%.0f" % t for t in times["loopsan"]), r["ratio_of_fastest"],
-            "; CPU stolen by the hypervisor meanwhile: %.0f%%" % (100 * steal) if steal else ""))
+            "; CPU stolen by the hypervisor meanwhile: %.0f%%" % (100 * steal)
+            if steal is not None else ""))
 
     def analyzer(self):
         """Throughput and memory of `loopsan report` on --record=all traces."""
