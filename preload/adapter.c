@@ -112,7 +112,7 @@ void *loopsan__handle_arm(const void *h, int slot, void *cb, void *tramp) {
   void *ref = loopsan__obj_dispatch(h, slot, &o);
   if (!ref)
     return NULL;
-  if (cb != tramp)
+  if (cb != tramp && cb != o.cb) /* (a new callback moves the slot's counter on) */
     loopsan__obj_set_cb(ref, slot, cb);
   remember_armed(slot == LOOPSAN_SLOT_MAIN ? ref : NULL, cb != tramp ? cb : o.cb, o.id);
   loopsan__obj_state_change(ref, LOOPSAN_STATE_USED,
@@ -173,7 +173,7 @@ static struct {
 } running[RUNNING_MAX];
 _Atomic unsigned loopsan__running_loops;
 #define running_count loopsan__running_loops
-static _Atomic unsigned running_hwm;    /* slots past this one were never used */
+static _Atomic unsigned running_hwm; /* slots past this one were never used */
 LOOPSAN_TLS const void *loopsan__my_loop;
 #define my_loop loopsan__my_loop
 
@@ -234,8 +234,7 @@ static uint32_t other_owner(const void *loop) {
 
 int loopsan__loop_running_elsewhere(const void *loop) { return other_owner(loop) != 0; }
 
-int loopsan__check_thread_slow(const void *loop, const void *h, uint8_t library,
-                               const char *fn) {
+int loopsan__check_thread_slow(const void *loop, const void *h, uint8_t library, const char *fn) {
   uint32_t owner = other_owner(loop);
   if (LOOPSAN_LIKELY(!owner))
     return 0;

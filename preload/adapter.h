@@ -100,7 +100,7 @@ static inline void loopsan__loop_run_unwind(struct loopsan_loop_run *r) {
   if (LOOPSAN_UNLIKELY(r->loop != NULL))
     loopsan__loop_leave(r->loop, r->outer);
 }
-#define LOOPSAN_LOOP_RUN(r, l)                                                               \
+#define LOOPSAN_LOOP_RUN(r, l)                                                                \
   struct loopsan_loop_run r __attribute__((cleanup(loopsan__loop_run_unwind))) = {(l), NULL}; \
   loopsan__loop_enter((l), &r.outer)
 #define LOOPSAN_LOOP_DONE(r)              \

@@ -181,28 +181,45 @@ void loopsan__record_misuse_ex(uint64_t obj, uint8_t library, uint32_t what, con
   errno = saved;
 }
 
-/* (shim.h, LOOPSAN_TIMED_CALL) */
-void loopsan__dispatch_unwound(void) {
+/* (shim.h, LOOPSAN_TIMED_CALL) The dispatch whose trampoline's frame is
+ * FRAME, and those published above it. (Nothing, if it began on a scratch
+ * header.) */
+void loopsan__dispatch_unwound(uintptr_t frame) {
   struct loopsan_spill_header *h = loopsan__hot.region;
   uint32_t depth = h ? h->depth : 0;
   if (!depth)
     return;
-  if (depth > LOOPSAN_INFLIGHT_MAX) {
+  if (depth > LOOPSAN_INFLIGHT_MAX) { /* not published: the innermost */
     __atomic_store_n(&h->depth, depth - 1, __ATOMIC_RELEASE);
     return;
   }
-  struct loopsan_inflight e = h->inflight[depth - 1];
-  loopsan__dispatch_leave(h, e.t0, e.obj, (const void *)(uintptr_t)e.cb, e.slot, e.library);
+  for (uint32_t i = depth; i-- > 0;) {
+    if (loopsan__hot.dispatch_frame[i] != frame)
+      continue;
+    struct loopsan_inflight e = h->inflight[i];
+    __atomic_store_n(&h->depth, i + 1, __ATOMIC_RELEASE);
+    loopsan__dispatch_leave(h, e.t0, (const void *)(uintptr_t)e.cb, e.slot, e.library);
+    return;
+  }
 }
 
-void loopsan__dispatch_slow(uint64_t t0, uint64_t obj, const void *cb, uint32_t slot,
-                            uint64_t duration) {
+uint64_t loopsan__dispatch_obj(const struct loopsan_spill_header *h, uint64_t t0, const void *cb) {
+  /* (its entry is the first above the depth it left: scanned whole in
+   * case a greenlet's dispatches interleaved) */
+  for (uint32_t i = 0; i < LOOPSAN_INFLIGHT_MAX; i++)
+    if (h->inflight[i].t0 == t0 && h->inflight[i].cb == (uint64_t)(uintptr_t)cb)
+      return h->inflight[i].obj;
+  return 0; /* nested too deep to be published */
+}
+
+void loopsan__dispatch_slow(const struct loopsan_spill_header *h, uint64_t t0, const void *cb,
+                            uint32_t slot, uint64_t duration) {
   int saved = errno;
   struct loopsan_rec_dispatch r = {
       .h.aux = slot,
       .ts = t0,
       .duration = duration,
-      .obj = obj,
+      .obj = loopsan__dispatch_obj(h, t0, cb),
       .cb = (uint64_t)(uintptr_t)cb,
   };
   loopsan__emit_dispatch(&r); /* (16 bytes when it can, with --record=all) */

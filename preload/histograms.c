@@ -27,8 +27,11 @@ static LOOPSAN_TLS struct hist_table *my_hist;
  * the same few callbacks over and over, so most dispatches find theirs at
  * one compare. Emptied after the table's counts were written (the next
  * count, through loopsan__hist_add_slow, marks it dirty again). */
-const struct hist_slot loopsan__hist_no_site = {.cb = 1}; /* no function is at 1 */
-#define NO_SITE ((struct hist_slot *)&loopsan__hist_no_site) /* (never written) */
+/* No callback is at UINT64_MAX (nor is any descriptor or call site the
+ * generic layer passes as its key). Writable all the same: a match could
+ * only count into it. */
+struct hist_slot loopsan__hist_no_site = {.cb = UINT64_MAX};
+#define NO_SITE (&loopsan__hist_no_site)
 static inline void forget_recent(void) {
   for (unsigned i = 0; i < LOOPSAN_HIST_CACHE; i++)
     loopsan__hot.hist_cache[i] = NO_SITE;
@@ -54,7 +57,8 @@ static struct hist_table *acquire(void) {
   return t;
 }
 
-static struct hist_slot *find_slot(const void *cb, uint32_t slot, uint32_t library, uint64_t obj) {
+static struct hist_slot *find_slot(const void *cb, uint32_t slot, uint32_t library,
+                                   const struct loopsan_spill_header *h, uint64_t t0) {
   if (LOOPSAN_IS_ITERATION(slot) || !cb)
     return NULL; /* a whole loop iteration (generic layer): no callback site */
   struct hist_table *t = my_hist;
@@ -76,6 +80,7 @@ static struct hist_slot *find_slot(const void *cb, uint32_t slot, uint32_t libra
       s->slot = (uint16_t)slot;
       /* A new site: where its objects are made is this one's creation
        * stack (kept by compaction: the SITE op is evidence). */
+      uint64_t obj = loopsan__dispatch_obj(h, t0, cb);
       if (obj)
         loopsan__record_op(obj, LOOPSAN_OP_SITE, cb, 0, 0);
       return s;
@@ -85,8 +90,8 @@ static struct hist_slot *find_slot(const void *cb, uint32_t slot, uint32_t libra
 }
 
 void loopsan__hist_add_slow(const void *cb, uint32_t slot, uint32_t library, uint64_t dt,
-                            uint64_t obj) {
-  struct hist_slot *s = find_slot(cb, slot, library, obj);
+                            const struct loopsan_spill_header *h, uint64_t t0) {
+  struct hist_slot *s = find_slot(cb, slot, library, h, t0);
   if (!s)
     return;
   loopsan__hot.hist_cache[loopsan__hist_cache_index(cb)] = s;
@@ -101,11 +106,10 @@ static void emit_table(struct hist_table *t) {
   t->dirty = 0;
   for (unsigned i = 0; i < HIST_SLOTS; i++) {
     struct hist_slot *s = &t->s[i];
-    struct loopsan_rec_histogram r = {.h.aux = s->slot,
-                                      .cb = s->cb,
-                                      .total = s->total,
-                                      .max = s->max,
-                                      .library = s->library};
+    if (!s->cb)
+      continue;
+    struct loopsan_rec_histogram r = {
+        .h.aux = s->slot, .cb = s->cb, .total = s->total, .max = s->max, .library = s->library};
     for (unsigned b = 0; b < LOOPSAN_HIST_LOG2_BUCKETS; b++) {
       r.count += s->buckets[b];
       /* (the record's last bucket: everything above) */

@@ -18,17 +18,17 @@ static inline int32_t clamp_status(ssize_t status) {
 /* A request callback: the request leaves the table before its callback
  * runs (the callback may free or reuse it); COMPLETE is recorded after it,
  * so that a slow callback's DISPATCH still finds its request alive. */
-#define REQUEST_TRAMPOLINE(name, cb_type, req_param, status_expr, params, args)      \
-  TRAMPOLINE static void name params {                                               \
-    struct loopsan_obj o;                                                            \
-    if (LOOPSAN_UNLIKELY(loopsan__obj_take(req_param, &o) != 0))                     \
-      return;                                                                        \
-    int32_t complete_status = clamp_status(status_expr);                             \
-    if (o.cb[0]) {                                                                   \
-      LOOPSAN_TIMED_CALL(o.id, o.cb[0], LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_UV,        \
-                         ((cb_type)o.cb[0]) args);                                   \
-    }                                                                                \
-    loopsan__record_end(&o, LOOPSAN_OP_COMPLETE, o.cb[0], complete_status, 0);       \
+#define REQUEST_TRAMPOLINE(name, cb_type, req_param, status_expr, params, args) \
+  TRAMPOLINE static void name params {                                          \
+    struct loopsan_obj o;                                                       \
+    if (LOOPSAN_UNLIKELY(loopsan__obj_take(req_param, &o) != 0))                \
+      return;                                                                   \
+    int32_t complete_status = clamp_status(status_expr);                        \
+    if (o.cb[0]) {                                                              \
+      LOOPSAN_TIMED_CALL(o.id, o.cb[0], LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_UV,      \
+                         ((cb_type)o.cb[0]) args);                              \
+    }                                                                           \
+    loopsan__record_end(&o, LOOPSAN_OP_COMPLETE, o.cb[0], complete_status, 0);  \
   }
 
 REQUEST_TRAMPOLINE(tr_write, uv_write_cb, r, status, (uv_write_t * r, int status), (r, status))

@@ -171,33 +171,33 @@ void loopsan__blocking_init(void) {
  * call gets the program's return address and the real function (NULL:
  * not resolved yet) as arguments. */
 #define SPREAD(...) __VA_ARGS__
-#define BLOCKING_WRAPPER(name, ret, params, args, fail, fd_expr)                        \
-  static __attribute__((noinline)) ret timed_##name(uintptr_t ra, ret(*real) params,    \
-                                                    SPREAD params) {                    \
-    if (LOOPSAN_UNLIKELY(!real)) {                                                      \
-      int saved_ = errno;                                                               \
-      real = real_##name = (ret(*) params)dlsym(RTLD_NEXT, #name);                      \
-      errno = saved_;                                                                   \
-      if (!real) {                                                                      \
-        errno = ENOSYS;                                                                 \
-        return fail;                                                                    \
-      }                                                                                 \
-      if (!loopsan__in_callback() || ((fd_expr) != -1 && loopsan__in_iteration()))     \
-        return real args;                                                               \
-    }                                                                                   \
-    uint64_t t0 = loopsan__now();                                                       \
-    ret rc = real args;                                                                 \
-    if (loopsan__blocked_long(t0))                                                      \
-      blocked_on(#name, t0, ra, (const void *)real, fd_expr);                           \
-    return rc;                                                                          \
-  }                                                                                     \
-  LOOPSAN_INTERPOSE ret name params {                                                   \
-    ret(*real) params = real_##name;                                                    \
-    if (LOOPSAN_LIKELY(real) &&                                                         \
-        (LOOPSAN_LIKELY(!loopsan__in_callback()) ||                                     \
-         ((fd_expr) != -1 && loopsan__in_iteration()))) /* (see blocked_on) */          \
-      return real args;                                                                 \
-    return timed_##name((uintptr_t)__builtin_return_address(0), real, SPREAD args);     \
+#define BLOCKING_WRAPPER(name, ret, params, args, fail, fd_expr)                    \
+  static __attribute__((noinline))                                                  \
+  ret timed_##name(uintptr_t ra, ret(*real) params, SPREAD params) {                \
+    if (LOOPSAN_UNLIKELY(!real)) {                                                  \
+      int saved_ = errno;                                                           \
+      real = real_##name = (ret(*) params)dlsym(RTLD_NEXT, #name);                  \
+      errno = saved_;                                                               \
+      if (!real) {                                                                  \
+        errno = ENOSYS;                                                             \
+        return fail;                                                                \
+      }                                                                             \
+      if (!loopsan__in_callback() || ((fd_expr) != -1 && loopsan__in_iteration()))  \
+        return real args;                                                           \
+    }                                                                               \
+    uint64_t t0 = loopsan__now();                                                   \
+    ret rc = real args;                                                             \
+    if (loopsan__blocked_long(t0))                                                  \
+      blocked_on(#name, t0, ra, (const void *)real, fd_expr);                       \
+    return rc;                                                                      \
+  }                                                                                 \
+  LOOPSAN_INTERPOSE ret name params {                                               \
+    ret(*real) params = real_##name;                                                \
+    if (LOOPSAN_LIKELY(real) &&                                                     \
+        (LOOPSAN_LIKELY(!loopsan__in_callback()) ||                                 \
+         ((fd_expr) != -1 && loopsan__in_iteration()))) /* (see blocked_on) */      \
+      return real args;                                                             \
+    return timed_##name((uintptr_t)__builtin_return_address(0), real, SPREAD args); \
   }
 LIBC_BLOCKING(BLOCKING_WRAPPER)
 

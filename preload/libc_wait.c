@@ -170,24 +170,28 @@ static inline int adapter_wait(void) {
 /* (name, return type, parameters, arguments, timeout in ms as an
  * expression, what it waits on: WAIT_EPOLL and the descriptor, or
  * WAIT_POLL and the call site) */
-#define LIBC_WAITS(X)                                                                             \
-  X(epoll_wait, int, (int epfd, struct epoll_event *ev, int max, int timeout),                    \
-    (epfd, ev, max, timeout), timeout, WAIT_EPOLL, (uintptr_t)epfd)                               \
-  X(epoll_pwait, int,                                                                             \
-    (int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask),               \
-    (epfd, ev, max, timeout, mask), timeout, WAIT_EPOLL, (uintptr_t)epfd)                         \
-  X(epoll_pwait2, int,                                                                            \
-    (int epfd, struct epoll_event *ev, int max, const struct timespec *ts, const sigset_t *mask), \
-    (epfd, ev, max, ts, mask), timespec_ms(ts), WAIT_EPOLL, (uintptr_t)epfd)                      \
-  X(poll, int, (struct pollfd * fds, nfds_t n, int timeout), (fds, n, timeout), timeout,          \
-    WAIT_POLL, SITE)                                                                              \
-  X(ppoll, int, (struct pollfd * fds, nfds_t n, const struct timespec *ts, const sigset_t *mask), \
-    (fds, n, ts, mask), timespec_ms(ts), WAIT_POLL, SITE)                                         \
-  X(select, int, (int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv), (n, r, w, e, tv),  \
-    timeval_ms(tv), WAIT_POLL, SITE)                                                              \
-  X(pselect, int,                                                                                 \
-    (int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts, const sigset_t *mask),    \
-    (n, r, w, e, ts, mask), timespec_ms(ts), WAIT_POLL, SITE)
+/* A timeout behind a pointer is read only when the shim is active: an
+ * inactive one (setuid, bad options) passes the call on untouched, a bad
+ * pointer and all. */
+#define IF_ACTIVE(ms) (loopsan__state.active ? (ms) : -1)
+#define LIBC_WAITS(X)                                                                              \
+  X(epoll_wait, int, (int epfd, struct epoll_event *ev, int max, int timeout),                     \
+    (epfd, ev, max, timeout), timeout, WAIT_EPOLL, (uintptr_t)epfd)                                \
+  X(epoll_pwait, int,                                                                              \
+    (int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask),                \
+    (epfd, ev, max, timeout, mask), timeout, WAIT_EPOLL, (uintptr_t)epfd)                          \
+  X(epoll_pwait2, int,                                                                             \
+    (int epfd, struct epoll_event *ev, int max, const struct timespec *ts, const sigset_t *mask),  \
+    (epfd, ev, max, ts, mask), IF_ACTIVE(timespec_ms(ts)), WAIT_EPOLL, (uintptr_t)epfd)            \
+  X(poll, int, (struct pollfd * fds, nfds_t n, int timeout), (fds, n, timeout), timeout,           \
+    WAIT_POLL, SITE)                                                                               \
+  X(ppoll, int, (struct pollfd * fds, nfds_t n, const struct timespec *ts, const sigset_t *mask),  \
+    (fds, n, ts, mask), IF_ACTIVE(timespec_ms(ts)), WAIT_POLL, SITE)                               \
+  X(select, int, (int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *tv), (n, r, w, e, tv),   \
+    IF_ACTIVE(timeval_ms(tv)), WAIT_POLL, SITE)                                                    \
+  X(pselect, int,                                                                                  \
+    (int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ts, const sigset_t *mask),     \
+    (n, r, w, e, ts, mask), IF_ACTIVE(timespec_ms(ts)), WAIT_POLL, SITE)
 
 /* Each wait is two functions. The interposed one is the fast path: the
  * wait of an adapter's loop while its thread has credit (shim.h,

@@ -37,6 +37,8 @@ static inline uint32_t home(uintptr_t key) {
 
 static inline __attribute__((always_inline)) struct loopsan_obj_slot *
 find(struct loopsan_obj_slot *t, uintptr_t addr) {
+  if (LOOPSAN_UNLIKELY(addr <= KEY_TOMB)) /* (NULL: would find an empty slot) */
+    return NULL;
   uint32_t i = home(addr);
   for (int p = 0; p < OBJ_MAX_PROBES; p++, i = (i + 1) & (OBJ_TABLE_SIZE - 1)) {
     uintptr_t k = atomic_load_explicit(&t[i].key, memory_order_acquire);
@@ -155,8 +157,8 @@ void *loopsan__obj_put(const void *ptr, const struct loopsan_obj *obj, int keep_
   return NULL;
 }
 
-struct loopsan_obj_slot *loopsan__obj_seen_fill(uintptr_t addr, int cb_slot) {
-  struct loopsan_obj_seen *seen = loopsan__obj_seen_entry(addr, cb_slot);
+struct loopsan_obj_slot *loopsan__obj_seen_fill(uintptr_t addr, int cb_slot,
+                                                struct loopsan_obj_cb *out) {
   struct loopsan_obj_slot *t = __atomic_load_n(&table, __ATOMIC_RELAXED);
   if (LOOPSAN_UNLIKELY(!t))
     return NULL;
@@ -167,12 +169,29 @@ struct loopsan_obj_slot *loopsan__obj_seen_fill(uintptr_t addr, int cb_slot) {
     uint32_t s1 = atomic_load_explicit(&s->seq, memory_order_acquire);
     uint64_t id = atomic_load_explicit(&s->id, memory_order_relaxed);
     void *cb = atomic_load_explicit(&s->cb[cb_slot], memory_order_relaxed);
+    uint16_t state = atomic_load_explicit(&s->state, memory_order_relaxed);
     atomic_thread_fence(memory_order_acquire);
     if (!(s1 & 1u) && atomic_load_explicit(&s->seq, memory_order_relaxed) == s1) {
       if (atomic_load_explicit(&s->key, memory_order_relaxed) != addr)
         return NULL;
-      *seen = (struct loopsan_obj_seen){
-          .key = cb ? addr | (unsigned)cb_slot : 0, .slot = s, .id = id, .cb = cb, .seq = s1};
+      *out = (struct loopsan_obj_cb){id, cb, state};
+      if (cb && !loopsan__hot.seen_filling) {
+        /* Emptied first and keyed last, each behind a compiler barrier:
+         * a signal handler that runs in between finds no entry, and its
+         * own lookups do not fill one (seen_filling). */
+        struct loopsan_obj_seen *seen = loopsan__obj_seen_entry(addr, cb_slot);
+        loopsan__hot.seen_filling = 1;
+        seen->key = 0;
+        atomic_signal_fence(memory_order_seq_cst);
+        seen->slot = s;
+        seen->id = id;
+        seen->cb = cb;
+        seen->seq = s1;
+        atomic_signal_fence(memory_order_seq_cst);
+        seen->key = LOOPSAN_OBJ_SEEN_KEY(addr, cb_slot);
+        atomic_signal_fence(memory_order_seq_cst);
+        loopsan__hot.seen_filling = 0;
+      }
       return s;
     }
   }

@@ -38,30 +38,35 @@ loopsan__obj_seen_entry(uintptr_t addr, int cb_slot) {
                                      ((addr + ((uintptr_t)cb_slot << 6)) & LOOPSAN_OBJ_SEEN_MASK));
 }
 
-/* The lookup proper (objects.c), on a miss: fills ADDR's entry and
- * returns the slot, or NULL. (An object without that callback is not
- * kept: its entry's key stays 0.) */
-struct loopsan_obj_slot *loopsan__obj_seen_fill(uintptr_t addr, int cb_slot);
+/* The lookup proper (objects.c), on a miss: fills ADDR's entry, and OUT,
+ * and returns the slot, or NULL. (An object without that callback is not
+ * kept.) */
+struct loopsan_obj_slot *loopsan__obj_seen_fill(uintptr_t addr, int cb_slot,
+                                                struct loopsan_obj_cb *out);
 
+/* The key is read last, after a compiler barrier: a signal handler that
+ * filled the entry for another object between the reads changed it (its
+ * fill ran whole, before this code went on), and this is a miss. */
 static inline __attribute__((always_inline)) void *
 loopsan__obj_dispatch(const void *ptr, int cb_slot, struct loopsan_obj_cb *out) {
   uintptr_t addr = (uintptr_t)ptr;
   struct loopsan_obj_seen *seen = loopsan__obj_seen_entry(addr, cb_slot);
   struct loopsan_obj_slot *s = seen->slot;
-  if (LOOPSAN_LIKELY(seen->key == (addr | (unsigned)cb_slot) &&
-                     atomic_load_explicit(&s->seq, memory_order_acquire) == seen->seq)) {
-    if (!s || !seen->cb)
-      __builtin_unreachable(); /* (a matching key has its slot and a callback) */
-    *out = (struct loopsan_obj_cb){seen->id, seen->cb,
-                                   atomic_load_explicit(&s->state, memory_order_relaxed)};
+  uint32_t seq = seen->seq;
+  uint64_t id = seen->id;
+  void *cb = seen->cb;
+  atomic_signal_fence(memory_order_seq_cst);
+  if (LOOPSAN_LIKELY(seen->key == LOOPSAN_OBJ_SEEN_KEY(addr, cb_slot) &&
+                     atomic_load_explicit(&s->seq, memory_order_acquire) == seq)) {
+    if (!s || !cb)
+      __builtin_unreachable(); /* (a kept entry has its slot and a callback) */
+    *out = (struct loopsan_obj_cb){id, cb, atomic_load_explicit(&s->state, memory_order_relaxed)};
     return s;
   }
-  s = loopsan__obj_seen_fill(addr, cb_slot);
-  if (LOOPSAN_UNLIKELY(!s))
-    return NULL;
-  seen = loopsan__obj_seen_entry(addr, cb_slot);
-  *out = (struct loopsan_obj_cb){seen->id, seen->cb,
-                                 atomic_load_explicit(&s->state, memory_order_relaxed)};
+  /* (A copy, so that OUT never escapes and stays in registers.) */
+  struct loopsan_obj_cb found;
+  s = loopsan__obj_seen_fill(addr, cb_slot, &found);
+  *out = found;
   return s;
 }
 

@@ -40,7 +40,7 @@ struct loopsan_spill_header;
  * counter that went round 2^31 times while its entry stayed is not
  * guarded against. */
 struct loopsan_obj_seen {
-  uintptr_t key; /* address | callback slot (objects are 8-byte aligned) */
+  uintptr_t key; /* LOOPSAN_OBJ_SEEN_KEY; 0: empty */
   struct loopsan_obj_slot *slot;
   uint64_t id;
   void *cb;
@@ -50,6 +50,9 @@ struct loopsan_obj_seen {
 #define LOOPSAN_OBJ_SEEN 8u
 _Static_assert(sizeof(struct loopsan_obj_seen) == 64, "an entry's offset is 64 x its index");
 #define LOOPSAN_OBJ_SEEN_MASK ((uintptr_t)(LOOPSAN_OBJ_SEEN - 1) << 6)
+/* The address, its callback slot in the low bits (objects are 8-byte
+ * aligned) and bit 2 set, so that no key is 0, not even address 0's. */
+#define LOOPSAN_OBJ_SEEN_KEY(addr, cb_slot) ((addr) | (uintptr_t)(cb_slot) | 4u)
 
 /* The thread's histogram sites counted last, by callback address (a loop
  * dispatches a few callbacks in turn: most find theirs at one compare).
@@ -62,6 +65,7 @@ struct loopsan_thread_hot {
   struct loopsan_spill_header *region;
   /* The clock when the thread's last dispatch ended. */
   uint64_t last_end;
+  int seen_filling; /* a fill in progress: a signal handler's does not cache */
   /* An adapter loop's waits' credit (loopsan__wait_take_credit), and
    * what was left of it when the thread left its last adapter loop (0
    * once the generic layer's iteration opened). */
@@ -73,7 +77,7 @@ struct loopsan_thread_hot {
   struct loopsan_hist_slot *hist_cache[LOOPSAN_HIST_CACHE]; /* histograms.c */
 };
 extern LOOPSAN_TLS struct loopsan_thread_hot loopsan__hot;
-extern const struct loopsan_hist_slot loopsan__hist_no_site; /* matches no callback */
+extern struct loopsan_hist_slot loopsan__hist_no_site; /* matches no callback */
 
 /* ---- init.c: global state ---- */
 struct loopsan_shim_state {
@@ -300,7 +304,7 @@ struct loopsan_dispatch {
   const void *cb;
   uint32_t slot;
   uint32_t library;
-  uint32_t open; /* begun, not yet ended (see LOOPSAN_DISPATCH) */
+  uint32_t open;                       /* begun, not yet ended (see LOOPSAN_DISPATCH) */
   struct loopsan_spill_header *region; /* where it is published; NULL: nowhere */
 };
 
@@ -316,7 +320,8 @@ __attribute__((returns_nonnull)) struct loopsan_spill_header *loopsan__region_or
  * (a struct whose address escaped was stored and reloaded around every
  * callback). */
 static inline __attribute__((always_inline)) struct loopsan_spill_header *
-loopsan__dispatch_enter(uint64_t t0, uint64_t obj, const void *cb, uint32_t slot, uint32_t library) {
+loopsan__dispatch_enter(uint64_t t0, uint64_t obj, const void *cb, uint32_t slot,
+                        uint32_t library) {
   struct loopsan_spill_header *h = loopsan__hot.region;
   if (LOOPSAN_UNLIKELY(!h))
     h = loopsan__region_or_scratch();
@@ -330,10 +335,13 @@ loopsan__dispatch_enter(uint64_t t0, uint64_t obj, const void *cb, uint32_t slot
   return h;
 }
 
-/* (By value, so that a trampoline's D never escapes: the compiler keeps
- * it in registers instead of storing and reloading it around the call.) */
-void loopsan__dispatch_slow(uint64_t t0, uint64_t obj, const void *cb, uint32_t slot,
-                            uint64_t duration);
+/* A dispatch's end, out of line: a slow one's DISPATCH record. The
+ * object is not kept in a register across the callback for these rare
+ * cases: loopsan__dispatch_obj finds it where the dispatch was published
+ * (H's entry that began at T0 with CB; 0 if none does). */
+uint64_t loopsan__dispatch_obj(const struct loopsan_spill_header *h, uint64_t t0, const void *cb);
+void loopsan__dispatch_slow(const struct loopsan_spill_header *h, uint64_t t0, const void *cb,
+                            uint32_t slot, uint64_t duration);
 /* histograms.c: one more dispatch of CB (SLOT, LIBRARY) that took DT ticks.
  * Inline: the thread's recent sites at one compare, else a lookup. */
 /* A bucket for every log2 of a 64-bit duration, so that counting needs no
@@ -349,8 +357,9 @@ struct loopsan_hist_slot {
 static inline unsigned loopsan__hist_cache_index(const void *cb) {
   return (unsigned)((uintptr_t)cb >> 4) & (LOOPSAN_HIST_CACHE - 1);
 }
+/* (H, T0: the dispatch, for its object: loopsan__dispatch_obj) */
 void loopsan__hist_add_slow(const void *cb, uint32_t slot, uint32_t library, uint64_t dt,
-                            uint64_t obj);
+                            const struct loopsan_spill_header *h, uint64_t t0);
 static inline void loopsan__hist_count(struct loopsan_hist_slot *s, uint64_t dt) {
   s->total += dt;
   if (LOOPSAN_UNLIKELY(dt > s->max))
@@ -358,12 +367,12 @@ static inline void loopsan__hist_count(struct loopsan_hist_slot *s, uint64_t dt)
   s->buckets[63u - (unsigned)__builtin_clzll(dt | 1)]++;
 }
 static inline void loopsan__hist_add(const void *cb, uint32_t slot, uint32_t library, uint64_t dt,
-                                     uint64_t obj) {
+                                     const struct loopsan_spill_header *h, uint64_t t0) {
   struct loopsan_hist_slot *s = loopsan__hot.hist_cache[loopsan__hist_cache_index(cb)];
   if (LOOPSAN_LIKELY(s->cb == (uint64_t)(uintptr_t)cb))
     loopsan__hist_count(s, dt);
   else
-    loopsan__hist_add_slow(cb, slot, library, dt, obj);
+    loopsan__hist_add_slow(cb, slot, library, dt, h, t0);
 }
 /* Write out the counts: the calling thread's (periodic), all (the end),
  * the exiting thread's; forget the parent's in a forked child. */
@@ -387,54 +396,55 @@ static inline void loopsan__depth_down(struct loopsan_spill_header *h) {
 #endif
 }
 static inline __attribute__((always_inline)) void
-loopsan__dispatch_leave_with(int tsc, struct loopsan_spill_header *h, uint64_t t0, uint64_t obj,
-                             const void *cb, uint32_t slot, uint32_t library) {
+loopsan__dispatch_leave_with(int tsc, struct loopsan_spill_header *h, uint64_t t0, const void *cb,
+                             uint32_t slot, uint32_t library) {
   uint64_t end = loopsan__now_with(tsc);
   loopsan__hot.last_end = end;
   uint64_t dt = end - t0;
   loopsan__depth_down(h);
-  loopsan__hist_add(cb, slot, library, dt, obj);
+  loopsan__hist_add(cb, slot, library, dt, h, t0);
   if (LOOPSAN_UNLIKELY(dt >= loopsan__state.slow_ticks)) /* 0 in record mode "all" */
-    loopsan__dispatch_slow(t0, obj, cb, slot, dt);
+    loopsan__dispatch_slow(h, t0, cb, slot, dt);
 }
 static inline __attribute__((always_inline)) void
-loopsan__dispatch_leave(struct loopsan_spill_header *h, uint64_t t0, uint64_t obj, const void *cb,
-                        uint32_t slot, uint32_t library) {
-  loopsan__dispatch_leave_with(loopsan__clock_use_tsc, h, t0, obj, cb, slot, library);
+loopsan__dispatch_leave(struct loopsan_spill_header *h, uint64_t t0, const void *cb, uint32_t slot,
+                        uint32_t library) {
+  loopsan__dispatch_leave_with(loopsan__clock_use_tsc, h, t0, cb, slot, library);
 }
 
 /* A callback that throws (a C++ exception unwinding through the loop's C
  * frames and ours to a catch around the loop's run) skips the end of its
  * dispatch: this cleanup ends it as the exception goes by, or it would be
  * taken for a callback that never returned. The shim is built with
- * -fexceptions; on the normal path the compiler sees the flag cleared and
- * drops the check. Only the flag is the cleanup's (the rest stays in
- * registers): it ends the thread's innermost published dispatch. */
-void loopsan__dispatch_unwound(void);
-static inline void loopsan__dispatch_unwind_flag(const unsigned char *open) {
-  if (LOOPSAN_UNLIKELY(*open))
-    loopsan__dispatch_unwound();
+ * -fexceptions; on the normal path the compiler sees the variable cleared
+ * and drops the check. Only a flag is the cleanup's (the rest stays in
+ * registers); the trampoline's frame tells the dispatch, as published
+ * (those above it were abandoned as well). */
+void loopsan__dispatch_unwound(uintptr_t frame);
+static inline __attribute__((always_inline)) void
+loopsan__dispatch_unwind_flag(const unsigned char *open) {
+  if (LOOPSAN_UNLIKELY(*open)) /* (inlined: the trampoline's own frame) */
+    loopsan__dispatch_unwound((uintptr_t)__builtin_frame_address(0));
 }
 /* Time the call CALL as a dispatch of CB (object OBJ, SLOT, LIBRARY). The
  * clock is chosen once, outside: CALL is compiled twice, for each clock. */
-#define LOOPSAN_TIMED_CALL_WITH_(tsc, obj, cb, slot, library, call)                            \
-  do {                                                                                         \
-    unsigned char loopsan_open_ __attribute__((cleanup(loopsan__dispatch_unwind_flag))) = 1;  \
-    uint64_t loopsan_obj_ = (obj);                                                             \
-    const void *loopsan_cb_ = (cb);                                                            \
-    uint64_t loopsan_t0_ = loopsan__now_with(tsc);                                             \
-    struct loopsan_spill_header *loopsan_h_ =                                                  \
-        loopsan__dispatch_enter(loopsan_t0_, loopsan_obj_, loopsan_cb_, (slot), (library));    \
-    call;                                                                                      \
-    loopsan__dispatch_leave_with(tsc, loopsan_h_, loopsan_t0_, loopsan_obj_, loopsan_cb_,      \
-                                 (slot), (library));                                           \
-    loopsan_open_ = 0;                                                                         \
+#define LOOPSAN_TIMED_CALL_WITH_(tsc, obj, cb, slot, library, call)                             \
+  do {                                                                                          \
+    unsigned char loopsan_open_ __attribute__((cleanup(loopsan__dispatch_unwind_flag))) = 1;    \
+    uint64_t loopsan_obj_ = (obj);                                                              \
+    const void *loopsan_cb_ = (cb);                                                             \
+    uint64_t loopsan_t0_ = loopsan__now_with(tsc);                                              \
+    struct loopsan_spill_header *loopsan_h_ =                                                   \
+        loopsan__dispatch_enter(loopsan_t0_, loopsan_obj_, loopsan_cb_, (slot), (library));     \
+    call;                                                                                       \
+    loopsan__dispatch_leave_with(tsc, loopsan_h_, loopsan_t0_, loopsan_cb_, (slot), (library)); \
+    loopsan_open_ = 0;                                                                          \
   } while (0)
-#define LOOPSAN_TIMED_CALL(obj, cb, slot, library, call)        \
-  do {                                                          \
-    if (LOOPSAN_LIKELY(loopsan__clock_use_tsc))                 \
+#define LOOPSAN_TIMED_CALL(obj, cb, slot, library, call)         \
+  do {                                                           \
+    if (LOOPSAN_LIKELY(loopsan__clock_use_tsc))                  \
       LOOPSAN_TIMED_CALL_WITH_(1, obj, cb, slot, library, call); \
-    else                                                        \
+    else                                                         \
       LOOPSAN_TIMED_CALL_WITH_(0, obj, cb, slot, library, call); \
   } while (0)
 
@@ -451,7 +461,7 @@ static inline void loopsan__dispatch_begin(struct loopsan_dispatch *d, uint64_t 
   d->region = loopsan__dispatch_enter(d->t0, obj, cb, slot, library);
 }
 static inline void loopsan__dispatch_end(struct loopsan_dispatch *d) {
-  loopsan__dispatch_leave(d->region, d->t0, d->obj, d->cb, d->slot, d->library);
+  loopsan__dispatch_leave(d->region, d->t0, d->cb, d->slot, d->library);
   d->open = 0;
 }
 
@@ -463,7 +473,10 @@ extern LOOPSAN_TLS unsigned loopsan__adapter_loops;
  * one thread-local subtraction. A wait of T ms costs 8 T + 125, so the
  * credit the full check grants (8,000) lasts 64 waits, or a second's
  * worth of their timeouts; an indefinite wait (-1, as unsigned) or a long
- * one costs more than any credit. Out of every adapter loop the thread
+ * one costs more than any credit. (A credit renewed right after a callback
+ * that ended just before the write-out was due lets that write-out wait
+ * as long again: 64 waits or about a second more; never past a wait
+ * that may block for good.) Out of every adapter loop the thread
  * has none (its next wait may be the generic layer's): the credit is put
  * aside when it leaves the last and given back when it enters one again
  * (a program that iterates GLib by hand enters and leaves at every
@@ -507,7 +520,8 @@ static inline int loopsan__in_callback(void) {
 static inline int loopsan__in_iteration(void) {
   const struct loopsan_spill_header *h = loopsan__hot.region;
   uint32_t depth = h ? h->depth : 0;
-  return depth && depth <= LOOPSAN_INFLIGHT_MAX && LOOPSAN_IS_ITERATION(h->inflight[depth - 1].slot);
+  return depth && depth <= LOOPSAN_INFLIGHT_MAX &&
+         LOOPSAN_IS_ITERATION(h->inflight[depth - 1].slot);
 }
 /* A call NAME (the libc function REAL) that began at T0 (clock ticks) has
  * returned to RA: recorded when it lasted blocking_ms or more and was not

@@ -44,10 +44,10 @@ struct tbuf {
   _Atomic int in_use;   /* owned by a live thread */
   int attached;         /* 1: region maps a spill file; -1: never (scratch, or failed) */
   uint32_t tid;
-  uint64_t last_check;              /* owner's clock at its last periodic write-out */
-  uint64_t first_new;               /* id of the first object created in the unwritten part */
-  int may_compact;                  /* an object created there also ended there */
-  struct tbuf *next;                /* registry list, push-only */
+  uint64_t last_check; /* owner's clock at its last periodic write-out */
+  uint64_t first_new;  /* id of the first object created in the unwritten part */
+  int may_compact;     /* an object created there also ended there */
+  struct tbuf *next;   /* registry list, push-only */
   /* Short DISPATCH records (trace_format.h): write-outs so far, and what
    * the thread's dispatch records of the current chunk set (stamps are
    * chunk + 1, so that zeroed memory is no chunk's) */
@@ -77,13 +77,13 @@ static struct {
 static LOOPSAN_TLS struct tbuf *my_buf;
 /* (shim.h; an empty histogram cache entry points at a slot nothing
  * matches, histograms.c) */
-#define NO_SITE ((struct loopsan_hist_slot *)&loopsan__hist_no_site)
+#define NO_SITE (&loopsan__hist_no_site)
 LOOPSAN_TLS struct loopsan_thread_hot loopsan__hot = {
     .hist_cache = {NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE}};
 _Static_assert(LOOPSAN_HIST_CACHE == 8, "one NO_SITE an entry");
 #undef NO_SITE
-static LOOPSAN_TLS int in_writer;                  /* our own write(2) must not re-enter */
-static LOOPSAN_TLS int emitting; /* a record half written (a signal handler must wait) */
+static LOOPSAN_TLS int in_writer; /* our own write(2) must not re-enter */
+static LOOPSAN_TLS int emitting;  /* a record half written (a signal handler must wait) */
 
 int loopsan__writer_busy(void) { return in_writer || emitting; }
 
@@ -197,8 +197,8 @@ static void tbuf_release(void *arg) {
 }
 
 static struct tbuf *tbuf_new(void) {
-  unsigned char *mem =
-      mmap(NULL, TBUF_HEAD + REGION_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  unsigned char *mem = mmap(NULL, TBUF_HEAD + REGION_SIZE, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED)
     return NULL;
   struct tbuf *b = (struct tbuf *)(void *)mem;
@@ -262,7 +262,8 @@ void loopsan__emit_dispatch(struct loopsan_rec_dispatch *r) {
     if (b->disp_stamp == stamp && b->pairs[i].stamp == stamp && b->pairs[i].obj == r->obj &&
         b->pairs[i].cb == r->cb && b->pairs[i].slot == slot && slot <= 0xffu &&
         r->ts >= b->disp_ts && delta <= UINT32_MAX && r->duration <= UINT32_MAX &&
-        __atomic_load_n(&b->hdr->end, __ATOMIC_RELAXED) + sizeof(struct loopsan_rec_dispatch_short) <=
+        __atomic_load_n(&b->hdr->end, __ATOMIC_RELAXED) +
+                sizeof(struct loopsan_rec_dispatch_short) <=
             TBUF_CAPACITY) { /* (so that it lands in this chunk) */
       struct loopsan_rec_dispatch_short sr = {
           .h.aux = slot | i << 8, .ts_delta = (uint32_t)delta, .duration = (uint32_t)r->duration};

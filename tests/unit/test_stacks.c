@@ -132,7 +132,8 @@ START_TEST(reuse_only_unchanged_stacks) {
     ck_assert_uint_eq(middle_frame, frame); /* (one stack pointer, or this proves nothing) */
   }
   ck_assert_uint_ne(ids[0], ids[1]);
-  ck_assert_uint_ge(loopsan__stack_reuses - reused, 10); /* all but the first 2 of each, and the first */
+  ck_assert_uint_ge(loopsan__stack_reuses - reused,
+                    10); /* all but the first 2 of each, and the first */
   struct stacks_seen s;
   read_stacks(&s);
   ck_assert_uint_eq(s.n, 2);
@@ -285,7 +286,15 @@ static void dispatch_twice(const void *addr, int slot, uint64_t id, const void *
     ck_assert_ptr_nonnull(ref);
     ck_assert_uint_eq(got.id, id);
     ck_assert_ptr_eq(got.cb, cb);
+    /* kept: the second look is the cache's */
+    ck_assert_uint_eq(loopsan__obj_seen_entry((uintptr_t)addr, slot)->key,
+                      LOOPSAN_OBJ_SEEN_KEY((uintptr_t)addr, slot));
   }
+}
+
+static void *take_elsewhere(void *addr) {
+  struct loopsan_obj got;
+  return (void *)(intptr_t)loopsan__obj_take(addr, &got);
 }
 
 START_TEST(dispatch_cache_follows_changes) {
@@ -325,7 +334,28 @@ START_TEST(dispatch_cache_follows_changes) {
   /* no callback in a slot: found, nothing to call */
   ck_assert_ptr_nonnull(loopsan__obj_dispatch(handle, LOOPSAN_SLOT_CLOSE, &seen));
   ck_assert_ptr_null(seen.cb);
-  ck_assert_int_eq(loopsan__obj_take(handle, &got), 0);
+  /* taken by another thread while this one keeps its entry */
+  pthread_t other;
+  void *rc;
+  ck_assert_int_eq(pthread_create(&other, NULL, take_elsewhere, handle), 0);
+  pthread_join(other, &rc);
+  ck_assert_ptr_null(rc);
+  dispatch_twice(handle, LOOPSAN_SLOT_MAIN, 0, NULL);
+  /* two objects sharing an entry (512 bytes apart) take it in turn */
+  static _Alignas(64) char pair[1024];
+  o.id = 4;
+  ck_assert_ptr_nonnull(loopsan__obj_put(pair, &o, 0, NULL));
+  o.id = 5;
+  o.cb[LOOPSAN_SLOT_MAIN] = cb3;
+  ck_assert_ptr_nonnull(loopsan__obj_put(pair + 512, &o, 0, NULL));
+  for (int i = 0; i < 3; i++) {
+    dispatch_twice(pair, LOOPSAN_SLOT_MAIN, 4, cb2);
+    dispatch_twice(pair + 512, LOOPSAN_SLOT_MAIN, 5, cb3);
+  }
+  ck_assert_int_eq(loopsan__obj_take(pair, &got), 0);
+  ck_assert_int_eq(loopsan__obj_take(pair + 512, &got), 0);
+  /* address 0 (a program's NULL handle): nothing, and no crash */
+  dispatch_twice(NULL, LOOPSAN_SLOT_MAIN, 0, NULL);
 }
 END_TEST
 

@@ -202,13 +202,11 @@ START_TEST(never_overwrites) {
 }
 END_TEST
 
-/* The host program's errno survives every record: the first of a thread
- * (its buffer is made), write-outs (a buffer full), stacks. */
 /* Every duration lands in the record: the shim counts in 64 log2 buckets
  * and no count of its own; the record has 40 (the last: everything above)
  * and the count, both folded from those when written. */
 struct site_tally {
-  unsigned records;
+  unsigned records, iterations;
   uint64_t count, total, max;
   uint64_t buckets[LOOPSAN_HIST_BUCKETS];
 };
@@ -219,6 +217,7 @@ static int tally_site(void *ctx, const struct loopsan_record_header *rec, uint32
   if (rec->type != LOOPSAN_REC_HISTOGRAM)
     return 0;
   const struct loopsan_rec_histogram *h = (const void *)rec;
+  t->iterations += h->cb == 1;
   if (h->cb != 0x1000)
     return 0;
   t->records++;
@@ -233,12 +232,21 @@ static int tally_site(void *ctx, const struct loopsan_record_header *rec, uint32
 
 START_TEST(histogram_counts_every_duration) {
   harness_start(16);
+  static struct loopsan_spill_header none; /* (publishes no dispatch: no object) */
   const uint64_t dts[] = {0, 1, 1000, 1000, 1ull << 39, 1ull << 45, UINT64_MAX / 2};
   uint64_t total = 0;
   for (unsigned i = 0; i < sizeof dts / sizeof dts[0]; i++) {
-    loopsan__hist_add((const void *)0x1000, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_UV, dts[i], 0);
-    loopsan__hist_add((const void *)0x2000, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_UV, 5, 0);
+    /* the generic layer's iterations: keyed by a descriptor (1 here),
+     * counted nowhere, and never taken for an empty cache entry (first:
+     * its entry, 0, is empty then) */
+    loopsan__hist_add((const void *)1, LOOPSAN_DISPATCH_ITERATION, LOOPSAN_LIB_GENERIC, 5, &none,
+                      0);
+    /* two sites in two cache entries: each counted inline after its first */
+    loopsan__hist_add((const void *)0x1000, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_UV, dts[i], &none, 0);
+    loopsan__hist_add((const void *)0x2010, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_UV, 5, &none, 0);
     total += dts[i];
+    if (i == 3) /* a write-out in between: later counts make records again */
+      loopsan__hist_flush_all();
   }
   loopsan__hist_flush_all();
   loopsan__writer_close(LOOPSAN_END_EXIT, 0);
@@ -247,12 +255,13 @@ START_TEST(histogram_counts_every_duration) {
   char err[256];
   ck_assert_int_eq(loopsan_read_trace(harness_trace_path(), tally_site, &t, &st, err, sizeof err),
                    0);
-  ck_assert_uint_eq(t.records, 1);
+  ck_assert_uint_eq(t.records, 2);
+  ck_assert_uint_eq(t.iterations, 0);
   ck_assert_uint_eq(t.count, 7);
   ck_assert_uint_eq(t.total, total);
   ck_assert_uint_eq(t.max, UINT64_MAX / 2);
-  ck_assert_uint_eq(t.buckets[0], 2); /* 0 and 1 */
-  ck_assert_uint_eq(t.buckets[9], 2); /* 1000: [512, 1024) */
+  ck_assert_uint_eq(t.buckets[0], 2);                        /* 0 and 1 */
+  ck_assert_uint_eq(t.buckets[9], 2);                        /* 1000: [512, 1024) */
   ck_assert_uint_eq(t.buckets[LOOPSAN_HIST_BUCKETS - 1], 3); /* 2^39 and above */
   uint64_t sum = 0;
   for (unsigned i = 0; i < LOOPSAN_HIST_BUCKETS; i++)
@@ -262,6 +271,8 @@ START_TEST(histogram_counts_every_duration) {
 }
 END_TEST
 
+/* The host program's errno survives every record: the first of a thread
+ * (its buffer is made), write-outs (a buffer full), stacks. */
 static void *record_with_errno_set(void *arg) {
   int *bad = arg;
   static char objects[64];
