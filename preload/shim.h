@@ -402,7 +402,8 @@ loopsan__dispatch_leave_with(int tsc, struct loopsan_spill_header *h, uint64_t t
   loopsan__hot.last_end = end;
   uint64_t dt = end - t0;
   loopsan__depth_down(h);
-  loopsan__hist_add(cb, slot, library, dt, h, t0);
+  if (!LOOPSAN_IS_ITERATION(slot)) /* (no callback site: not counted; a constant in trampolines) */
+    loopsan__hist_add(cb, slot, library, dt, h, t0);
   if (LOOPSAN_UNLIKELY(dt >= loopsan__state.slow_ticks)) /* 0 in record mode "all" */
     loopsan__dispatch_slow(h, t0, cb, slot, dt);
 }
