@@ -56,8 +56,7 @@ TRAMPOLINE static void tr_watcher(struct ev_loop *loop, ev_watcher *w, int reven
     loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);
     loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);
   }
-  LOOPSAN_TIMED_CALL(o.id, o.cb, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_EV,
-                     ((ev_cb_t)o.cb)(loop, w, revents));
+  LOOPSAN_TIMED_CALL_FOUND(o, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_EV, ((ev_cb_t)o.cb)(loop, w, revents));
 }
 
 /* ---- loops ---- */

@@ -545,7 +545,7 @@ static void bev_dispatch(struct bufferevent *bev, int slot, short what, void *ct
     loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);
     loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);
   }
-  LOOPSAN_TIMED_CALL(o.id, o.cb, (uint32_t)slot, LOOPSAN_LIB_EVENT, {
+  LOOPSAN_TIMED_CALL_FOUND(o, (uint32_t)slot, LOOPSAN_LIB_EVENT, {
     if (slot == SLOT_EVENT)
       ((bufferevent_event_cb)o.cb)(bev, what, ctx);
     else
@@ -641,7 +641,7 @@ TRAMPOLINE static void tr_listener(struct evconnlistener *lev, evutil_socket_t f
     loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);
     loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);
   }
-  LOOPSAN_TIMED_CALL(o.id, o.cb, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_EVENT,
+  LOOPSAN_TIMED_CALL_FOUND(o, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_EVENT,
                      ((evconnlistener_cb)o.cb)(lev, fd, sa, socklen, ptr));
 }
 

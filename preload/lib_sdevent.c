@@ -56,8 +56,8 @@ TRAMPOLINE static int tr_source(sd_event_source *s, uintptr_t a, uintptr_t b, ui
     loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);
   }
   int rc;
-  LOOPSAN_TIMED_CALL(o.id, o.cb, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_SDEVENT,
-                     rc = ((any_cb_t)o.cb)(s, a, b, c));
+  LOOPSAN_TIMED_CALL_FOUND(o, LOOPSAN_SLOT_MAIN, LOOPSAN_LIB_SDEVENT,
+                           rc = ((any_cb_t)o.cb)(s, a, b, c));
   return rc;
 }
 

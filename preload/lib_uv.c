@@ -42,7 +42,7 @@ DECLARE_REAL(uv_is_closing);
       loopsan__obj_state_set(ref, LOOPSAN_STATE_FIRED);                                      \
       loopsan__record_op(o.id, LOOPSAN_OP_FIRED, o.cb, 0, 0);                                \
     }                                                                                        \
-    LOOPSAN_TIMED_CALL(o.id, o.cb, slot, LOOPSAN_LIB_UV, ((cb_type)o.cb) args);              \
+    LOOPSAN_TIMED_CALL_FOUND(o, slot, LOOPSAN_LIB_UV, ((cb_type)o.cb) args);                 \
   }
 
 HANDLE_TRAMPOLINE(tr_timer, LOOPSAN_SLOT_MAIN, uv_timer_cb, h, (uv_timer_t * h), (h))

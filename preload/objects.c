@@ -18,6 +18,7 @@
 #define KEY_TOMB ((uintptr_t)2)
 
 static struct loopsan_obj_slot *table;
+const struct loopsan_obj_slot loopsan__obj_no_slot = {.seq = 1}; /* (shim.h) */
 static _Atomic uint64_t next_id = 1;
 
 uint64_t loopsan__obj_new_id(void) {
@@ -174,14 +175,14 @@ struct loopsan_obj_slot *loopsan__obj_seen_fill(uintptr_t addr, int cb_slot,
     if (!(s1 & 1u) && atomic_load_explicit(&s->seq, memory_order_relaxed) == s1) {
       if (atomic_load_explicit(&s->key, memory_order_relaxed) != addr)
         return NULL;
-      *out = (struct loopsan_obj_cb){id, cb, state};
-      if (cb && !loopsan__hot.seen_filling) {
+      *out = (struct loopsan_obj_cb){id, cb, state, 0};
+      if (cb && !loopsan__hot.seen_filling && loopsan__clock_use_tsc) {
         /* Emptied first and keyed last, each behind a compiler barrier:
          * a signal handler that runs in between finds no entry, and its
          * own lookups do not fill one (seen_filling). */
         struct loopsan_obj_seen *seen = loopsan__obj_seen_entry(addr, cb_slot);
         loopsan__hot.seen_filling = 1;
-        seen->key = 0;
+        seen->key = LOOPSAN_OBJ_SEEN_FILLING;
         atomic_signal_fence(memory_order_seq_cst);
         seen->slot = s;
         seen->id = id;

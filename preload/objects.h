@@ -27,6 +27,9 @@ struct loopsan_obj_cb {
   uint64_t id;
   void *cb;
   uint16_t state;
+  /* Found in the thread's cache, which is filled only when the clock is
+   * the TSC: the dispatch need not ask (LOOPSAN_TIMED_CALL_FOUND). */
+  uint8_t tsc;
 };
 
 /* The entry for ADDR's 64-byte granule, its offset taken from the address
@@ -40,7 +43,7 @@ loopsan__obj_seen_entry(uintptr_t addr, int cb_slot) {
 
 /* The lookup proper (objects.c), on a miss: fills ADDR's entry, and OUT,
  * and returns the slot, or NULL. (An object without that callback is not
- * kept.) */
+ * kept, nor any when the clock is not the TSC: a hit says it is.) */
 struct loopsan_obj_slot *loopsan__obj_seen_fill(uintptr_t addr, int cb_slot,
                                                 struct loopsan_obj_cb *out);
 
@@ -60,7 +63,8 @@ loopsan__obj_dispatch(const void *ptr, int cb_slot, struct loopsan_obj_cb *out) 
                      atomic_load_explicit(&s->seq, memory_order_acquire) == seq)) {
     if (!s || !cb)
       __builtin_unreachable(); /* (a kept entry has its slot and a callback) */
-    *out = (struct loopsan_obj_cb){id, cb, atomic_load_explicit(&s->state, memory_order_relaxed)};
+    *out = (struct loopsan_obj_cb){id, cb, atomic_load_explicit(&s->state, memory_order_relaxed),
+                                   1};
     return s;
   }
   /* (A copy, so that OUT never escapes and stays in registers.) */

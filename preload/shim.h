@@ -40,7 +40,7 @@ struct loopsan_spill_header;
  * counter that went round 2^31 times while its entry stayed is not
  * guarded against. */
 struct loopsan_obj_seen {
-  uintptr_t key; /* LOOPSAN_OBJ_SEEN_KEY; 0: empty */
+  uintptr_t key; /* LOOPSAN_OBJ_SEEN_KEY; LOOPSAN_OBJ_SEEN_FILLING while filled */
   struct loopsan_obj_slot *slot;
   uint64_t id;
   void *cb;
@@ -50,9 +50,13 @@ struct loopsan_obj_seen {
 #define LOOPSAN_OBJ_SEEN 8u
 _Static_assert(sizeof(struct loopsan_obj_seen) == 64, "an entry's offset is 64 x its index");
 #define LOOPSAN_OBJ_SEEN_MASK ((uintptr_t)(LOOPSAN_OBJ_SEEN - 1) << 6)
-/* The address, its callback slot in the low bits (objects are 8-byte
- * aligned) and bit 2 set, so that no key is 0, not even address 0's. */
-#define LOOPSAN_OBJ_SEEN_KEY(addr, cb_slot) ((addr) | (uintptr_t)(cb_slot) | 4u)
+/* The address with its callback slot in the low bits (objects are 8-byte
+ * aligned). An entry never filled has key 0, as address 0's would be, but
+ * its slot is loopsan__obj_no_slot, whose counter (odd) matches no
+ * entry's; one being filled has a key no address has. */
+#define LOOPSAN_OBJ_SEEN_KEY(addr, cb_slot) ((addr) | (uintptr_t)(cb_slot))
+#define LOOPSAN_OBJ_SEEN_FILLING UINTPTR_MAX
+extern const struct loopsan_obj_slot loopsan__obj_no_slot;
 
 /* The thread's histogram sites counted last, by callback address (a loop
  * dispatches a few callbacks in turn: most find theirs at one compare).
@@ -440,6 +444,15 @@ loopsan__dispatch_unwind_flag(const unsigned char *open) {
     call;                                                                                       \
     loopsan__dispatch_leave_with(tsc, loopsan_h_, loopsan_t0_, loopsan_cb_, (slot), (library)); \
     loopsan_open_ = 0;                                                                          \
+  } while (0)
+/* The same for an object the trampolines' lookup found (O): one found in
+ * the thread's cache says the clock is the TSC without asking. */
+#define LOOPSAN_TIMED_CALL_FOUND(o, slot, library, call)                \
+  do {                                                                  \
+    if (LOOPSAN_LIKELY((o).tsc || loopsan__clock_use_tsc))              \
+      LOOPSAN_TIMED_CALL_WITH_(1, (o).id, (o).cb, slot, library, call); \
+    else                                                                \
+      LOOPSAN_TIMED_CALL_WITH_(0, (o).id, (o).cb, slot, library, call); \
   } while (0)
 #define LOOPSAN_TIMED_CALL(obj, cb, slot, library, call)         \
   do {                                                           \

@@ -78,10 +78,15 @@ static LOOPSAN_TLS struct tbuf *my_buf;
 /* (shim.h; an empty histogram cache entry points at a slot nothing
  * matches, histograms.c) */
 #define NO_SITE (&loopsan__hist_no_site)
+/* (and an entry of the lookup cache never filled has a slot whose counter
+ * no entry's matches: shim.h) */
+#define NO_SLOT {.slot = (struct loopsan_obj_slot *)&loopsan__obj_no_slot}
 LOOPSAN_TLS struct loopsan_thread_hot loopsan__hot = {
+    .obj_seen = {NO_SLOT, NO_SLOT, NO_SLOT, NO_SLOT, NO_SLOT, NO_SLOT, NO_SLOT, NO_SLOT},
     .hist_cache = {NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE, NO_SITE}};
-_Static_assert(LOOPSAN_HIST_CACHE == 8, "one NO_SITE an entry");
+_Static_assert(LOOPSAN_HIST_CACHE == 8 && LOOPSAN_OBJ_SEEN == 8, "one NO_SITE, NO_SLOT an entry");
 #undef NO_SITE
+#undef NO_SLOT
 static LOOPSAN_TLS int in_writer; /* our own write(2) must not re-enter */
 static LOOPSAN_TLS int emitting;  /* a record half written (a signal handler must wait) */
 

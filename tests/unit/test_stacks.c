@@ -298,6 +298,9 @@ static void *take_elsewhere(void *addr) {
 }
 
 START_TEST(dispatch_cache_follows_changes) {
+  /* (entries are kept only when the clock is the TSC: see the end) */
+  int tsc = loopsan__clock_use_tsc;
+  loopsan__clock_use_tsc = 1;
   static _Alignas(64) char handle[256];
   void *cb1 = (void *)0x1110, *cb2 = (void *)0x2220, *cb3 = (void *)0x3330;
   struct loopsan_obj o = {.id = 1, .library = 1, .type = 3}, got;
@@ -356,6 +359,22 @@ START_TEST(dispatch_cache_follows_changes) {
   ck_assert_int_eq(loopsan__obj_take(pair + 512, &got), 0);
   /* address 0 (a program's NULL handle): nothing, and no crash */
   dispatch_twice(NULL, LOOPSAN_SLOT_MAIN, 0, NULL);
+  /* a hit says the clock is the TSC: without it, nothing is kept */
+  loopsan__clock_use_tsc = 0;
+  o.id = 6;
+  ck_assert_ptr_nonnull(loopsan__obj_put(pair, &o, 0, NULL));
+  for (int i = 0; i < 2; i++) {
+    ck_assert_ptr_nonnull(loopsan__obj_dispatch(pair, LOOPSAN_SLOT_MAIN, &seen));
+    ck_assert_uint_eq(seen.id, 6);
+    ck_assert_uint_eq(seen.tsc, 0);
+  }
+  loopsan__clock_use_tsc = 1;
+  for (int i = 0; i < 2; i++) {
+    ck_assert_ptr_nonnull(loopsan__obj_dispatch(pair, LOOPSAN_SLOT_MAIN, &seen));
+    ck_assert_uint_eq(seen.tsc, (unsigned)i); /* kept by the first, found by the second */
+  }
+  loopsan__clock_use_tsc = tsc;
+  ck_assert_int_eq(loopsan__obj_take(pair, &got), 0);
 }
 END_TEST
 
