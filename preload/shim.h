@@ -318,22 +318,34 @@ struct loopsan_spill_header *loopsan__region_for_thread(void);
  * reads, so that the dispatch path needs no test for NULL. */
 __attribute__((returns_nonnull)) struct loopsan_spill_header *loopsan__region_or_scratch(void);
 
-/* A dispatch begins at T0: publish it in H (the thread's spill header, made
- * if need be, else a scratch one); returns H, for loopsan__dispatch_leave. Everything a
+/* A dispatch begins (at *T0_OUT, read with the clock TSC says): publish it
+ * in H (the thread's spill header, made if need be, else a scratch one);
+ * returns H, for loopsan__dispatch_leave. Everything a
  * dispatch needs is passed by value and kept in the caller's registers
  * (a struct whose address escaped was stored and reloaded around every
  * callback). */
 static inline __attribute__((always_inline)) struct loopsan_spill_header *
-loopsan__dispatch_enter(uint64_t t0, uint64_t obj, const void *cb, uint32_t slot,
-                        uint32_t library) {
+loopsan__dispatch_enter_with(int tsc, uint64_t *t0_out, uint64_t obj, const void *cb, uint32_t slot,
+                             uint32_t library) {
   struct loopsan_spill_header *h = loopsan__hot.region;
   if (LOOPSAN_UNLIKELY(!h))
     h = loopsan__region_or_scratch();
   uint32_t depth = h->depth;
+  struct loopsan_inflight *e = NULL;
   if (LOOPSAN_LIKELY(depth < LOOPSAN_INFLIGHT_MAX)) {
-    h->inflight[depth] = (struct loopsan_inflight){t0, obj, (uintptr_t)cb, slot, library};
+    /* (what the lookup found first, so that it need not outlive the
+     * clock read in a register) */
+    e = &h->inflight[depth];
+    e->obj = obj;
+    e->cb = (uintptr_t)cb;
+    e->slot = slot;
+    e->library = library;
     loopsan__hot.dispatch_frame[depth] = (uintptr_t)__builtin_frame_address(0);
   }
+  uint64_t t0 = loopsan__now_with(tsc);
+  if (LOOPSAN_LIKELY(e != NULL))
+    e->t0 = t0;
+  *t0_out = t0;
   __atomic_store_n(&h->depth, depth + 1, __ATOMIC_RELEASE);
   h->dispatches[library]++;
   return h;
@@ -438,9 +450,9 @@ loopsan__dispatch_unwind_flag(const unsigned char *open) {
     unsigned char loopsan_open_ __attribute__((cleanup(loopsan__dispatch_unwind_flag))) = 1;    \
     uint64_t loopsan_obj_ = (obj);                                                              \
     const void *loopsan_cb_ = (cb);                                                             \
-    uint64_t loopsan_t0_ = loopsan__now_with(tsc);                                              \
-    struct loopsan_spill_header *loopsan_h_ =                                                   \
-        loopsan__dispatch_enter(loopsan_t0_, loopsan_obj_, loopsan_cb_, (slot), (library));     \
+    uint64_t loopsan_t0_;                                                                       \
+    struct loopsan_spill_header *loopsan_h_ = loopsan__dispatch_enter_with(                     \
+        tsc, &loopsan_t0_, loopsan_obj_, loopsan_cb_, (slot), (library));                       \
     call;                                                                                       \
     loopsan__dispatch_leave_with(tsc, loopsan_h_, loopsan_t0_, loopsan_cb_, (slot), (library)); \
     loopsan_open_ = 0;                                                                          \
@@ -471,8 +483,9 @@ static inline void loopsan__dispatch_begin(struct loopsan_dispatch *d, uint64_t 
   d->slot = slot;
   d->library = library;
   d->open = 1;
-  d->t0 = loopsan__now();
-  d->region = loopsan__dispatch_enter(d->t0, obj, cb, slot, library);
+  uint64_t t0;
+  d->region = loopsan__dispatch_enter_with(loopsan__clock_use_tsc, &t0, obj, cb, slot, library);
+  d->t0 = t0;
 }
 static inline void loopsan__dispatch_end(struct loopsan_dispatch *d) {
   loopsan__dispatch_leave(d->region, d->t0, d->cb, d->slot, d->library);
