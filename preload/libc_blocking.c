@@ -129,8 +129,9 @@ static int (*real_fcntl64)(int, int, ...);
 static int (*real_pthread_mutex_lock)(pthread_mutex_t *);
 static int (*real_pthread_mutex_trylock)(pthread_mutex_t *);
 
-#define RESOLVED(name, ret, params, fail)                        \
-  ret(*real) params = real_##name;                               \
+/* REAL (a variable) holds NAME's real function, resolved if need be, or
+ * the caller returns FAIL. */
+#define RESOLVE_INTO(real, name, ret, params, fail)              \
   if (LOOPSAN_UNLIKELY(!real)) {                                 \
     int saved_ = errno;                                          \
     real = real_##name = (ret(*) params)dlsym(RTLD_NEXT, #name); \
@@ -140,6 +141,9 @@ static int (*real_pthread_mutex_trylock)(pthread_mutex_t *);
       return fail;                                               \
     }                                                            \
   }
+#define RESOLVED(name, ret, params, fail) \
+  ret(*real) params = real_##name;        \
+  RESOLVE_INTO(real, name, ret, params, fail)
 
 /* The real functions, resolved when the shim is loaded (dlsym is not
  * async-signal-safe: a program's first write() may be in a signal
@@ -175,13 +179,7 @@ void loopsan__blocking_init(void) {
   static __attribute__((noinline))                                                  \
   ret timed_##name(uintptr_t ra, ret(*real) params, SPREAD params) {                \
     if (LOOPSAN_UNLIKELY(!real)) {                                                  \
-      int saved_ = errno;                                                           \
-      real = real_##name = (ret(*) params)dlsym(RTLD_NEXT, #name);                  \
-      errno = saved_;                                                               \
-      if (!real) {                                                                  \
-        errno = ENOSYS;                                                             \
-        return fail;                                                                \
-      }                                                                             \
+      RESOLVE_INTO(real, name, ret, params, fail)                                   \
       if (!loopsan__in_callback() || ((fd_expr) != -1 && loopsan__in_iteration()))  \
         return real args;                                                           \
     }                                                                               \
