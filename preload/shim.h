@@ -302,14 +302,14 @@ void loopsan__events_atfork_child(void);
  * callback that never returns is still known after exit or SIGKILL. (No
  * helper thread: a second thread alone makes every epoll_wait of the
  * program slower, see docs/architecture.md.) */
+/* (a dispatch that begins and ends in different functions: its object is
+ * where it was published, loopsan__dispatch_obj) */
 struct loopsan_dispatch {
   uint64_t t0;
-  uint64_t obj;
   const void *cb;
   uint32_t slot;
   uint32_t library;
-  uint32_t open;                       /* begun, not yet ended (see LOOPSAN_DISPATCH) */
-  struct loopsan_spill_header *region; /* where it is published; NULL: nowhere */
+  struct loopsan_spill_header *region; /* where it is published */
 };
 
 /* Give the calling thread its buffer; its spill header, or NULL. */
@@ -478,18 +478,15 @@ loopsan__dispatch_unwind_flag(const unsigned char *open) {
  * GLib source's dispatch, the generic layer's iteration): D holds it. */
 static inline void loopsan__dispatch_begin(struct loopsan_dispatch *d, uint64_t obj, const void *cb,
                                            uint32_t slot, uint32_t library) {
-  d->obj = obj;
   d->cb = cb;
   d->slot = slot;
   d->library = library;
-  d->open = 1;
   uint64_t t0;
   d->region = loopsan__dispatch_enter_with(loopsan__clock_use_tsc, &t0, obj, cb, slot, library);
   d->t0 = t0;
 }
 static inline void loopsan__dispatch_end(struct loopsan_dispatch *d) {
   loopsan__dispatch_leave(d->region, d->t0, d->cb, d->slot, d->library);
-  d->open = 0;
 }
 
 /* ---- libc_wait.c: the generic layer ---- */
